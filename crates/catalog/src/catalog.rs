@@ -1,0 +1,204 @@
+//! The catalog service: the live model, its store, the query engine and the session registry,
+//! and `execute`, which runs a statement string for a session.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+use parking_lot::RwLock;
+use portcullis_store::{Change, Store};
+
+use crate::error::{sqlstate, CatalogError};
+use crate::exec::{bootstrap_changes, plan, Actor};
+use crate::model::CatalogState;
+use crate::query::QueryEngine;
+use crate::sessions::{Session, SessionRegistry};
+use crate::sql::{parse_statements, Statement};
+use crate::value::{Column, QueryResult, StatementResult, Value};
+
+/// Catalog settings from the server's configuration.
+#[derive(Debug, Clone, Copy)]
+pub struct CatalogOptions {
+    /// PBKDF2 iterations of new SCRAM verifiers.
+    pub scram_iterations: u32,
+}
+
+impl Default for CatalogOptions {
+    fn default() -> Self {
+        Self { scram_iterations: 4096 }
+    }
+}
+
+/// The catalog service; shared by every front end.
+pub struct Catalog {
+    store: Arc<dyn Store>,
+    state: RwLock<Arc<CatalogState>>,
+    generation: AtomicU64,
+    writer: tokio::sync::Mutex<()>,
+    engine: QueryEngine,
+    pub sessions: SessionRegistry,
+    pub options: CatalogOptions,
+}
+
+/// Unix seconds now.
+pub fn now() -> i64 {
+    chrono::Utc::now().timestamp()
+}
+
+impl Catalog {
+    /// Loads the catalog from the store.
+    pub async fn open(store: Arc<dyn Store>, options: CatalogOptions) -> Result<Self, CatalogError> {
+        let snap = store.load().await?;
+        Ok(Self {
+            store,
+            state: RwLock::new(Arc::new(CatalogState::new(snap))),
+            generation: AtomicU64::new(1),
+            writer: tokio::sync::Mutex::new(()),
+            engine: QueryEngine::new()?,
+            sessions: SessionRegistry::default(),
+            options,
+        })
+    }
+
+    /// Whether the catalog is empty (first start).
+    pub fn is_empty(&self) -> bool {
+        self.state.read().snap.databases.is_empty()
+    }
+
+    /// Creates the `system` database, its roles and `admin@system` on first start.
+    pub async fn bootstrap(&self, admin_password: &str) -> Result<(), CatalogError> {
+        if admin_password.is_empty() {
+            return Err(CatalogError::invalid("the administrator password must not be empty"));
+        }
+        let changes = bootstrap_changes(admin_password, self.options.scram_iterations, now());
+        self.commit(&changes).await
+    }
+
+    /// The current catalog (a cheap shared copy).
+    pub fn state(&self) -> Arc<CatalogState> {
+        self.state.read().clone()
+    }
+
+    /// Commits changes to the store, then to the live model.
+    pub async fn commit(&self, changes: &[Change]) -> Result<(), CatalogError> {
+        let _guard = self.writer.lock().await;
+        self.commit_locked(changes).await
+    }
+
+    async fn commit_locked(&self, changes: &[Change]) -> Result<(), CatalogError> {
+        if changes.is_empty() {
+            return Ok(());
+        }
+        self.store.apply(changes).await?;
+        let mut next = (*self.state()).clone();
+        next.apply(changes);
+        *self.state.write() = Arc::new(next);
+        self.generation.fetch_add(1, Ordering::AcqRel);
+        for change in changes {
+            if let Change::DeleteDatabase(id) = change {
+                self.sessions.remove_database(*id);
+            }
+        }
+        Ok(())
+    }
+
+    /// Like [`Catalog::commit`], but computes the changes from the state under the writer lock
+    /// (for read-modify-write updates such as failed sign-in counters).
+    pub async fn update<F>(&self, f: F) -> Result<(), CatalogError>
+    where
+        F: FnOnce(&CatalogState) -> Vec<Change>,
+    {
+        let _guard = self.writer.lock().await;
+        let changes = f(&self.state());
+        self.commit_locked(&changes).await
+    }
+
+    /// Runs a statement string (one or more statements) for a session.
+    ///
+    /// The whole string is parsed first: a syntax error runs nothing. Catalog changes are
+    /// collected and committed together, so a failing statement leaves the catalog as it was
+    /// before the string (a query in between commits what came before it, so that it sees it).
+    pub async fn execute(&self, session: &Session, sql: &str, params: &[Value]) -> Result<Vec<StatementResult>, CatalogError> {
+        let statements = parse_statements(sql)?;
+        if !params.is_empty() && statements.iter().any(Statement::is_change) {
+            return Err(CatalogError::new(sqlstate::FEATURE_NOT_SUPPORTED, "parameters are only supported in catalog queries"));
+        }
+        let mut results = Vec::with_capacity(statements.len());
+        let mut pending: Vec<Change> = Vec::new();
+        let mut working: Option<CatalogState> = None;
+        let mut guard = None;
+        for stmt in &statements {
+            if stmt.is_change() {
+                if guard.is_none() {
+                    guard = Some(self.writer.lock().await);
+                }
+                let base = working.get_or_insert_with(|| (*self.state()).clone());
+                let actor = Actor { session, now: now(), scram_iterations: self.options.scram_iterations };
+                let changes = plan(&actor, base, stmt)?;
+                base.apply(&changes);
+                pending.extend(changes);
+                results.push(StatementResult::Command(stmt.tag()));
+                continue;
+            }
+            if !pending.is_empty() {
+                self.commit_locked(&std::mem::take(&mut pending)).await?;
+                working = None;
+            }
+            results.push(match stmt {
+                Statement::Query(text) => StatementResult::Rows(self.query(session, text, params)?),
+                Statement::Show(name) => StatementResult::Rows(show(name)?),
+                other => StatementResult::Command(other.tag()),
+            });
+        }
+        if !pending.is_empty() {
+            self.commit_locked(&pending).await?;
+        }
+        drop(guard);
+        Ok(results)
+    }
+
+    /// Runs one catalog query.
+    pub fn query(&self, session: &Session, sql: &str, params: &[Value]) -> Result<QueryResult, CatalogError> {
+        let state = self.state();
+        let sessions = self.sessions.list();
+        self.engine.run(
+            sql,
+            params,
+            session,
+            &state,
+            self.generation.load(Ordering::Acquire),
+            &sessions,
+            self.sessions.generation(),
+        )
+    }
+
+    /// The result columns of a statement, without running it (for the extended protocol).
+    pub fn describe(&self, sql: &str) -> Result<Vec<Column>, CatalogError> {
+        let statements = parse_statements(sql)?;
+        match statements.as_slice() {
+            [Statement::Query(text)] => self.engine.describe(text),
+            [Statement::Show(name)] => Ok(show(name)?.columns),
+            _ => Ok(Vec::new()),
+        }
+    }
+}
+
+/// `SHOW name` for the parameters clients ask about.
+fn show(name: &str) -> Result<QueryResult, CatalogError> {
+    let value = match name {
+        "server_version" => "16.6",
+        "server_encoding" | "client_encoding" => "UTF8",
+        "transaction_isolation" | "default_transaction_isolation" => "read committed",
+        "standard_conforming_strings" => "on",
+        "datestyle" => "ISO, YMD",
+        "timezone" => "Etc/UTC",
+        "integer_datetimes" => "on",
+        "max_identifier_length" => "63",
+        _ => {
+            return Err(CatalogError::new(sqlstate::UNDEFINED_OBJECT, format!("unrecognized configuration parameter \"{name}\"")));
+        }
+    };
+    Ok(QueryResult {
+        columns: vec![Column { name: name.to_owned(), kind: crate::value::ColumnType::Text }],
+        rows: vec![vec![Value::Text(value.to_owned())]],
+    })
+}

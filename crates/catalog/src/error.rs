@@ -1,0 +1,87 @@
+//! The catalog's error: an SQLSTATE, a message safe to show the client, and an optional position.
+
+use portcullis_store::StoreError;
+
+/// SQLSTATE codes the catalog produces (DESIGN.md, "Errors clients see").
+pub mod sqlstate {
+    pub const SYNTAX_ERROR: &str = "42601";
+    pub const INSUFFICIENT_PRIVILEGE: &str = "42501";
+    pub const UNDEFINED_OBJECT: &str = "42704";
+    pub const DUPLICATE_OBJECT: &str = "42710";
+    pub const INVALID_CATALOG_NAME: &str = "3D000";
+    pub const INVALID_PASSWORD: &str = "28P01";
+    pub const INVALID_AUTHORIZATION: &str = "28000";
+    pub const INVALID_PARAMETER_VALUE: &str = "22023";
+    pub const FEATURE_NOT_SUPPORTED: &str = "0A000";
+    pub const UNDEFINED_TABLE: &str = "42P01";
+    pub const QUERY_CANCELED: &str = "57014";
+    pub const INTERNAL_ERROR: &str = "XX000";
+    pub const PROGRAM_LIMIT_EXCEEDED: &str = "54000";
+    pub const DEPENDENT_OBJECTS: &str = "2BP01";
+}
+
+/// An error a statement or a sign-in ends with.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{message}")]
+pub struct CatalogError {
+    pub sqlstate: &'static str,
+    pub message: String,
+    /// 1-based character position in the statement text, for syntax errors.
+    pub position: Option<usize>,
+}
+
+impl CatalogError {
+    pub fn new(sqlstate: &'static str, message: impl Into<String>) -> Self {
+        Self {
+            sqlstate,
+            message: message.into(),
+            position: None,
+        }
+    }
+
+    pub fn syntax(message: impl Into<String>, position: usize) -> Self {
+        Self {
+            sqlstate: sqlstate::SYNTAX_ERROR,
+            message: message.into(),
+            position: Some(position),
+        }
+    }
+
+    pub fn undefined(kind: &str, name: &str) -> Self {
+        let state = if kind == "database" {
+            sqlstate::INVALID_CATALOG_NAME
+        } else {
+            sqlstate::UNDEFINED_OBJECT
+        };
+        Self::new(state, format!("{kind} \"{name}\" does not exist"))
+    }
+
+    pub fn duplicate(kind: &str, name: &str) -> Self {
+        Self::new(
+            sqlstate::DUPLICATE_OBJECT,
+            format!("{kind} \"{name}\" already exists"),
+        )
+    }
+
+    pub fn denied(what: impl Into<String>) -> Self {
+        Self::new(
+            sqlstate::INSUFFICIENT_PRIVILEGE,
+            format!("permission denied: {}", what.into()),
+        )
+    }
+
+    pub fn invalid(message: impl Into<String>) -> Self {
+        Self::new(sqlstate::INVALID_PARAMETER_VALUE, message)
+    }
+
+    pub fn internal(message: impl Into<String>) -> Self {
+        Self::new(sqlstate::INTERNAL_ERROR, message)
+    }
+}
+
+impl From<StoreError> for CatalogError {
+    fn from(e: StoreError) -> Self {
+        tracing::error!(error = %e, "catalog store failed");
+        Self::internal("the catalog store failed; the change was not made")
+    }
+}

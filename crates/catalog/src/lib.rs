@@ -1,0 +1,25 @@
+//! The catalog: databases, users, groups, roles, privileges and password settings; the admin
+//! SQL dialect that changes them; catalog queries over the `sys` tables; and live sessions.
+//!
+//! Nothing here knows about a wire protocol: front ends hand in statement text and get back
+//! [`StatementResult`]s or a [`CatalogError`] carrying its SQLSTATE.
+
+mod catalog;
+pub mod credential;
+pub mod error;
+mod exec;
+pub mod model;
+pub mod names;
+pub mod privileges;
+mod query;
+pub mod sessions;
+pub mod settings;
+pub mod sql;
+pub mod value;
+
+pub use catalog::{now, Catalog, CatalogOptions};
+pub use error::CatalogError;
+pub use exec::policy_for;
+pub use query::timestamp;
+pub use sessions::{AuthMethod, Protocol, Session, SessionRegistry};
+pub use value::{Column, ColumnType, QueryResult, StatementResult, Value};

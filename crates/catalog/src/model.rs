@@ -1,0 +1,263 @@
+//! The live catalog in memory: the store's snapshot plus lookups, kept in step with the store
+//! by applying the same [`Change`]s after they commit.
+
+use portcullis_store::*;
+
+/// Built-in role names.
+pub mod roles {
+    pub const SYSTEM_ADMINISTRATOR: &str = "system_administrator";
+    pub const SECURITY_ADMINISTRATOR: &str = "security_administrator";
+    pub const DATABASE_ADMINISTRATOR: &str = "database_administrator";
+    pub const PUBLIC_ROLE: &str = "public_role";
+}
+
+/// The name of the system database.
+pub const SYSTEM_DATABASE: &str = "system";
+
+/// User states (seed 003 / vendor password settings).
+pub mod user_state {
+    pub const ACTIVE: &str = "ACTIVE";
+    pub const PASSWORD_EXPIRED: &str = "PASSWORD_EXPIRED";
+    pub const DISABLED: &str = "DISABLED";
+}
+
+/// The whole catalog, in memory.
+#[derive(Debug, Clone, Default)]
+pub struct CatalogState {
+    pub snap: Snapshot,
+}
+
+impl CatalogState {
+    pub fn new(snap: Snapshot) -> Self {
+        Self { snap }
+    }
+
+    pub fn database(&self, name: &str) -> Option<&DatabaseRecord> {
+        self.snap.databases.iter().find(|d| d.name == name)
+    }
+
+    pub fn database_by_id(&self, id: i64) -> Option<&DatabaseRecord> {
+        self.snap.databases.iter().find(|d| d.id == id)
+    }
+
+    pub fn database_name(&self, id: i64) -> &str {
+        self.database_by_id(id).map(|d| d.name.as_str()).unwrap_or("?")
+    }
+
+    pub fn user(&self, database_id: i64, name: &str) -> Option<&UserRecord> {
+        self.snap
+            .users
+            .iter()
+            .find(|u| u.database_id == database_id && u.name == name)
+    }
+
+    pub fn user_by_id(&self, id: i64) -> Option<&UserRecord> {
+        self.snap.users.iter().find(|u| u.id == id)
+    }
+
+    pub fn group(&self, database_id: i64, name: &str) -> Option<&GroupRecord> {
+        self.snap
+            .groups
+            .iter()
+            .find(|g| g.database_id == database_id && g.name == name)
+    }
+
+    pub fn group_by_id(&self, id: i64) -> Option<&GroupRecord> {
+        self.snap.groups.iter().find(|g| g.id == id)
+    }
+
+    pub fn role(&self, database_id: i64, name: &str) -> Option<&RoleRecord> {
+        self.snap
+            .roles
+            .iter()
+            .find(|r| r.database_id == database_id && r.name == name)
+    }
+
+    pub fn role_by_id(&self, id: i64) -> Option<&RoleRecord> {
+        self.snap.roles.iter().find(|r| r.id == id)
+    }
+
+    /// `name@database` of a user.
+    pub fn user_fqun(&self, user: &UserRecord) -> String {
+        format!("{}@{}", user.name, self.database_name(user.database_id))
+    }
+
+    /// The groups a user is in.
+    pub fn groups_of(&self, user_id: i64) -> Vec<&GroupRecord> {
+        self.snap
+            .group_members
+            .iter()
+            .filter(|m| m.user_id == user_id)
+            .filter_map(|m| self.group_by_id(m.group_id))
+            .collect()
+    }
+
+    /// The roles held by any of the principals.
+    pub fn roles_of(&self, principals: &[PrincipalRef]) -> Vec<&RoleRecord> {
+        let mut ids: Vec<i64> = self
+            .snap
+            .role_members
+            .iter()
+            .filter(|m| principals.contains(&m.member))
+            .map(|m| m.role_id)
+            .collect();
+        ids.sort_unstable();
+        ids.dedup();
+        ids.into_iter().filter_map(|id| self.role_by_id(id)).collect()
+    }
+
+    /// Previous verifiers of a user, newest first.
+    pub fn password_history(&self, user_id: i64) -> Vec<&str> {
+        let mut list: Vec<&str> = self
+            .snap
+            .password_history
+            .iter()
+            .filter(|h| h.user_id == user_id)
+            .map(|h| h.verifier.as_str())
+            .collect();
+        list.reverse();
+        list
+    }
+
+    /// The next free id (ids are unique across all kinds, which keeps logs unambiguous).
+    pub fn next_id(&self) -> i64 {
+        let s = &self.snap;
+        let max = [
+            s.databases.iter().map(|d| d.id).max(),
+            s.users.iter().map(|u| u.id).max(),
+            s.groups.iter().map(|g| g.id).max(),
+            s.roles.iter().map(|r| r.id).max(),
+        ]
+        .into_iter()
+        .flatten()
+        .max()
+        .unwrap_or(0);
+        max + 1
+    }
+
+    /// Applies committed changes, with the same cascades as the store.
+    pub fn apply(&mut self, changes: &[Change]) {
+        for change in changes {
+            self.apply_one(change);
+        }
+    }
+
+    fn forget(&mut self, grantee: PrincipalRef, object: Option<ObjectRef>, scope: Option<ScopeRef>) {
+        let s = &mut self.snap;
+        s.grants
+            .retain(|g| g.grantee != grantee && Some(g.object) != object);
+        s.role_members.retain(|m| m.member != grantee);
+        if let Some(scope) = scope {
+            s.settings.retain(|r| r.scope != scope);
+        }
+    }
+
+    fn apply_one(&mut self, change: &Change) {
+        match change {
+            Change::PutDatabase(d) => upsert(&mut self.snap.databases, d.clone(), |x| x.id == d.id),
+            Change::DeleteDatabase(id) => {
+                let users: Vec<i64> = ids(&self.snap.users, |u| u.database_id == *id, |u| u.id);
+                let groups: Vec<i64> = ids(&self.snap.groups, |g| g.database_id == *id, |g| g.id);
+                let roles: Vec<i64> = ids(&self.snap.roles, |r| r.database_id == *id, |r| r.id);
+                for u in users {
+                    self.apply_one(&Change::DeleteUser(u));
+                }
+                for g in groups {
+                    self.apply_one(&Change::DeleteGroup(g));
+                }
+                for r in roles {
+                    self.forget(PrincipalRef::Role(r), None, None);
+                    self.snap.role_members.retain(|m| m.role_id != r);
+                }
+                self.snap.roles.retain(|r| r.database_id != *id);
+                let s = &mut self.snap;
+                s.grants.retain(|g| g.object != ObjectRef::Database(*id));
+                s.settings.retain(|r| r.scope != ScopeRef::Database(*id));
+                s.databases.retain(|d| d.id != *id);
+            }
+            Change::PutUser(u) => upsert(&mut self.snap.users, u.clone(), |x| x.id == u.id),
+            Change::DeleteUser(id) => {
+                self.forget(PrincipalRef::User(*id), Some(ObjectRef::User(*id)), None);
+                let s = &mut self.snap;
+                s.group_members.retain(|m| m.user_id != *id);
+                s.password_history.retain(|h| h.user_id != *id);
+                s.users.retain(|u| u.id != *id);
+            }
+            Change::PutGroup(g) => upsert(&mut self.snap.groups, g.clone(), |x| x.id == g.id),
+            Change::DeleteGroup(id) => {
+                self.forget(
+                    PrincipalRef::Group(*id),
+                    Some(ObjectRef::Group(*id)),
+                    Some(ScopeRef::Group(*id)),
+                );
+                let s = &mut self.snap;
+                s.group_members.retain(|m| m.group_id != *id);
+                s.groups.retain(|g| g.id != *id);
+            }
+            Change::PutRole(r) => upsert(&mut self.snap.roles, r.clone(), |x| x.id == r.id),
+            Change::AddGrant(g) => {
+                let exists = self.snap.grants.iter().any(|x| {
+                    x.grantee == g.grantee && x.privilege == g.privilege && x.object == g.object
+                });
+                if !exists {
+                    self.snap.grants.push(g.clone());
+                }
+            }
+            Change::RemoveGrant {
+                grantee,
+                privilege,
+                object,
+            } => self.snap.grants.retain(|x| {
+                !(x.grantee == *grantee && &x.privilege == privilege && x.object == *object)
+            }),
+            Change::AddGroupMember(m) => {
+                if !self.snap.group_members.contains(m) {
+                    self.snap.group_members.push(*m);
+                }
+            }
+            Change::RemoveGroupMember(m) => self.snap.group_members.retain(|x| x != m),
+            Change::AddRoleMember(m) => {
+                if !self.snap.role_members.contains(m) {
+                    self.snap.role_members.push(*m);
+                }
+            }
+            Change::RemoveRoleMember(m) => self.snap.role_members.retain(|x| x != m),
+            Change::PutSetting(r) => upsert(&mut self.snap.settings, r.clone(), |x| {
+                x.scope == r.scope && x.name == r.name
+            }),
+            Change::RemoveSetting { scope, name } => self
+                .snap
+                .settings
+                .retain(|x| !(x.scope == *scope && &x.name == name)),
+            Change::AddPasswordHistory(h) => self.snap.password_history.push(h.clone()),
+            Change::TrimPasswordHistory { user_id, keep } => {
+                let total = self
+                    .snap
+                    .password_history
+                    .iter()
+                    .filter(|h| h.user_id == *user_id)
+                    .count();
+                let mut drop = total.saturating_sub(*keep);
+                self.snap.password_history.retain(|h| {
+                    if h.user_id == *user_id && drop > 0 {
+                        drop -= 1;
+                        false
+                    } else {
+                        true
+                    }
+                });
+            }
+        }
+    }
+}
+
+fn upsert<T>(list: &mut Vec<T>, item: T, same: impl Fn(&T) -> bool) {
+    match list.iter_mut().find(|x| same(x)) {
+        Some(slot) => *slot = item,
+        None => list.push(item),
+    }
+}
+
+fn ids<T>(list: &[T], keep: impl Fn(&T) -> bool, id: impl Fn(&T) -> i64) -> Vec<i64> {
+    list.iter().filter(|x| keep(x)).map(id).collect()
+}

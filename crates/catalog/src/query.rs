@@ -1,0 +1,534 @@
+//! Catalog queries: `SELECT`s over the `sys` tables, run by SQLite on an in-memory copy of the
+//! catalog. The copy holds no password verifier, and an authorizer lets a query read only the
+//! `sys` tables — no writes, no PRAGMA, no ATTACH. A progress handler stops runaway queries.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use parking_lot::Mutex;
+use rusqlite::functions::FunctionFlags;
+use rusqlite::hooks::{AuthAction, AuthContext, Authorization};
+use rusqlite::limits::Limit;
+use rusqlite::types::ValueRef;
+use rusqlite::{params, Connection};
+
+use crate::error::{sqlstate, CatalogError};
+use crate::model::CatalogState;
+use crate::sessions::Session;
+use crate::value::{Column, ColumnType, QueryResult, Value};
+
+/// How long one catalog query may run.
+const QUERY_TIME_LIMIT: Duration = Duration::from_secs(5);
+/// The most rows one catalog query may return.
+pub const MAX_ROWS: usize = 100_000;
+
+const SCHEMA: &str = r#"
+CREATE TABLE sys.databases (id INTEGER, name TEXT, created_at TEXT);
+CREATE TABLE sys.users (id INTEGER, name TEXT, fqun TEXT, database_id INTEGER,
+    database_name TEXT, first_name TEXT, last_name TEXT, email TEXT, state TEXT,
+    failed_attempts INTEGER, password_set_at TEXT, created_at TEXT);
+CREATE TABLE sys.groups (id INTEGER, name TEXT, fqgn TEXT, database_id INTEGER,
+    database_name TEXT, created_at TEXT);
+CREATE TABLE sys.group_members (group_id INTEGER, group_name TEXT, user_id INTEGER,
+    user_name TEXT);
+CREATE TABLE sys.roles (id INTEGER, name TEXT, database_id INTEGER, database_name TEXT,
+    description TEXT);
+CREATE TABLE sys.role_members (role_id INTEGER, role_name TEXT, member_type TEXT,
+    member_id INTEGER, member_name TEXT);
+CREATE TABLE sys.privileges (privilege TEXT, object_type TEXT, object_id INTEGER,
+    object_name TEXT, grantee_type TEXT, grantee_id INTEGER, grantee TEXT, grantor TEXT,
+    granted_at TEXT);
+CREATE TABLE sys.password_settings (scope TEXT, scope_id INTEGER, scope_name TEXT,
+    name TEXT, value INTEGER);
+CREATE TABLE sys.sessions (id TEXT, user_id INTEGER, user TEXT, database TEXT,
+    database_id INTEGER, authentication_method TEXT, protocol TEXT, peer TEXT,
+    start_time TEXT, expires_at TEXT);
+"#;
+
+/// What the session functions (`CURRENT_USER()` …) answer during one query.
+#[derive(Debug, Default, Clone)]
+struct SessionView {
+    id: String,
+    user: String,
+    database: String,
+    groups: String,
+    roles: String,
+}
+
+/// The in-memory query engine. One connection, used by one query at a time.
+pub struct QueryEngine {
+    inner: Mutex<EngineInner>,
+    view: Arc<Mutex<SessionView>>,
+}
+
+struct EngineInner {
+    conn: Connection,
+    catalog_generation: u64,
+    session_generation: u64,
+    deadline: Arc<Mutex<Instant>>,
+}
+
+pub fn timestamp(secs: i64) -> String {
+    chrono::DateTime::from_timestamp(secs, 0)
+        .map(|t| t.format("%Y-%m-%d %H:%M:%S+00").to_string())
+        .unwrap_or_default()
+}
+
+impl QueryEngine {
+    pub fn new() -> Result<Self, CatalogError> {
+        let conn = Connection::open_in_memory().map_err(internal)?;
+        conn.execute("ATTACH DATABASE ':memory:' AS sys", [])
+            .map_err(internal)?;
+        conn.execute_batch(SCHEMA).map_err(internal)?;
+        conn.set_limit(Limit::SQLITE_LIMIT_LENGTH, 16 << 20);
+        conn.set_limit(Limit::SQLITE_LIMIT_SQL_LENGTH, 1 << 20);
+        conn.set_limit(Limit::SQLITE_LIMIT_ATTACHED, 2);
+        let view = Arc::new(Mutex::new(SessionView::default()));
+        register_functions(&conn, &view).map_err(internal)?;
+        conn.authorizer(Some(read_only_sys));
+        let deadline = Arc::new(Mutex::new(Instant::now()));
+        let progress_deadline = deadline.clone();
+        conn.progress_handler(
+            10_000,
+            Some(move || Instant::now() > *progress_deadline.lock()),
+        );
+        Ok(Self {
+            inner: Mutex::new(EngineInner {
+                conn,
+                catalog_generation: u64::MAX,
+                session_generation: u64::MAX,
+                deadline,
+            }),
+            view,
+        })
+    }
+
+    /// Describes a query's result columns without running it.
+    pub fn describe(&self, sql: &str) -> Result<Vec<Column>, CatalogError> {
+        let inner = self.inner.lock();
+        let sql = rewrite_placeholders(sql);
+        let stmt = inner.prepare_guarded(&sql)?;
+        Ok(columns_of(&stmt))
+    }
+
+    /// Runs a query for a session. `refresh` is called when the copy is stale, with the
+    /// generation numbers the copy has, and loads the catalog and session tables if needed.
+    #[allow(clippy::too_many_arguments)]
+    pub fn run(
+        &self,
+        sql: &str,
+        params: &[Value],
+        session: &Session,
+        state: &CatalogState,
+        catalog_generation: u64,
+        sessions: &[Arc<Session>],
+        session_generation: u64,
+    ) -> Result<QueryResult, CatalogError> {
+        let mut inner = self.inner.lock();
+        let stale_catalog = inner.catalog_generation != catalog_generation;
+        let stale_sessions = inner.session_generation != session_generation;
+        if stale_catalog || stale_sessions {
+            // The copy is written with the authorizer off; queries never run without it.
+            inner.conn.authorizer(None::<fn(AuthContext<'_>) -> Authorization>);
+            let loaded = (|| {
+                if stale_catalog {
+                    load_catalog(&mut inner.conn, state)?;
+                }
+                if stale_sessions {
+                    load_sessions(&mut inner.conn, sessions)?;
+                }
+                Ok(())
+            })();
+            inner.conn.authorizer(Some(read_only_sys));
+            loaded.map_err(internal)?;
+            inner.catalog_generation = catalog_generation;
+            inner.session_generation = session_generation;
+        }
+        *self.view.lock() = session_view(session, state);
+        let sql = rewrite_placeholders(sql);
+        *inner.deadline.lock() = Instant::now() + QUERY_TIME_LIMIT;
+        let mut stmt = inner.prepare_guarded(&sql)?;
+        let columns = columns_of(&stmt);
+        if stmt.parameter_count() != params.len() {
+            return Err(CatalogError::new(
+                sqlstate::SYNTAX_ERROR,
+                format!(
+                    "the query has {} parameters but {} values were given",
+                    stmt.parameter_count(),
+                    params.len()
+                ),
+            ));
+        }
+        for (i, p) in params.iter().enumerate() {
+            let bound = match p {
+                Value::Null => stmt.raw_bind_parameter(i + 1, rusqlite::types::Null),
+                Value::Bool(b) => stmt.raw_bind_parameter(i + 1, *b),
+                Value::Int(n) => stmt.raw_bind_parameter(i + 1, *n),
+                Value::Float(f) => stmt.raw_bind_parameter(i + 1, *f),
+                Value::Text(s) => stmt.raw_bind_parameter(i + 1, s.as_str()),
+            };
+            bound.map_err(query_error)?;
+        }
+        let mut rows = Vec::new();
+        let mut cursor = stmt.raw_query();
+        while let Some(row) = cursor.next().map_err(query_error)? {
+            if rows.len() >= MAX_ROWS {
+                return Err(CatalogError::new(
+                    sqlstate::PROGRAM_LIMIT_EXCEEDED,
+                    format!("the query returns more than {MAX_ROWS} rows; add a LIMIT"),
+                ));
+            }
+            let mut out = Vec::with_capacity(columns.len());
+            for (i, col) in columns.iter().enumerate() {
+                let v = row.get_ref(i).map_err(query_error)?;
+                out.push(to_value(v, col.kind));
+            }
+            rows.push(out);
+        }
+        Ok(QueryResult { columns, rows })
+    }
+}
+
+impl EngineInner {
+    fn prepare_guarded<'a>(&'a self, sql: &str) -> Result<rusqlite::Statement<'a>, CatalogError> {
+        let prepared = self.conn.prepare(sql);
+        let stmt = prepared.map_err(query_error)?;
+        if !stmt.readonly() {
+            return Err(not_a_read());
+        }
+        Ok(stmt)
+    }
+}
+
+fn read_only_sys(ctx: AuthContext<'_>) -> Authorization {
+    match ctx.action {
+        AuthAction::Select | AuthAction::Recursive => Authorization::Allow,
+        AuthAction::Read { .. } if ctx.database_name == Some("sys") => Authorization::Allow,
+        AuthAction::Function { function_name } => {
+            if function_name.eq_ignore_ascii_case("load_extension") {
+                Authorization::Deny
+            } else {
+                Authorization::Allow
+            }
+        }
+        _ => Authorization::Deny,
+    }
+}
+
+fn not_a_read() -> CatalogError {
+    CatalogError::denied("catalog queries may only read the sys tables")
+}
+
+fn internal(e: rusqlite::Error) -> CatalogError {
+    tracing::error!(error = %e, "query engine failed");
+    CatalogError::internal("the catalog query engine failed")
+}
+
+/// Maps SQLite's complaint to an SQLSTATE and a message that names no internals.
+fn query_error(e: rusqlite::Error) -> CatalogError {
+    match &e {
+        rusqlite::Error::SqlInputError {
+            msg, offset, sql, ..
+        } => {
+            let state = if msg.contains("no such table") {
+                sqlstate::UNDEFINED_TABLE
+            } else if msg.contains("no such column") {
+                "42703"
+            } else if msg.contains("no such function") || msg.contains("wrong number of arguments")
+            {
+                "42883"
+            } else {
+                sqlstate::SYNTAX_ERROR
+            };
+            let position = usize::try_from(*offset)
+                .ok()
+                .and_then(|o| sql.get(..o))
+                .map(|s| s.chars().count() + 1);
+            CatalogError {
+                sqlstate: state,
+                message: msg.clone(),
+                position,
+            }
+        }
+        rusqlite::Error::SqliteFailure(err, msg) => match err.code {
+            rusqlite::ErrorCode::AuthorizationForStatementDenied => not_a_read(),
+            rusqlite::ErrorCode::OperationInterrupted => CatalogError::new(
+                sqlstate::QUERY_CANCELED,
+                "the query ran longer than the catalog query time limit and was stopped",
+            ),
+            rusqlite::ErrorCode::TooBig => CatalogError::new(
+                sqlstate::PROGRAM_LIMIT_EXCEEDED,
+                "a value in the query is too large",
+            ),
+            _ => {
+                let text = msg.clone().unwrap_or_else(|| err.to_string());
+                let state = if text.contains("no such table") {
+                    sqlstate::UNDEFINED_TABLE
+                } else if text.contains("not authorized") {
+                    return not_a_read();
+                } else {
+                    "22000"
+                };
+                CatalogError::new(state, text)
+            }
+        },
+        rusqlite::Error::MultipleStatement => {
+            CatalogError::new(sqlstate::SYNTAX_ERROR, "one statement at a time")
+        }
+        _ => CatalogError::new("22000", e.to_string()),
+    }
+}
+
+fn columns_of(stmt: &rusqlite::Statement<'_>) -> Vec<Column> {
+    stmt.columns()
+        .iter()
+        .map(|c| Column {
+            name: c.name().to_owned(),
+            kind: match c.decl_type().map(str::to_ascii_uppercase).as_deref() {
+                Some("INTEGER") => ColumnType::Int,
+                _ => ColumnType::Text,
+            },
+        })
+        .collect()
+}
+
+fn to_value(v: ValueRef<'_>, kind: ColumnType) -> Value {
+    match (v, kind) {
+        (ValueRef::Null, _) => Value::Null,
+        (ValueRef::Integer(i), ColumnType::Int) => Value::Int(i),
+        (ValueRef::Integer(i), _) => Value::Text(i.to_string()),
+        (ValueRef::Real(f), _) => Value::Text(f.to_string()),
+        (ValueRef::Text(t), _) => Value::Text(String::from_utf8_lossy(t).into_owned()),
+        (ValueRef::Blob(b), _) => Value::Text(format!(
+            "\\x{}",
+            b.iter().map(|x| format!("{x:02x}")).collect::<String>()
+        )),
+    }
+}
+
+/// PostgreSQL clients number parameters `$1`; SQLite reads `?1` positionally.
+fn rewrite_placeholders(sql: &str) -> String {
+    let mut out = String::with_capacity(sql.len());
+    let mut chars = sql.chars().peekable();
+    let mut quote: Option<char> = None;
+    while let Some(ch) = chars.next() {
+        match quote {
+            Some(q) => {
+                if ch == q {
+                    quote = None;
+                }
+                out.push(ch);
+            }
+            None => match ch {
+                '\'' | '"' => {
+                    quote = Some(ch);
+                    out.push(ch);
+                }
+                '$' if chars.peek().is_some_and(|c| c.is_ascii_digit()) => out.push('?'),
+                _ => out.push(ch),
+            },
+        }
+    }
+    out
+}
+
+fn register_functions(conn: &Connection, view: &Arc<Mutex<SessionView>>) -> rusqlite::Result<()> {
+    let flags = FunctionFlags::SQLITE_UTF8;
+    type Getter = fn(&SessionView) -> String;
+    let getters: [(&str, Getter); 5] = [
+        ("current_user", |v| v.user.clone()),
+        ("current_database", |v| v.database.clone()),
+        ("current_session_id", |v| v.id.clone()),
+        ("current_groups", |v| v.groups.clone()),
+        ("current_roles", |v| v.roles.clone()),
+    ];
+    for (name, get) in getters {
+        let view = view.clone();
+        conn.create_scalar_function(name, 0, flags, move |_| Ok(get(&view.lock())))?;
+    }
+    conn.create_scalar_function("version", 0, flags | FunctionFlags::SQLITE_DETERMINISTIC, |_| {
+        Ok(format!(
+            "Portcullis {} (PostgreSQL 16 protocol)",
+            env!("CARGO_PKG_VERSION")
+        ))
+    })?;
+    Ok(())
+}
+
+fn session_view(session: &Session, state: &CatalogState) -> SessionView {
+    let groups: Vec<String> = state
+        .groups_of(session.user_id)
+        .iter()
+        .map(|g| format!("{}@{}", g.name, state.database_name(g.database_id)))
+        .collect();
+    let principals = crate::privileges::principals_of(state, session.user_id, session.database_id);
+    let roles: Vec<String> = principals
+        .iter()
+        .filter_map(|p| match p {
+            portcullis_store::PrincipalRef::Role(id) => state.role_by_id(*id),
+            _ => None,
+        })
+        .map(|r| format!("{}@{}", r.name, state.database_name(r.database_id)))
+        .collect();
+    SessionView {
+        id: session.id.clone(),
+        user: session.user.clone(),
+        database: session.database.clone(),
+        groups: groups.join(","),
+        roles: roles.join(","),
+    }
+}
+
+fn load_catalog(conn: &mut Connection, state: &CatalogState) -> rusqlite::Result<()> {
+    use portcullis_store::{ObjectRef, PrincipalRef, ScopeRef};
+    let s = &state.snap;
+    let tx = conn.transaction()?;
+    for table in [
+        "databases",
+        "users",
+        "groups",
+        "group_members",
+        "roles",
+        "role_members",
+        "privileges",
+        "password_settings",
+    ] {
+        tx.execute(&format!("DELETE FROM sys.{table}"), [])?;
+    }
+    {
+        let mut st = tx.prepare("INSERT INTO sys.databases VALUES (?1, ?2, ?3)")?;
+        for d in &s.databases {
+            st.execute(params![d.id, d.name, timestamp(d.created_at)])?;
+        }
+        let mut st = tx.prepare(
+            "INSERT INTO sys.users VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
+        )?;
+        for u in &s.users {
+            st.execute(params![
+                u.id,
+                u.name,
+                state.user_fqun(u),
+                u.database_id,
+                state.database_name(u.database_id),
+                u.first_name,
+                u.last_name,
+                u.email,
+                u.state,
+                u.failed_attempts,
+                timestamp(u.password_set_at),
+                timestamp(u.created_at)
+            ])?;
+        }
+        let mut st = tx.prepare("INSERT INTO sys.groups VALUES (?1, ?2, ?3, ?4, ?5, ?6)")?;
+        for g in &s.groups {
+            let db = state.database_name(g.database_id);
+            st.execute(params![
+                g.id,
+                g.name,
+                format!("{}@{db}", g.name),
+                g.database_id,
+                db,
+                timestamp(g.created_at)
+            ])?;
+        }
+        let mut st = tx.prepare("INSERT INTO sys.group_members VALUES (?1, ?2, ?3, ?4)")?;
+        for m in &s.group_members {
+            let group = state.group_by_id(m.group_id).map(|g| g.name.clone());
+            let user = state.user_by_id(m.user_id).map(|u| state.user_fqun(u));
+            st.execute(params![m.group_id, group, m.user_id, user])?;
+        }
+        let mut st = tx.prepare("INSERT INTO sys.roles VALUES (?1, ?2, ?3, ?4, ?5)")?;
+        for r in &s.roles {
+            st.execute(params![
+                r.id,
+                r.name,
+                r.database_id,
+                state.database_name(r.database_id),
+                r.description
+            ])?;
+        }
+        let principal = |p: &PrincipalRef| -> (&'static str, i64, Option<String>) {
+            match *p {
+                PrincipalRef::User(id) => ("USER", id, state.user_by_id(id).map(|u| state.user_fqun(u))),
+                PrincipalRef::Group(id) => ("GROUP", id, state.group_by_id(id).map(|g| format!("{}@{}", g.name, state.database_name(g.database_id)))),
+                PrincipalRef::Role(id) => ("ROLE", id, state.role_by_id(id).map(|r| format!("{}@{}", r.name, state.database_name(r.database_id)))),
+            }
+        };
+        let mut st = tx.prepare("INSERT INTO sys.role_members VALUES (?1, ?2, ?3, ?4, ?5)")?;
+        for m in &s.role_members {
+            let role = state.role_by_id(m.role_id).map(|r| r.name.clone());
+            let (kind, id, name) = principal(&m.member);
+            st.execute(params![m.role_id, role, kind, id, name])?;
+        }
+        let mut st = tx.prepare(
+            "INSERT INTO sys.privileges VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+        )?;
+        for g in &s.grants {
+            let (object_type, object_id, object_name) = match g.object {
+                ObjectRef::System => ("SYSTEM", None, None),
+                ObjectRef::Database(id) => ("DATABASE", Some(id), Some(state.database_name(id).to_owned())),
+                ObjectRef::User(id) => ("USER", Some(id), state.user_by_id(id).map(|u| state.user_fqun(u))),
+                ObjectRef::Group(id) => ("GROUP", Some(id), state.group_by_id(id).map(|x| format!("{}@{}", x.name, state.database_name(x.database_id)))),
+            };
+            let (kind, id, name) = principal(&g.grantee);
+            st.execute(params![
+                g.privilege,
+                object_type,
+                object_id,
+                object_name,
+                kind,
+                id,
+                name,
+                g.grantor,
+                timestamp(g.granted_at)
+            ])?;
+        }
+        let mut st =
+            tx.prepare("INSERT INTO sys.password_settings VALUES (?1, ?2, ?3, ?4, ?5)")?;
+        for r in &s.settings {
+            let (scope, id, name) = match r.scope {
+                ScopeRef::System => ("SYSTEM", None, None),
+                ScopeRef::Database(id) => ("DATABASE", Some(id), Some(state.database_name(id).to_owned())),
+                ScopeRef::Group(id) => ("GROUP", Some(id), state.group_by_id(id).map(|x| format!("{}@{}", x.name, state.database_name(x.database_id)))),
+            };
+            st.execute(params![scope, id, name, r.name, r.value])?;
+        }
+    }
+    tx.commit()
+}
+
+fn load_sessions(conn: &mut Connection, sessions: &[Arc<Session>]) -> rusqlite::Result<()> {
+    let tx = conn.transaction()?;
+    tx.execute("DELETE FROM sys.sessions", [])?;
+    {
+        let mut st = tx.prepare(
+            "INSERT INTO sys.sessions VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+        )?;
+        for s in sessions {
+            st.execute(params![
+                s.id,
+                s.user_id,
+                s.user,
+                s.database,
+                s.database_id,
+                s.method.name(),
+                s.protocol.name(),
+                s.peer,
+                timestamp(s.started_at),
+                s.expires_at.map(timestamp)
+            ])?;
+        }
+    }
+    tx.commit()
+}
+
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn placeholders_are_rewritten_outside_quotes() {
+        assert_eq!(rewrite_placeholders("SELECT $1, '$2', \"$3\", $10"), "SELECT ?1, '$2', \"$3\", ?10");
+    }
+}

@@ -1,0 +1,10 @@
+//! The admin SQL dialect: statements about databases, users, groups, roles, privileges and
+//! password settings, parsed by recursive descent over sqlparser's tokenizer. Catalog queries
+//! (`SELECT …`) are recognised here and handed to the query engine as text.
+
+mod ast;
+mod cursor;
+mod parser;
+
+pub use ast::*;
+pub use parser::parse_statements;

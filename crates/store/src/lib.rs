@@ -1,0 +1,31 @@
+//! Catalog persistence: plain records, the `Store` trait every backend implements, and the
+//! embedded SQLite backend.
+//!
+//! The catalog layer keeps the live model in memory and describes every change as a list of
+//! [`Change`]s; a backend applies such a list atomically and can load the whole catalog back as a
+//! [`Snapshot`]. No SQL dialect, protocol or authentication type appears here.
+
+mod error;
+mod records;
+mod sqlite;
+
+pub use error::StoreError;
+pub use records::{
+    Change, DatabaseRecord, GrantRecord, GroupMemberRecord, GroupRecord, ObjectRef,
+    PasswordHistoryRecord, PrincipalRef, RoleMemberRecord, RoleRecord, ScopeRef, SettingRecord,
+    Snapshot, UserRecord,
+};
+pub use sqlite::SqliteStore;
+
+use async_trait::async_trait;
+
+/// A catalog backend. Every method is atomic: `apply` commits all of its changes or none.
+#[async_trait]
+pub trait Store: Send + Sync + 'static {
+    /// Loads the whole catalog.
+    async fn load(&self) -> Result<Snapshot, StoreError>;
+    /// Applies the changes in one transaction.
+    async fn apply(&self, changes: &[Change]) -> Result<(), StoreError>;
+    /// A short name of the backend, for logs (`sqlite`, `postgres`).
+    fn kind(&self) -> &'static str;
+}

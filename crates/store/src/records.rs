@@ -1,0 +1,155 @@
+//! Plain catalog records as the store keeps them, and the changes the catalog asks it to make.
+
+/// A database: a namespace of users, groups and roles.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DatabaseRecord {
+    pub id: i64,
+    pub name: String,
+    pub created_at: i64,
+}
+
+/// A password user, `name@database`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UserRecord {
+    pub id: i64,
+    pub database_id: i64,
+    pub name: String,
+    pub first_name: Option<String>,
+    pub last_name: Option<String>,
+    pub email: Option<String>,
+    /// SCRAM-SHA-256 verifier in PostgreSQL's text form; never a password.
+    pub verifier: String,
+    pub password_set_at: i64,
+    /// `ACTIVE`, `PASSWORD_EXPIRED` or `DISABLED`.
+    pub state: String,
+    pub failed_attempts: i64,
+    pub created_at: i64,
+}
+
+/// A group of users inside one database.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GroupRecord {
+    pub id: i64,
+    pub database_id: i64,
+    pub name: String,
+    pub created_at: i64,
+}
+
+/// A built-in role of one database (the system's roles live in the `system` database).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RoleRecord {
+    pub id: i64,
+    pub database_id: i64,
+    pub name: String,
+    pub description: String,
+}
+
+/// Who holds a privilege or a role.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum PrincipalRef {
+    User(i64),
+    Group(i64),
+    Role(i64),
+}
+
+/// What a privilege is on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum ObjectRef {
+    System,
+    Database(i64),
+    User(i64),
+    Group(i64),
+}
+
+/// Where a password setting is set.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum ScopeRef {
+    System,
+    Database(i64),
+    Group(i64),
+}
+
+/// One privilege held by one principal on one object.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GrantRecord {
+    pub grantee: PrincipalRef,
+    /// `USE`, `CREATE`, `ALTER`, `DROP`, `VIEW`, `SYSAUTH`, `ALL`.
+    pub privilege: String,
+    pub object: ObjectRef,
+    /// FQUN of whoever granted it (`system` for grants made at bootstrap).
+    pub grantor: String,
+    pub granted_at: i64,
+}
+
+/// A user's membership in a group.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct GroupMemberRecord {
+    pub group_id: i64,
+    pub user_id: i64,
+}
+
+/// A user's or group's holding of a role.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct RoleMemberRecord {
+    pub role_id: i64,
+    pub member: PrincipalRef,
+}
+
+/// One password security setting at one scope.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SettingRecord {
+    pub scope: ScopeRef,
+    pub name: String,
+    pub value: i64,
+}
+
+/// A verifier a user had before; kept for `password_no_repeat_count`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PasswordHistoryRecord {
+    pub user_id: i64,
+    pub verifier: String,
+    pub set_at: i64,
+}
+
+/// The whole catalog as loaded from a store.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Snapshot {
+    pub databases: Vec<DatabaseRecord>,
+    pub users: Vec<UserRecord>,
+    pub groups: Vec<GroupRecord>,
+    pub roles: Vec<RoleRecord>,
+    pub grants: Vec<GrantRecord>,
+    pub group_members: Vec<GroupMemberRecord>,
+    pub role_members: Vec<RoleMemberRecord>,
+    pub settings: Vec<SettingRecord>,
+    pub password_history: Vec<PasswordHistoryRecord>,
+}
+
+/// One change to the catalog. Deleting a database, user, group or role also deletes what hangs
+/// off it (members, grants, settings, history), so the catalog never holds a dangling reference.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Change {
+    PutDatabase(DatabaseRecord),
+    DeleteDatabase(i64),
+    PutUser(UserRecord),
+    DeleteUser(i64),
+    PutGroup(GroupRecord),
+    DeleteGroup(i64),
+    PutRole(RoleRecord),
+    AddGrant(GrantRecord),
+    /// Removes the grant of `privilege` to `grantee` on `object`.
+    RemoveGrant {
+        grantee: PrincipalRef,
+        privilege: String,
+        object: ObjectRef,
+    },
+    AddGroupMember(GroupMemberRecord),
+    RemoveGroupMember(GroupMemberRecord),
+    AddRoleMember(RoleMemberRecord),
+    RemoveRoleMember(RoleMemberRecord),
+    PutSetting(SettingRecord),
+    RemoveSetting { scope: ScopeRef, name: String },
+    AddPasswordHistory(PasswordHistoryRecord),
+    /// Keeps only the newest `keep` history entries of a user.
+    TrimPasswordHistory { user_id: i64, keep: usize },
+}

@@ -1,0 +1,518 @@
+//! The embedded SQLite backend: one file in the data directory, WAL journal, versioned migrations.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use parking_lot::Mutex;
+use rusqlite::{params, Connection, OptionalExtension, Transaction};
+
+use crate::records::*;
+use crate::{Store, StoreError};
+
+/// Migrations, applied in order; the index + 1 is the schema version. Never edit a released one.
+const MIGRATIONS: &[&str] = &[r#"
+CREATE TABLE databases (
+    id INTEGER PRIMARY KEY,
+    name TEXT NOT NULL UNIQUE,
+    created_at INTEGER NOT NULL
+);
+CREATE TABLE users (
+    id INTEGER PRIMARY KEY,
+    database_id INTEGER NOT NULL REFERENCES databases(id) ON DELETE CASCADE,
+    name TEXT NOT NULL,
+    first_name TEXT,
+    last_name TEXT,
+    email TEXT,
+    verifier TEXT NOT NULL,
+    password_set_at INTEGER NOT NULL,
+    state TEXT NOT NULL,
+    failed_attempts INTEGER NOT NULL DEFAULT 0,
+    created_at INTEGER NOT NULL,
+    UNIQUE (database_id, name)
+);
+CREATE TABLE groups (
+    id INTEGER PRIMARY KEY,
+    database_id INTEGER NOT NULL REFERENCES databases(id) ON DELETE CASCADE,
+    name TEXT NOT NULL,
+    created_at INTEGER NOT NULL,
+    UNIQUE (database_id, name)
+);
+CREATE TABLE roles (
+    id INTEGER PRIMARY KEY,
+    database_id INTEGER NOT NULL REFERENCES databases(id) ON DELETE CASCADE,
+    name TEXT NOT NULL,
+    description TEXT NOT NULL,
+    UNIQUE (database_id, name)
+);
+CREATE TABLE grants (
+    grantee_kind TEXT NOT NULL,
+    grantee_id INTEGER NOT NULL,
+    privilege TEXT NOT NULL,
+    object_kind TEXT NOT NULL,
+    object_id INTEGER NOT NULL,
+    grantor TEXT NOT NULL,
+    granted_at INTEGER NOT NULL,
+    PRIMARY KEY (grantee_kind, grantee_id, privilege, object_kind, object_id)
+);
+CREATE TABLE group_members (
+    group_id INTEGER NOT NULL REFERENCES groups(id) ON DELETE CASCADE,
+    user_id INTEGER NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+    PRIMARY KEY (group_id, user_id)
+);
+CREATE TABLE role_members (
+    role_id INTEGER NOT NULL REFERENCES roles(id) ON DELETE CASCADE,
+    member_kind TEXT NOT NULL,
+    member_id INTEGER NOT NULL,
+    PRIMARY KEY (role_id, member_kind, member_id)
+);
+CREATE TABLE settings (
+    scope_kind TEXT NOT NULL,
+    scope_id INTEGER NOT NULL,
+    name TEXT NOT NULL,
+    value INTEGER NOT NULL,
+    PRIMARY KEY (scope_kind, scope_id, name)
+);
+CREATE TABLE password_history (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    user_id INTEGER NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+    verifier TEXT NOT NULL,
+    set_at INTEGER NOT NULL
+);
+"#];
+
+/// The SQLite catalog store.
+#[derive(Clone)]
+pub struct SqliteStore {
+    conn: Arc<Mutex<Connection>>,
+}
+
+impl SqliteStore {
+    /// Opens (creating if needed) the catalog file and brings its schema up to date.
+    pub fn open(path: &Path) -> Result<Self, StoreError> {
+        let conn = Connection::open(path)?;
+        Self::init(conn)
+    }
+
+    /// An in-memory store, for tests.
+    pub fn open_in_memory() -> Result<Self, StoreError> {
+        Self::init(Connection::open_in_memory()?)
+    }
+
+    fn init(mut conn: Connection) -> Result<Self, StoreError> {
+        conn.pragma_update(None, "journal_mode", "WAL")?;
+        conn.pragma_update(None, "synchronous", "NORMAL")?;
+        conn.pragma_update(None, "foreign_keys", "ON")?;
+        conn.busy_timeout(std::time::Duration::from_secs(5))?;
+        migrate(&mut conn)?;
+        Ok(Self {
+            conn: Arc::new(Mutex::new(conn)),
+        })
+    }
+
+    async fn with_conn<T, F>(&self, f: F) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut Connection) -> Result<T, StoreError> + Send + 'static,
+    {
+        let conn = self.conn.clone();
+        tokio::task::spawn_blocking(move || f(&mut conn.lock())).await?
+    }
+}
+
+fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
+    let known = MIGRATIONS.len() as i64;
+    let found: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
+    if found > known {
+        return Err(StoreError::FutureSchema { found, known });
+    }
+    for (index, sql) in MIGRATIONS.iter().enumerate().skip(found as usize) {
+        let tx = conn.transaction()?;
+        tx.execute_batch(sql)?;
+        tx.pragma_update(None, "user_version", index as i64 + 1)?;
+        tx.commit()?;
+    }
+    Ok(())
+}
+
+#[async_trait]
+impl Store for SqliteStore {
+    async fn load(&self) -> Result<Snapshot, StoreError> {
+        self.with_conn(|conn| load(conn)).await
+    }
+
+    async fn apply(&self, changes: &[Change]) -> Result<(), StoreError> {
+        let changes = changes.to_vec();
+        self.with_conn(move |conn| {
+            let tx = conn.transaction()?;
+            for change in &changes {
+                apply_one(&tx, change)?;
+            }
+            tx.commit()?;
+            Ok(())
+        })
+        .await
+    }
+
+    fn kind(&self) -> &'static str {
+        "sqlite"
+    }
+}
+
+fn principal_parts(p: PrincipalRef) -> (&'static str, i64) {
+    match p {
+        PrincipalRef::User(id) => ("user", id),
+        PrincipalRef::Group(id) => ("group", id),
+        PrincipalRef::Role(id) => ("role", id),
+    }
+}
+
+fn principal_from(kind: &str, id: i64) -> rusqlite::Result<PrincipalRef> {
+    match kind {
+        "user" => Ok(PrincipalRef::User(id)),
+        "group" => Ok(PrincipalRef::Group(id)),
+        "role" => Ok(PrincipalRef::Role(id)),
+        other => Err(bad_kind(other)),
+    }
+}
+
+fn object_parts(o: ObjectRef) -> (&'static str, i64) {
+    match o {
+        ObjectRef::System => ("system", 0),
+        ObjectRef::Database(id) => ("database", id),
+        ObjectRef::User(id) => ("user", id),
+        ObjectRef::Group(id) => ("group", id),
+    }
+}
+
+fn object_from(kind: &str, id: i64) -> rusqlite::Result<ObjectRef> {
+    match kind {
+        "system" => Ok(ObjectRef::System),
+        "database" => Ok(ObjectRef::Database(id)),
+        "user" => Ok(ObjectRef::User(id)),
+        "group" => Ok(ObjectRef::Group(id)),
+        other => Err(bad_kind(other)),
+    }
+}
+
+fn scope_parts(s: ScopeRef) -> (&'static str, i64) {
+    match s {
+        ScopeRef::System => ("system", 0),
+        ScopeRef::Database(id) => ("database", id),
+        ScopeRef::Group(id) => ("group", id),
+    }
+}
+
+fn scope_from(kind: &str, id: i64) -> rusqlite::Result<ScopeRef> {
+    match kind {
+        "system" => Ok(ScopeRef::System),
+        "database" => Ok(ScopeRef::Database(id)),
+        "group" => Ok(ScopeRef::Group(id)),
+        other => Err(bad_kind(other)),
+    }
+}
+
+fn bad_kind(kind: &str) -> rusqlite::Error {
+    rusqlite::Error::InvalidColumnType(0, format!("kind {kind}"), rusqlite::types::Type::Text)
+}
+
+fn load(conn: &mut Connection) -> Result<Snapshot, StoreError> {
+    let tx = conn.transaction()?;
+    let mut snap = Snapshot::default();
+    {
+        let mut st = tx.prepare("SELECT id, name, created_at FROM databases ORDER BY id")?;
+        snap.databases = st
+            .query_map([], |r| {
+                Ok(DatabaseRecord {
+                    id: r.get(0)?,
+                    name: r.get(1)?,
+                    created_at: r.get(2)?,
+                })
+            })?
+            .collect::<Result<_, _>>()?;
+        let mut st = tx.prepare(
+            "SELECT id, database_id, name, first_name, last_name, email, verifier, \
+             password_set_at, state, failed_attempts, created_at FROM users ORDER BY id",
+        )?;
+        snap.users = st
+            .query_map([], |r| {
+                Ok(UserRecord {
+                    id: r.get(0)?,
+                    database_id: r.get(1)?,
+                    name: r.get(2)?,
+                    first_name: r.get(3)?,
+                    last_name: r.get(4)?,
+                    email: r.get(5)?,
+                    verifier: r.get(6)?,
+                    password_set_at: r.get(7)?,
+                    state: r.get(8)?,
+                    failed_attempts: r.get(9)?,
+                    created_at: r.get(10)?,
+                })
+            })?
+            .collect::<Result<_, _>>()?;
+        let mut st =
+            tx.prepare("SELECT id, database_id, name, created_at FROM groups ORDER BY id")?;
+        snap.groups = st
+            .query_map([], |r| {
+                Ok(GroupRecord {
+                    id: r.get(0)?,
+                    database_id: r.get(1)?,
+                    name: r.get(2)?,
+                    created_at: r.get(3)?,
+                })
+            })?
+            .collect::<Result<_, _>>()?;
+        let mut st =
+            tx.prepare("SELECT id, database_id, name, description FROM roles ORDER BY id")?;
+        snap.roles = st
+            .query_map([], |r| {
+                Ok(RoleRecord {
+                    id: r.get(0)?,
+                    database_id: r.get(1)?,
+                    name: r.get(2)?,
+                    description: r.get(3)?,
+                })
+            })?
+            .collect::<Result<_, _>>()?;
+        let mut st = tx.prepare(
+            "SELECT grantee_kind, grantee_id, privilege, object_kind, object_id, grantor, \
+             granted_at FROM grants ORDER BY granted_at, rowid",
+        )?;
+        snap.grants = st
+            .query_map([], |r| {
+                Ok(GrantRecord {
+                    grantee: principal_from(&r.get::<_, String>(0)?, r.get(1)?)?,
+                    privilege: r.get(2)?,
+                    object: object_from(&r.get::<_, String>(3)?, r.get(4)?)?,
+                    grantor: r.get(5)?,
+                    granted_at: r.get(6)?,
+                })
+            })?
+            .collect::<Result<_, _>>()?;
+        let mut st = tx.prepare("SELECT group_id, user_id FROM group_members ORDER BY rowid")?;
+        snap.group_members = st
+            .query_map([], |r| {
+                Ok(GroupMemberRecord {
+                    group_id: r.get(0)?,
+                    user_id: r.get(1)?,
+                })
+            })?
+            .collect::<Result<_, _>>()?;
+        let mut st = tx
+            .prepare("SELECT role_id, member_kind, member_id FROM role_members ORDER BY rowid")?;
+        snap.role_members = st
+            .query_map([], |r| {
+                Ok(RoleMemberRecord {
+                    role_id: r.get(0)?,
+                    member: principal_from(&r.get::<_, String>(1)?, r.get(2)?)?,
+                })
+            })?
+            .collect::<Result<_, _>>()?;
+        let mut st =
+            tx.prepare("SELECT scope_kind, scope_id, name, value FROM settings ORDER BY rowid")?;
+        snap.settings = st
+            .query_map([], |r| {
+                Ok(SettingRecord {
+                    scope: scope_from(&r.get::<_, String>(0)?, r.get(1)?)?,
+                    name: r.get(2)?,
+                    value: r.get(3)?,
+                })
+            })?
+            .collect::<Result<_, _>>()?;
+        let mut st =
+            tx.prepare("SELECT user_id, verifier, set_at FROM password_history ORDER BY seq")?;
+        snap.password_history = st
+            .query_map([], |r| {
+                Ok(PasswordHistoryRecord {
+                    user_id: r.get(0)?,
+                    verifier: r.get(1)?,
+                    set_at: r.get(2)?,
+                })
+            })?
+            .collect::<Result<_, _>>()?;
+    }
+    tx.commit()?;
+    Ok(snap)
+}
+
+/// Deletes the grants and role memberships that name a principal or object that is going away.
+fn forget_refs(tx: &Transaction, kind: &str, id: i64) -> rusqlite::Result<()> {
+    tx.execute(
+        "DELETE FROM grants WHERE (grantee_kind = ?1 AND grantee_id = ?2) \
+         OR (object_kind = ?1 AND object_id = ?2)",
+        params![kind, id],
+    )?;
+    tx.execute(
+        "DELETE FROM role_members WHERE member_kind = ?1 AND member_id = ?2",
+        params![kind, id],
+    )?;
+    if kind == "group" || kind == "database" {
+        tx.execute(
+            "DELETE FROM settings WHERE scope_kind = ?1 AND scope_id = ?2",
+            params![kind, id],
+        )?;
+    }
+    Ok(())
+}
+
+fn apply_one(tx: &Transaction, change: &Change) -> Result<(), StoreError> {
+    match change {
+        Change::PutDatabase(d) => {
+            tx.execute(
+                "INSERT INTO databases (id, name, created_at) VALUES (?1, ?2, ?3) \
+                 ON CONFLICT (id) DO UPDATE SET name = excluded.name",
+                params![d.id, d.name, d.created_at],
+            )?;
+        }
+        Change::DeleteDatabase(id) => {
+            for (table, kind) in [("users", "user"), ("groups", "group"), ("roles", "role")] {
+                let ids: Vec<i64> = tx
+                    .prepare(&format!("SELECT id FROM {table} WHERE database_id = ?1"))?
+                    .query_map([id], |r| r.get(0))?
+                    .collect::<Result<_, _>>()?;
+                for member in ids {
+                    forget_refs(tx, kind, member)?;
+                }
+            }
+            forget_refs(tx, "database", *id)?;
+            tx.execute("DELETE FROM databases WHERE id = ?1", [id])?;
+        }
+        Change::PutUser(u) => {
+            tx.execute(
+                "INSERT INTO users (id, database_id, name, first_name, last_name, email, verifier, \
+                 password_set_at, state, failed_attempts, created_at) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11) \
+                 ON CONFLICT (id) DO UPDATE SET name = excluded.name, \
+                 first_name = excluded.first_name, last_name = excluded.last_name, \
+                 email = excluded.email, verifier = excluded.verifier, \
+                 password_set_at = excluded.password_set_at, state = excluded.state, \
+                 failed_attempts = excluded.failed_attempts",
+                params![
+                    u.id,
+                    u.database_id,
+                    u.name,
+                    u.first_name,
+                    u.last_name,
+                    u.email,
+                    u.verifier,
+                    u.password_set_at,
+                    u.state,
+                    u.failed_attempts,
+                    u.created_at
+                ],
+            )?;
+        }
+        Change::DeleteUser(id) => {
+            forget_refs(tx, "user", *id)?;
+            tx.execute("DELETE FROM users WHERE id = ?1", [id])?;
+        }
+        Change::PutGroup(g) => {
+            tx.execute(
+                "INSERT INTO groups (id, database_id, name, created_at) VALUES (?1, ?2, ?3, ?4) \
+                 ON CONFLICT (id) DO UPDATE SET name = excluded.name",
+                params![g.id, g.database_id, g.name, g.created_at],
+            )?;
+        }
+        Change::DeleteGroup(id) => {
+            forget_refs(tx, "group", *id)?;
+            tx.execute("DELETE FROM groups WHERE id = ?1", [id])?;
+        }
+        Change::PutRole(r) => {
+            tx.execute(
+                "INSERT INTO roles (id, database_id, name, description) VALUES (?1, ?2, ?3, ?4) \
+                 ON CONFLICT (id) DO UPDATE SET name = excluded.name, \
+                 description = excluded.description",
+                params![r.id, r.database_id, r.name, r.description],
+            )?;
+        }
+        Change::AddGrant(g) => {
+            let (gk, gi) = principal_parts(g.grantee);
+            let (ok, oi) = object_parts(g.object);
+            tx.execute(
+                "INSERT OR IGNORE INTO grants (grantee_kind, grantee_id, privilege, object_kind, \
+                 object_id, grantor, granted_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+                params![gk, gi, g.privilege, ok, oi, g.grantor, g.granted_at],
+            )?;
+        }
+        Change::RemoveGrant {
+            grantee,
+            privilege,
+            object,
+        } => {
+            let (gk, gi) = principal_parts(*grantee);
+            let (ok, oi) = object_parts(*object);
+            tx.execute(
+                "DELETE FROM grants WHERE grantee_kind = ?1 AND grantee_id = ?2 \
+                 AND privilege = ?3 AND object_kind = ?4 AND object_id = ?5",
+                params![gk, gi, privilege, ok, oi],
+            )?;
+        }
+        Change::AddGroupMember(m) => {
+            tx.execute(
+                "INSERT OR IGNORE INTO group_members (group_id, user_id) VALUES (?1, ?2)",
+                params![m.group_id, m.user_id],
+            )?;
+        }
+        Change::RemoveGroupMember(m) => {
+            tx.execute(
+                "DELETE FROM group_members WHERE group_id = ?1 AND user_id = ?2",
+                params![m.group_id, m.user_id],
+            )?;
+        }
+        Change::AddRoleMember(m) => {
+            let (k, i) = principal_parts(m.member);
+            tx.execute(
+                "INSERT OR IGNORE INTO role_members (role_id, member_kind, member_id) \
+                 VALUES (?1, ?2, ?3)",
+                params![m.role_id, k, i],
+            )?;
+        }
+        Change::RemoveRoleMember(m) => {
+            let (k, i) = principal_parts(m.member);
+            tx.execute(
+                "DELETE FROM role_members WHERE role_id = ?1 AND member_kind = ?2 \
+                 AND member_id = ?3",
+                params![m.role_id, k, i],
+            )?;
+        }
+        Change::PutSetting(s) => {
+            let (k, i) = scope_parts(s.scope);
+            tx.execute(
+                "INSERT INTO settings (scope_kind, scope_id, name, value) VALUES (?1, ?2, ?3, ?4) \
+                 ON CONFLICT (scope_kind, scope_id, name) DO UPDATE SET value = excluded.value",
+                params![k, i, s.name, s.value],
+            )?;
+        }
+        Change::RemoveSetting { scope, name } => {
+            let (k, i) = scope_parts(*scope);
+            tx.execute(
+                "DELETE FROM settings WHERE scope_kind = ?1 AND scope_id = ?2 AND name = ?3",
+                params![k, i, name],
+            )?;
+        }
+        Change::AddPasswordHistory(h) => {
+            tx.execute(
+                "INSERT INTO password_history (user_id, verifier, set_at) VALUES (?1, ?2, ?3)",
+                params![h.user_id, h.verifier, h.set_at],
+            )?;
+        }
+        Change::TrimPasswordHistory { user_id, keep } => {
+            let cutoff: Option<i64> = tx
+                .query_row(
+                    "SELECT seq FROM password_history WHERE user_id = ?1 \
+                     ORDER BY seq DESC LIMIT 1 OFFSET ?2",
+                    params![user_id, *keep as i64],
+                    |r| r.get(0),
+                )
+                .optional()?;
+            if let Some(cutoff) = cutoff {
+                tx.execute(
+                    "DELETE FROM password_history WHERE user_id = ?1 AND seq <= ?2",
+                    params![user_id, cutoff],
+                )?;
+            }
+        }
+    }
+    Ok(())
+}

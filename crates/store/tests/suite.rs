@@ -1,0 +1,140 @@
+//! The store contract, written once and run against every backend (SQLite today; PostgreSQL
+//! joins by adding a constructor to `backends()`).
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use portcullis_store::*;
+
+async fn backends() -> Vec<(String, Box<dyn Store>, tempfile::TempDir)> {
+    let dir = tempfile::tempdir().unwrap();
+    let sqlite = SqliteStore::open(&dir.path().join("catalog.db")).unwrap();
+    vec![("sqlite".into(), Box::new(sqlite), dir)]
+}
+
+fn db(id: i64, name: &str) -> DatabaseRecord {
+    DatabaseRecord { id, name: name.into(), created_at: 1 }
+}
+
+fn user(id: i64, database_id: i64, name: &str) -> UserRecord {
+    UserRecord {
+        id,
+        database_id,
+        name: name.into(),
+        first_name: Some("A".into()),
+        last_name: None,
+        email: Some("a@example.com".into()),
+        verifier: "SCRAM-SHA-256$4096:c2FsdA==$a2V5:a2V5".into(),
+        password_set_at: 5,
+        state: "ACTIVE".into(),
+        failed_attempts: 0,
+        created_at: 5,
+    }
+}
+
+fn base() -> Vec<Change> {
+    vec![
+        Change::PutDatabase(db(1, "system")),
+        Change::PutDatabase(db(2, "sales")),
+        Change::PutUser(user(10, 2, "alice")),
+        Change::PutGroup(GroupRecord { id: 20, database_id: 2, name: "analysts".into(), created_at: 1 }),
+        Change::PutRole(RoleRecord { id: 30, database_id: 2, name: "database_administrator".into(), description: "x".into() }),
+        Change::AddGroupMember(GroupMemberRecord { group_id: 20, user_id: 10 }),
+        Change::AddRoleMember(RoleMemberRecord { role_id: 30, member: PrincipalRef::User(10) }),
+        Change::AddGrant(GrantRecord {
+            grantee: PrincipalRef::Group(20),
+            privilege: "USE".into(),
+            object: ObjectRef::Database(2),
+            grantor: "admin@system".into(),
+            granted_at: 7,
+        }),
+        Change::PutSetting(SettingRecord { scope: ScopeRef::Database(2), name: "password_minimum_length".into(), value: 10 }),
+        Change::AddPasswordHistory(PasswordHistoryRecord { user_id: 10, verifier: "v1".into(), set_at: 1 }),
+    ]
+}
+
+#[tokio::test]
+async fn apply_then_load_round_trips() {
+    for (name, store, _dir) in backends().await {
+        store.apply(&base()).await.unwrap();
+        let snap = store.load().await.unwrap();
+        assert_eq!(snap.databases.len(), 2, "{name}");
+        assert_eq!(snap.users, vec![user(10, 2, "alice")], "{name}");
+        assert_eq!(snap.groups.len(), 1, "{name}");
+        assert_eq!(snap.grants.len(), 1, "{name}");
+        assert_eq!(snap.group_members.len(), 1, "{name}");
+        assert_eq!(snap.role_members.len(), 1, "{name}");
+        assert_eq!(snap.settings[0].value, 10, "{name}");
+        assert_eq!(snap.password_history.len(), 1, "{name}");
+    }
+}
+
+#[tokio::test]
+async fn a_failed_batch_changes_nothing() {
+    for (name, store, _dir) in backends().await {
+        store.apply(&base()).await.unwrap();
+        let before = store.load().await.unwrap();
+        // The second database reuses an existing name: the unique constraint fails the batch,
+        // and the user added before it in the same batch must not survive.
+        let bad = vec![Change::PutUser(user(11, 2, "bob")), Change::PutDatabase(db(3, "sales"))];
+        assert!(store.apply(&bad).await.is_err(), "{name}");
+        assert_eq!(store.load().await.unwrap(), before, "{name}");
+    }
+}
+
+#[tokio::test]
+async fn deleting_a_database_removes_everything_in_it() {
+    for (name, store, _dir) in backends().await {
+        store.apply(&base()).await.unwrap();
+        store.apply(&[Change::DeleteDatabase(2)]).await.unwrap();
+        let snap = store.load().await.unwrap();
+        assert_eq!(snap.databases, vec![db(1, "system")], "{name}");
+        assert!(snap.users.is_empty() && snap.groups.is_empty() && snap.roles.is_empty(), "{name}");
+        assert!(snap.grants.is_empty() && snap.group_members.is_empty(), "{name}");
+        assert!(snap.role_members.is_empty() && snap.settings.is_empty(), "{name}");
+        assert!(snap.password_history.is_empty(), "{name}");
+    }
+}
+
+#[tokio::test]
+async fn deleting_a_user_removes_its_grants_and_memberships() {
+    for (name, store, _dir) in backends().await {
+        store.apply(&base()).await.unwrap();
+        store
+            .apply(&[Change::AddGrant(GrantRecord {
+                grantee: PrincipalRef::User(10),
+                privilege: "ALTER".into(),
+                object: ObjectRef::Group(20),
+                grantor: "admin@system".into(),
+                granted_at: 8,
+            })])
+            .await
+            .unwrap();
+        store.apply(&[Change::DeleteUser(10)]).await.unwrap();
+        let snap = store.load().await.unwrap();
+        assert!(snap.users.is_empty(), "{name}");
+        assert!(snap.group_members.is_empty() && snap.role_members.is_empty(), "{name}");
+        assert_eq!(snap.grants.len(), 1, "{name}: only the group's grant stays");
+    }
+}
+
+#[tokio::test]
+async fn history_trim_keeps_the_newest() {
+    for (name, store, _dir) in backends().await {
+        store.apply(&base()).await.unwrap();
+        let more: Vec<Change> = (2..=5)
+            .map(|i| Change::AddPasswordHistory(PasswordHistoryRecord { user_id: 10, verifier: format!("v{i}"), set_at: i }))
+            .collect();
+        store.apply(&more).await.unwrap();
+        store.apply(&[Change::TrimPasswordHistory { user_id: 10, keep: 2 }]).await.unwrap();
+        let kept: Vec<String> = store.load().await.unwrap().password_history.into_iter().map(|h| h.verifier).collect();
+        assert_eq!(kept, vec!["v4", "v5"], "{name}");
+    }
+}
+
+#[tokio::test]
+async fn reopening_keeps_the_data_and_the_schema_version() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("catalog.db");
+    SqliteStore::open(&path).unwrap().apply(&base()).await.unwrap();
+    let snap = SqliteStore::open(&path).unwrap().load().await.unwrap();
+    assert_eq!(snap.users.len(), 1);
+}
