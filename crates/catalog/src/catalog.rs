@@ -172,12 +172,13 @@ impl Catalog {
     }
 
     /// The result columns of a statement, without running it (for the extended protocol).
-    pub fn describe(&self, sql: &str) -> Result<Vec<Column>, CatalogError> {
+    /// Also returns how many parameters it takes.
+    pub fn describe(&self, sql: &str) -> Result<(Vec<Column>, usize), CatalogError> {
         let statements = parse_statements(sql)?;
         match statements.as_slice() {
             [Statement::Query(text)] => self.engine.describe(text),
-            [Statement::Show(name)] => Ok(show(name)?.columns),
-            _ => Ok(Vec::new()),
+            [Statement::Show(name)] => Ok((show(name)?.columns, 0)),
+            _ => Ok((Vec::new(), 0)),
         }
     }
 }

@@ -104,11 +104,11 @@ impl QueryEngine {
     }
 
     /// Describes a query's result columns without running it.
-    pub fn describe(&self, sql: &str) -> Result<Vec<Column>, CatalogError> {
+    pub fn describe(&self, sql: &str) -> Result<(Vec<Column>, usize), CatalogError> {
         let inner = self.inner.lock();
         let sql = rewrite_placeholders(sql);
         let stmt = inner.prepare_guarded(&sql)?;
-        Ok(columns_of(&stmt))
+        Ok((columns_of(&stmt), stmt.parameter_count()))
     }
 
     /// Runs a query for a session. `refresh` is called when the copy is stale, with the

@@ -1,1 +1,71 @@
-fn main() {}
+//! The `portcullis` binary: `serve` and `check-config`.
+
+mod config;
+mod http;
+mod pg;
+mod secret_file;
+mod server;
+mod tls;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(name = "portcullis", version, about = "The authentication and access-control front door of a SQL database")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Runs the server.
+    Serve {
+        /// Settings file (TOML).
+        #[arg(long, env = "PORTCULLIS_CONFIG")]
+        config: Option<PathBuf>,
+        /// Data directory (catalog, generated keys).
+        #[arg(long)]
+        data_dir: Option<PathBuf>,
+        /// PostgreSQL-protocol listener, HOST:PORT.
+        #[arg(long)]
+        sql_addr: Option<String>,
+        /// HTTP listener, HOST:PORT.
+        #[arg(long)]
+        http_addr: Option<String>,
+        /// Serve TLS with a self-signed certificate generated into the data directory.
+        #[arg(long)]
+        dev_tls: bool,
+    },
+    /// Checks a settings file (and the environment) and prints the resolved settings.
+    CheckConfig {
+        #[arg(long, env = "PORTCULLIS_CONFIG")]
+        config: Option<PathBuf>,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let filter = tracing_subscriber::EnvFilter::try_from_env("PORTCULLIS_LOG").unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
+    let result = match cli.command {
+        Command::Serve { config, data_dir, sql_addr, http_addr, dev_tls } => {
+            let overrides = config::Overrides { data_dir, sql_addr, http_addr, dev_tls };
+            config::resolve(config.as_deref(), overrides).and_then(|settings| {
+                tokio::runtime::Builder::new_multi_thread().enable_all().build()?.block_on(server::run(settings))
+            })
+        }
+        Command::CheckConfig { config } => config::resolve(config.as_deref(), config::Overrides::default()).map(|s| {
+            println!("configuration is valid:\n{s:#?}");
+        }),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("portcullis: {e:#}");
+            ExitCode::from(2)
+        }
+    }
+}

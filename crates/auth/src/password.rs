@@ -1,0 +1,224 @@
+//! Password sign-in decisions. The SCRAM exchange itself runs in the PostgreSQL front end
+//! against the verifier handed out here; this module decides what happens before and after it.
+
+use std::sync::Arc;
+
+use aws_lc_rs::{digest, hmac};
+use portcullis_catalog::credential::ScramVerifier;
+use portcullis_catalog::error::sqlstate;
+use portcullis_catalog::model::user_state;
+use portcullis_catalog::names::{resolve_login, Fqun};
+use portcullis_catalog::privileges::{holds, principals_of, Action, Privilege};
+use portcullis_catalog::{now, policy_for, AuthMethod, Catalog, CatalogError, Protocol, Session, SessionRegistry};
+use portcullis_store::{Change, ObjectRef};
+
+/// Why a sign-in was refused. Every variant is FATAL on the wire.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SignInError {
+    /// Unknown user or wrong password: the same answer for both.
+    #[error("password authentication failed for user \"{0}\"")]
+    BadPassword(String),
+    #[error("the password of user \"{0}\" has expired; an administrator must set a new one with ALTER USER … PASSWORD")]
+    Expired(String),
+    #[error("user \"{0}\" is disabled after too many failed sign-ins (or by an administrator); an administrator must run ALTER USER … ENABLE")]
+    Locked(String),
+    #[error("database \"{0}\" does not exist")]
+    NoDatabase(String),
+    #[error("user \"{user}\" may not use database \"{database}\": the USE privilege on it is required")]
+    NoUse { user: String, database: String },
+    #[error("no user name was given; connect as user@database or give a database")]
+    NoUser,
+    #[error("sign-in failed: {0}")]
+    Internal(String),
+}
+
+impl SignInError {
+    pub fn sqlstate(&self) -> &'static str {
+        match self {
+            Self::BadPassword(_) | Self::Expired(_) => sqlstate::INVALID_PASSWORD,
+            Self::Locked(_) | Self::NoUse { .. } | Self::NoUser => sqlstate::INVALID_AUTHORIZATION,
+            Self::NoDatabase(_) => sqlstate::INVALID_CATALOG_NAME,
+            Self::Internal(_) => sqlstate::INTERNAL_ERROR,
+        }
+    }
+
+    fn reason(&self) -> &'static str {
+        match self {
+            Self::BadPassword(_) => "bad_password",
+            Self::Expired(_) => "password_expired",
+            Self::Locked(_) => "user_disabled",
+            Self::NoDatabase(_) => "unknown_database",
+            Self::NoUse { .. } => "no_use_privilege",
+            Self::NoUser => "no_user",
+            Self::Internal(_) => "internal",
+        }
+    }
+}
+
+impl From<CatalogError> for SignInError {
+    fn from(e: CatalogError) -> Self {
+        Self::Internal(e.message)
+    }
+}
+
+/// Who a client says it is, resolved against the catalog.
+#[derive(Debug, Clone)]
+pub struct LoginTarget {
+    pub fqun: Fqun,
+    /// The database the session will be in.
+    pub database: String,
+    /// The user's id, if the user exists.
+    pub user_id: Option<i64>,
+    /// The user's verifier, or a made-up one for an unknown user so that the exchange runs the
+    /// same way and fails the same way.
+    pub verifier: ScramVerifier,
+}
+
+/// Password sign-in over the catalog.
+pub struct PasswordAuthenticator {
+    catalog: Arc<Catalog>,
+    /// Keys the made-up verifiers of unknown users (random per process).
+    decoy_key: hmac::Key,
+}
+
+impl PasswordAuthenticator {
+    pub fn new(catalog: Arc<Catalog>) -> Self {
+        let secret: [u8; 32] = rand::random();
+        Self { catalog, decoy_key: hmac::Key::new(hmac::HMAC_SHA256, &secret) }
+    }
+
+    pub fn catalog(&self) -> &Arc<Catalog> {
+        &self.catalog
+    }
+
+    /// Resolves the startup user and database.
+    pub fn lookup(&self, user: &str, database: Option<&str>) -> Result<LoginTarget, SignInError> {
+        let (fqun, database) = resolve_login(user, database).ok_or(SignInError::NoUser)?;
+        let state = self.catalog.state();
+        let record = state.database(&fqun.database).and_then(|d| state.user(d.id, &fqun.user));
+        let verifier = record.and_then(|u| ScramVerifier::parse(&u.verifier));
+        let (user_id, verifier) = match (record, verifier) {
+            (Some(u), Some(v)) => (Some(u.id), v),
+            _ => (None, self.decoy(&fqun)),
+        };
+        Ok(LoginTarget { fqun, database, user_id, verifier })
+    }
+
+    /// A stable made-up verifier for a name that has no user.
+    fn decoy(&self, fqun: &Fqun) -> ScramVerifier {
+        let tag = hmac::sign(&self.decoy_key, fqun.to_string().as_bytes());
+        let bytes = tag.as_ref();
+        ScramVerifier {
+            iterations: self.catalog.options.scram_iterations,
+            salt: bytes[..16].to_vec(),
+            stored_key: digest::digest(&digest::SHA256, bytes).as_ref().to_vec(),
+            server_key: bytes.to_vec(),
+        }
+    }
+
+    /// Records a wrong password: counts the attempt and disables the user at the limit.
+    pub async fn failed(&self, target: &LoginTarget, peer: &str, method: AuthMethod) -> SignInError {
+        let error = SignInError::BadPassword(target.fqun.to_string());
+        if let Some(user_id) = target.user_id {
+            let result = self
+                .catalog
+                .update(|state| {
+                    let Some(user) = state.user_by_id(user_id) else { return Vec::new() };
+                    if user.state == user_state::DISABLED {
+                        return Vec::new();
+                    }
+                    let mut user = user.clone();
+                    user.failed_attempts += 1;
+                    let limit = policy_for(state, user.database_id, Some(user.id)).invalid_attempt_limit;
+                    if limit > 0 && user.failed_attempts >= limit {
+                        user.state = user_state::DISABLED.into();
+                        tracing::warn!(target: "portcullis::audit", user = %target.fqun, attempts = user.failed_attempts, "user disabled after too many failed sign-ins");
+                    }
+                    vec![Change::PutUser(user)]
+                })
+                .await;
+            if let Err(e) = result {
+                tracing::error!(error = %e, "could not record a failed sign-in");
+            }
+        }
+        audit(target, peer, method, Err(&error));
+        error
+    }
+
+    /// Finishes a sign-in whose password was right: state, expiry and USE checks, then the
+    /// session.
+    pub async fn succeeded(&self, target: &LoginTarget, peer: &str, method: AuthMethod, protocol: Protocol, expires_at: Option<i64>) -> Result<Arc<Session>, SignInError> {
+        let result = self.open_session(target, peer, method, protocol, expires_at).await;
+        audit(target, peer, method, result.as_ref().map(|_| ()));
+        result
+    }
+
+    async fn open_session(&self, target: &LoginTarget, peer: &str, method: AuthMethod, protocol: Protocol, expires_at: Option<i64>) -> Result<Arc<Session>, SignInError> {
+        let name = target.fqun.to_string();
+        let Some(user_id) = target.user_id else {
+            return Err(SignInError::BadPassword(name));
+        };
+        let state = self.catalog.state();
+        let user = state.user_by_id(user_id).ok_or_else(|| SignInError::BadPassword(name.clone()))?.clone();
+        if user.state == user_state::DISABLED {
+            return Err(SignInError::Locked(name));
+        }
+        let now = now();
+        let lifetime = policy_for(&state, user.database_id, Some(user.id)).lifetime_days;
+        let aged_out = lifetime > 0 && user.password_set_at + lifetime * 86_400 <= now;
+        if user.state == user_state::PASSWORD_EXPIRED || aged_out {
+            if user.state != user_state::PASSWORD_EXPIRED {
+                let mut expired = user.clone();
+                expired.state = user_state::PASSWORD_EXPIRED.into();
+                self.catalog.commit(&[Change::PutUser(expired)]).await?;
+            }
+            return Err(SignInError::Expired(name));
+        }
+        let database = state.database(&target.database).ok_or_else(|| SignInError::NoDatabase(target.database.clone()))?;
+        let principals = principals_of(&state, user.id, database.id);
+        if !holds(&state, &principals, Privilege::new(Action::Use), ObjectRef::Database(database.id)) {
+            return Err(SignInError::NoUse { user: name, database: database.name.clone() });
+        }
+        if user.failed_attempts > 0 {
+            let mut reset = user.clone();
+            reset.failed_attempts = 0;
+            self.catalog.commit(&[Change::PutUser(reset)]).await?;
+        }
+        Ok(self.catalog.sessions.insert(Session {
+            id: SessionRegistry::new_id(),
+            user_id: user.id,
+            user: name,
+            database: database.name.clone(),
+            database_id: database.id,
+            method,
+            protocol,
+            peer: peer.to_owned(),
+            started_at: now,
+            expires_at,
+        }))
+    }
+
+    /// Checks a cleartext password (HTTP) and opens a session.
+    pub async fn sign_in_with_password(&self, user: &str, database: Option<&str>, password: &str, peer: &str, protocol: Protocol, expires_at: Option<i64>) -> Result<Arc<Session>, SignInError> {
+        let target = self.lookup(user, database)?;
+        let verifier = target.verifier.clone();
+        let password = password.to_owned();
+        // PBKDF2 takes milliseconds: keep it off the async workers.
+        let ok = tokio::task::spawn_blocking(move || verifier.verify(&password))
+            .await
+            .map_err(|e| SignInError::Internal(e.to_string()))?;
+        if ok && target.user_id.is_some() {
+            self.succeeded(&target, peer, AuthMethod::HttpPassword, protocol, expires_at).await
+        } else {
+            Err(self.failed(&target, peer, AuthMethod::HttpPassword).await)
+        }
+    }
+}
+
+/// One structured event per sign-in attempt; never a password or token.
+fn audit(target: &LoginTarget, peer: &str, method: AuthMethod, result: Result<(), &SignInError>) {
+    match result {
+        Ok(()) => tracing::info!(target: "portcullis::audit", result = "success", user = %target.fqun, database = %target.database, method = method.name(), peer, "sign-in"),
+        Err(e) => tracing::info!(target: "portcullis::audit", result = "failure", reason = e.reason(), user = %target.fqun, database = %target.database, method = method.name(), peer, "sign-in"),
+    }
+}

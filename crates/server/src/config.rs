@@ -1,0 +1,157 @@
+//! Server settings: a TOML file, then `PORTCULLIS_*` environment variables, then command-line
+//! flags, each overriding the one before. Unknown keys and unknown `PORTCULLIS_*` variables are
+//! errors.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Context};
+use serde::Deserialize;
+
+/// The settings file (`--config FILE`). Every field is optional.
+#[derive(Debug, Default, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileConfig {
+    /// Where the catalog and generated keys live. Default `./portcullis-data`.
+    pub data_dir: Option<PathBuf>,
+    /// PostgreSQL-protocol listener. Default `127.0.0.1:4050`.
+    pub sql_addr: Option<String>,
+    /// HTTP listener. Default `127.0.0.1:9090`.
+    pub http_addr: Option<String>,
+    /// PBKDF2 iterations for new SCRAM verifiers. Default 4096.
+    pub scram_iterations: Option<u32>,
+    /// PEM certificate chain for TLS on the SQL listener.
+    pub tls_cert: Option<PathBuf>,
+    /// PEM private key for TLS on the SQL listener.
+    pub tls_key: Option<PathBuf>,
+    /// Most concurrent PostgreSQL connections. Default 1000.
+    pub max_connections: Option<usize>,
+    /// Lifetime of an HTTP access token, seconds. Default 3600.
+    pub http_token_seconds: Option<i64>,
+}
+
+/// The resolved settings.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub data_dir: PathBuf,
+    pub sql_addr: SocketAddr,
+    pub http_addr: SocketAddr,
+    pub scram_iterations: u32,
+    pub tls_cert: Option<PathBuf>,
+    pub tls_key: Option<PathBuf>,
+    pub dev_tls: bool,
+    pub max_connections: usize,
+    pub http_token_seconds: i64,
+}
+
+/// Overrides from the command line (already merged with their environment variables).
+#[derive(Debug, Default, Clone)]
+pub struct Overrides {
+    pub data_dir: Option<PathBuf>,
+    pub sql_addr: Option<String>,
+    pub http_addr: Option<String>,
+    pub dev_tls: bool,
+}
+
+/// Environment variables the server reads; any other `PORTCULLIS_*` is a mistake.
+const KNOWN_ENV: &[&str] = &[
+    "PORTCULLIS_CONFIG",
+    "PORTCULLIS_DATA_DIR",
+    "PORTCULLIS_SQL_ADDR",
+    "PORTCULLIS_HTTP_ADDR",
+    "PORTCULLIS_SCRAM_ITERATIONS",
+    "PORTCULLIS_TLS_CERT",
+    "PORTCULLIS_TLS_KEY",
+    "PORTCULLIS_MAX_CONNECTIONS",
+    "PORTCULLIS_HTTP_TOKEN_SECONDS",
+    "PORTCULLIS_ADMIN_PASSWORD",
+    "PORTCULLIS_LOG",
+    "PORTCULLIS_DEV_TLS",
+];
+
+pub fn read_file(path: &Path) -> anyhow::Result<FileConfig> {
+    let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+    toml::from_str(&text).with_context(|| format!("in {}", path.display()))
+}
+
+fn env(name: &str) -> Option<String> {
+    std::env::var(name).ok().filter(|v| !v.is_empty())
+}
+
+fn parse_env<T: std::str::FromStr>(name: &str) -> anyhow::Result<Option<T>> {
+    match env(name) {
+        Some(v) => v.parse().map(Some).map_err(|_| anyhow::anyhow!("{name}={v:?} is not a valid value")),
+        None => Ok(None),
+    }
+}
+
+fn addr(what: &str, text: &str) -> anyhow::Result<SocketAddr> {
+    text.parse().with_context(|| format!("{what} {text:?} is not HOST:PORT (an IP address and a port)"))
+}
+
+/// Merges file, environment and flags.
+pub fn resolve(file: Option<&Path>, flags: Overrides) -> anyhow::Result<Settings> {
+    let unknown: Vec<String> = std::env::vars()
+        .map(|(k, _)| k)
+        .filter(|k| k.starts_with("PORTCULLIS_") && !KNOWN_ENV.contains(&k.as_str()))
+        .collect();
+    if !unknown.is_empty() {
+        bail!("unknown environment variable(s): {} (known: {})", unknown.join(", "), KNOWN_ENV.join(", "));
+    }
+    let f = match file {
+        Some(path) => read_file(path)?,
+        None => FileConfig::default(),
+    };
+    let data_dir = flags
+        .data_dir
+        .or_else(|| env("PORTCULLIS_DATA_DIR").map(PathBuf::from))
+        .or(f.data_dir)
+        .unwrap_or_else(|| PathBuf::from("./portcullis-data"));
+    let sql_addr = flags.sql_addr.or_else(|| env("PORTCULLIS_SQL_ADDR")).or(f.sql_addr).unwrap_or_else(|| "127.0.0.1:4050".into());
+    let http_addr = flags.http_addr.or_else(|| env("PORTCULLIS_HTTP_ADDR")).or(f.http_addr).unwrap_or_else(|| "127.0.0.1:9090".into());
+    let scram_iterations = parse_env("PORTCULLIS_SCRAM_ITERATIONS")?.or(f.scram_iterations).unwrap_or(4096);
+    if !(4096..=10_000_000).contains(&scram_iterations) {
+        bail!("scram_iterations must be between 4096 (RFC 7677's minimum) and 10000000");
+    }
+    let max_connections = parse_env("PORTCULLIS_MAX_CONNECTIONS")?.or(f.max_connections).unwrap_or(1000);
+    if max_connections == 0 {
+        bail!("max_connections must be at least 1");
+    }
+    let http_token_seconds = parse_env("PORTCULLIS_HTTP_TOKEN_SECONDS")?.or(f.http_token_seconds).unwrap_or(3600);
+    if !(60..=86_400 * 30).contains(&http_token_seconds) {
+        bail!("http_token_seconds must be between 60 and 2592000");
+    }
+    let tls_cert = env("PORTCULLIS_TLS_CERT").map(PathBuf::from).or(f.tls_cert);
+    let tls_key = env("PORTCULLIS_TLS_KEY").map(PathBuf::from).or(f.tls_key);
+    if tls_cert.is_some() != tls_key.is_some() {
+        bail!("tls_cert and tls_key must be given together");
+    }
+    let dev_tls = flags.dev_tls || env("PORTCULLIS_DEV_TLS").is_some_and(|v| v == "1" || v == "true");
+    if dev_tls && tls_cert.is_some() {
+        bail!("--dev-tls and tls_cert/tls_key exclude each other");
+    }
+    Ok(Settings {
+        data_dir,
+        sql_addr: addr("sql_addr", &sql_addr)?,
+        http_addr: addr("http_addr", &http_addr)?,
+        scram_iterations,
+        tls_cert,
+        tls_key,
+        dev_tls,
+        max_connections,
+        http_token_seconds,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn unknown_file_keys_are_errors() {
+        let e = toml::from_str::<FileConfig>("sql_adr = \"127.0.0.1:1\"").unwrap_err();
+        assert!(e.to_string().contains("unknown field"), "{e}");
+        let ok: FileConfig = toml::from_str("sql_addr = \"127.0.0.1:1\"\nscram_iterations = 8192").unwrap();
+        assert_eq!(ok.scram_iterations, Some(8192));
+    }
+}

@@ -1,0 +1,202 @@
+//! `POST|GET /v1/execute/{database}`: one statement for a session named by a bearer token, the
+//! session cookie, or HTTP Basic credentials (a one-request session).
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use axum::extract::{ConnectInfo, Path, Query, State};
+use axum::http::{header, HeaderMap, StatusCode};
+use axum::Json;
+use base64::engine::general_purpose::STANDARD as B64;
+use base64::Engine;
+use portcullis_catalog::{now, Protocol, Session, StatementResult, Value};
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+use super::{ApiError, HttpState, Status};
+
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct ExecuteRequest {
+    /// One SQL statement.
+    pub statement: String,
+    /// `array` (default: columns plus rows as arrays) or `collection` (rows as objects).
+    pub format: Option<String>,
+    /// Values for `{name}` placeholders in the statement.
+    #[schema(value_type = Option<Object>)]
+    pub params: Option<HashMap<String, serde_json::Value>>,
+    /// Accepted for compatibility; the database in the path wins.
+    #[allow(dead_code)]
+    pub database: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct ExecuteQuery {
+    pub statement: String,
+    pub format: Option<String>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ColumnInfo {
+    pub name: String,
+    #[serde(rename = "type")]
+    pub kind: String,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ExecuteResponse {
+    pub query_id: String,
+    pub status: Status,
+    pub columns: Vec<ColumnInfo>,
+    #[schema(value_type = Vec<Object>)]
+    pub data: Vec<serde_json::Value>,
+}
+
+/// The session a request runs in, removed afterwards if it was made for this request.
+struct RequestSession {
+    session: Arc<Session>,
+    transient: bool,
+}
+
+fn bearer(headers: &HeaderMap) -> Option<&str> {
+    let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
+    value.strip_prefix("Bearer ").map(str::trim)
+}
+
+fn basic(headers: &HeaderMap) -> Option<(String, String)> {
+    let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
+    let decoded = B64.decode(value.strip_prefix("Basic ")?.trim()).ok()?;
+    let text = String::from_utf8(decoded).ok()?;
+    let (user, password) = text.split_once(':')?;
+    Some((user.to_owned(), password.to_owned()))
+}
+
+fn cookie(headers: &HeaderMap) -> Option<String> {
+    headers.get_all(header::COOKIE).iter().filter_map(|v| v.to_str().ok()).flat_map(|v| v.split(';')).find_map(|pair| {
+        let (k, v) = pair.trim().split_once('=')?;
+        (k == "portcullis_session").then(|| v.to_owned())
+    })
+}
+
+async fn authenticate(state: &HttpState, headers: &HeaderMap, database: &str, peer: &str) -> Result<RequestSession, ApiError> {
+    let unauthorized = |reason: &str| ApiError::new(StatusCode::UNAUTHORIZED, "28000", reason);
+    if let Some((user, password)) = basic(headers) {
+        let session = state.auth.sign_in_with_password(&user, Some(database), &password, peer, Protocol::Http, Some(now() + 60)).await?;
+        return Ok(RequestSession { session, transient: true });
+    }
+    let token = bearer(headers).map(str::to_owned).or_else(|| cookie(headers)).ok_or_else(|| unauthorized("sign in first: send Authorization: Bearer <token> or Basic credentials"))?;
+    let sessions = &state.auth.catalog().sessions;
+    let session = state
+        .tokens
+        .session_id(&token)
+        .and_then(|id| sessions.get(&id))
+        .filter(|s| s.expires_at.is_none_or(|t| t > now()))
+        .ok_or_else(|| unauthorized("the access token is unknown or expired; sign in again"))?;
+    if session.database != database {
+        return Err(ApiError::new(StatusCode::FORBIDDEN, "28000", format!("the access token is for database \"{}\", not \"{database}\"", session.database)));
+    }
+    Ok(RequestSession { session, transient: false })
+}
+
+/// Replaces `{name}` placeholders outside quotes with positional parameters.
+fn bind_named(statement: &str, params: &HashMap<String, serde_json::Value>) -> Result<(String, Vec<Value>), ApiError> {
+    let mut out = String::with_capacity(statement.len());
+    let mut values = Vec::new();
+    let mut quote: Option<char> = None;
+    let mut rest = statement;
+    while let Some(ch) = rest.chars().next() {
+        rest = &rest[ch.len_utf8()..];
+        match (quote, ch) {
+            (Some(q), c) if c == q => {
+                quote = None;
+                out.push(c);
+            }
+            (Some(_), c) => out.push(c),
+            (None, '\'' | '"') => {
+                quote = Some(ch);
+                out.push(ch);
+            }
+            (None, '{') => {
+                let end = rest.find('}').ok_or_else(|| ApiError::new(StatusCode::BAD_REQUEST, "42601", "unclosed { in statement"))?;
+                let name = &rest[..end];
+                let value = params.get(name).ok_or_else(|| ApiError::new(StatusCode::BAD_REQUEST, "22023", format!("no value for parameter {{{name}}}")))?;
+                values.push(match value {
+                    serde_json::Value::Null => Value::Null,
+                    serde_json::Value::Bool(b) => Value::Bool(*b),
+                    serde_json::Value::Number(n) => n.as_i64().map(Value::Int).or_else(|| n.as_f64().map(Value::Float)).unwrap_or(Value::Null),
+                    serde_json::Value::String(s) => Value::Text(s.clone()),
+                    other => Value::Text(other.to_string()),
+                });
+                out.push_str(&format!("?{}", values.len()));
+                rest = &rest[end + 1..];
+            }
+            (None, c) => out.push(c),
+        }
+    }
+    Ok((out, values))
+}
+
+async fn run(state: Arc<HttpState>, headers: HeaderMap, database: String, peer: String, statement: String, format: Option<String>, params: HashMap<String, serde_json::Value>) -> Result<Json<ExecuteResponse>, ApiError> {
+    let collection = match format.as_deref() {
+        None | Some("array") => false,
+        Some("collection") => true,
+        Some(other) => return Err(ApiError::new(StatusCode::BAD_REQUEST, "22023", format!("format must be array or collection, not {other:?}"))),
+    };
+    let request = authenticate(&state, &headers, &database, &peer).await?;
+    let (statement, values) = bind_named(&statement, &params)?;
+    let catalog = state.auth.catalog();
+    let result = catalog.execute(&request.session, &statement, &values).await;
+    if request.transient {
+        catalog.sessions.remove(&request.session.id);
+    }
+    let results = result?;
+    let query_id = portcullis_catalog::SessionRegistry::new_id();
+    let (columns, data) = match results.into_iter().last() {
+        Some(StatementResult::Rows(rows)) => {
+            let columns: Vec<ColumnInfo> = rows.columns.iter().map(|c| ColumnInfo { name: c.name.clone(), kind: format!("{:?}", c.kind).to_uppercase() }).collect();
+            let data = rows
+                .rows
+                .iter()
+                .map(|row| {
+                    if collection {
+                        serde_json::Value::Object(rows.columns.iter().zip(row).map(|(c, v)| (c.name.clone(), v.to_json())).collect())
+                    } else {
+                        serde_json::Value::Array(row.iter().map(Value::to_json).collect())
+                    }
+                })
+                .collect();
+            (columns, data)
+        }
+        _ => (Vec::new(), Vec::new()),
+    };
+    Ok(Json(ExecuteResponse { query_id, status: Status::ok("Query executed successfully"), columns, data }))
+}
+
+/// Runs one statement (JSON body).
+#[utoipa::path(post, path = "/v1/execute/{database}", request_body = ExecuteRequest,
+    params(("database" = String, Path, description = "the database")),
+    responses((status = 200, body = ExecuteResponse), (status = 400, body = super::StatusBody), (status = 401, body = super::StatusBody)))]
+pub async fn execute_post(
+    State(state): State<Arc<HttpState>>,
+    ConnectInfo(peer): ConnectInfo<std::net::SocketAddr>,
+    Path(database): Path<String>,
+    headers: HeaderMap,
+    body: Result<Json<ExecuteRequest>, axum::extract::rejection::JsonRejection>,
+) -> Result<Json<ExecuteResponse>, ApiError> {
+    let Json(body) = body.map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "08P01", format!("bad request body: {}", e.body_text())))?;
+    run(state, headers, database, peer.to_string(), body.statement, body.format, body.params.unwrap_or_default()).await
+}
+
+/// Runs one statement given in the query string.
+#[utoipa::path(get, path = "/v1/execute/{database}",
+    params(("database" = String, Path, description = "the database"), ("statement" = String, Query, description = "the SQL"), ("format" = Option<String>, Query, description = "array or collection")),
+    responses((status = 200, body = ExecuteResponse), (status = 400, body = super::StatusBody)))]
+pub async fn execute_get(
+    State(state): State<Arc<HttpState>>,
+    ConnectInfo(peer): ConnectInfo<std::net::SocketAddr>,
+    Path(database): Path<String>,
+    headers: HeaderMap,
+    query: Result<Query<ExecuteQuery>, axum::extract::rejection::QueryRejection>,
+) -> Result<Json<ExecuteResponse>, ApiError> {
+    let Query(q) = query.map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "08P01", format!("bad query string: {}", e.body_text())))?;
+    run(state, headers, database, peer.to_string(), q.statement, q.format, HashMap::new()).await
+}

@@ -1,0 +1,64 @@
+//! `POST /v1/login`: password sign-in; answers an access token and sets a session cookie.
+
+use std::sync::Arc;
+
+use axum::extract::{ConnectInfo, State};
+use axum::http::header;
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use portcullis_catalog::{now, Protocol};
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+use super::{ApiError, HttpState, Status};
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct LoginRequest {
+    /// The FQUN, `user@database`.
+    pub username: String,
+    pub password: String,
+    /// The database to sign in to: default the user's own, or `system` for a name without
+    /// `@database`.
+    pub database: Option<String>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct LoginResponse {
+    pub access_token: String,
+    pub username: String,
+    pub database: String,
+    pub expires_in: i64,
+    pub status: Status,
+}
+
+/// Signs in with a password.
+#[utoipa::path(post, path = "/v1/login", request_body = LoginRequest,
+    responses((status = 200, body = LoginResponse), (status = 401, body = super::StatusBody)))]
+pub async fn login(
+    State(state): State<Arc<HttpState>>,
+    ConnectInfo(peer): ConnectInfo<std::net::SocketAddr>,
+    body: Result<Json<LoginRequest>, axum::extract::rejection::JsonRejection>,
+) -> Result<Response, ApiError> {
+    let Json(body) = body.map_err(|e| ApiError::new(axum::http::StatusCode::BAD_REQUEST, "08P01", format!("bad request body: {}", e.body_text())))?;
+    let database = body.database.clone().or_else(|| (!body.username.contains('@')).then(|| "system".to_owned()));
+    let expires_at = now() + state.token_seconds;
+    let session = state
+        .auth
+        .sign_in_with_password(&body.username, database.as_deref(), &body.password, &peer.to_string(), Protocol::Http, Some(expires_at))
+        .await?;
+    let token = state.tokens.issue(&session.id);
+    let cookie = format!(
+        "portcullis_session={token}; Path=/; HttpOnly; SameSite=Lax; Max-Age={}{}",
+        state.token_seconds,
+        if state.secure_cookies { "; Secure" } else { "" }
+    );
+    let response = LoginResponse {
+        access_token: token,
+        username: session.user.clone(),
+        database: session.database.clone(),
+        expires_in: state.token_seconds,
+        status: Status::ok("Login successful"),
+    };
+    Ok(([(header::SET_COOKIE, cookie)], Json(response)).into_response())
+}

@@ -1,0 +1,146 @@
+//! The HTTP front end (axum): `/v1/login`, `/v1/execute/{database}`, `/healthz` and the OpenAPI
+//! description. Every response carries `{"status":{"reason","sql_state","vendor_code"}}`.
+
+mod execute;
+mod login;
+mod tokens;
+
+use std::sync::Arc;
+
+use axum::http::{header, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use portcullis_auth::{PasswordAuthenticator, SignInError};
+use portcullis_catalog::CatalogError;
+use serde::Serialize;
+use utoipa::{OpenApi, ToSchema};
+
+pub use tokens::TokenTable;
+
+/// What the handlers share.
+pub struct HttpState {
+    pub auth: Arc<PasswordAuthenticator>,
+    pub tokens: TokenTable,
+    pub token_seconds: i64,
+    /// Whether the listener is TLS (the session cookie is then `Secure`).
+    pub secure_cookies: bool,
+}
+
+/// The status object of every response (seed 000).
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Status {
+    pub reason: String,
+    pub sql_state: String,
+    pub vendor_code: i32,
+}
+
+impl Status {
+    pub fn ok(reason: &str) -> Self {
+        Self { reason: reason.into(), sql_state: "00000".into(), vendor_code: 0 }
+    }
+}
+
+/// A response that is only a status.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct StatusBody {
+    pub status: Status,
+}
+
+/// An error answered with its HTTP status and the status object.
+#[derive(Debug)]
+pub struct ApiError {
+    pub http: StatusCode,
+    pub sql_state: String,
+    pub reason: String,
+}
+
+impl ApiError {
+    pub fn new(http: StatusCode, sql_state: &str, reason: impl Into<String>) -> Self {
+        Self { http, sql_state: sql_state.into(), reason: reason.into() }
+    }
+}
+
+impl From<CatalogError> for ApiError {
+    fn from(e: CatalogError) -> Self {
+        let http = match e.sqlstate {
+            "42501" => StatusCode::FORBIDDEN,
+            "42704" | "3D000" | "42P01" => StatusCode::NOT_FOUND,
+            "42710" => StatusCode::CONFLICT,
+            "XX000" => StatusCode::INTERNAL_SERVER_ERROR,
+            _ => StatusCode::BAD_REQUEST,
+        };
+        let reason = match e.position {
+            Some(p) => format!("{} (at character {p})", e.message),
+            None => e.message,
+        };
+        Self::new(http, e.sqlstate, reason)
+    }
+}
+
+impl From<SignInError> for ApiError {
+    fn from(e: SignInError) -> Self {
+        let http = match e {
+            SignInError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+            SignInError::NoDatabase(_) => StatusCode::NOT_FOUND,
+            SignInError::NoUse { .. } => StatusCode::FORBIDDEN,
+            _ => StatusCode::UNAUTHORIZED,
+        };
+        Self::new(http, e.sqlstate(), e.to_string())
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let body = StatusBody {
+            status: Status { reason: self.reason, sql_state: self.sql_state, vendor_code: i32::from(self.http.as_u16()) },
+        };
+        let mut response = (self.http, Json(body)).into_response();
+        if self.http == StatusCode::UNAUTHORIZED {
+            response.headers_mut().insert(header::WWW_AUTHENTICATE, header::HeaderValue::from_static("Bearer, Basic realm=\"portcullis\""));
+        }
+        response
+    }
+}
+
+#[derive(OpenApi)]
+#[openapi(
+    info(title = "Portcullis HTTP API", description = "Sign-in and catalog statements over HTTP"),
+    paths(login::login, execute::execute_post, execute::execute_get, healthz),
+    components(schemas(Status, StatusBody, login::LoginRequest, login::LoginResponse, execute::ExecuteRequest, execute::ExecuteResponse, execute::ColumnInfo))
+)]
+pub struct ApiDoc;
+
+/// Liveness.
+#[utoipa::path(get, path = "/healthz", responses((status = 200, body = StatusBody)))]
+async fn healthz() -> Json<StatusBody> {
+    Json(StatusBody { status: Status::ok("ok") })
+}
+
+async fn openapi_json() -> Response {
+    Json(ApiDoc::openapi()).into_response()
+}
+
+async fn openapi_yaml() -> Response {
+    match ApiDoc::openapi().to_yaml() {
+        Ok(yaml) => ([(header::CONTENT_TYPE, "application/yaml")], yaml).into_response(),
+        Err(e) => ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "XX000", e.to_string()).into_response(),
+    }
+}
+
+async fn not_found() -> ApiError {
+    ApiError::new(StatusCode::NOT_FOUND, "42704", "no such endpoint")
+}
+
+/// The HTTP application.
+pub fn app(state: Arc<HttpState>) -> Router {
+    Router::new()
+        .route("/v1/login", post(login::login))
+        .route("/v1/execute/{database}", post(execute::execute_post).get(execute::execute_get))
+        .route("/healthz", get(healthz))
+        .route("/openapi.json", get(openapi_json))
+        .route("/openapi.yaml", get(openapi_yaml))
+        .fallback(not_found)
+        .layer(axum::extract::DefaultBodyLimit::max(1 << 20))
+        .with_state(state)
+}

@@ -1,0 +1,92 @@
+//! The PostgreSQL-protocol front end (pgwire): the listener, per-connection handlers, SCRAM
+//! sign-in and statement execution. Every sign-in failure is FATAL and closes the connection.
+
+mod errors;
+mod query;
+mod startup;
+
+use std::sync::Arc;
+
+use parking_lot::Mutex;
+use pgwire::api::auth::{AuthDriver, DefaultServerParameterProvider};
+use pgwire::api::stmt::NoopQueryParser;
+use pgwire::api::PgWireServerHandlers;
+use portcullis_auth::PasswordAuthenticator;
+use portcullis_catalog::Session;
+use tokio::net::TcpListener;
+use tokio::sync::Semaphore;
+use tokio_rustls::TlsAcceptor;
+
+/// What every connection shares.
+pub struct PgShared {
+    pub auth: Arc<PasswordAuthenticator>,
+    pub driver: AuthDriver<DefaultServerParameterProvider>,
+    pub parser: Arc<NoopQueryParser>,
+}
+
+impl PgShared {
+    pub fn new(auth: Arc<PasswordAuthenticator>) -> Self {
+        let mut params = DefaultServerParameterProvider::default();
+        params.server_version = format!("16.6 (Portcullis {})", env!("CARGO_PKG_VERSION"));
+        params.is_superuser = false;
+        params.scram_iterations = auth.catalog().options.scram_iterations as usize;
+        Self { auth, driver: AuthDriver::new(params), parser: Arc::new(NoopQueryParser::new()) }
+    }
+}
+
+/// One client connection: its sign-in target and, once signed in, its session.
+pub struct PgConnection {
+    shared: Arc<PgShared>,
+    target: Mutex<Option<portcullis_auth::LoginTarget>>,
+    session: Mutex<Option<Arc<Session>>>,
+}
+
+/// The handlers pgwire asks for, all backed by the one connection.
+struct Handlers(Arc<PgConnection>);
+
+impl PgWireServerHandlers for Handlers {
+    fn simple_query_handler(&self) -> Arc<impl pgwire::api::query::SimpleQueryHandler> {
+        self.0.clone()
+    }
+
+    fn extended_query_handler(&self) -> Arc<impl pgwire::api::query::ExtendedQueryHandler> {
+        self.0.clone()
+    }
+
+    fn startup_handler(&self) -> Arc<impl pgwire::api::auth::StartupHandler> {
+        self.0.clone()
+    }
+}
+
+/// Accepts connections until the task is dropped.
+pub async fn serve(listener: TcpListener, shared: Arc<PgShared>, tls: Option<TlsAcceptor>, max_connections: usize) {
+    let slots = Arc::new(Semaphore::new(max_connections));
+    loop {
+        let (socket, peer) = match listener.accept().await {
+            Ok(pair) => pair,
+            Err(e) => {
+                tracing::warn!(error = %e, "accept failed");
+                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                continue;
+            }
+        };
+        let Ok(permit) = slots.clone().try_acquire_owned() else {
+            tracing::warn!(%peer, max_connections, "connection refused: too many connections");
+            drop(socket);
+            continue;
+        };
+        let _ = socket.set_nodelay(true);
+        let conn = Arc::new(PgConnection { shared: shared.clone(), target: Mutex::new(None), session: Mutex::new(None) });
+        let tls = tls.clone();
+        tokio::spawn(async move {
+            let handlers = Handlers(conn.clone());
+            if let Err(e) = pgwire::tokio::process_socket(socket, tls, handlers).await {
+                tracing::debug!(%peer, error = %e, "connection ended with an error");
+            }
+            if let Some(session) = conn.session.lock().take() {
+                conn.shared.auth.catalog().sessions.remove(&session.id);
+            }
+            drop(permit);
+        });
+    }
+}

@@ -1,0 +1,76 @@
+//! Startup: open the store, bootstrap on first start, then run both listeners until Ctrl-C.
+
+use std::sync::Arc;
+
+use anyhow::Context;
+use portcullis_auth::PasswordAuthenticator;
+use portcullis_catalog::{now, Catalog, CatalogOptions};
+use portcullis_store::SqliteStore;
+
+use crate::config::Settings;
+use crate::{http, pg, tls};
+
+pub async fn run(settings: Settings) -> anyhow::Result<()> {
+    std::fs::create_dir_all(&settings.data_dir).with_context(|| format!("creating {}", settings.data_dir.display()))?;
+    let store = SqliteStore::open(&settings.data_dir.join("catalog.db")).context("opening the catalog")?;
+    let catalog = Arc::new(Catalog::open(Arc::new(store), CatalogOptions { scram_iterations: settings.scram_iterations }).await?);
+    if catalog.is_empty() {
+        let (password, generated) = match std::env::var("PORTCULLIS_ADMIN_PASSWORD") {
+            Ok(p) if !p.is_empty() => (p, false),
+            _ => (generate_password(), true),
+        };
+        catalog.bootstrap(&password).await?;
+        if generated {
+            // Printed once, on first start only; never logged.
+            println!("Created admin@system with password: {password}\nStore it now; it will not be shown again.");
+        } else {
+            println!("Created admin@system with the password from PORTCULLIS_ADMIN_PASSWORD.");
+        }
+    }
+
+    let tls = match (&settings.tls_cert, &settings.tls_key, settings.dev_tls) {
+        (Some(cert), Some(key), _) => Some(tls::acceptor(cert, key)?),
+        (_, _, true) => {
+            let (cert, key) = tls::dev_pair(&settings.data_dir)?;
+            Some(tls::acceptor(&cert, &key)?)
+        }
+        _ => None,
+    };
+
+    let auth = Arc::new(PasswordAuthenticator::new(catalog.clone()));
+    let sql = tokio::net::TcpListener::bind(settings.sql_addr).await.with_context(|| format!("binding {}", settings.sql_addr))?;
+    let web = tokio::net::TcpListener::bind(settings.http_addr).await.with_context(|| format!("binding {}", settings.http_addr))?;
+    println!("Portcullis listening: SQL on {}{}, HTTP on {}", sql.local_addr()?, if tls.is_some() { " (TLS)" } else { "" }, web.local_addr()?);
+
+    let http_state = Arc::new(http::HttpState { auth: auth.clone(), tokens: http::TokenTable::default(), token_seconds: settings.http_token_seconds, secure_cookies: false });
+    let sweeper = {
+        let state = http_state.clone();
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(std::time::Duration::from_secs(30));
+            loop {
+                tick.tick().await;
+                let sessions = &state.auth.catalog().sessions;
+                sessions.expire(now());
+                state.tokens.retain(|id| sessions.get(id).is_some());
+            }
+        })
+    };
+    let pg_task = tokio::spawn(pg::serve(sql, Arc::new(pg::PgShared::new(auth)), tls, settings.max_connections));
+    let app = http::app(http_state).into_make_service_with_connect_info::<std::net::SocketAddr>();
+    let http_task = tokio::spawn(async move { axum::serve(web, app).await });
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => tracing::info!("shutting down"),
+        r = http_task => tracing::error!(result = ?r.map(|r| r.map_err(|e| e.to_string())), "HTTP listener stopped"),
+        r = pg_task => tracing::error!(result = ?r.map_err(|e| e.to_string()), "SQL listener stopped"),
+    }
+    sweeper.abort();
+    Ok(())
+}
+
+/// 24 characters: upper, lower, digits and symbols, so it meets complexity level 2.
+fn generate_password() -> String {
+    use rand::seq::IndexedRandom;
+    const SETS: [&[u8]; 4] = [b"ABCDEFGHJKLMNPQRSTUVWXYZ", b"abcdefghijkmnopqrstuvwxyz", b"23456789", b"-_.+=%"];
+    let mut rng = rand::rng();
+    (0..24).map(|i| *SETS[i % 4].choose(&mut rng).unwrap_or(&b'x') as char).collect()
+}
