@@ -1,0 +1,126 @@
+//! Starts the real `portcullis` binary on ephemeral ports in a temporary data directory and
+//! drives it with the real `psql` and `pgbench`.
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+
+pub const ADMIN_PASSWORD: &str = "Admin-pass-1";
+
+pub struct Server {
+    child: Child,
+    pub data_dir: PathBuf,
+    pub sql_port: u16,
+    pub http_port: u16,
+    _dir: Option<tempfile::TempDir>,
+}
+
+impl Server {
+    pub fn start() -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let mut s = Self::start_in(dir.path().to_path_buf());
+        s._dir = Some(dir);
+        s
+    }
+
+    pub fn start_in(data_dir: PathBuf) -> Self {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_portcullis"))
+            .args(["serve", "--data-dir"])
+            .arg(&data_dir)
+            .args(["--sql-addr", "127.0.0.1:0", "--http-addr", "127.0.0.1:0"])
+            .env("PORTCULLIS_ADMIN_PASSWORD", ADMIN_PASSWORD)
+            .env("PORTCULLIS_LOG", "warn")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .unwrap();
+        let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+        let (mut sql_port, mut http_port) = (0, 0);
+        for line in lines.by_ref() {
+            let line = line.unwrap();
+            if let Some(rest) = line.strip_prefix("Portcullis listening: SQL on ") {
+                let port = |s: &str| -> u16 {
+                    let digits: String = s.rsplit(':').next().unwrap().chars().take_while(|c| c.is_ascii_digit()).collect();
+                    digits.parse().unwrap()
+                };
+                let (sql, http) = rest.split_once(", HTTP on ").unwrap();
+                sql_port = port(sql);
+                http_port = port(http);
+                break;
+            }
+        }
+        assert!(sql_port > 0, "server did not report its ports");
+        std::thread::spawn(move || for _ in lines {});
+        Self { child, data_dir, sql_port, http_port, _dir: None }
+    }
+
+    pub fn conninfo(&self, user: &str, db: &str) -> String {
+        format!("host=127.0.0.1 port={} user={user} dbname={db} connect_timeout=10", self.sql_port)
+    }
+
+    /// Runs psql with one or more `-c` commands; returns (success, stdout, stderr).
+    pub fn psql(&self, user: &str, db: &str, password: &str, commands: &[&str]) -> (bool, String, String) {
+        let mut cmd = Command::new("psql");
+        cmd.arg(self.conninfo(user, db)).args(["-X", "-A", "-t", "-v", "ON_ERROR_STOP=1"]);
+        for c in commands {
+            cmd.args(["-c", c]);
+        }
+        let out = cmd.env("PGPASSWORD", password).env("PGSSLMODE", "disable").output().unwrap();
+        (out.status.success(), String::from_utf8_lossy(&out.stdout).trim().to_owned(), String::from_utf8_lossy(&out.stderr).trim().to_owned())
+    }
+
+    /// psql as admin@system; panics on failure.
+    pub fn admin(&self, commands: &[&str]) -> String {
+        let (ok, out, err) = self.psql("admin@system", "system", ADMIN_PASSWORD, commands);
+        assert!(ok, "admin psql failed: {err}");
+        out
+    }
+
+    /// psql as admin@system expecting failure; returns stderr.
+    pub fn admin_fails(&self, command: &str) -> String {
+        let (ok, _, err) = self.psql("admin@system", "system", ADMIN_PASSWORD, &[command]);
+        assert!(!ok, "expected {command:?} to fail");
+        err
+    }
+
+    pub fn http(&self, path: &str) -> String {
+        format!("http://127.0.0.1:{}{path}", self.http_port)
+    }
+
+    pub fn stop(mut self) -> PathBuf {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        self.data_dir.clone()
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Creates `example_database`, user alice in it, and a group with USE that holds her.
+pub fn example(server: &Server) {
+    server.admin(&[
+        "CREATE DATABASE example_database",
+        "CREATE USER \"alice@example_database\" PASSWORD = 'Alice-pass-1', FIRST_NAME = 'Alice', EMAIL = 'alice@example.com'",
+        "CREATE GROUP analysts@example_database",
+        "ALTER GROUP analysts@example_database ADD USER alice",
+        "GRANT USE ON DATABASE example_database TO GROUP analysts@example_database",
+    ]);
+}
+
+/// A snapshot of the catalog's visible state, to show that a failed statement changed nothing.
+pub fn catalog_dump(server: &Server) -> String {
+    server.admin(&[
+        "SELECT id, name FROM sys.databases ORDER BY id",
+        "SELECT fqun, state, failed_attempts FROM sys.users ORDER BY id",
+        "SELECT fqgn FROM sys.groups ORDER BY id",
+        "SELECT group_id, user_id FROM sys.group_members ORDER BY 1, 2",
+        "SELECT privilege, object_type, object_id, grantee FROM sys.privileges ORDER BY 1, 2, 3, 4",
+        "SELECT scope, scope_id, name, value FROM sys.password_settings ORDER BY 1, 2, 3",
+    ])
+}
