@@ -9,7 +9,9 @@ use portcullis_catalog::error::sqlstate;
 use portcullis_catalog::model::user_state;
 use portcullis_catalog::names::{resolve_login, Fqun};
 use portcullis_catalog::privileges::{holds, principals_of, Action, Privilege};
-use portcullis_catalog::{now, policy_for, AuthMethod, Catalog, CatalogError, Protocol, Session, SessionRegistry};
+use portcullis_catalog::{
+    now, policy_for, AuthMethod, Catalog, CatalogError, Protocol, Session, SessionRegistry,
+};
 use portcullis_store::{Change, ObjectRef};
 
 /// Why a sign-in was refused. Every variant is FATAL on the wire.
@@ -24,7 +26,9 @@ pub enum SignInError {
     Locked(String),
     #[error("database \"{0}\" does not exist")]
     NoDatabase(String),
-    #[error("user \"{user}\" may not use database \"{database}\": the USE privilege on it is required")]
+    #[error(
+        "user \"{user}\" may not use database \"{database}\": the USE privilege on it is required"
+    )]
     NoUse { user: String, database: String },
     #[error("no user name was given; connect as user@database or give a database")]
     NoUser,
@@ -84,7 +88,10 @@ pub struct PasswordAuthenticator {
 impl PasswordAuthenticator {
     pub fn new(catalog: Arc<Catalog>) -> Self {
         let secret: [u8; 32] = rand::random();
-        Self { catalog, decoy_key: hmac::Key::new(hmac::HMAC_SHA256, &secret) }
+        Self {
+            catalog,
+            decoy_key: hmac::Key::new(hmac::HMAC_SHA256, &secret),
+        }
     }
 
     pub fn catalog(&self) -> &Arc<Catalog> {
@@ -95,13 +102,20 @@ impl PasswordAuthenticator {
     pub fn lookup(&self, user: &str, database: Option<&str>) -> Result<LoginTarget, SignInError> {
         let (fqun, database) = resolve_login(user, database).ok_or(SignInError::NoUser)?;
         let state = self.catalog.state();
-        let record = state.database(&fqun.database).and_then(|d| state.user(d.id, &fqun.user));
+        let record = state
+            .database(&fqun.database)
+            .and_then(|d| state.user(d.id, &fqun.user));
         let verifier = record.and_then(|u| ScramVerifier::parse(&u.verifier));
         let (user_id, verifier) = match (record, verifier) {
             (Some(u), Some(v)) => (Some(u.id), v),
             _ => (None, self.decoy(&fqun)),
         };
-        Ok(LoginTarget { fqun, database, user_id, verifier })
+        Ok(LoginTarget {
+            fqun,
+            database,
+            user_id,
+            verifier,
+        })
     }
 
     /// A stable made-up verifier for a name that has no user.
@@ -117,7 +131,12 @@ impl PasswordAuthenticator {
     }
 
     /// Records a wrong password: counts the attempt and disables the user at the limit.
-    pub async fn failed(&self, target: &LoginTarget, peer: &str, method: AuthMethod) -> SignInError {
+    pub async fn failed(
+        &self,
+        target: &LoginTarget,
+        peer: &str,
+        method: AuthMethod,
+    ) -> SignInError {
         let error = SignInError::BadPassword(target.fqun.to_string());
         if let Some(user_id) = target.user_id {
             let result = self
@@ -147,19 +166,38 @@ impl PasswordAuthenticator {
 
     /// Finishes a sign-in whose password was right: state, expiry and USE checks, then the
     /// session.
-    pub async fn succeeded(&self, target: &LoginTarget, peer: &str, method: AuthMethod, protocol: Protocol, expires_at: Option<i64>) -> Result<Arc<Session>, SignInError> {
-        let result = self.open_session(target, peer, method, protocol, expires_at).await;
+    pub async fn succeeded(
+        &self,
+        target: &LoginTarget,
+        peer: &str,
+        method: AuthMethod,
+        protocol: Protocol,
+        expires_at: Option<i64>,
+    ) -> Result<Arc<Session>, SignInError> {
+        let result = self
+            .open_session(target, peer, method, protocol, expires_at)
+            .await;
         audit(target, peer, method, result.as_ref().map(|_| ()));
         result
     }
 
-    async fn open_session(&self, target: &LoginTarget, peer: &str, method: AuthMethod, protocol: Protocol, expires_at: Option<i64>) -> Result<Arc<Session>, SignInError> {
+    async fn open_session(
+        &self,
+        target: &LoginTarget,
+        peer: &str,
+        method: AuthMethod,
+        protocol: Protocol,
+        expires_at: Option<i64>,
+    ) -> Result<Arc<Session>, SignInError> {
         let name = target.fqun.to_string();
         let Some(user_id) = target.user_id else {
             return Err(SignInError::BadPassword(name));
         };
         let state = self.catalog.state();
-        let user = state.user_by_id(user_id).ok_or_else(|| SignInError::BadPassword(name.clone()))?.clone();
+        let user = state
+            .user_by_id(user_id)
+            .ok_or_else(|| SignInError::BadPassword(name.clone()))?
+            .clone();
         if user.state == user_state::DISABLED {
             return Err(SignInError::Locked(name));
         }
@@ -174,10 +212,20 @@ impl PasswordAuthenticator {
             }
             return Err(SignInError::Expired(name));
         }
-        let database = state.database(&target.database).ok_or_else(|| SignInError::NoDatabase(target.database.clone()))?;
+        let database = state
+            .database(&target.database)
+            .ok_or_else(|| SignInError::NoDatabase(target.database.clone()))?;
         let principals = principals_of(&state, user.id, database.id);
-        if !holds(&state, &principals, Privilege::new(Action::Use), ObjectRef::Database(database.id)) {
-            return Err(SignInError::NoUse { user: name, database: database.name.clone() });
+        if !holds(
+            &state,
+            &principals,
+            Privilege::new(Action::Use),
+            ObjectRef::Database(database.id),
+        ) {
+            return Err(SignInError::NoUse {
+                user: name,
+                database: database.name.clone(),
+            });
         }
         if user.failed_attempts > 0 {
             let mut reset = user.clone();
@@ -199,7 +247,15 @@ impl PasswordAuthenticator {
     }
 
     /// Checks a cleartext password (HTTP) and opens a session.
-    pub async fn sign_in_with_password(&self, user: &str, database: Option<&str>, password: &str, peer: &str, protocol: Protocol, expires_at: Option<i64>) -> Result<Arc<Session>, SignInError> {
+    pub async fn sign_in_with_password(
+        &self,
+        user: &str,
+        database: Option<&str>,
+        password: &str,
+        peer: &str,
+        protocol: Protocol,
+        expires_at: Option<i64>,
+    ) -> Result<Arc<Session>, SignInError> {
         let target = self.lookup(user, database)?;
         let verifier = target.verifier.clone();
         let password = password.to_owned();
@@ -208,7 +264,14 @@ impl PasswordAuthenticator {
             .await
             .map_err(|e| SignInError::Internal(e.to_string()))?;
         if ok && target.user_id.is_some() {
-            self.succeeded(&target, peer, AuthMethod::HttpPassword, protocol, expires_at).await
+            self.succeeded(
+                &target,
+                peer,
+                AuthMethod::HttpPassword,
+                protocol,
+                expires_at,
+            )
+            .await
         } else {
             Err(self.failed(&target, peer, AuthMethod::HttpPassword).await)
         }
@@ -218,7 +281,11 @@ impl PasswordAuthenticator {
 /// One structured event per sign-in attempt; never a password or token.
 fn audit(target: &LoginTarget, peer: &str, method: AuthMethod, result: Result<(), &SignInError>) {
     match result {
-        Ok(()) => tracing::info!(target: "portcullis::audit", result = "success", user = %target.fqun, database = %target.database, method = method.name(), peer, "sign-in"),
-        Err(e) => tracing::info!(target: "portcullis::audit", result = "failure", reason = e.reason(), user = %target.fqun, database = %target.database, method = method.name(), peer, "sign-in"),
+        Ok(()) => {
+            tracing::info!(target: "portcullis::audit", result = "success", user = %target.fqun, database = %target.database, method = method.name(), peer, "sign-in")
+        }
+        Err(e) => {
+            tracing::info!(target: "portcullis::audit", result = "failure", reason = e.reason(), user = %target.fqun, database = %target.database, method = method.name(), peer, "sign-in")
+        }
     }
 }

@@ -24,7 +24,9 @@ pub struct CatalogOptions {
 
 impl Default for CatalogOptions {
     fn default() -> Self {
-        Self { scram_iterations: 4096 }
+        Self {
+            scram_iterations: 4096,
+        }
     }
 }
 
@@ -46,7 +48,10 @@ pub fn now() -> i64 {
 
 impl Catalog {
     /// Loads the catalog from the store.
-    pub async fn open(store: Arc<dyn Store>, options: CatalogOptions) -> Result<Self, CatalogError> {
+    pub async fn open(
+        store: Arc<dyn Store>,
+        options: CatalogOptions,
+    ) -> Result<Self, CatalogError> {
         let snap = store.load().await?;
         Ok(Self {
             store,
@@ -67,7 +72,9 @@ impl Catalog {
     /// Creates the `system` database, its roles and `admin@system` on first start.
     pub async fn bootstrap(&self, admin_password: &str) -> Result<(), CatalogError> {
         if admin_password.is_empty() {
-            return Err(CatalogError::invalid("the administrator password must not be empty"));
+            return Err(CatalogError::invalid(
+                "the administrator password must not be empty",
+            ));
         }
         let changes = bootstrap_changes(admin_password, self.options.scram_iterations, now());
         self.commit(&changes).await
@@ -117,10 +124,18 @@ impl Catalog {
     /// The whole string is parsed first: a syntax error runs nothing. Catalog changes are
     /// collected and committed together, so a failing statement leaves the catalog as it was
     /// before the string (a query in between commits what came before it, so that it sees it).
-    pub async fn execute(&self, session: &Session, sql: &str, params: &[Value]) -> Result<Vec<StatementResult>, CatalogError> {
+    pub async fn execute(
+        &self,
+        session: &Session,
+        sql: &str,
+        params: &[Value],
+    ) -> Result<Vec<StatementResult>, CatalogError> {
         let statements = parse_statements(sql)?;
         if !params.is_empty() && statements.iter().any(Statement::is_change) {
-            return Err(CatalogError::new(sqlstate::FEATURE_NOT_SUPPORTED, "parameters are only supported in catalog queries"));
+            return Err(CatalogError::new(
+                sqlstate::FEATURE_NOT_SUPPORTED,
+                "parameters are only supported in catalog queries",
+            ));
         }
         let mut results = Vec::with_capacity(statements.len());
         let mut pending: Vec<Change> = Vec::new();
@@ -132,7 +147,11 @@ impl Catalog {
                     guard = Some(self.writer.lock().await);
                 }
                 let base = working.get_or_insert_with(|| (*self.state()).clone());
-                let actor = Actor { session, now: now(), scram_iterations: self.options.scram_iterations };
+                let actor = Actor {
+                    session,
+                    now: now(),
+                    scram_iterations: self.options.scram_iterations,
+                };
                 let changes = plan(&actor, base, stmt)?;
                 base.apply(&changes);
                 pending.extend(changes);
@@ -157,7 +176,12 @@ impl Catalog {
     }
 
     /// Runs one catalog query.
-    pub fn query(&self, session: &Session, sql: &str, params: &[Value]) -> Result<QueryResult, CatalogError> {
+    pub fn query(
+        &self,
+        session: &Session,
+        sql: &str,
+        params: &[Value],
+    ) -> Result<QueryResult, CatalogError> {
         let state = self.state();
         let sessions = self.sessions.list();
         self.engine.run(
@@ -195,11 +219,17 @@ fn show(name: &str) -> Result<QueryResult, CatalogError> {
         "integer_datetimes" => "on",
         "max_identifier_length" => "63",
         _ => {
-            return Err(CatalogError::new(sqlstate::UNDEFINED_OBJECT, format!("unrecognized configuration parameter \"{name}\"")));
+            return Err(CatalogError::new(
+                sqlstate::UNDEFINED_OBJECT,
+                format!("unrecognized configuration parameter \"{name}\""),
+            ));
         }
     };
     Ok(QueryResult {
-        columns: vec![Column { name: name.to_owned(), kind: crate::value::ColumnType::Text }],
+        columns: vec![Column {
+            name: name.to_owned(),
+            kind: crate::value::ColumnType::Text,
+        }],
         rows: vec![vec![Value::Text(value.to_owned())]],
     })
 }

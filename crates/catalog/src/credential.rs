@@ -32,7 +32,9 @@ impl ScramVerifier {
     pub fn derive_with_salt(password: &str, salt: &[u8], iterations: u32) -> Self {
         let salted = salted_password(password, salt, iterations);
         let client_key = hmac_sha256(&salted, b"Client Key");
-        let stored_key = digest::digest(&digest::SHA256, &client_key).as_ref().to_vec();
+        let stored_key = digest::digest(&digest::SHA256, &client_key)
+            .as_ref()
+            .to_vec();
         let server_key = hmac_sha256(&salted, b"Server Key");
         Self {
             iterations,
@@ -199,21 +201,42 @@ mod tests {
         // with Python's hashlib/hmac, as PostgreSQL stores them.
         let salt = B64.decode("W22ZaJ0SNY7soEsUEjb6gQ==").unwrap();
         let v = ScramVerifier::derive_with_salt("pencil", &salt, 4096);
-        assert_eq!(B64.encode(&v.stored_key), "WG5d8oPm3OtcPnkdi4Uo7BkeZkBFzpcXkuLmtbsT4qY=");
-        assert_eq!(B64.encode(&v.server_key), "wfPLwcE6nTWhTAmQ7tl2KeoiWGPlZqQxSrmfPwDl2dU=");
+        assert_eq!(
+            B64.encode(&v.stored_key),
+            "WG5d8oPm3OtcPnkdi4Uo7BkeZkBFzpcXkuLmtbsT4qY="
+        );
+        assert_eq!(
+            B64.encode(&v.server_key),
+            "wfPLwcE6nTWhTAmQ7tl2KeoiWGPlZqQxSrmfPwDl2dU="
+        );
     }
 
     #[test]
     fn garbage_verifiers_do_not_parse() {
-        for bad in ["", "md5abc", "SCRAM-SHA-256$0:AA==$AA==:AA==", "SCRAM-SHA-256$x:AA==$AA==:AA==", "SCRAM-SHA-256$4096:!!$AA==:AA=="] {
+        for bad in [
+            "",
+            "md5abc",
+            "SCRAM-SHA-256$0:AA==$AA==:AA==",
+            "SCRAM-SHA-256$x:AA==$AA==:AA==",
+            "SCRAM-SHA-256$4096:!!$AA==:AA==",
+        ] {
             assert!(ScramVerifier::parse(bad).is_none(), "{bad}");
         }
     }
 
     #[test]
     fn password_rules() {
-        let strict = PasswordPolicy { minimum_length: 8, complexity_level: 2, no_repeat_count: 2, ..Default::default() };
-        let old = vec![ScramVerifier::derive("Old-pass1", 16), ScramVerifier::derive("Older-pass1", 16), ScramVerifier::derive("Oldest-pass1", 16)];
+        let strict = PasswordPolicy {
+            minimum_length: 8,
+            complexity_level: 2,
+            no_repeat_count: 2,
+            ..Default::default()
+        };
+        let old = vec![
+            ScramVerifier::derive("Old-pass1", 16),
+            ScramVerifier::derive("Older-pass1", 16),
+            ScramVerifier::derive("Oldest-pass1", 16),
+        ];
         let cases: &[(&str, Result<(), PasswordRejection>)] = &[
             ("", Err(PasswordRejection::Empty)),
             ("Ab1!", Err(PasswordRejection::TooShort { minimum: 8 })),
@@ -228,8 +251,14 @@ mod tests {
             assert_eq!(&check_new_password(pw, &strict, &old), want, "{pw}");
         }
         let long = "a".repeat(300);
-        assert_eq!(check_new_password(&long, &PasswordPolicy::default(), &[]), Ok(()));
+        assert_eq!(
+            check_new_password(&long, &PasswordPolicy::default(), &[]),
+            Ok(())
+        );
         let too_long = "a".repeat(MAX_PASSWORD_LENGTH + 1);
-        assert_eq!(check_new_password(&too_long, &PasswordPolicy::default(), &[]), Err(PasswordRejection::TooLong));
+        assert_eq!(
+            check_new_password(&too_long, &PasswordPolicy::default(), &[]),
+            Err(PasswordRejection::TooLong)
+        );
     }
 }

@@ -41,7 +41,9 @@ impl CatalogState {
     }
 
     pub fn database_name(&self, id: i64) -> &str {
-        self.database_by_id(id).map(|d| d.name.as_str()).unwrap_or("?")
+        self.database_by_id(id)
+            .map(|d| d.name.as_str())
+            .unwrap_or("?")
     }
 
     pub fn user(&self, database_id: i64, name: &str) -> Option<&UserRecord> {
@@ -103,7 +105,9 @@ impl CatalogState {
             .collect();
         ids.sort_unstable();
         ids.dedup();
-        ids.into_iter().filter_map(|id| self.role_by_id(id)).collect()
+        ids.into_iter()
+            .filter_map(|id| self.role_by_id(id))
+            .collect()
     }
 
     /// Previous verifiers of a user, newest first.
@@ -142,7 +146,12 @@ impl CatalogState {
         }
     }
 
-    fn forget(&mut self, grantee: PrincipalRef, object: Option<ObjectRef>, scope: Option<ScopeRef>) {
+    fn forget(
+        &mut self,
+        grantee: PrincipalRef,
+        object: Option<ObjectRef>,
+        scope: Option<ScopeRef>,
+    ) {
         let s = &mut self.snap;
         s.grants
             .retain(|g| g.grantee != grantee && Some(g.object) != object);

@@ -84,14 +84,32 @@ pub fn resolve_login(user: &str, database: Option<&str>) -> Option<(Fqun, String
 mod tests {
     use super::*;
 
+    type LoginCase<'a> = (
+        &'a str,
+        Option<&'a str>,
+        Option<(&'a str, &'a str, &'a str)>,
+    );
+
     #[test]
     fn login_names() {
-        let cases: &[(&str, Option<&str>, Option<(&str, &str, &str)>)] = &[
+        let cases: &[LoginCase] = &[
             ("alice@sales", None, Some(("alice", "sales", "sales"))),
-            ("alice@sales", Some("alice@sales"), Some(("alice", "sales", "sales"))),
-            ("alice@sales", Some("sales"), Some(("alice", "sales", "sales"))),
+            (
+                "alice@sales",
+                Some("alice@sales"),
+                Some(("alice", "sales", "sales")),
+            ),
+            (
+                "alice@sales",
+                Some("sales"),
+                Some(("alice", "sales", "sales")),
+            ),
             ("alice", Some("sales"), Some(("alice", "sales", "sales"))),
-            ("admin@system", Some("sales"), Some(("admin", "system", "sales"))),
+            (
+                "admin@system",
+                Some("sales"),
+                Some(("admin", "system", "sales")),
+            ),
             ("alice", None, None),
             ("alice", Some("alice"), None),
             ("@sales", None, None),
@@ -100,7 +118,9 @@ mod tests {
         ];
         for (user, db, want) in cases {
             let got = resolve_login(user, *db);
-            let got = got.as_ref().map(|(f, t)| (f.user.as_str(), f.database.as_str(), t.as_str()));
+            let got = got
+                .as_ref()
+                .map(|(f, t)| (f.user.as_str(), f.database.as_str(), t.as_str()));
             assert_eq!(got, *want, "{user} {db:?}");
         }
     }
@@ -108,7 +128,16 @@ mod tests {
     #[test]
     fn qualified_names_split_at_the_last_at() {
         let q = QualifiedName::parse("a@b@sales").unwrap();
-        assert_eq!((q.name.as_str(), q.database.as_deref()), ("a@b", Some("sales")));
-        assert_eq!(QualifiedName::parse("g").unwrap().qualified("db").to_string(), "g@db");
+        assert_eq!(
+            (q.name.as_str(), q.database.as_deref()),
+            ("a@b", Some("sales"))
+        );
+        assert_eq!(
+            QualifiedName::parse("g")
+                .unwrap()
+                .qualified("db")
+                .to_string(),
+            "g@db"
+        );
     }
 }

@@ -132,9 +132,7 @@ impl Privilege {
                     || matches!(need.kind, Some(ObjectKind::User | ObjectKind::Group))
                     || matches!(need_on, ObjectRef::User(_) | ObjectRef::Group(_))
             }
-            action => {
-                action == need.action && (self.kind.is_none() || self.kind == need.kind)
-            }
+            action => action == need.action && (self.kind.is_none() || self.kind == need.kind),
         }
     }
 }
@@ -210,17 +208,53 @@ mod tests {
     fn state() -> CatalogState {
         let mut s = CatalogState::default();
         s.apply(&[
-            Change::PutDatabase(DatabaseRecord { id: 1, name: "system".into(), created_at: 0 }),
-            Change::PutDatabase(DatabaseRecord { id: 2, name: "sales".into(), created_at: 0 }),
-            Change::PutUser(UserRecord { id: 10, database_id: 2, name: "alice".into(), first_name: None, last_name: None, email: None, verifier: String::new(), password_set_at: 0, state: "ACTIVE".into(), failed_attempts: 0, created_at: 0 }),
-            Change::PutGroup(GroupRecord { id: 20, database_id: 2, name: "analysts".into(), created_at: 0 }),
-            Change::PutRole(RoleRecord { id: 30, database_id: 2, name: "database_administrator".into(), description: String::new() }),
+            Change::PutDatabase(DatabaseRecord {
+                id: 1,
+                name: "system".into(),
+                created_at: 0,
+            }),
+            Change::PutDatabase(DatabaseRecord {
+                id: 2,
+                name: "sales".into(),
+                created_at: 0,
+            }),
+            Change::PutUser(UserRecord {
+                id: 10,
+                database_id: 2,
+                name: "alice".into(),
+                first_name: None,
+                last_name: None,
+                email: None,
+                verifier: String::new(),
+                password_set_at: 0,
+                state: "ACTIVE".into(),
+                failed_attempts: 0,
+                created_at: 0,
+            }),
+            Change::PutGroup(GroupRecord {
+                id: 20,
+                database_id: 2,
+                name: "analysts".into(),
+                created_at: 0,
+            }),
+            Change::PutRole(RoleRecord {
+                id: 30,
+                database_id: 2,
+                name: "database_administrator".into(),
+                description: String::new(),
+            }),
         ]);
         s
     }
 
     fn grant(s: &mut CatalogState, who: PrincipalRef, p: &str, on: ObjectRef) {
-        s.apply(&[Change::AddGrant(GrantRecord { grantee: who, privilege: p.into(), object: on, grantor: "t".into(), granted_at: 0 })]);
+        s.apply(&[Change::AddGrant(GrantRecord {
+            grantee: who,
+            privilege: p.into(),
+            object: on,
+            grantor: "t".into(),
+            granted_at: 0,
+        })]);
     }
 
     #[test]
@@ -231,15 +265,31 @@ mod tests {
         let use_ = Privilege::new(Action::Use);
         assert!(!holds(&s, &principals_of(&s, 10, 2), use_, db));
         // via a group
-        s.apply(&[Change::AddGroupMember(GroupMemberRecord { group_id: 20, user_id: 10 })]);
+        s.apply(&[Change::AddGroupMember(GroupMemberRecord {
+            group_id: 20,
+            user_id: 10,
+        })]);
         grant(&mut s, PrincipalRef::Group(20), "USE", db);
         assert!(holds(&s, &principals_of(&s, 10, 2), use_, db));
         // ALL on the database through a role covers DROP on a user in it, not on the system
-        s.apply(&[Change::AddRoleMember(RoleMemberRecord { role_id: 30, member: alice })]);
+        s.apply(&[Change::AddRoleMember(RoleMemberRecord {
+            role_id: 30,
+            member: alice,
+        })]);
         grant(&mut s, PrincipalRef::Role(30), "ALL", db);
         let p = principals_of(&s, 10, 2);
-        assert!(holds(&s, &p, Privilege::new(Action::Drop), ObjectRef::User(10)));
-        assert!(!holds(&s, &p, Privilege::on_kind(Action::Create, ObjectKind::Database), ObjectRef::System));
+        assert!(holds(
+            &s,
+            &p,
+            Privilege::new(Action::Drop),
+            ObjectRef::User(10)
+        ));
+        assert!(!holds(
+            &s,
+            &p,
+            Privilege::on_kind(Action::Create, ObjectKind::Database),
+            ObjectRef::System
+        ));
     }
 
     #[test]
@@ -247,13 +297,43 @@ mod tests {
         let mut s = state();
         let bob = [PrincipalRef::User(99)];
         grant(&mut s, bob[0], "CREATE GROUP", ObjectRef::Database(2));
-        assert!(holds(&s, &bob, Privilege::on_kind(Action::Create, ObjectKind::Group), ObjectRef::Database(2)));
-        assert!(!holds(&s, &bob, Privilege::on_kind(Action::Create, ObjectKind::User), ObjectRef::Database(2)));
+        assert!(holds(
+            &s,
+            &bob,
+            Privilege::on_kind(Action::Create, ObjectKind::Group),
+            ObjectRef::Database(2)
+        ));
+        assert!(!holds(
+            &s,
+            &bob,
+            Privilege::on_kind(Action::Create, ObjectKind::User),
+            ObjectRef::Database(2)
+        ));
         grant(&mut s, bob[0], "SYSAUTH", ObjectRef::Database(2));
-        assert!(holds(&s, &bob, Privilege::on_kind(Action::Create, ObjectKind::User), ObjectRef::Database(2)));
-        assert!(holds(&s, &bob, Privilege::new(Action::Alter), ObjectRef::Group(20)));
-        assert!(!holds(&s, &bob, Privilege::new(Action::Use), ObjectRef::Database(2)));
-        assert!(!holds(&s, &bob, Privilege::new(Action::Drop), ObjectRef::Database(2)));
+        assert!(holds(
+            &s,
+            &bob,
+            Privilege::on_kind(Action::Create, ObjectKind::User),
+            ObjectRef::Database(2)
+        ));
+        assert!(holds(
+            &s,
+            &bob,
+            Privilege::new(Action::Alter),
+            ObjectRef::Group(20)
+        ));
+        assert!(!holds(
+            &s,
+            &bob,
+            Privilege::new(Action::Use),
+            ObjectRef::Database(2)
+        ));
+        assert!(!holds(
+            &s,
+            &bob,
+            Privilege::new(Action::Drop),
+            ObjectRef::Database(2)
+        ));
     }
 
     #[test]

@@ -129,7 +129,9 @@ impl QueryEngine {
         let stale_sessions = inner.session_generation != session_generation;
         if stale_catalog || stale_sessions {
             // The copy is written with the authorizer off; queries never run without it.
-            inner.conn.authorizer(None::<fn(AuthContext<'_>) -> Authorization>);
+            inner
+                .conn
+                .authorizer(None::<fn(AuthContext<'_>) -> Authorization>);
             let loaded = (|| {
                 if stale_catalog {
                     load_catalog(&mut inner.conn, state)?;
@@ -346,12 +348,17 @@ fn register_functions(conn: &Connection, view: &Arc<Mutex<SessionView>>) -> rusq
         let view = view.clone();
         conn.create_scalar_function(name, 0, flags, move |_| Ok(get(&view.lock())))?;
     }
-    conn.create_scalar_function("version", 0, flags | FunctionFlags::SQLITE_DETERMINISTIC, |_| {
-        Ok(format!(
-            "Portcullis {} (PostgreSQL 16 protocol)",
-            env!("CARGO_PKG_VERSION")
-        ))
-    })?;
+    conn.create_scalar_function(
+        "version",
+        0,
+        flags | FunctionFlags::SQLITE_DETERMINISTIC,
+        |_| {
+            Ok(format!(
+                "Portcullis {} (PostgreSQL 16 protocol)",
+                env!("CARGO_PKG_VERSION")
+            ))
+        },
+    )?;
     Ok(())
 }
 
@@ -449,9 +456,23 @@ fn load_catalog(conn: &mut Connection, state: &CatalogState) -> rusqlite::Result
         }
         let principal = |p: &PrincipalRef| -> (&'static str, i64, Option<String>) {
             match *p {
-                PrincipalRef::User(id) => ("USER", id, state.user_by_id(id).map(|u| state.user_fqun(u))),
-                PrincipalRef::Group(id) => ("GROUP", id, state.group_by_id(id).map(|g| format!("{}@{}", g.name, state.database_name(g.database_id)))),
-                PrincipalRef::Role(id) => ("ROLE", id, state.role_by_id(id).map(|r| format!("{}@{}", r.name, state.database_name(r.database_id)))),
+                PrincipalRef::User(id) => {
+                    ("USER", id, state.user_by_id(id).map(|u| state.user_fqun(u)))
+                }
+                PrincipalRef::Group(id) => (
+                    "GROUP",
+                    id,
+                    state
+                        .group_by_id(id)
+                        .map(|g| format!("{}@{}", g.name, state.database_name(g.database_id))),
+                ),
+                PrincipalRef::Role(id) => (
+                    "ROLE",
+                    id,
+                    state
+                        .role_by_id(id)
+                        .map(|r| format!("{}@{}", r.name, state.database_name(r.database_id))),
+                ),
             }
         };
         let mut st = tx.prepare("INSERT INTO sys.role_members VALUES (?1, ?2, ?3, ?4, ?5)")?;
@@ -460,15 +481,28 @@ fn load_catalog(conn: &mut Connection, state: &CatalogState) -> rusqlite::Result
             let (kind, id, name) = principal(&m.member);
             st.execute(params![m.role_id, role, kind, id, name])?;
         }
-        let mut st = tx.prepare(
-            "INSERT INTO sys.privileges VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
-        )?;
+        let mut st =
+            tx.prepare("INSERT INTO sys.privileges VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)")?;
         for g in &s.grants {
             let (object_type, object_id, object_name) = match g.object {
                 ObjectRef::System => ("SYSTEM", None, None),
-                ObjectRef::Database(id) => ("DATABASE", Some(id), Some(state.database_name(id).to_owned())),
-                ObjectRef::User(id) => ("USER", Some(id), state.user_by_id(id).map(|u| state.user_fqun(u))),
-                ObjectRef::Group(id) => ("GROUP", Some(id), state.group_by_id(id).map(|x| format!("{}@{}", x.name, state.database_name(x.database_id)))),
+                ObjectRef::Database(id) => (
+                    "DATABASE",
+                    Some(id),
+                    Some(state.database_name(id).to_owned()),
+                ),
+                ObjectRef::User(id) => (
+                    "USER",
+                    Some(id),
+                    state.user_by_id(id).map(|u| state.user_fqun(u)),
+                ),
+                ObjectRef::Group(id) => (
+                    "GROUP",
+                    Some(id),
+                    state
+                        .group_by_id(id)
+                        .map(|x| format!("{}@{}", x.name, state.database_name(x.database_id))),
+                ),
             };
             let (kind, id, name) = principal(&g.grantee);
             st.execute(params![
@@ -483,13 +517,22 @@ fn load_catalog(conn: &mut Connection, state: &CatalogState) -> rusqlite::Result
                 timestamp(g.granted_at)
             ])?;
         }
-        let mut st =
-            tx.prepare("INSERT INTO sys.password_settings VALUES (?1, ?2, ?3, ?4, ?5)")?;
+        let mut st = tx.prepare("INSERT INTO sys.password_settings VALUES (?1, ?2, ?3, ?4, ?5)")?;
         for r in &s.settings {
             let (scope, id, name) = match r.scope {
                 ScopeRef::System => ("SYSTEM", None, None),
-                ScopeRef::Database(id) => ("DATABASE", Some(id), Some(state.database_name(id).to_owned())),
-                ScopeRef::Group(id) => ("GROUP", Some(id), state.group_by_id(id).map(|x| format!("{}@{}", x.name, state.database_name(x.database_id)))),
+                ScopeRef::Database(id) => (
+                    "DATABASE",
+                    Some(id),
+                    Some(state.database_name(id).to_owned()),
+                ),
+                ScopeRef::Group(id) => (
+                    "GROUP",
+                    Some(id),
+                    state
+                        .group_by_id(id)
+                        .map(|x| format!("{}@{}", x.name, state.database_name(x.database_id))),
+                ),
             };
             st.execute(params![scope, id, name, r.name, r.value])?;
         }
@@ -501,9 +544,8 @@ fn load_sessions(conn: &mut Connection, sessions: &[Arc<Session>]) -> rusqlite::
     let tx = conn.transaction()?;
     tx.execute("DELETE FROM sys.sessions", [])?;
     {
-        let mut st = tx.prepare(
-            "INSERT INTO sys.sessions VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
-        )?;
+        let mut st = tx
+            .prepare("INSERT INTO sys.sessions VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)")?;
         for s in sessions {
             st.execute(params![
                 s.id,
@@ -522,13 +564,15 @@ fn load_sessions(conn: &mut Connection, sessions: &[Arc<Session>]) -> rusqlite::
     tx.commit()
 }
 
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
     fn placeholders_are_rewritten_outside_quotes() {
-        assert_eq!(rewrite_placeholders("SELECT $1, '$2', \"$3\", $10"), "SELECT ?1, '$2', \"$3\", ?10");
+        assert_eq!(
+            rewrite_placeholders("SELECT $1, '$2', \"$3\", $10"),
+            "SELECT ?1, '$2', \"$3\", ?10"
+        );
     }
 }

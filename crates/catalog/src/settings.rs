@@ -101,7 +101,11 @@ mod tests {
     use super::*;
 
     fn rec(scope: ScopeRef, s: PasswordSetting, value: i64) -> SettingRecord {
-        SettingRecord { scope, name: s.name().into(), value }
+        SettingRecord {
+            scope,
+            name: s.name().into(),
+            value,
+        }
     }
 
     #[test]
@@ -121,7 +125,16 @@ mod tests {
             rec(db, ComplexityLevel, 1),
         ];
         let all = PasswordPolicy::strictest(&records, &[sys, db, grp]);
-        assert_eq!(all, PasswordPolicy { minimum_length: 12, complexity_level: 1, no_repeat_count: 0, lifetime_days: 30, invalid_attempt_limit: 5 });
+        assert_eq!(
+            all,
+            PasswordPolicy {
+                minimum_length: 12,
+                complexity_level: 1,
+                no_repeat_count: 0,
+                lifetime_days: 30,
+                invalid_attempt_limit: 5
+            }
+        );
         // At user creation only the system and database count.
         let creation = PasswordPolicy::strictest(&records, &[sys, db]);
         assert_eq!((creation.minimum_length, creation.lifetime_days), (10, 90));

@@ -70,7 +70,8 @@ const KNOWN_ENV: &[&str] = &[
 ];
 
 pub fn read_file(path: &Path) -> anyhow::Result<FileConfig> {
-    let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
     toml::from_str(&text).with_context(|| format!("in {}", path.display()))
 }
 
@@ -80,13 +81,17 @@ fn env(name: &str) -> Option<String> {
 
 fn parse_env<T: std::str::FromStr>(name: &str) -> anyhow::Result<Option<T>> {
     match env(name) {
-        Some(v) => v.parse().map(Some).map_err(|_| anyhow::anyhow!("{name}={v:?} is not a valid value")),
+        Some(v) => v
+            .parse()
+            .map(Some)
+            .map_err(|_| anyhow::anyhow!("{name}={v:?} is not a valid value")),
         None => Ok(None),
     }
 }
 
 fn addr(what: &str, text: &str) -> anyhow::Result<SocketAddr> {
-    text.parse().with_context(|| format!("{what} {text:?} is not HOST:PORT (an IP address and a port)"))
+    text.parse()
+        .with_context(|| format!("{what} {text:?} is not HOST:PORT (an IP address and a port)"))
 }
 
 /// Merges file, environment and flags.
@@ -96,7 +101,11 @@ pub fn resolve(file: Option<&Path>, flags: Overrides) -> anyhow::Result<Settings
         .filter(|k| k.starts_with("PORTCULLIS_") && !KNOWN_ENV.contains(&k.as_str()))
         .collect();
     if !unknown.is_empty() {
-        bail!("unknown environment variable(s): {} (known: {})", unknown.join(", "), KNOWN_ENV.join(", "));
+        bail!(
+            "unknown environment variable(s): {} (known: {})",
+            unknown.join(", "),
+            KNOWN_ENV.join(", ")
+        );
     }
     let f = match file {
         Some(path) => read_file(path)?,
@@ -107,17 +116,31 @@ pub fn resolve(file: Option<&Path>, flags: Overrides) -> anyhow::Result<Settings
         .or_else(|| env("PORTCULLIS_DATA_DIR").map(PathBuf::from))
         .or(f.data_dir)
         .unwrap_or_else(|| PathBuf::from("./portcullis-data"));
-    let sql_addr = flags.sql_addr.or_else(|| env("PORTCULLIS_SQL_ADDR")).or(f.sql_addr).unwrap_or_else(|| "127.0.0.1:4050".into());
-    let http_addr = flags.http_addr.or_else(|| env("PORTCULLIS_HTTP_ADDR")).or(f.http_addr).unwrap_or_else(|| "127.0.0.1:9090".into());
-    let scram_iterations = parse_env("PORTCULLIS_SCRAM_ITERATIONS")?.or(f.scram_iterations).unwrap_or(4096);
+    let sql_addr = flags
+        .sql_addr
+        .or_else(|| env("PORTCULLIS_SQL_ADDR"))
+        .or(f.sql_addr)
+        .unwrap_or_else(|| "127.0.0.1:4050".into());
+    let http_addr = flags
+        .http_addr
+        .or_else(|| env("PORTCULLIS_HTTP_ADDR"))
+        .or(f.http_addr)
+        .unwrap_or_else(|| "127.0.0.1:9090".into());
+    let scram_iterations = parse_env("PORTCULLIS_SCRAM_ITERATIONS")?
+        .or(f.scram_iterations)
+        .unwrap_or(4096);
     if !(4096..=10_000_000).contains(&scram_iterations) {
         bail!("scram_iterations must be between 4096 (RFC 7677's minimum) and 10000000");
     }
-    let max_connections = parse_env("PORTCULLIS_MAX_CONNECTIONS")?.or(f.max_connections).unwrap_or(1000);
+    let max_connections = parse_env("PORTCULLIS_MAX_CONNECTIONS")?
+        .or(f.max_connections)
+        .unwrap_or(1000);
     if max_connections == 0 {
         bail!("max_connections must be at least 1");
     }
-    let http_token_seconds = parse_env("PORTCULLIS_HTTP_TOKEN_SECONDS")?.or(f.http_token_seconds).unwrap_or(3600);
+    let http_token_seconds = parse_env("PORTCULLIS_HTTP_TOKEN_SECONDS")?
+        .or(f.http_token_seconds)
+        .unwrap_or(3600);
     if !(60..=86_400 * 30).contains(&http_token_seconds) {
         bail!("http_token_seconds must be between 60 and 2592000");
     }
@@ -126,7 +149,8 @@ pub fn resolve(file: Option<&Path>, flags: Overrides) -> anyhow::Result<Settings
     if tls_cert.is_some() != tls_key.is_some() {
         bail!("tls_cert and tls_key must be given together");
     }
-    let dev_tls = flags.dev_tls || env("PORTCULLIS_DEV_TLS").is_some_and(|v| v == "1" || v == "true");
+    let dev_tls =
+        flags.dev_tls || env("PORTCULLIS_DEV_TLS").is_some_and(|v| v == "1" || v == "true");
     if dev_tls && tls_cert.is_some() {
         bail!("--dev-tls and tls_cert/tls_key exclude each other");
     }
@@ -151,7 +175,8 @@ mod tests {
     fn unknown_file_keys_are_errors() {
         let e = toml::from_str::<FileConfig>("sql_adr = \"127.0.0.1:1\"").unwrap_err();
         assert!(e.to_string().contains("unknown field"), "{e}");
-        let ok: FileConfig = toml::from_str("sql_addr = \"127.0.0.1:1\"\nscram_iterations = 8192").unwrap();
+        let ok: FileConfig =
+            toml::from_str("sql_addr = \"127.0.0.1:1\"\nscram_iterations = 8192").unwrap();
         assert_eq!(ok.scram_iterations, Some(8192));
     }
 }

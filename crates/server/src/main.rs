@@ -13,7 +13,11 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 #[derive(Parser)]
-#[command(name = "portcullis", version, about = "The authentication and access-control front door of a SQL database")]
+#[command(
+    name = "portcullis",
+    version,
+    about = "The authentication and access-control front door of a SQL database"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -48,18 +52,38 @@ enum Command {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    let filter = tracing_subscriber::EnvFilter::try_from_env("PORTCULLIS_LOG").unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
+    let filter = tracing_subscriber::EnvFilter::try_from_env("PORTCULLIS_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
     let result = match cli.command {
-        Command::Serve { config, data_dir, sql_addr, http_addr, dev_tls } => {
-            let overrides = config::Overrides { data_dir, sql_addr, http_addr, dev_tls };
+        Command::Serve {
+            config,
+            data_dir,
+            sql_addr,
+            http_addr,
+            dev_tls,
+        } => {
+            let overrides = config::Overrides {
+                data_dir,
+                sql_addr,
+                http_addr,
+                dev_tls,
+            };
             config::resolve(config.as_deref(), overrides).and_then(|settings| {
-                tokio::runtime::Builder::new_multi_thread().enable_all().build()?.block_on(server::run(settings))
+                tokio::runtime::Builder::new_multi_thread()
+                    .enable_all()
+                    .build()?
+                    .block_on(server::run(settings))
             })
         }
-        Command::CheckConfig { config } => config::resolve(config.as_deref(), config::Overrides::default()).map(|s| {
-            println!("configuration is valid:\n{s:#?}");
-        }),
+        Command::CheckConfig { config } => {
+            config::resolve(config.as_deref(), config::Overrides::default()).map(|s| {
+                println!("configuration is valid:\n{s:#?}");
+            })
+        }
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -11,9 +11,19 @@ use crate::config::Settings;
 use crate::{http, pg, tls};
 
 pub async fn run(settings: Settings) -> anyhow::Result<()> {
-    std::fs::create_dir_all(&settings.data_dir).with_context(|| format!("creating {}", settings.data_dir.display()))?;
-    let store = SqliteStore::open(&settings.data_dir.join("catalog.db")).context("opening the catalog")?;
-    let catalog = Arc::new(Catalog::open(Arc::new(store), CatalogOptions { scram_iterations: settings.scram_iterations }).await?);
+    std::fs::create_dir_all(&settings.data_dir)
+        .with_context(|| format!("creating {}", settings.data_dir.display()))?;
+    let store =
+        SqliteStore::open(&settings.data_dir.join("catalog.db")).context("opening the catalog")?;
+    let catalog = Arc::new(
+        Catalog::open(
+            Arc::new(store),
+            CatalogOptions {
+                scram_iterations: settings.scram_iterations,
+            },
+        )
+        .await?,
+    );
     if catalog.is_empty() {
         let (password, generated) = match std::env::var("PORTCULLIS_ADMIN_PASSWORD") {
             Ok(p) if !p.is_empty() => (p, false),
@@ -38,11 +48,25 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
     };
 
     let auth = Arc::new(PasswordAuthenticator::new(catalog.clone()));
-    let sql = tokio::net::TcpListener::bind(settings.sql_addr).await.with_context(|| format!("binding {}", settings.sql_addr))?;
-    let web = tokio::net::TcpListener::bind(settings.http_addr).await.with_context(|| format!("binding {}", settings.http_addr))?;
-    println!("Portcullis listening: SQL on {}{}, HTTP on {}", sql.local_addr()?, if tls.is_some() { " (TLS)" } else { "" }, web.local_addr()?);
+    let sql = tokio::net::TcpListener::bind(settings.sql_addr)
+        .await
+        .with_context(|| format!("binding {}", settings.sql_addr))?;
+    let web = tokio::net::TcpListener::bind(settings.http_addr)
+        .await
+        .with_context(|| format!("binding {}", settings.http_addr))?;
+    println!(
+        "Portcullis listening: SQL on {}{}, HTTP on {}",
+        sql.local_addr()?,
+        if tls.is_some() { " (TLS)" } else { "" },
+        web.local_addr()?
+    );
 
-    let http_state = Arc::new(http::HttpState { auth: auth.clone(), tokens: http::TokenTable::default(), token_seconds: settings.http_token_seconds, secure_cookies: false });
+    let http_state = Arc::new(http::HttpState {
+        auth: auth.clone(),
+        tokens: http::TokenTable::default(),
+        token_seconds: settings.http_token_seconds,
+        secure_cookies: false,
+    });
     let sweeper = {
         let state = http_state.clone();
         tokio::spawn(async move {
@@ -55,7 +79,12 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
             }
         })
     };
-    let pg_task = tokio::spawn(pg::serve(sql, Arc::new(pg::PgShared::new(auth)), tls, settings.max_connections));
+    let pg_task = tokio::spawn(pg::serve(
+        sql,
+        Arc::new(pg::PgShared::new(auth)),
+        tls,
+        settings.max_connections,
+    ));
     let app = http::app(http_state).into_make_service_with_connect_info::<std::net::SocketAddr>();
     let http_task = tokio::spawn(async move { axum::serve(web, app).await });
     tokio::select! {
@@ -70,7 +99,14 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
 /// 24 characters: upper, lower, digits and symbols, so it meets complexity level 2.
 fn generate_password() -> String {
     use rand::seq::IndexedRandom;
-    const SETS: [&[u8]; 4] = [b"ABCDEFGHJKLMNPQRSTUVWXYZ", b"abcdefghijkmnopqrstuvwxyz", b"23456789", b"-_.+=%"];
+    const SETS: [&[u8]; 4] = [
+        b"ABCDEFGHJKLMNPQRSTUVWXYZ",
+        b"abcdefghijkmnopqrstuvwxyz",
+        b"23456789",
+        b"-_.+=%",
+    ];
     let mut rng = rand::rng();
-    (0..24).map(|i| *SETS[i % 4].choose(&mut rng).unwrap_or(&b'x') as char).collect()
+    (0..24)
+        .map(|i| *SETS[i % 4].choose(&mut rng).unwrap_or(&b'x') as char)
+        .collect()
 }

@@ -15,20 +15,46 @@ fn done_when_walkthrough_with_psql_http_and_restart() {
     let dir = tempfile::tempdir().unwrap();
     let server = Server::start_in(dir.path().to_path_buf());
     example(&server);
-    let (ok, out, err) = server.psql("alice@example_database", "example_database", "Alice-pass-1", &["SELECT CURRENT_USER(), CURRENT_DATABASE()"]);
+    let (ok, out, err) = server.psql(
+        "alice@example_database",
+        "example_database",
+        "Alice-pass-1",
+        &["SELECT CURRENT_USER(), CURRENT_DATABASE()"],
+    );
     assert!(ok, "{err}");
     assert_eq!(out, "alice@example_database|example_database");
     // `alice` with dbname example_database means the same user.
-    let (ok, out, _) = server.psql("alice", "example_database", "Alice-pass-1", &["SELECT CURRENT_GROUPS()"]);
+    let (ok, out, _) = server.psql(
+        "alice",
+        "example_database",
+        "Alice-pass-1",
+        &["SELECT CURRENT_GROUPS()"],
+    );
     assert!(ok);
     assert_eq!(out, "analysts@example_database");
-    let (ok, _, err) = server.psql("alice@example_database", "example_database", "wrong-pass", &["SELECT 1"]);
+    let (ok, _, err) = server.psql(
+        "alice@example_database",
+        "example_database",
+        "wrong-pass",
+        &["SELECT 1"],
+    );
     assert!(!ok);
-    assert!(err.contains("FATAL") && err.contains("password authentication failed"), "{err}");
+    assert!(
+        err.contains("FATAL") && err.contains("password authentication failed"),
+        "{err}"
+    );
     // Unknown user: the same answer.
-    let (ok, _, err2) = server.psql("mallory@example_database", "example_database", "wrong-pass", &["SELECT 1"]);
+    let (ok, _, err2) = server.psql(
+        "mallory@example_database",
+        "example_database",
+        "wrong-pass",
+        &["SELECT 1"],
+    );
     assert!(!ok);
-    assert!(err2.contains("password authentication failed for user \"mallory@example_database\""), "{err2}");
+    assert!(
+        err2.contains("password authentication failed for user \"mallory@example_database\""),
+        "{err2}"
+    );
 
     // HTTP: login, then execute with the token.
     let rt = tokio::runtime::Runtime::new().unwrap();
@@ -68,7 +94,12 @@ fn done_when_walkthrough_with_psql_http_and_restart() {
     server.stop();
     let again = Server::start_in(dir.path().to_path_buf());
     assert_eq!(catalog_dump(&again), before);
-    let (ok, out, _) = again.psql("alice@example_database", "example_database", "Alice-pass-1", &["SELECT CURRENT_USER()"]);
+    let (ok, out, _) = again.psql(
+        "alice@example_database",
+        "example_database",
+        "Alice-pass-1",
+        &["SELECT CURRENT_USER()"],
+    );
     assert!(ok);
     assert_eq!(out, "alice@example_database");
 }
@@ -82,25 +113,45 @@ fn bad_statements_fail_clearly_and_change_nothing() {
         ("CREATE USR bob PASSWORD 'x'", "42601"),
         ("CREATE USER bob@example_database PASSWORD", "42601"),
         ("CREATE DATABASE example_database", "42710"),
-        ("CREATE USER alice@example_database PASSWORD = 'Other-pass-1'", "42710"),
+        (
+            "CREATE USER alice@example_database PASSWORD = 'Other-pass-1'",
+            "42710",
+        ),
         ("DROP USER nobody@example_database", "42704"),
-        ("ALTER GROUP nogroup@example_database ADD USER alice", "42704"),
+        (
+            "ALTER GROUP nogroup@example_database ADD USER alice",
+            "42704",
+        ),
         ("DROP DATABASE nowhere", "3D000"),
         ("DROP DATABASE system", "22023"),
-        ("GRANT FLY ON SYSTEM TO USER alice@example_database", "42601"),
+        (
+            "GRANT FLY ON SYSTEM TO USER alice@example_database",
+            "42601",
+        ),
         ("SELECT * FROM sys.users_verifiers", "42P01"),
         ("SELECT * FROM sqlite_master", "42501"),
         ("ALTER SYSTEM SET password_minimum_length = -1", "22023"),
         // Atomic: the first statement is undone when the second fails.
-        ("CREATE DATABASE partial; CREATE USER ghost@nowhere PASSWORD 'Ghost-pass-1'", "3D000"),
+        (
+            "CREATE DATABASE partial; CREATE USER ghost@nowhere PASSWORD 'Ghost-pass-1'",
+            "3D000",
+        ),
     ];
     for (sql, state) in cases {
-        let (ok, _, err) = server.psql("admin@system", "system", ADMIN_PASSWORD, &["\\set VERBOSITY verbose", sql]);
+        let (ok, _, err) = server.psql(
+            "admin@system",
+            "system",
+            ADMIN_PASSWORD,
+            &["\\set VERBOSITY verbose", sql],
+        );
         assert!(!ok, "{sql} should fail");
         assert!(err.contains(state), "{sql}: expected {state}, got {err}");
     }
     let err = server.admin_fails("CREATE GROUP analysts@example_database extra");
-    assert!(err.contains("expected end of statement") && err.contains("LINE 1"), "{err}");
+    assert!(
+        err.contains("expected end of statement") && err.contains("LINE 1"),
+        "{err}"
+    );
     assert_eq!(catalog_dump(&server), before);
 }
 
@@ -115,9 +166,18 @@ fn password_settings_and_privileges_are_enforced() {
     ]);
     let before = catalog_dump(&server);
     for (sql, text) in [
-        ("CREATE USER bob@example_database PASSWORD 'Sh0rt!'", "at least 10 characters"),
-        ("CREATE USER bob@example_database PASSWORD 'Simplepassword1'", "symbol"),
-        ("ALTER USER alice@example_database PASSWORD = 'Alice-pass-1'", "used recently"),
+        (
+            "CREATE USER bob@example_database PASSWORD 'Sh0rt!'",
+            "at least 10 characters",
+        ),
+        (
+            "CREATE USER bob@example_database PASSWORD 'Simplepassword1'",
+            "symbol",
+        ),
+        (
+            "ALTER USER alice@example_database PASSWORD = 'Alice-pass-1'",
+            "used recently",
+        ),
     ] {
         let err = server.admin_fails(sql);
         assert!(err.contains("28P01") || err.contains(text), "{sql}: {err}");
@@ -126,18 +186,42 @@ fn password_settings_and_privileges_are_enforced() {
     assert_eq!(catalog_dump(&server), before);
     // A long passphrase is fine.
     let long = format!("Long-{}-1", "x".repeat(300));
-    server.admin(&[&format!("CREATE USER bob@example_database PASSWORD '{long}'")]);
+    server.admin(&[&format!(
+        "CREATE USER bob@example_database PASSWORD '{long}'"
+    )]);
     // bob has no USE on the database: refused with 28000, connection closed.
-    let (ok, _, err) = server.psql("bob@example_database", "example_database", &long, &["SELECT 1"]);
+    let (ok, _, err) = server.psql(
+        "bob@example_database",
+        "example_database",
+        &long,
+        &["SELECT 1"],
+    );
     assert!(!ok && err.contains("USE privilege"), "{err}");
     // alice is not an administrator.
-    let (ok, _, err) = server.psql("alice@example_database", "example_database", "Alice-pass-1", &["CREATE DATABASE mine"]);
+    let (ok, _, err) = server.psql(
+        "alice@example_database",
+        "example_database",
+        "Alice-pass-1",
+        &["CREATE DATABASE mine"],
+    );
     assert!(!ok && err.contains("permission denied"), "{err}");
-    let (ok, _, err) = server.psql("alice@example_database", "example_database", "Alice-pass-1", &["GRANT USE ON DATABASE example_database TO USER bob@example_database"]);
+    let (ok, _, err) = server.psql(
+        "alice@example_database",
+        "example_database",
+        "Alice-pass-1",
+        &["GRANT USE ON DATABASE example_database TO USER bob@example_database"],
+    );
     assert!(!ok && err.contains("permission denied"), "{err}");
     // A role carries the privilege once granted.
-    server.admin(&["GRANT ROLE database_administrator@example_database TO USER bob@example_database"]);
-    let (ok, out, err) = server.psql("bob@example_database", "example_database", &long, &["SELECT CURRENT_USER()"]);
+    server.admin(&[
+        "GRANT ROLE database_administrator@example_database TO USER bob@example_database",
+    ]);
+    let (ok, out, err) = server.psql(
+        "bob@example_database",
+        "example_database",
+        &long,
+        &["SELECT CURRENT_USER()"],
+    );
     assert!(ok, "{err}");
     assert_eq!(out, "bob@example_database");
 }
@@ -148,15 +232,36 @@ fn too_many_failures_disable_the_user_until_enabled() {
     example(&server);
     server.admin(&["ALTER DATABASE example_database SET password_invalid_attempt_limit = 2"]);
     for _ in 0..2 {
-        let (ok, _, err) = server.psql("alice@example_database", "example_database", "bad-guess", &["SELECT 1"]);
-        assert!(!ok && err.contains("password authentication failed"), "{err}");
+        let (ok, _, err) = server.psql(
+            "alice@example_database",
+            "example_database",
+            "bad-guess",
+            &["SELECT 1"],
+        );
+        assert!(
+            !ok && err.contains("password authentication failed"),
+            "{err}"
+        );
     }
     // The right password now meets a disabled user; a wrong one still sees only 28P01.
-    let (ok, _, err) = server.psql("alice@example_database", "example_database", "Alice-pass-1", &["SELECT 1"]);
+    let (ok, _, err) = server.psql(
+        "alice@example_database",
+        "example_database",
+        "Alice-pass-1",
+        &["SELECT 1"],
+    );
     assert!(!ok && err.contains("disabled"), "{err}");
-    assert_eq!(server.admin(&["SELECT state FROM sys.users WHERE name = 'alice'"]), "DISABLED");
+    assert_eq!(
+        server.admin(&["SELECT state FROM sys.users WHERE name = 'alice'"]),
+        "DISABLED"
+    );
     server.admin(&["ALTER USER alice@example_database ENABLE"]);
-    let (ok, _, err) = server.psql("alice@example_database", "example_database", "Alice-pass-1", &["SELECT 1"]);
+    let (ok, _, err) = server.psql(
+        "alice@example_database",
+        "example_database",
+        "Alice-pass-1",
+        &["SELECT 1"],
+    );
     assert!(ok, "{err}");
 }
 
@@ -165,7 +270,10 @@ fn sessions_are_listed_while_connected() {
     let server = Server::start();
     example(&server);
     let out = server.admin(&["SELECT user, database, authentication_method, protocol FROM sys.sessions WHERE id = CURRENT_SESSION_ID()"]);
-    assert_eq!(out, "admin@system|system|password (SCRAM-SHA-256)|postgresql");
+    assert_eq!(
+        out,
+        "admin@system|system|password (SCRAM-SHA-256)|postgresql"
+    );
     // After psql exits, its session is gone: only the new one is listed.
     assert_eq!(server.admin(&["SELECT count(*) FROM sys.sessions"]), "1");
 }
@@ -179,13 +287,28 @@ fn pgbench_connects_per_transaction() {
     let out = std::process::Command::new("pgbench")
         .args(["-n", "-C", "-c", "4", "-t", "10", "-f"])
         .arg(&script)
-        .args(["-h", "127.0.0.1", "-p", &server.sql_port.to_string(), "-U", "admin@system", "system"])
+        .args([
+            "-h",
+            "127.0.0.1",
+            "-p",
+            &server.sql_port.to_string(),
+            "-U",
+            "admin@system",
+            "system",
+        ])
         .env("PGPASSWORD", ADMIN_PASSWORD)
         .output()
         .unwrap();
     let text = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success(), "{text}{}", String::from_utf8_lossy(&out.stderr));
-    assert!(text.contains("number of transactions actually processed: 40/40"), "{text}");
+    assert!(
+        out.status.success(),
+        "{text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        text.contains("number of transactions actually processed: 40/40"),
+        "{text}"
+    );
 }
 
 // ---- raw protocol ----
@@ -214,7 +337,9 @@ fn message(tag: u8, body: &[u8]) -> Vec<u8> {
 
 /// Reads backend messages until EOF (or timeout); returns (tag, body) pairs.
 fn read_all(stream: &mut TcpStream) -> Vec<(u8, Vec<u8>)> {
-    stream.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .unwrap();
     let mut buf = Vec::new();
     let _ = stream.read_to_end(&mut buf);
     let mut out = Vec::new();
@@ -239,7 +364,9 @@ fn read_message(stream: &mut TcpStream) -> (u8, Vec<u8>) {
 
 fn hmac(key: &[u8], data: &[u8]) -> Vec<u8> {
     use aws_lc_rs::hmac;
-    hmac::sign(&hmac::Key::new(hmac::HMAC_SHA256, key), data).as_ref().to_vec()
+    hmac::sign(&hmac::Key::new(hmac::HMAC_SHA256, key), data)
+        .as_ref()
+        .to_vec()
 }
 
 /// Runs a SCRAM exchange with a wrong password, then sends a query on the same socket: the
@@ -250,10 +377,15 @@ fn wrong_password_is_fatal_and_the_socket_runs_no_query() {
     let b64 = base64::engine::general_purpose::STANDARD;
     let server = Server::start();
     let mut s = TcpStream::connect(("127.0.0.1", server.sql_port)).unwrap();
-    s.write_all(&startup_packet("admin@system", "system")).unwrap();
+    s.write_all(&startup_packet("admin@system", "system"))
+        .unwrap();
     let (tag, body) = read_message(&mut s);
     assert_eq!(tag, b'R');
-    assert_eq!(u32::from_be_bytes(body[..4].try_into().unwrap()), 10, "SASL expected");
+    assert_eq!(
+        u32::from_be_bytes(body[..4].try_into().unwrap()),
+        10,
+        "SASL expected"
+    );
     let client_first_bare = "n=,r=clientnonce123456";
     let mut init = b"SCRAM-SHA-256\0".to_vec();
     let cf = format!("n,,{client_first_bare}");
@@ -275,23 +407,45 @@ fn wrong_password_is_fatal_and_the_socket_runs_no_query() {
         }
     }
     let mut salted = [0u8; 32];
-    aws_lc_rs::pbkdf2::derive(aws_lc_rs::pbkdf2::PBKDF2_HMAC_SHA256, std::num::NonZeroU32::new(iterations).unwrap(), &salt, b"not-the-password", &mut salted);
+    aws_lc_rs::pbkdf2::derive(
+        aws_lc_rs::pbkdf2::PBKDF2_HMAC_SHA256,
+        std::num::NonZeroU32::new(iterations).unwrap(),
+        &salt,
+        b"not-the-password",
+        &mut salted,
+    );
     let client_key = hmac(&salted, b"Client Key");
     let stored_key = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, &client_key);
     let without_proof = format!("c=biws,r={nonce}");
     let auth_message = format!("{client_first_bare},{server_first},{without_proof}");
     let signature = hmac(stored_key.as_ref(), auth_message.as_bytes());
-    let proof: Vec<u8> = client_key.iter().zip(&signature).map(|(a, b)| a ^ b).collect();
+    let proof: Vec<u8> = client_key
+        .iter()
+        .zip(&signature)
+        .map(|(a, b)| a ^ b)
+        .collect();
     let client_final = format!("{without_proof},p={}", b64.encode(proof));
-    s.write_all(&message(b'p', client_final.as_bytes())).unwrap();
+    s.write_all(&message(b'p', client_final.as_bytes()))
+        .unwrap();
     // Pipeline a query right behind the failed proof.
     let _ = s.write_all(&message(b'Q', b"SELECT CURRENT_USER()\0"));
     let replies = read_all(&mut s);
-    let error = replies.iter().find(|(t, _)| *t == b'E').expect("an ErrorResponse");
+    let error = replies
+        .iter()
+        .find(|(t, _)| *t == b'E')
+        .expect("an ErrorResponse");
     let text = String::from_utf8_lossy(&error.1);
     assert!(text.contains("SFATAL") && text.contains("C28P01"), "{text}");
-    assert!(!replies.iter().any(|(t, _)| matches!(t, b'D' | b'C' | b'T')), "a query ran after a failed sign-in: {replies:?}");
-    assert!(!replies.iter().any(|(t, b)| *t == b'R' && b.len() >= 4 && b[..4] == [0, 0, 0, 0]), "AuthenticationOk after a bad proof");
+    assert!(
+        !replies.iter().any(|(t, _)| matches!(t, b'D' | b'C' | b'T')),
+        "a query ran after a failed sign-in: {replies:?}"
+    );
+    assert!(
+        !replies
+            .iter()
+            .any(|(t, b)| *t == b'R' && b.len() >= 4 && b[..4] == [0, 0, 0, 0]),
+        "AuthenticationOk after a bad proof"
+    );
 }
 
 #[test]
@@ -317,7 +471,12 @@ fn garbage_oversized_and_silent_clients_do_not_hurt_others() {
         let mut s = TcpStream::connect(("127.0.0.1", server.sql_port)).unwrap();
         let _ = s.write_all(&input);
         let replies = read_all(&mut s);
-        assert!(!replies.iter().any(|(t, b)| *t == b'R' && b.len() >= 4 && b[..4] == [0, 0, 0, 0]), "signed in on garbage");
+        assert!(
+            !replies
+                .iter()
+                .any(|(t, b)| *t == b'R' && b.len() >= 4 && b[..4] == [0, 0, 0, 0]),
+            "signed in on garbage"
+        );
     }
     // Non-UTF-8 inside a query from a signed-in client is an error, not a crash.
     let (ok, out, err) = server.psql("admin@system", "system", ADMIN_PASSWORD, &["SELECT 'ok'"]);

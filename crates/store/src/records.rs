@@ -148,8 +148,14 @@ pub enum Change {
     AddRoleMember(RoleMemberRecord),
     RemoveRoleMember(RoleMemberRecord),
     PutSetting(SettingRecord),
-    RemoveSetting { scope: ScopeRef, name: String },
+    RemoveSetting {
+        scope: ScopeRef,
+        name: String,
+    },
     AddPasswordHistory(PasswordHistoryRecord),
     /// Keeps only the newest `keep` history entries of a user.
-    TrimPasswordHistory { user_id: i64, keep: usize },
+    TrimPasswordHistory {
+        user_id: i64,
+        keep: usize,
+    },
 }

@@ -138,7 +138,7 @@ fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
 #[async_trait]
 impl Store for SqliteStore {
     async fn load(&self) -> Result<Snapshot, StoreError> {
-        self.with_conn(|conn| load(conn)).await
+        self.with_conn(load).await
     }
 
     async fn apply(&self, changes: &[Change]) -> Result<(), StoreError> {
@@ -299,8 +299,8 @@ fn load(conn: &mut Connection) -> Result<Snapshot, StoreError> {
                 })
             })?
             .collect::<Result<_, _>>()?;
-        let mut st = tx
-            .prepare("SELECT role_id, member_kind, member_id FROM role_members ORDER BY rowid")?;
+        let mut st =
+            tx.prepare("SELECT role_id, member_kind, member_id FROM role_members ORDER BY rowid")?;
         snap.role_members = st
             .query_map([], |r| {
                 Ok(RoleMemberRecord {

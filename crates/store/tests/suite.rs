@@ -11,7 +11,11 @@ async fn backends() -> Vec<(String, Box<dyn Store>, tempfile::TempDir)> {
 }
 
 fn db(id: i64, name: &str) -> DatabaseRecord {
-    DatabaseRecord { id, name: name.into(), created_at: 1 }
+    DatabaseRecord {
+        id,
+        name: name.into(),
+        created_at: 1,
+    }
 }
 
 fn user(id: i64, database_id: i64, name: &str) -> UserRecord {
@@ -35,10 +39,26 @@ fn base() -> Vec<Change> {
         Change::PutDatabase(db(1, "system")),
         Change::PutDatabase(db(2, "sales")),
         Change::PutUser(user(10, 2, "alice")),
-        Change::PutGroup(GroupRecord { id: 20, database_id: 2, name: "analysts".into(), created_at: 1 }),
-        Change::PutRole(RoleRecord { id: 30, database_id: 2, name: "database_administrator".into(), description: "x".into() }),
-        Change::AddGroupMember(GroupMemberRecord { group_id: 20, user_id: 10 }),
-        Change::AddRoleMember(RoleMemberRecord { role_id: 30, member: PrincipalRef::User(10) }),
+        Change::PutGroup(GroupRecord {
+            id: 20,
+            database_id: 2,
+            name: "analysts".into(),
+            created_at: 1,
+        }),
+        Change::PutRole(RoleRecord {
+            id: 30,
+            database_id: 2,
+            name: "database_administrator".into(),
+            description: "x".into(),
+        }),
+        Change::AddGroupMember(GroupMemberRecord {
+            group_id: 20,
+            user_id: 10,
+        }),
+        Change::AddRoleMember(RoleMemberRecord {
+            role_id: 30,
+            member: PrincipalRef::User(10),
+        }),
         Change::AddGrant(GrantRecord {
             grantee: PrincipalRef::Group(20),
             privilege: "USE".into(),
@@ -46,8 +66,16 @@ fn base() -> Vec<Change> {
             grantor: "admin@system".into(),
             granted_at: 7,
         }),
-        Change::PutSetting(SettingRecord { scope: ScopeRef::Database(2), name: "password_minimum_length".into(), value: 10 }),
-        Change::AddPasswordHistory(PasswordHistoryRecord { user_id: 10, verifier: "v1".into(), set_at: 1 }),
+        Change::PutSetting(SettingRecord {
+            scope: ScopeRef::Database(2),
+            name: "password_minimum_length".into(),
+            value: 10,
+        }),
+        Change::AddPasswordHistory(PasswordHistoryRecord {
+            user_id: 10,
+            verifier: "v1".into(),
+            set_at: 1,
+        }),
     ]
 }
 
@@ -74,7 +102,10 @@ async fn a_failed_batch_changes_nothing() {
         let before = store.load().await.unwrap();
         // The second database reuses an existing name: the unique constraint fails the batch,
         // and the user added before it in the same batch must not survive.
-        let bad = vec![Change::PutUser(user(11, 2, "bob")), Change::PutDatabase(db(3, "sales"))];
+        let bad = vec![
+            Change::PutUser(user(11, 2, "bob")),
+            Change::PutDatabase(db(3, "sales")),
+        ];
         assert!(store.apply(&bad).await.is_err(), "{name}");
         assert_eq!(store.load().await.unwrap(), before, "{name}");
     }
@@ -87,9 +118,18 @@ async fn deleting_a_database_removes_everything_in_it() {
         store.apply(&[Change::DeleteDatabase(2)]).await.unwrap();
         let snap = store.load().await.unwrap();
         assert_eq!(snap.databases, vec![db(1, "system")], "{name}");
-        assert!(snap.users.is_empty() && snap.groups.is_empty() && snap.roles.is_empty(), "{name}");
-        assert!(snap.grants.is_empty() && snap.group_members.is_empty(), "{name}");
-        assert!(snap.role_members.is_empty() && snap.settings.is_empty(), "{name}");
+        assert!(
+            snap.users.is_empty() && snap.groups.is_empty() && snap.roles.is_empty(),
+            "{name}"
+        );
+        assert!(
+            snap.grants.is_empty() && snap.group_members.is_empty(),
+            "{name}"
+        );
+        assert!(
+            snap.role_members.is_empty() && snap.settings.is_empty(),
+            "{name}"
+        );
         assert!(snap.password_history.is_empty(), "{name}");
     }
 }
@@ -111,7 +151,10 @@ async fn deleting_a_user_removes_its_grants_and_memberships() {
         store.apply(&[Change::DeleteUser(10)]).await.unwrap();
         let snap = store.load().await.unwrap();
         assert!(snap.users.is_empty(), "{name}");
-        assert!(snap.group_members.is_empty() && snap.role_members.is_empty(), "{name}");
+        assert!(
+            snap.group_members.is_empty() && snap.role_members.is_empty(),
+            "{name}"
+        );
         assert_eq!(snap.grants.len(), 1, "{name}: only the group's grant stays");
     }
 }
@@ -121,11 +164,30 @@ async fn history_trim_keeps_the_newest() {
     for (name, store, _dir) in backends().await {
         store.apply(&base()).await.unwrap();
         let more: Vec<Change> = (2..=5)
-            .map(|i| Change::AddPasswordHistory(PasswordHistoryRecord { user_id: 10, verifier: format!("v{i}"), set_at: i }))
+            .map(|i| {
+                Change::AddPasswordHistory(PasswordHistoryRecord {
+                    user_id: 10,
+                    verifier: format!("v{i}"),
+                    set_at: i,
+                })
+            })
             .collect();
         store.apply(&more).await.unwrap();
-        store.apply(&[Change::TrimPasswordHistory { user_id: 10, keep: 2 }]).await.unwrap();
-        let kept: Vec<String> = store.load().await.unwrap().password_history.into_iter().map(|h| h.verifier).collect();
+        store
+            .apply(&[Change::TrimPasswordHistory {
+                user_id: 10,
+                keep: 2,
+            }])
+            .await
+            .unwrap();
+        let kept: Vec<String> = store
+            .load()
+            .await
+            .unwrap()
+            .password_history
+            .into_iter()
+            .map(|h| h.verifier)
+            .collect();
         assert_eq!(kept, vec!["v4", "v5"], "{name}");
     }
 }
@@ -134,7 +196,11 @@ async fn history_trim_keeps_the_newest() {
 async fn reopening_keeps_the_data_and_the_schema_version() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("catalog.db");
-    SqliteStore::open(&path).unwrap().apply(&base()).await.unwrap();
+    SqliteStore::open(&path)
+        .unwrap()
+        .apply(&base())
+        .await
+        .unwrap();
     let snap = SqliteStore::open(&path).unwrap().load().await.unwrap();
     assert_eq!(snap.users.len(), 1);
 }

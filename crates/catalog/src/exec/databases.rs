@@ -8,7 +8,13 @@ use crate::error::CatalogError;
 use crate::model::{roles, user_state, CatalogState, SYSTEM_DATABASE};
 use crate::privileges::{Action, ObjectKind, Privilege};
 
-fn grant(grantee: PrincipalRef, privilege: &str, object: ObjectRef, grantor: &str, now: i64) -> Change {
+fn grant(
+    grantee: PrincipalRef,
+    privilege: &str,
+    object: ObjectRef,
+    grantor: &str,
+    now: i64,
+) -> Change {
     Change::AddGrant(GrantRecord {
         grantee,
         privilege: privilege.into(),
@@ -21,14 +27,24 @@ fn grant(grantee: PrincipalRef, privilege: &str, object: ObjectRef, grantor: &st
 /// A database with its built-in roles: `database_administrator` (ALL on it) and `public_role`.
 fn database_with_roles(id: i64, name: &str, grantor: &str, now: i64) -> Vec<Change> {
     vec![
-        Change::PutDatabase(DatabaseRecord { id, name: name.into(), created_at: now }),
+        Change::PutDatabase(DatabaseRecord {
+            id,
+            name: name.into(),
+            created_at: now,
+        }),
         Change::PutRole(RoleRecord {
             id: id + 1,
             database_id: id,
             name: roles::DATABASE_ADMINISTRATOR.into(),
             description: format!("All privileges on database {name}"),
         }),
-        grant(PrincipalRef::Role(id + 1), "ALL", ObjectRef::Database(id), grantor, now),
+        grant(
+            PrincipalRef::Role(id + 1),
+            "ALL",
+            ObjectRef::Database(id),
+            grantor,
+            now,
+        ),
         Change::PutRole(RoleRecord {
             id: id + 2,
             database_id: id,
@@ -75,32 +91,64 @@ pub fn bootstrap_changes(admin_password: &str, iterations: u32, now: i64) -> Vec
     changes
 }
 
-pub fn create(actor: &Actor, state: &CatalogState, name: &str, if_not_exists: bool) -> Result<Vec<Change>, CatalogError> {
-    actor.require(state, Privilege::on_kind(Action::Create, ObjectKind::Database), ObjectRef::System, || "the system".into())?;
+pub fn create(
+    actor: &Actor,
+    state: &CatalogState,
+    name: &str,
+    if_not_exists: bool,
+) -> Result<Vec<Change>, CatalogError> {
+    actor.require(
+        state,
+        Privilege::on_kind(Action::Create, ObjectKind::Database),
+        ObjectRef::System,
+        || "the system".into(),
+    )?;
     check_name("database", name)?;
     if state.database(name).is_some() {
-        return if if_not_exists { Ok(Vec::new()) } else { Err(CatalogError::duplicate("database", name)) };
+        return if if_not_exists {
+            Ok(Vec::new())
+        } else {
+            Err(CatalogError::duplicate("database", name))
+        };
     }
     let id = state.next_id();
     let grantor = actor.session.user.as_str();
     let mut changes = database_with_roles(id, name, grantor, actor.now);
     // Creators get every privilege on what they create.
-    changes.push(grant(PrincipalRef::User(actor.session.user_id), "ALL", ObjectRef::Database(id), grantor, actor.now));
+    changes.push(grant(
+        PrincipalRef::User(actor.session.user_id),
+        "ALL",
+        ObjectRef::Database(id),
+        grantor,
+        actor.now,
+    ));
     Ok(changes)
 }
 
-pub fn drop(actor: &Actor, state: &CatalogState, names: &[String], if_exists: bool) -> Result<Vec<Change>, CatalogError> {
+pub fn drop(
+    actor: &Actor,
+    state: &CatalogState,
+    names: &[String],
+    if_exists: bool,
+) -> Result<Vec<Change>, CatalogError> {
     let mut changes = Vec::new();
     for name in names {
         if name == SYSTEM_DATABASE {
-            return Err(CatalogError::invalid("the system database cannot be dropped"));
+            return Err(CatalogError::invalid(
+                "the system database cannot be dropped",
+            ));
         }
         let db = match database(state, name) {
             Ok(db) => db,
             Err(_) if if_exists => continue,
             Err(e) => return Err(e),
         };
-        actor.require(state, Privilege::new(Action::Drop), ObjectRef::Database(db.id), || format!("database \"{name}\""))?;
+        actor.require(
+            state,
+            Privilege::new(Action::Drop),
+            ObjectRef::Database(db.id),
+            || format!("database \"{name}\""),
+        )?;
         changes.push(Change::DeleteDatabase(db.id));
     }
     Ok(changes)

@@ -11,7 +11,11 @@ use crate::sql::{GrantTarget, Grantee};
 
 /// A grantee resolved to its principal, its display name and its database (None for users,
 /// who may hold privileges anywhere).
-fn resolve_grantee(actor: &Actor, state: &CatalogState, grantee: &Grantee) -> Result<(PrincipalRef, String, Option<i64>), CatalogError> {
+fn resolve_grantee(
+    actor: &Actor,
+    state: &CatalogState,
+    grantee: &Grantee,
+) -> Result<(PrincipalRef, String, Option<i64>), CatalogError> {
     let current = actor.current_database();
     Ok(match grantee {
         Grantee::User(n) => {
@@ -20,30 +24,62 @@ fn resolve_grantee(actor: &Actor, state: &CatalogState, grantee: &Grantee) -> Re
         }
         Grantee::Group(n) => {
             let g = group(state, n, current)?;
-            (PrincipalRef::Group(g.id), format!("{}@{}", g.name, state.database_name(g.database_id)), Some(g.database_id))
+            (
+                PrincipalRef::Group(g.id),
+                format!("{}@{}", g.name, state.database_name(g.database_id)),
+                Some(g.database_id),
+            )
         }
         Grantee::Role(n) => {
             let r = role(state, n, current)?;
-            (PrincipalRef::Role(r.id), format!("{}@{}", r.name, state.database_name(r.database_id)), Some(r.database_id))
+            (
+                PrincipalRef::Role(r.id),
+                format!("{}@{}", r.name, state.database_name(r.database_id)),
+                Some(r.database_id),
+            )
         }
     })
 }
 
-fn resolve_target(actor: &Actor, state: &CatalogState, target: &GrantTarget) -> Result<(ObjectRef, String, Option<i64>), CatalogError> {
+fn resolve_target(
+    actor: &Actor,
+    state: &CatalogState,
+    target: &GrantTarget,
+) -> Result<(ObjectRef, String, Option<i64>), CatalogError> {
     let current = actor.current_database();
     Ok(match target {
-        GrantTarget::System => (ObjectRef::System, "the system".into(), state.database(SYSTEM_DATABASE).map(|d| d.id)),
+        GrantTarget::System => (
+            ObjectRef::System,
+            "the system".into(),
+            state.database(SYSTEM_DATABASE).map(|d| d.id),
+        ),
         GrantTarget::Database(n) => {
             let d = database(state, n)?;
-            (ObjectRef::Database(d.id), format!("database \"{n}\""), Some(d.id))
+            (
+                ObjectRef::Database(d.id),
+                format!("database \"{n}\""),
+                Some(d.id),
+            )
         }
         GrantTarget::User(n) => {
             let u = user(state, n, current)?;
-            (ObjectRef::User(u.id), format!("user \"{}\"", state.user_fqun(u)), Some(u.database_id))
+            (
+                ObjectRef::User(u.id),
+                format!("user \"{}\"", state.user_fqun(u)),
+                Some(u.database_id),
+            )
         }
         GrantTarget::Group(n) => {
             let g = group(state, n, current)?;
-            (ObjectRef::Group(g.id), format!("group \"{}@{}\"", g.name, state.database_name(g.database_id)), Some(g.database_id))
+            (
+                ObjectRef::Group(g.id),
+                format!(
+                    "group \"{}@{}\"",
+                    g.name,
+                    state.database_name(g.database_id)
+                ),
+                Some(g.database_id),
+            )
         }
     })
 }
@@ -58,7 +94,9 @@ pub fn privileges(
 ) -> Result<Vec<Change>, CatalogError> {
     let (object, object_name, object_db) = resolve_target(actor, state, target)?;
     let (principal, grantee_name, grantee_db) = resolve_grantee(actor, state, grantee)?;
-    actor.require(state, Privilege::new(Action::Sysauth), object, || object_name.clone())?;
+    actor.require(state, Privilege::new(Action::Sysauth), object, || {
+        object_name.clone()
+    })?;
     if let (Some(gdb), Some(odb)) = (grantee_db, object_db) {
         if gdb != odb {
             return Err(CatalogError::invalid(format!(
@@ -70,10 +108,16 @@ pub fn privileges(
     let mut changes = Vec::new();
     for p in privileges {
         if !p.valid_on(&object) {
-            return Err(CatalogError::invalid(format!("privilege {p} cannot be granted on {object_name}")));
+            return Err(CatalogError::invalid(format!(
+                "privilege {p} cannot be granted on {object_name}"
+            )));
         }
         let text = p.to_string();
-        let exists = state.snap.grants.iter().any(|g| g.grantee == principal && g.object == object && g.privilege == text);
+        let exists = state
+            .snap
+            .grants
+            .iter()
+            .any(|g| g.grantee == principal && g.object == object && g.privilege == text);
         if is_grant {
             if !exists {
                 changes.push(Change::AddGrant(GrantRecord {
@@ -91,13 +135,23 @@ pub fn privileges(
                     format!("{grantee_name} does not hold {p} on {object_name}"),
                 ));
             }
-            changes.push(Change::RemoveGrant { grantee: principal, privilege: text, object });
+            changes.push(Change::RemoveGrant {
+                grantee: principal,
+                privilege: text,
+                object,
+            });
         }
     }
     Ok(changes)
 }
 
-pub fn role_membership(actor: &Actor, state: &CatalogState, name: &QualifiedName, grantee: &Grantee, is_grant: bool) -> Result<Vec<Change>, CatalogError> {
+pub fn role_membership(
+    actor: &Actor,
+    state: &CatalogState,
+    name: &QualifiedName,
+    grantee: &Grantee,
+    is_grant: bool,
+) -> Result<Vec<Change>, CatalogError> {
     let r = role(state, name, actor.current_database())?;
     let role_name = format!("{}@{}", r.name, state.database_name(r.database_id));
     let (principal, grantee_name, grantee_db) = resolve_grantee(actor, state, grantee)?;
@@ -105,28 +159,52 @@ pub fn role_membership(actor: &Actor, state: &CatalogState, name: &QualifiedName
         return Err(CatalogError::invalid("roles cannot hold roles"));
     }
     if r.name == roles::PUBLIC_ROLE {
-        return Err(CatalogError::invalid(format!("every session in its database already holds {role_name}")));
+        return Err(CatalogError::invalid(format!(
+            "every session in its database already holds {role_name}"
+        )));
     }
     let in_system = state.database_name(r.database_id) == SYSTEM_DATABASE;
-    let scope = if in_system { ObjectRef::System } else { ObjectRef::Database(r.database_id) };
-    actor.require(state, Privilege::new(Action::Sysauth), scope, || format!("the scope of role {role_name}"))?;
+    let scope = if in_system {
+        ObjectRef::System
+    } else {
+        ObjectRef::Database(r.database_id)
+    };
+    actor.require(state, Privilege::new(Action::Sysauth), scope, || {
+        format!("the scope of role {role_name}")
+    })?;
     // Administrator roles carry ALL: only someone holding ALL there may hand them out.
-    if matches!(r.name.as_str(), roles::SYSTEM_ADMINISTRATOR | roles::DATABASE_ADMINISTRATOR)
-        && !holds(state, &actor.principals(state), Privilege::new(Action::All), scope)
-    {
-        return Err(CatalogError::denied(format!("ALL on the scope of {role_name} is required to grant or revoke it")));
+    if matches!(
+        r.name.as_str(),
+        roles::SYSTEM_ADMINISTRATOR | roles::DATABASE_ADMINISTRATOR
+    ) && !holds(
+        state,
+        &actor.principals(state),
+        Privilege::new(Action::All),
+        scope,
+    ) {
+        return Err(CatalogError::denied(format!(
+            "ALL on the scope of {role_name} is required to grant or revoke it"
+        )));
     }
     if let Some(gdb) = grantee_db {
         if gdb != r.database_id {
-            return Err(CatalogError::invalid(format!("{grantee_name} and {role_name} are in different databases")));
+            return Err(CatalogError::invalid(format!(
+                "{grantee_name} and {role_name} are in different databases"
+            )));
         }
     }
-    let record = RoleMemberRecord { role_id: r.id, member: principal };
+    let record = RoleMemberRecord {
+        role_id: r.id,
+        member: principal,
+    };
     let exists = state.snap.role_members.contains(&record);
     match (is_grant, exists) {
         (true, true) => Ok(Vec::new()),
         (true, false) => Ok(vec![Change::AddRoleMember(record)]),
         (false, true) => Ok(vec![Change::RemoveRoleMember(record)]),
-        (false, false) => Err(CatalogError::new(sqlstate::UNDEFINED_OBJECT, format!("{grantee_name} does not hold {role_name}"))),
+        (false, false) => Err(CatalogError::new(
+            sqlstate::UNDEFINED_OBJECT,
+            format!("{grantee_name} does not hold {role_name}"),
+        )),
     }
 }

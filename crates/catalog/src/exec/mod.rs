@@ -7,7 +7,9 @@ mod groups;
 mod settings;
 mod users;
 
-use portcullis_store::{Change, DatabaseRecord, GroupRecord, ObjectRef, PrincipalRef, RoleRecord, UserRecord};
+use portcullis_store::{
+    Change, DatabaseRecord, GroupRecord, ObjectRef, PrincipalRef, RoleRecord, UserRecord,
+};
 
 use crate::error::CatalogError;
 use crate::model::CatalogState;
@@ -42,7 +44,10 @@ impl Actor<'_> {
         if holds(state, &self.principals(state), need, object) {
             Ok(())
         } else {
-            Err(CatalogError::denied(format!("{need} on {} is required", describe())))
+            Err(CatalogError::denied(format!(
+                "{need} on {} is required",
+                describe()
+            )))
         }
     }
 
@@ -52,30 +57,70 @@ impl Actor<'_> {
 }
 
 /// The changes a catalog-changing statement makes, or why it may not.
-pub fn plan(actor: &Actor, state: &CatalogState, stmt: &Statement) -> Result<Vec<Change>, CatalogError> {
+pub fn plan(
+    actor: &Actor,
+    state: &CatalogState,
+    stmt: &Statement,
+) -> Result<Vec<Change>, CatalogError> {
     match stmt {
-        Statement::CreateDatabase { name, if_not_exists } => databases::create(actor, state, name, *if_not_exists),
-        Statement::DropDatabase { names, if_exists } => databases::drop(actor, state, names, *if_exists),
-        Statement::CreateUser { name, if_not_exists, attributes } => users::create(actor, state, name, *if_not_exists, attributes),
+        Statement::CreateDatabase {
+            name,
+            if_not_exists,
+        } => databases::create(actor, state, name, *if_not_exists),
+        Statement::DropDatabase { names, if_exists } => {
+            databases::drop(actor, state, names, *if_exists)
+        }
+        Statement::CreateUser {
+            name,
+            if_not_exists,
+            attributes,
+        } => users::create(actor, state, name, *if_not_exists, attributes),
         Statement::AlterUser { name, action } => users::alter(actor, state, name, action),
         Statement::DropUser { names, if_exists } => users::drop(actor, state, names, *if_exists),
-        Statement::CreateGroup { name, if_not_exists } => groups::create(actor, state, name, *if_not_exists),
+        Statement::CreateGroup {
+            name,
+            if_not_exists,
+        } => groups::create(actor, state, name, *if_not_exists),
         Statement::DropGroup { names, if_exists } => groups::drop(actor, state, names, *if_exists),
-        Statement::AlterGroupMembers { group, add, users } => groups::members(actor, state, group, *add, users),
-        Statement::SetPasswordSetting { scope, setting, value } => settings::set(actor, state, scope, *setting, *value),
-        Statement::Grant { privileges, target, grantee } => grants::privileges(actor, state, privileges, target, grantee, true),
-        Statement::Revoke { privileges, target, grantee } => grants::privileges(actor, state, privileges, target, grantee, false),
-        Statement::GrantRole { role, grantee } => grants::role_membership(actor, state, role, grantee, true),
-        Statement::RevokeRole { role, grantee } => grants::role_membership(actor, state, role, grantee, false),
+        Statement::AlterGroupMembers { group, add, users } => {
+            groups::members(actor, state, group, *add, users)
+        }
+        Statement::SetPasswordSetting {
+            scope,
+            setting,
+            value,
+        } => settings::set(actor, state, scope, *setting, *value),
+        Statement::Grant {
+            privileges,
+            target,
+            grantee,
+        } => grants::privileges(actor, state, privileges, target, grantee, true),
+        Statement::Revoke {
+            privileges,
+            target,
+            grantee,
+        } => grants::privileges(actor, state, privileges, target, grantee, false),
+        Statement::GrantRole { role, grantee } => {
+            grants::role_membership(actor, state, role, grantee, true)
+        }
+        Statement::RevokeRole { role, grantee } => {
+            grants::role_membership(actor, state, role, grantee, false)
+        }
         _ => Ok(Vec::new()),
     }
 }
 
 fn database<'a>(state: &'a CatalogState, name: &str) -> Result<&'a DatabaseRecord, CatalogError> {
-    state.database(name).ok_or_else(|| CatalogError::undefined("database", name))
+    state
+        .database(name)
+        .ok_or_else(|| CatalogError::undefined("database", name))
 }
 
-fn user<'a>(state: &'a CatalogState, name: &QualifiedName, current: &str) -> Result<&'a UserRecord, CatalogError> {
+fn user<'a>(
+    state: &'a CatalogState,
+    name: &QualifiedName,
+    current: &str,
+) -> Result<&'a UserRecord, CatalogError> {
     let fq = name.qualified(current);
     state
         .database(&fq.database)
@@ -83,7 +128,11 @@ fn user<'a>(state: &'a CatalogState, name: &QualifiedName, current: &str) -> Res
         .ok_or_else(|| CatalogError::undefined("user", &fq.to_string()))
 }
 
-fn group<'a>(state: &'a CatalogState, name: &QualifiedName, current: &str) -> Result<&'a GroupRecord, CatalogError> {
+fn group<'a>(
+    state: &'a CatalogState,
+    name: &QualifiedName,
+    current: &str,
+) -> Result<&'a GroupRecord, CatalogError> {
     let fq = name.qualified(current);
     state
         .database(&fq.database)
@@ -91,7 +140,11 @@ fn group<'a>(state: &'a CatalogState, name: &QualifiedName, current: &str) -> Re
         .ok_or_else(|| CatalogError::undefined("group", &fq.to_string()))
 }
 
-fn role<'a>(state: &'a CatalogState, name: &QualifiedName, current: &str) -> Result<&'a RoleRecord, CatalogError> {
+fn role<'a>(
+    state: &'a CatalogState,
+    name: &QualifiedName,
+    current: &str,
+) -> Result<&'a RoleRecord, CatalogError> {
     let fq = name.qualified(current);
     state
         .database(&fq.database)
@@ -102,8 +155,9 @@ fn role<'a>(state: &'a CatalogState, name: &QualifiedName, current: &str) -> Res
 /// Names are at most 128 characters and never empty.
 fn check_name(kind: &str, name: &str) -> Result<(), CatalogError> {
     if name.is_empty() || name.chars().count() > 128 {
-        return Err(CatalogError::invalid(format!("a {kind} name must be 1 to 128 characters long")));
+        return Err(CatalogError::invalid(format!(
+            "a {kind} name must be 1 to 128 characters long"
+        )));
     }
     Ok(())
 }
-

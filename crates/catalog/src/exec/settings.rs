@@ -9,16 +9,30 @@ use crate::privileges::{Action, Privilege};
 use crate::settings::PasswordSetting;
 use crate::sql::SettingScope;
 
-pub fn set(actor: &Actor, state: &CatalogState, scope: &SettingScope, setting: PasswordSetting, value: Option<i64>) -> Result<Vec<Change>, CatalogError> {
+pub fn set(
+    actor: &Actor,
+    state: &CatalogState,
+    scope: &SettingScope,
+    setting: PasswordSetting,
+    value: Option<i64>,
+) -> Result<Vec<Change>, CatalogError> {
     let (scope_ref, object, describe) = match scope {
         SettingScope::System => (ScopeRef::System, ObjectRef::System, "the system".to_owned()),
         SettingScope::Database(name) => {
             let db = database(state, name)?;
-            (ScopeRef::Database(db.id), ObjectRef::Database(db.id), format!("database \"{name}\""))
+            (
+                ScopeRef::Database(db.id),
+                ObjectRef::Database(db.id),
+                format!("database \"{name}\""),
+            )
         }
         SettingScope::Group(name) => {
             let g = group(state, name, actor.current_database())?;
-            (ScopeRef::Group(g.id), ObjectRef::Group(g.id), format!("group \"{name}\""))
+            (
+                ScopeRef::Group(g.id),
+                ObjectRef::Group(g.id),
+                format!("group \"{name}\""),
+            )
         }
     };
     actor.require(state, Privilege::new(Action::Sysauth), object, || describe)?;
@@ -26,10 +40,20 @@ pub fn set(actor: &Actor, state: &CatalogState, scope: &SettingScope, setting: P
         Some(value) => {
             let (low, high) = setting.valid_range();
             if !(low..=high).contains(&value) {
-                return Err(CatalogError::invalid(format!("{} must be between {low} and {high}", setting.name())));
+                return Err(CatalogError::invalid(format!(
+                    "{} must be between {low} and {high}",
+                    setting.name()
+                )));
             }
-            vec![Change::PutSetting(SettingRecord { scope: scope_ref, name: setting.name().into(), value })]
+            vec![Change::PutSetting(SettingRecord {
+                scope: scope_ref,
+                name: setting.name().into(),
+                value,
+            })]
         }
-        None => vec![Change::RemoveSetting { scope: scope_ref, name: setting.name().into() }],
+        None => vec![Change::RemoveSetting {
+            scope: scope_ref,
+            name: setting.name().into(),
+        }],
     })
 }

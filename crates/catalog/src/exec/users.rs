@@ -24,7 +24,10 @@ pub fn policy_for(state: &CatalogState, database_id: i64, user_id: Option<i64>) 
 }
 
 fn rejected(reason: impl std::fmt::Display) -> CatalogError {
-    CatalogError::new(sqlstate::INVALID_PASSWORD, format!("password refused: {reason}"))
+    CatalogError::new(
+        sqlstate::INVALID_PASSWORD,
+        format!("password refused: {reason}"),
+    )
 }
 
 pub fn create(
@@ -36,12 +39,19 @@ pub fn create(
 ) -> Result<Vec<Change>, CatalogError> {
     let fq = name.qualified(actor.current_database());
     let db = database(state, &fq.database)?;
-    actor.require(state, Privilege::on_kind(Action::Create, ObjectKind::User), ObjectRef::Database(db.id), || {
-        format!("database \"{}\"", db.name)
-    })?;
+    actor.require(
+        state,
+        Privilege::on_kind(Action::Create, ObjectKind::User),
+        ObjectRef::Database(db.id),
+        || format!("database \"{}\"", db.name),
+    )?;
     check_name("user", &fq.user)?;
     if state.user(db.id, &fq.user).is_some() {
-        return if if_not_exists { Ok(Vec::new()) } else { Err(CatalogError::duplicate("user", &fq.to_string())) };
+        return if if_not_exists {
+            Ok(Vec::new())
+        } else {
+            Err(CatalogError::duplicate("user", &fq.to_string()))
+        };
     }
     let mut record = UserRecord {
         id: state.next_id(),
@@ -64,7 +74,10 @@ pub fn create(
         }
     }
     let Some(password) = password else {
-        return Err(CatalogError::new(sqlstate::SYNTAX_ERROR, "CREATE USER needs a PASSWORD"));
+        return Err(CatalogError::new(
+            sqlstate::SYNTAX_ERROR,
+            "CREATE USER needs a PASSWORD",
+        ));
     };
     // At creation only the system and database settings apply (the user is in no group yet).
     check_new_password(password, &policy_for(state, db.id, None), &[]).map_err(rejected)?;
@@ -81,13 +94,23 @@ fn set_descriptive(record: &mut UserRecord, attribute: &UserAttribute) {
     }
 }
 
-pub fn alter(actor: &Actor, state: &CatalogState, name: &QualifiedName, action: &AlterUserAction) -> Result<Vec<Change>, CatalogError> {
+pub fn alter(
+    actor: &Actor,
+    state: &CatalogState,
+    name: &QualifiedName,
+    action: &AlterUserAction,
+) -> Result<Vec<Change>, CatalogError> {
     let target = user(state, name, actor.current_database())?;
     let fqun = state.user_fqun(target);
     let is_self = target.id == actor.session.user_id;
     // Users may change their own password and names; anything else needs ALTER on the user.
     if !(is_self && matches!(action, AlterUserAction::Set(_))) {
-        actor.require(state, Privilege::new(Action::Alter), ObjectRef::User(target.id), || format!("user \"{fqun}\""))?;
+        actor.require(
+            state,
+            Privilege::new(Action::Alter),
+            ObjectRef::User(target.id),
+            || format!("user \"{fqun}\""),
+        )?;
     }
     let mut record = target.clone();
     let mut changes = Vec::new();
@@ -105,7 +128,10 @@ pub fn alter(actor: &Actor, state: &CatalogState, name: &QualifiedName, action: 
         AlterUserAction::RenameTo(new_name) => {
             check_name("user", new_name)?;
             if state.user(target.database_id, new_name).is_some() {
-                return Err(CatalogError::duplicate("user", &format!("{new_name}@{}", state.database_name(target.database_id))));
+                return Err(CatalogError::duplicate(
+                    "user",
+                    &format!("{new_name}@{}", state.database_name(target.database_id)),
+                ));
             }
             record.name = new_name.clone();
         }
@@ -113,8 +139,14 @@ pub fn alter(actor: &Actor, state: &CatalogState, name: &QualifiedName, action: 
             for attribute in attributes {
                 if let UserAttribute::Password(password) = attribute {
                     let policy = policy_for(state, target.database_id, Some(target.id));
-                    let mut previous: Vec<ScramVerifier> = ScramVerifier::parse(&target.verifier).into_iter().collect();
-                    previous.extend(state.password_history(target.id).into_iter().filter_map(ScramVerifier::parse));
+                    let mut previous: Vec<ScramVerifier> =
+                        ScramVerifier::parse(&target.verifier).into_iter().collect();
+                    previous.extend(
+                        state
+                            .password_history(target.id)
+                            .into_iter()
+                            .filter_map(ScramVerifier::parse),
+                    );
                     let mut policy = policy;
                     // A change forced by expiry must at least differ from the current password.
                     if target.state == user_state::PASSWORD_EXPIRED {
@@ -126,8 +158,12 @@ pub fn alter(actor: &Actor, state: &CatalogState, name: &QualifiedName, action: 
                         verifier: target.verifier.clone(),
                         set_at: target.password_set_at,
                     }));
-                    changes.push(Change::TrimPasswordHistory { user_id: target.id, keep: HISTORY_KEPT });
-                    record.verifier = ScramVerifier::derive(password, actor.scram_iterations).encode();
+                    changes.push(Change::TrimPasswordHistory {
+                        user_id: target.id,
+                        keep: HISTORY_KEPT,
+                    });
+                    record.verifier =
+                        ScramVerifier::derive(password, actor.scram_iterations).encode();
                     record.password_set_at = actor.now;
                     if record.state == user_state::PASSWORD_EXPIRED {
                         record.state = user_state::ACTIVE.into();
@@ -142,7 +178,12 @@ pub fn alter(actor: &Actor, state: &CatalogState, name: &QualifiedName, action: 
     Ok(changes)
 }
 
-pub fn drop(actor: &Actor, state: &CatalogState, names: &[QualifiedName], if_exists: bool) -> Result<Vec<Change>, CatalogError> {
+pub fn drop(
+    actor: &Actor,
+    state: &CatalogState,
+    names: &[QualifiedName],
+    if_exists: bool,
+) -> Result<Vec<Change>, CatalogError> {
     let mut changes = Vec::new();
     for name in names {
         let target = match user(state, name, actor.current_database()) {
@@ -151,9 +192,17 @@ pub fn drop(actor: &Actor, state: &CatalogState, names: &[QualifiedName], if_exi
             Err(e) => return Err(e),
         };
         let fqun = state.user_fqun(target);
-        actor.require(state, Privilege::new(Action::Drop), ObjectRef::User(target.id), || format!("user \"{fqun}\""))?;
+        actor.require(
+            state,
+            Privilege::new(Action::Drop),
+            ObjectRef::User(target.id),
+            || format!("user \"{fqun}\""),
+        )?;
         if target.id == actor.session.user_id {
-            return Err(CatalogError::new(sqlstate::DEPENDENT_OBJECTS, "the current user cannot be dropped"));
+            return Err(CatalogError::new(
+                sqlstate::DEPENDENT_OBJECTS,
+                "the current user cannot be dropped",
+            ));
         }
         changes.push(Change::DeleteUser(target.id));
     }

@@ -32,7 +32,10 @@ pub fn parse_statements(sql: &str) -> Result<Vec<Statement>, CatalogError> {
         })?;
     let mut statements = Vec::new();
     let mut chunk: Vec<TokenWithSpan> = Vec::new();
-    for t in tokens.into_iter().chain(std::iter::once(TokenWithSpan::wrap(Token::SemiColon))) {
+    for t in tokens
+        .into_iter()
+        .chain(std::iter::once(TokenWithSpan::wrap(Token::SemiColon)))
+    {
         match t.token {
             Token::Whitespace(_) | Token::EOF => {}
             Token::SemiColon => {
@@ -53,44 +56,49 @@ fn parse_one(
     lines: &LineIndex,
     end_position: usize,
 ) -> Result<Statement, CatalogError> {
-    let start = tokens.first().map(|t| lines.byte(t.span.start)).unwrap_or(0);
+    let start = tokens
+        .first()
+        .map(|t| lines.byte(t.span.start))
+        .unwrap_or(0);
     let end = tokens.last().map(|t| lines.byte(t.span.end)).unwrap_or(0);
     let mut c = Cursor::new(tokens, lines, end_position);
-    let statement = if c.peek_keyword("SELECT") || c.peek_keyword("WITH") || c.peek_keyword("VALUES") {
-        c.skip_rest();
-        Statement::Query(sql.get(start..end).unwrap_or_default().to_owned())
-    } else if c.keyword("CREATE") {
-        create(&mut c)?
-    } else if c.keyword("DROP") {
-        drop(&mut c)?
-    } else if c.keyword("ALTER") {
-        alter(&mut c)?
-    } else if c.keyword("GRANT") {
-        grant(&mut c, true)?
-    } else if c.keyword("REVOKE") {
-        grant(&mut c, false)?
-    } else if c.keyword("SET") {
-        let name = c.identifier("a parameter name").unwrap_or_default();
-        c.skip_rest();
-        Statement::SetParameter(name)
-    } else if c.keyword("SHOW") {
-        let name = c.identifier("a parameter name")?;
-        Statement::Show(name)
-    } else if c.one_of(&["BEGIN", "START"]).is_some() {
-        c.skip_rest();
-        Statement::Transaction(TransactionControl::Begin)
-    } else if c.one_of(&["COMMIT", "END"]).is_some() {
-        c.skip_rest();
-        Statement::Transaction(TransactionControl::Commit)
-    } else if c.one_of(&["ROLLBACK", "ABORT"]).is_some() {
-        c.skip_rest();
-        Statement::Transaction(TransactionControl::Rollback)
-    } else if let Some(word) = c.one_of(&["DISCARD", "DEALLOCATE", "RESET"]) {
-        c.skip_rest();
-        Statement::Noop(word)
-    } else {
-        return c.expected("a statement (SELECT, CREATE, ALTER, DROP, GRANT, REVOKE, SET, SHOW)");
-    };
+    let statement =
+        if c.peek_keyword("SELECT") || c.peek_keyword("WITH") || c.peek_keyword("VALUES") {
+            c.skip_rest();
+            Statement::Query(sql.get(start..end).unwrap_or_default().to_owned())
+        } else if c.keyword("CREATE") {
+            create(&mut c)?
+        } else if c.keyword("DROP") {
+            drop(&mut c)?
+        } else if c.keyword("ALTER") {
+            alter(&mut c)?
+        } else if c.keyword("GRANT") {
+            grant(&mut c, true)?
+        } else if c.keyword("REVOKE") {
+            grant(&mut c, false)?
+        } else if c.keyword("SET") {
+            let name = c.identifier("a parameter name").unwrap_or_default();
+            c.skip_rest();
+            Statement::SetParameter(name)
+        } else if c.keyword("SHOW") {
+            let name = c.identifier("a parameter name")?;
+            Statement::Show(name)
+        } else if c.one_of(&["BEGIN", "START"]).is_some() {
+            c.skip_rest();
+            Statement::Transaction(TransactionControl::Begin)
+        } else if c.one_of(&["COMMIT", "END"]).is_some() {
+            c.skip_rest();
+            Statement::Transaction(TransactionControl::Commit)
+        } else if c.one_of(&["ROLLBACK", "ABORT"]).is_some() {
+            c.skip_rest();
+            Statement::Transaction(TransactionControl::Rollback)
+        } else if let Some(word) = c.one_of(&["DISCARD", "DEALLOCATE", "RESET"]) {
+            c.skip_rest();
+            Statement::Noop(word)
+        } else {
+            return c
+                .expected("a statement (SELECT, CREATE, ALTER, DROP, GRANT, REVOKE, SET, SHOW)");
+        };
     if !c.at_end() {
         return c.expected("end of statement");
     }

@@ -71,19 +71,47 @@ fn basic(headers: &HeaderMap) -> Option<(String, String)> {
 }
 
 fn cookie(headers: &HeaderMap) -> Option<String> {
-    headers.get_all(header::COOKIE).iter().filter_map(|v| v.to_str().ok()).flat_map(|v| v.split(';')).find_map(|pair| {
-        let (k, v) = pair.trim().split_once('=')?;
-        (k == "portcullis_session").then(|| v.to_owned())
-    })
+    headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .find_map(|pair| {
+            let (k, v) = pair.trim().split_once('=')?;
+            (k == "portcullis_session").then(|| v.to_owned())
+        })
 }
 
-async fn authenticate(state: &HttpState, headers: &HeaderMap, database: &str, peer: &str) -> Result<RequestSession, ApiError> {
+async fn authenticate(
+    state: &HttpState,
+    headers: &HeaderMap,
+    database: &str,
+    peer: &str,
+) -> Result<RequestSession, ApiError> {
     let unauthorized = |reason: &str| ApiError::new(StatusCode::UNAUTHORIZED, "28000", reason);
     if let Some((user, password)) = basic(headers) {
-        let session = state.auth.sign_in_with_password(&user, Some(database), &password, peer, Protocol::Http, Some(now() + 60)).await?;
-        return Ok(RequestSession { session, transient: true });
+        let session = state
+            .auth
+            .sign_in_with_password(
+                &user,
+                Some(database),
+                &password,
+                peer,
+                Protocol::Http,
+                Some(now() + 60),
+            )
+            .await?;
+        return Ok(RequestSession {
+            session,
+            transient: true,
+        });
     }
-    let token = bearer(headers).map(str::to_owned).or_else(|| cookie(headers)).ok_or_else(|| unauthorized("sign in first: send Authorization: Bearer <token> or Basic credentials"))?;
+    let token = bearer(headers)
+        .map(str::to_owned)
+        .or_else(|| cookie(headers))
+        .ok_or_else(|| {
+            unauthorized("sign in first: send Authorization: Bearer <token> or Basic credentials")
+        })?;
     let sessions = &state.auth.catalog().sessions;
     let session = state
         .tokens
@@ -92,13 +120,26 @@ async fn authenticate(state: &HttpState, headers: &HeaderMap, database: &str, pe
         .filter(|s| s.expires_at.is_none_or(|t| t > now()))
         .ok_or_else(|| unauthorized("the access token is unknown or expired; sign in again"))?;
     if session.database != database {
-        return Err(ApiError::new(StatusCode::FORBIDDEN, "28000", format!("the access token is for database \"{}\", not \"{database}\"", session.database)));
+        return Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            "28000",
+            format!(
+                "the access token is for database \"{}\", not \"{database}\"",
+                session.database
+            ),
+        ));
     }
-    Ok(RequestSession { session, transient: false })
+    Ok(RequestSession {
+        session,
+        transient: false,
+    })
 }
 
 /// Replaces `{name}` placeholders outside quotes with positional parameters.
-fn bind_named(statement: &str, params: &HashMap<String, serde_json::Value>) -> Result<(String, Vec<Value>), ApiError> {
+fn bind_named(
+    statement: &str,
+    params: &HashMap<String, serde_json::Value>,
+) -> Result<(String, Vec<Value>), ApiError> {
     let mut out = String::with_capacity(statement.len());
     let mut values = Vec::new();
     let mut quote: Option<char> = None;
@@ -116,13 +157,25 @@ fn bind_named(statement: &str, params: &HashMap<String, serde_json::Value>) -> R
                 out.push(ch);
             }
             (None, '{') => {
-                let end = rest.find('}').ok_or_else(|| ApiError::new(StatusCode::BAD_REQUEST, "42601", "unclosed { in statement"))?;
+                let end = rest.find('}').ok_or_else(|| {
+                    ApiError::new(StatusCode::BAD_REQUEST, "42601", "unclosed { in statement")
+                })?;
                 let name = &rest[..end];
-                let value = params.get(name).ok_or_else(|| ApiError::new(StatusCode::BAD_REQUEST, "22023", format!("no value for parameter {{{name}}}")))?;
+                let value = params.get(name).ok_or_else(|| {
+                    ApiError::new(
+                        StatusCode::BAD_REQUEST,
+                        "22023",
+                        format!("no value for parameter {{{name}}}"),
+                    )
+                })?;
                 values.push(match value {
                     serde_json::Value::Null => Value::Null,
                     serde_json::Value::Bool(b) => Value::Bool(*b),
-                    serde_json::Value::Number(n) => n.as_i64().map(Value::Int).or_else(|| n.as_f64().map(Value::Float)).unwrap_or(Value::Null),
+                    serde_json::Value::Number(n) => n
+                        .as_i64()
+                        .map(Value::Int)
+                        .or_else(|| n.as_f64().map(Value::Float))
+                        .unwrap_or(Value::Null),
                     serde_json::Value::String(s) => Value::Text(s.clone()),
                     other => Value::Text(other.to_string()),
                 });
@@ -135,11 +188,25 @@ fn bind_named(statement: &str, params: &HashMap<String, serde_json::Value>) -> R
     Ok((out, values))
 }
 
-async fn run(state: Arc<HttpState>, headers: HeaderMap, database: String, peer: String, statement: String, format: Option<String>, params: HashMap<String, serde_json::Value>) -> Result<Json<ExecuteResponse>, ApiError> {
+async fn run(
+    state: Arc<HttpState>,
+    headers: HeaderMap,
+    database: String,
+    peer: String,
+    statement: String,
+    format: Option<String>,
+    params: HashMap<String, serde_json::Value>,
+) -> Result<Json<ExecuteResponse>, ApiError> {
     let collection = match format.as_deref() {
         None | Some("array") => false,
         Some("collection") => true,
-        Some(other) => return Err(ApiError::new(StatusCode::BAD_REQUEST, "22023", format!("format must be array or collection, not {other:?}"))),
+        Some(other) => {
+            return Err(ApiError::new(
+                StatusCode::BAD_REQUEST,
+                "22023",
+                format!("format must be array or collection, not {other:?}"),
+            ))
+        }
     };
     let request = authenticate(&state, &headers, &database, &peer).await?;
     let (statement, values) = bind_named(&statement, &params)?;
@@ -152,13 +219,26 @@ async fn run(state: Arc<HttpState>, headers: HeaderMap, database: String, peer: 
     let query_id = portcullis_catalog::SessionRegistry::new_id();
     let (columns, data) = match results.into_iter().last() {
         Some(StatementResult::Rows(rows)) => {
-            let columns: Vec<ColumnInfo> = rows.columns.iter().map(|c| ColumnInfo { name: c.name.clone(), kind: format!("{:?}", c.kind).to_uppercase() }).collect();
+            let columns: Vec<ColumnInfo> = rows
+                .columns
+                .iter()
+                .map(|c| ColumnInfo {
+                    name: c.name.clone(),
+                    kind: format!("{:?}", c.kind).to_uppercase(),
+                })
+                .collect();
             let data = rows
                 .rows
                 .iter()
                 .map(|row| {
                     if collection {
-                        serde_json::Value::Object(rows.columns.iter().zip(row).map(|(c, v)| (c.name.clone(), v.to_json())).collect())
+                        serde_json::Value::Object(
+                            rows.columns
+                                .iter()
+                                .zip(row)
+                                .map(|(c, v)| (c.name.clone(), v.to_json()))
+                                .collect(),
+                        )
                     } else {
                         serde_json::Value::Array(row.iter().map(Value::to_json).collect())
                     }
@@ -168,7 +248,12 @@ async fn run(state: Arc<HttpState>, headers: HeaderMap, database: String, peer: 
         }
         _ => (Vec::new(), Vec::new()),
     };
-    Ok(Json(ExecuteResponse { query_id, status: Status::ok("Query executed successfully"), columns, data }))
+    Ok(Json(ExecuteResponse {
+        query_id,
+        status: Status::ok("Query executed successfully"),
+        columns,
+        data,
+    }))
 }
 
 /// Runs one statement (JSON body).
@@ -182,8 +267,23 @@ pub async fn execute_post(
     headers: HeaderMap,
     body: Result<Json<ExecuteRequest>, axum::extract::rejection::JsonRejection>,
 ) -> Result<Json<ExecuteResponse>, ApiError> {
-    let Json(body) = body.map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "08P01", format!("bad request body: {}", e.body_text())))?;
-    run(state, headers, database, peer.to_string(), body.statement, body.format, body.params.unwrap_or_default()).await
+    let Json(body) = body.map_err(|e| {
+        ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "08P01",
+            format!("bad request body: {}", e.body_text()),
+        )
+    })?;
+    run(
+        state,
+        headers,
+        database,
+        peer.to_string(),
+        body.statement,
+        body.format,
+        body.params.unwrap_or_default(),
+    )
+    .await
 }
 
 /// Runs one statement given in the query string.
@@ -197,6 +297,21 @@ pub async fn execute_get(
     headers: HeaderMap,
     query: Result<Query<ExecuteQuery>, axum::extract::rejection::QueryRejection>,
 ) -> Result<Json<ExecuteResponse>, ApiError> {
-    let Query(q) = query.map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "08P01", format!("bad query string: {}", e.body_text())))?;
-    run(state, headers, database, peer.to_string(), q.statement, q.format, HashMap::new()).await
+    let Query(q) = query.map_err(|e| {
+        ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "08P01",
+            format!("bad query string: {}", e.body_text()),
+        )
+    })?;
+    run(
+        state,
+        headers,
+        database,
+        peer.to_string(),
+        q.statement,
+        q.format,
+        HashMap::new(),
+    )
+    .await
 }

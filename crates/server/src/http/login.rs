@@ -40,12 +40,28 @@ pub async fn login(
     ConnectInfo(peer): ConnectInfo<std::net::SocketAddr>,
     body: Result<Json<LoginRequest>, axum::extract::rejection::JsonRejection>,
 ) -> Result<Response, ApiError> {
-    let Json(body) = body.map_err(|e| ApiError::new(axum::http::StatusCode::BAD_REQUEST, "08P01", format!("bad request body: {}", e.body_text())))?;
-    let database = body.database.clone().or_else(|| (!body.username.contains('@')).then(|| "system".to_owned()));
+    let Json(body) = body.map_err(|e| {
+        ApiError::new(
+            axum::http::StatusCode::BAD_REQUEST,
+            "08P01",
+            format!("bad request body: {}", e.body_text()),
+        )
+    })?;
+    let database = body
+        .database
+        .clone()
+        .or_else(|| (!body.username.contains('@')).then(|| "system".to_owned()));
     let expires_at = now() + state.token_seconds;
     let session = state
         .auth
-        .sign_in_with_password(&body.username, database.as_deref(), &body.password, &peer.to_string(), Protocol::Http, Some(expires_at))
+        .sign_in_with_password(
+            &body.username,
+            database.as_deref(),
+            &body.password,
+            &peer.to_string(),
+            Protocol::Http,
+            Some(expires_at),
+        )
         .await?;
     let token = state.tokens.issue(&session.id);
     let cookie = format!(

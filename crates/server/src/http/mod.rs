@@ -37,7 +37,11 @@ pub struct Status {
 
 impl Status {
     pub fn ok(reason: &str) -> Self {
-        Self { reason: reason.into(), sql_state: "00000".into(), vendor_code: 0 }
+        Self {
+            reason: reason.into(),
+            sql_state: "00000".into(),
+            vendor_code: 0,
+        }
     }
 }
 
@@ -57,7 +61,11 @@ pub struct ApiError {
 
 impl ApiError {
     pub fn new(http: StatusCode, sql_state: &str, reason: impl Into<String>) -> Self {
-        Self { http, sql_state: sql_state.into(), reason: reason.into() }
+        Self {
+            http,
+            sql_state: sql_state.into(),
+            reason: reason.into(),
+        }
     }
 }
 
@@ -93,11 +101,18 @@ impl From<SignInError> for ApiError {
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let body = StatusBody {
-            status: Status { reason: self.reason, sql_state: self.sql_state, vendor_code: i32::from(self.http.as_u16()) },
+            status: Status {
+                reason: self.reason,
+                sql_state: self.sql_state,
+                vendor_code: i32::from(self.http.as_u16()),
+            },
         };
         let mut response = (self.http, Json(body)).into_response();
         if self.http == StatusCode::UNAUTHORIZED {
-            response.headers_mut().insert(header::WWW_AUTHENTICATE, header::HeaderValue::from_static("Bearer, Basic realm=\"portcullis\""));
+            response.headers_mut().insert(
+                header::WWW_AUTHENTICATE,
+                header::HeaderValue::from_static("Bearer, Basic realm=\"portcullis\""),
+            );
         }
         response
     }
@@ -105,16 +120,29 @@ impl IntoResponse for ApiError {
 
 #[derive(OpenApi)]
 #[openapi(
-    info(title = "Portcullis HTTP API", description = "Sign-in and catalog statements over HTTP"),
+    info(
+        title = "Portcullis HTTP API",
+        description = "Sign-in and catalog statements over HTTP"
+    ),
     paths(login::login, execute::execute_post, execute::execute_get, healthz),
-    components(schemas(Status, StatusBody, login::LoginRequest, login::LoginResponse, execute::ExecuteRequest, execute::ExecuteResponse, execute::ColumnInfo))
+    components(schemas(
+        Status,
+        StatusBody,
+        login::LoginRequest,
+        login::LoginResponse,
+        execute::ExecuteRequest,
+        execute::ExecuteResponse,
+        execute::ColumnInfo
+    ))
 )]
 pub struct ApiDoc;
 
 /// Liveness.
 #[utoipa::path(get, path = "/healthz", responses((status = 200, body = StatusBody)))]
 async fn healthz() -> Json<StatusBody> {
-    Json(StatusBody { status: Status::ok("ok") })
+    Json(StatusBody {
+        status: Status::ok("ok"),
+    })
 }
 
 async fn openapi_json() -> Response {
@@ -124,7 +152,9 @@ async fn openapi_json() -> Response {
 async fn openapi_yaml() -> Response {
     match ApiDoc::openapi().to_yaml() {
         Ok(yaml) => ([(header::CONTENT_TYPE, "application/yaml")], yaml).into_response(),
-        Err(e) => ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "XX000", e.to_string()).into_response(),
+        Err(e) => {
+            ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "XX000", e.to_string()).into_response()
+        }
     }
 }
 
@@ -136,7 +166,10 @@ async fn not_found() -> ApiError {
 pub fn app(state: Arc<HttpState>) -> Router {
     Router::new()
         .route("/v1/login", post(login::login))
-        .route("/v1/execute/{database}", post(execute::execute_post).get(execute::execute_get))
+        .route(
+            "/v1/execute/{database}",
+            post(execute::execute_post).get(execute::execute_get),
+        )
         .route("/healthz", get(healthz))
         .route("/openapi.json", get(openapi_json))
         .route("/openapi.yaml", get(openapi_yaml))

@@ -22,7 +22,9 @@ impl TokenTable {
     pub fn issue(&self, session_id: &str) -> String {
         let bytes: [u8; 32] = rand::random();
         let token = URL_SAFE_NO_PAD.encode(bytes);
-        self.by_hash.write().insert(hash(&token), session_id.to_owned());
+        self.by_hash
+            .write()
+            .insert(hash(&token), session_id.to_owned());
         token
     }
 

@@ -17,5 +17,9 @@ pub fn fatal(e: &SignInError) -> PgWireError {
 }
 
 pub fn fatal_with(sqlstate: &str, message: String) -> PgWireError {
-    PgWireError::UserError(Box::new(ErrorInfo::new("FATAL".into(), sqlstate.into(), message)))
+    PgWireError::UserError(Box::new(ErrorInfo::new(
+        "FATAL".into(),
+        sqlstate.into(),
+        message,
+    )))
 }

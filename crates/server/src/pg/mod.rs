@@ -30,7 +30,11 @@ impl PgShared {
         params.server_version = format!("16.6 (Portcullis {})", env!("CARGO_PKG_VERSION"));
         params.is_superuser = false;
         params.scram_iterations = auth.catalog().options.scram_iterations as usize;
-        Self { auth, driver: AuthDriver::new(params), parser: Arc::new(NoopQueryParser::new()) }
+        Self {
+            auth,
+            driver: AuthDriver::new(params),
+            parser: Arc::new(NoopQueryParser::new()),
+        }
     }
 }
 
@@ -59,7 +63,12 @@ impl PgWireServerHandlers for Handlers {
 }
 
 /// Accepts connections until the task is dropped.
-pub async fn serve(listener: TcpListener, shared: Arc<PgShared>, tls: Option<TlsAcceptor>, max_connections: usize) {
+pub async fn serve(
+    listener: TcpListener,
+    shared: Arc<PgShared>,
+    tls: Option<TlsAcceptor>,
+    max_connections: usize,
+) {
     let slots = Arc::new(Semaphore::new(max_connections));
     loop {
         let (socket, peer) = match listener.accept().await {
@@ -76,7 +85,11 @@ pub async fn serve(listener: TcpListener, shared: Arc<PgShared>, tls: Option<Tls
             continue;
         };
         let _ = socket.set_nodelay(true);
-        let conn = Arc::new(PgConnection { shared: shared.clone(), target: Mutex::new(None), session: Mutex::new(None) });
+        let conn = Arc::new(PgConnection {
+            shared: shared.clone(),
+            target: Mutex::new(None),
+            session: Mutex::new(None),
+        });
         let tls = tls.clone();
         tokio::spawn(async move {
             let handlers = Handlers(conn.clone());

@@ -7,7 +7,10 @@ use async_trait::async_trait;
 use futures::stream;
 use pgwire::api::portal::{Format, Portal};
 use pgwire::api::query::{ExtendedQueryHandler, SimpleQueryHandler};
-use pgwire::api::results::{DataRowEncoder, DescribePortalResponse, DescribeStatementResponse, FieldInfo, QueryResponse, Response, Tag};
+use pgwire::api::results::{
+    DataRowEncoder, DescribePortalResponse, DescribeStatementResponse, FieldInfo, QueryResponse,
+    Response, Tag,
+};
 use pgwire::api::stmt::{NoopQueryParser, StoredStatement};
 use pgwire::api::{ClientInfo, Type};
 use pgwire::error::PgWireResult;
@@ -22,7 +25,10 @@ impl PgConnection {
         let session = self.session.lock().clone();
         match session {
             Some(s) if self.shared.auth.catalog().sessions.get(&s.id).is_some() => Ok(s),
-            Some(_) => Err(fatal_with("57P01", "terminating connection: the session's database was dropped".into())),
+            Some(_) => Err(fatal_with(
+                "57P01",
+                "terminating connection: the session's database was dropped".into(),
+            )),
             None => Err(fatal_with("08P01", "not signed in".into())),
         }
     }
@@ -39,7 +45,15 @@ fn fields(columns: &[Column], format: &Format) -> Vec<FieldInfo> {
     columns
         .iter()
         .enumerate()
-        .map(|(i, c)| FieldInfo::new(c.name.clone(), None, None, field_type(c.kind), format.format_for(i)))
+        .map(|(i, c)| {
+            FieldInfo::new(
+                c.name.clone(),
+                None,
+                None,
+                field_type(c.kind),
+                format.format_for(i),
+            )
+        })
         .collect()
 }
 
@@ -57,14 +71,19 @@ fn rows_response(result: QueryResult, format: &Format) -> PgWireResult<Response>
         }
         rows.push(Ok(encoder.take_row()));
     }
-    Ok(Response::Query(QueryResponse::new(schema, stream::iter(rows))))
+    Ok(Response::Query(QueryResponse::new(
+        schema,
+        stream::iter(rows),
+    )))
 }
 
 fn to_response(result: StatementResult, format: &Format) -> PgWireResult<Response> {
     match result {
         StatementResult::Rows(rows) => rows_response(rows, format),
         StatementResult::Command(tag @ "BEGIN") => Ok(Response::TransactionStart(Tag::new(tag))),
-        StatementResult::Command(tag @ ("COMMIT" | "ROLLBACK")) => Ok(Response::TransactionEnd(Tag::new(tag))),
+        StatementResult::Command(tag @ ("COMMIT" | "ROLLBACK")) => {
+            Ok(Response::TransactionEnd(Tag::new(tag)))
+        }
         StatementResult::Command(tag) => Ok(Response::Execution(Tag::new(tag))),
     }
 }
@@ -76,11 +95,20 @@ impl SimpleQueryHandler for PgConnection {
         C: ClientInfo + Unpin + Send + Sync,
     {
         let session = self.live_session()?;
-        let results = self.shared.auth.catalog().execute(&session, query, &[]).await.map_err(statement_error)?;
+        let results = self
+            .shared
+            .auth
+            .catalog()
+            .execute(&session, query, &[])
+            .await
+            .map_err(statement_error)?;
         if results.is_empty() {
             return Ok(vec![Response::EmptyQuery]);
         }
-        results.into_iter().map(|r| to_response(r, &Format::UnifiedText)).collect()
+        results
+            .into_iter()
+            .map(|r| to_response(r, &Format::UnifiedText))
+            .collect()
     }
 }
 
@@ -88,13 +116,25 @@ impl SimpleQueryHandler for PgConnection {
 fn parameters(portal: &Portal<String>) -> PgWireResult<Vec<Value>> {
     (0..portal.parameter_len())
         .map(|i| {
-            let ty = portal.statement.parameter_types.get(i).cloned().flatten().unwrap_or(Type::UNKNOWN);
+            let ty = portal
+                .statement
+                .parameter_types
+                .get(i)
+                .cloned()
+                .flatten()
+                .unwrap_or(Type::UNKNOWN);
             Ok(match ty {
-                Type::INT2 => portal.parameter::<i16>(i, &ty)?.map(|v| Value::Int(v.into())),
-                Type::INT4 => portal.parameter::<i32>(i, &ty)?.map(|v| Value::Int(v.into())),
+                Type::INT2 => portal
+                    .parameter::<i16>(i, &ty)?
+                    .map(|v| Value::Int(v.into())),
+                Type::INT4 => portal
+                    .parameter::<i32>(i, &ty)?
+                    .map(|v| Value::Int(v.into())),
                 Type::INT8 => portal.parameter::<i64>(i, &ty)?.map(Value::Int),
                 Type::BOOL => portal.parameter::<bool>(i, &ty)?.map(Value::Bool),
-                Type::FLOAT4 => portal.parameter::<f32>(i, &ty)?.map(|v| Value::Float(v.into())),
+                Type::FLOAT4 => portal
+                    .parameter::<f32>(i, &ty)?
+                    .map(|v| Value::Float(v.into())),
                 Type::FLOAT8 => portal.parameter::<f64>(i, &ty)?.map(Value::Float),
                 _ => portal.parameter::<String>(i, &Type::TEXT)?.map(Value::Text),
             }
@@ -112,37 +152,75 @@ impl ExtendedQueryHandler for PgConnection {
         self.shared.parser.clone()
     }
 
-    async fn do_query<C>(&self, _client: &mut C, portal: &Portal<Self::Statement>, _max_rows: usize) -> PgWireResult<Response>
+    async fn do_query<C>(
+        &self,
+        _client: &mut C,
+        portal: &Portal<Self::Statement>,
+        _max_rows: usize,
+    ) -> PgWireResult<Response>
     where
         C: ClientInfo + Unpin + Send + Sync,
     {
         let session = self.live_session()?;
         let params = parameters(portal)?;
-        let results = self.shared.auth.catalog().execute(&session, &portal.statement.statement, &params).await.map_err(statement_error)?;
+        let results = self
+            .shared
+            .auth
+            .catalog()
+            .execute(&session, &portal.statement.statement, &params)
+            .await
+            .map_err(statement_error)?;
         match results.into_iter().last() {
             Some(result) => to_response(result, &portal.result_column_format),
             None => Ok(Response::EmptyQuery),
         }
     }
 
-    async fn do_describe_statement<C>(&self, _client: &mut C, stmt: &StoredStatement<Self::Statement>) -> PgWireResult<DescribeStatementResponse>
+    async fn do_describe_statement<C>(
+        &self,
+        _client: &mut C,
+        stmt: &StoredStatement<Self::Statement>,
+    ) -> PgWireResult<DescribeStatementResponse>
     where
         C: ClientInfo + Unpin + Send + Sync,
     {
         self.live_session()?;
-        let (columns, count) = self.shared.auth.catalog().describe(&stmt.statement).map_err(statement_error)?;
-        let mut types: Vec<Type> = stmt.parameter_types.iter().map(|t| t.clone().unwrap_or(Type::TEXT)).collect();
+        let (columns, count) = self
+            .shared
+            .auth
+            .catalog()
+            .describe(&stmt.statement)
+            .map_err(statement_error)?;
+        let mut types: Vec<Type> = stmt
+            .parameter_types
+            .iter()
+            .map(|t| t.clone().unwrap_or(Type::TEXT))
+            .collect();
         types.resize(count.max(types.len()), Type::TEXT);
-        Ok(DescribeStatementResponse::new(types, fields(&columns, &Format::UnifiedBinary)))
+        Ok(DescribeStatementResponse::new(
+            types,
+            fields(&columns, &Format::UnifiedBinary),
+        ))
     }
 
-    async fn do_describe_portal<C>(&self, _client: &mut C, portal: &Portal<Self::Statement>) -> PgWireResult<DescribePortalResponse>
+    async fn do_describe_portal<C>(
+        &self,
+        _client: &mut C,
+        portal: &Portal<Self::Statement>,
+    ) -> PgWireResult<DescribePortalResponse>
     where
         C: ClientInfo + Unpin + Send + Sync,
     {
         self.live_session()?;
-        let (columns, _) = self.shared.auth.catalog().describe(&portal.statement.statement).map_err(statement_error)?;
-        Ok(DescribePortalResponse::new(fields(&columns, &portal.result_column_format)))
+        let (columns, _) = self
+            .shared
+            .auth
+            .catalog()
+            .describe(&portal.statement.statement)
+            .map_err(statement_error)?;
+        Ok(DescribePortalResponse::new(fields(
+            &columns,
+            &portal.result_column_format,
+        )))
     }
 }
-

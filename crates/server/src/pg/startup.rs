@@ -10,7 +10,8 @@ use pgwire::api::auth::driver::AuthOutcome;
 use pgwire::api::auth::mechanism::AuthMechanismFactory;
 use pgwire::api::auth::sasl::scram::{ScramAuth, ScramSecret};
 use pgwire::api::auth::{
-    protocol_negotiation, save_startup_parameters_to_metadata, AuthSource, LoginInfo, Password, StartupHandler,
+    protocol_negotiation, save_startup_parameters_to_metadata, AuthSource, LoginInfo, Password,
+    StartupHandler,
 };
 use pgwire::api::ClientInfo;
 use pgwire::error::{PgWireError, PgWireResult};
@@ -31,7 +32,10 @@ impl AuthSource for ConnectionVerifier {
         Err(PgWireError::InvalidPassword(String::new()))
     }
 
-    async fn get_scram_secret(&self, _login: &LoginInfo) -> PgWireResult<(ScramSecret, Option<()>)> {
+    async fn get_scram_secret(
+        &self,
+        _login: &LoginInfo,
+    ) -> PgWireResult<(ScramSecret, Option<()>)> {
         let v = &self.0;
         Ok((
             ScramSecret::Verifier {
@@ -47,7 +51,11 @@ impl AuthSource for ConnectionVerifier {
 
 #[async_trait]
 impl StartupHandler for PgConnection {
-    async fn on_startup<C>(&self, client: &mut C, message: PgWireFrontendMessage) -> PgWireResult<()>
+    async fn on_startup<C>(
+        &self,
+        client: &mut C,
+        message: PgWireFrontendMessage,
+    ) -> PgWireResult<()>
     where
         C: ClientInfo + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
         C::Error: Debug,
@@ -64,37 +72,65 @@ impl StartupHandler for PgConnection {
                     Ok(t) => t,
                     Err(e) => return Err(fatal(&e)),
                 };
-                let mut scram = ScramAuth::new(Arc::new(ConnectionVerifier(target.verifier.clone())));
+                let mut scram =
+                    ScramAuth::new(Arc::new(ConnectionVerifier(target.verifier.clone())));
                 scram.set_iterations(target.verifier.iterations as usize);
                 *self.target.lock() = Some(target);
-                match self.shared.driver.begin_authentication(client, scram.create()).await {
+                match self
+                    .shared
+                    .driver
+                    .begin_authentication(client, scram.create())
+                    .await
+                {
                     Ok(_) => Ok(()),
-                    Err(e) => Err(fatal_with("08P01", format!("authentication could not start: {e}"))),
+                    Err(e) => Err(fatal_with(
+                        "08P01",
+                        format!("authentication could not start: {e}"),
+                    )),
                 }
             }
             PgWireFrontendMessage::PasswordMessageFamily(msg) => {
                 let Some(target) = self.target.lock().clone() else {
-                    return Err(fatal_with("08P01", "password message before startup".into()));
+                    return Err(fatal_with(
+                        "08P01",
+                        "password message before startup".into(),
+                    ));
                 };
                 match self.shared.driver.advance_authentication(client, msg).await {
                     Ok(AuthOutcome::InProgress) => Ok(()),
                     Ok(AuthOutcome::Authenticated { final_message, .. }) => {
                         let auth = &self.shared.auth;
-                        let session = auth.succeeded(&target, &peer, AuthMethod::Scram, Protocol::Postgres, None).await.map_err(|e| fatal(&e))?;
+                        let session = auth
+                            .succeeded(&target, &peer, AuthMethod::Scram, Protocol::Postgres, None)
+                            .await
+                            .map_err(|e| fatal(&e))?;
                         *self.session.lock() = Some(session.clone());
-                        if let Err(e) = self.shared.driver.complete_authentication(client, final_message).await {
+                        if let Err(e) = self
+                            .shared
+                            .driver
+                            .complete_authentication(client, final_message)
+                            .await
+                        {
                             auth.catalog().sessions.remove(&session.id);
                             return Err(e);
                         }
                         Ok(())
                     }
                     Err(PgWireError::InvalidPassword(_)) => {
-                        let e = self.shared.auth.failed(&target, &peer, AuthMethod::Scram).await;
+                        let e = self
+                            .shared
+                            .auth
+                            .failed(&target, &peer, AuthMethod::Scram)
+                            .await;
                         Err(fatal(&e))
                     }
                     Err(e) => {
                         // A malformed SCRAM message counts as a failed attempt too.
-                        let counted = self.shared.auth.failed(&target, &peer, AuthMethod::Scram).await;
+                        let counted = self
+                            .shared
+                            .auth
+                            .failed(&target, &peer, AuthMethod::Scram)
+                            .await;
                         tracing::debug!(error = %e, "SCRAM exchange failed");
                         Err(fatal(&counted))
                     }

@@ -41,7 +41,13 @@ impl Server {
             let line = line.unwrap();
             if let Some(rest) = line.strip_prefix("Portcullis listening: SQL on ") {
                 let port = |s: &str| -> u16 {
-                    let digits: String = s.rsplit(':').next().unwrap().chars().take_while(|c| c.is_ascii_digit()).collect();
+                    let digits: String = s
+                        .rsplit(':')
+                        .next()
+                        .unwrap()
+                        .chars()
+                        .take_while(|c| c.is_ascii_digit())
+                        .collect();
                     digits.parse().unwrap()
                 };
                 let (sql, http) = rest.split_once(", HTTP on ").unwrap();
@@ -52,22 +58,46 @@ impl Server {
         }
         assert!(sql_port > 0, "server did not report its ports");
         std::thread::spawn(move || for _ in lines {});
-        Self { child, data_dir, sql_port, http_port, _dir: None }
+        Self {
+            child,
+            data_dir,
+            sql_port,
+            http_port,
+            _dir: None,
+        }
     }
 
     pub fn conninfo(&self, user: &str, db: &str) -> String {
-        format!("host=127.0.0.1 port={} user={user} dbname={db} connect_timeout=10", self.sql_port)
+        format!(
+            "host=127.0.0.1 port={} user={user} dbname={db} connect_timeout=10",
+            self.sql_port
+        )
     }
 
     /// Runs psql with one or more `-c` commands; returns (success, stdout, stderr).
-    pub fn psql(&self, user: &str, db: &str, password: &str, commands: &[&str]) -> (bool, String, String) {
+    pub fn psql(
+        &self,
+        user: &str,
+        db: &str,
+        password: &str,
+        commands: &[&str],
+    ) -> (bool, String, String) {
         let mut cmd = Command::new("psql");
-        cmd.arg(self.conninfo(user, db)).args(["-X", "-A", "-t", "-v", "ON_ERROR_STOP=1"]);
+        cmd.arg(self.conninfo(user, db))
+            .args(["-X", "-A", "-t", "-v", "ON_ERROR_STOP=1"]);
         for c in commands {
             cmd.args(["-c", c]);
         }
-        let out = cmd.env("PGPASSWORD", password).env("PGSSLMODE", "disable").output().unwrap();
-        (out.status.success(), String::from_utf8_lossy(&out.stdout).trim().to_owned(), String::from_utf8_lossy(&out.stderr).trim().to_owned())
+        let out = cmd
+            .env("PGPASSWORD", password)
+            .env("PGSSLMODE", "disable")
+            .output()
+            .unwrap();
+        (
+            out.status.success(),
+            String::from_utf8_lossy(&out.stdout).trim().to_owned(),
+            String::from_utf8_lossy(&out.stderr).trim().to_owned(),
+        )
     }
 
     /// psql as admin@system; panics on failure.

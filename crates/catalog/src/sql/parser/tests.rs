@@ -10,7 +10,10 @@ fn one(sql: &str) -> Statement {
 }
 
 fn q(name: &str, db: Option<&str>) -> QualifiedName {
-    QualifiedName { name: name.into(), database: db.map(Into::into) }
+    QualifiedName {
+        name: name.into(),
+        database: db.map(Into::into),
+    }
 }
 
 #[test]
@@ -27,21 +30,52 @@ fn reference_examples_parse() {
             ],
         }
     );
-    assert!(matches!(one("CREATE USER test_user PASSWORD='x';"), Statement::CreateUser { .. }));
-    assert_eq!(one("CREATE GROUP \"view_analyst\";"), Statement::CreateGroup { name: q("view_analyst", None), if_not_exists: false });
+    assert!(matches!(
+        one("CREATE USER test_user PASSWORD='x';"),
+        Statement::CreateUser { .. }
+    ));
+    assert_eq!(
+        one("CREATE GROUP \"view_analyst\";"),
+        Statement::CreateGroup {
+            name: q("view_analyst", None),
+            if_not_exists: false
+        }
+    );
     assert_eq!(
         one("ALTER GROUP \"view_analyst\" ADD USER test_user;"),
-        Statement::AlterGroupMembers { group: q("view_analyst", None), add: true, users: vec![q("test_user", None)] }
+        Statement::AlterGroupMembers {
+            group: q("view_analyst", None),
+            add: true,
+            users: vec![q("test_user", None)]
+        }
     );
-    assert_eq!(one("CREATE DATABASE IF NOT EXISTS example_database"), Statement::CreateDatabase { name: "example_database".into(), if_not_exists: true });
-    assert_eq!(one("DROP DATABASE IF EXISTS a, b"), Statement::DropDatabase { names: vec!["a".into(), "b".into()], if_exists: true });
+    assert_eq!(
+        one("CREATE DATABASE IF NOT EXISTS example_database"),
+        Statement::CreateDatabase {
+            name: "example_database".into(),
+            if_not_exists: true
+        }
+    );
+    assert_eq!(
+        one("DROP DATABASE IF EXISTS a, b"),
+        Statement::DropDatabase {
+            names: vec!["a".into(), "b".into()],
+            if_exists: true
+        }
+    );
 }
 
 #[test]
 fn unquoted_names_fold_and_fquns_split() {
     assert_eq!(
         one("drop user Alice@Example_Database, \"Bob@sales\""),
-        Statement::DropUser { names: vec![q("alice", Some("example_database")), q("Bob", Some("sales"))], if_exists: false }
+        Statement::DropUser {
+            names: vec![
+                q("alice", Some("example_database")),
+                q("Bob", Some("sales"))
+            ],
+            if_exists: false
+        }
     );
 }
 
@@ -67,33 +101,72 @@ fn grants() {
             grantee: Grantee::User(q("bob", Some("d"))),
         }
     );
-    assert!(matches!(one("REVOKE ALL PRIVILEGES ON SYSTEM FROM USER x"), Statement::Revoke { .. }));
-    assert!(matches!(one("GRANT VIEW ON USER alice TO GROUP g"), Statement::Grant { target: GrantTarget::User(_), .. }));
+    assert!(matches!(
+        one("REVOKE ALL PRIVILEGES ON SYSTEM FROM USER x"),
+        Statement::Revoke { .. }
+    ));
+    assert!(matches!(
+        one("GRANT VIEW ON USER alice TO GROUP g"),
+        Statement::Grant {
+            target: GrantTarget::User(_),
+            ..
+        }
+    ));
     assert_eq!(
         one("GRANT ROLE database_administrator@sales TO USER alice"),
-        Statement::GrantRole { role: q("database_administrator", Some("sales")), grantee: Grantee::User(q("alice", None)) }
+        Statement::GrantRole {
+            role: q("database_administrator", Some("sales")),
+            grantee: Grantee::User(q("alice", None))
+        }
     );
-    assert!(matches!(one("REVOKE ROLE public_role FROM GROUP g"), Statement::RevokeRole { .. }));
+    assert!(matches!(
+        one("REVOKE ROLE public_role FROM GROUP g"),
+        Statement::RevokeRole { .. }
+    ));
 }
 
 #[test]
 fn password_settings_and_user_changes() {
     assert_eq!(
         one("ALTER SYSTEM SET password_minimum_length = 12"),
-        Statement::SetPasswordSetting { scope: SettingScope::System, setting: PasswordSetting::MinimumLength, value: Some(12) }
+        Statement::SetPasswordSetting {
+            scope: SettingScope::System,
+            setting: PasswordSetting::MinimumLength,
+            value: Some(12)
+        }
     );
     assert_eq!(
         one("ALTER DATABASE d SET PASSWORD_LIFETIME_DAYS TO 90"),
-        Statement::SetPasswordSetting { scope: SettingScope::Database("d".into()), setting: PasswordSetting::LifetimeDays, value: Some(90) }
+        Statement::SetPasswordSetting {
+            scope: SettingScope::Database("d".into()),
+            setting: PasswordSetting::LifetimeDays,
+            value: Some(90)
+        }
     );
     assert_eq!(
         one("ALTER GROUP g RESET password_complexity_level"),
-        Statement::SetPasswordSetting { scope: SettingScope::Group(q("g", None)), setting: PasswordSetting::ComplexityLevel, value: None }
+        Statement::SetPasswordSetting {
+            scope: SettingScope::Group(q("g", None)),
+            setting: PasswordSetting::ComplexityLevel,
+            value: None
+        }
     );
-    assert_eq!(one("ALTER USER a ENABLE"), Statement::AlterUser { name: q("a", None), action: AlterUserAction::Enable });
+    assert_eq!(
+        one("ALTER USER a ENABLE"),
+        Statement::AlterUser {
+            name: q("a", None),
+            action: AlterUserAction::Enable
+        }
+    );
     assert_eq!(
         one("ALTER USER a SET PASSWORD = 'n', EMAIL 'a@x'"),
-        Statement::AlterUser { name: q("a", None), action: AlterUserAction::Set(vec![UserAttribute::Password("n".into()), UserAttribute::Email("a@x".into())]) }
+        Statement::AlterUser {
+            name: q("a", None),
+            action: AlterUserAction::Set(vec![
+                UserAttribute::Password("n".into()),
+                UserAttribute::Email("a@x".into())
+            ])
+        }
     );
     assert_eq!(one("ALTER GROUP g REMOVE USER a").tag(), "ALTER GROUP");
 }
@@ -101,13 +174,28 @@ fn password_settings_and_user_changes() {
 #[test]
 fn queries_pass_through_as_text_and_split_on_semicolons() {
     let v = parse_statements("SELECT 1; select ';' , x from sys.users -- c\n; ;").unwrap();
-    assert_eq!(v, vec![Statement::Query("SELECT 1".into()), Statement::Query("select ';' , x from sys.users".into())]);
+    assert_eq!(
+        v,
+        vec![
+            Statement::Query("SELECT 1".into()),
+            Statement::Query("select ';' , x from sys.users".into())
+        ]
+    );
     assert!(parse_statements("  ;; -- nothing\n").unwrap().is_empty());
 }
 
 #[test]
 fn client_chatter_is_accepted() {
-    for sql in ["SET extra_float_digits = 3", "SET application_name = 'PostgreSQL JDBC Driver'", "BEGIN", "COMMIT", "ROLLBACK", "DISCARD ALL", "SHOW server_version", "START TRANSACTION ISOLATION LEVEL READ COMMITTED"] {
+    for sql in [
+        "SET extra_float_digits = 3",
+        "SET application_name = 'PostgreSQL JDBC Driver'",
+        "BEGIN",
+        "COMMIT",
+        "ROLLBACK",
+        "DISCARD ALL",
+        "SHOW server_version",
+        "START TRANSACTION ISOLATION LEVEL READ COMMITTED",
+    ] {
         assert!(!one(sql).is_change(), "{sql}");
     }
 }
@@ -117,13 +205,25 @@ fn syntax_errors_name_the_position() {
     let cases: &[(&str, usize, &str)] = &[
         ("CREATE TABLE t", 8, "expected DATABASE, USER or GROUP"),
         ("CREATE USER alice", 18, "found end of input"),
-        ("CREATE USER alice PASSWORD = 42", 30, "expected a quoted string"),
+        (
+            "CREATE USER alice PASSWORD = 42",
+            30,
+            "expected a quoted string",
+        ),
         ("GRANT FLY ON SYSTEM TO USER a", 7, "expected a privilege"),
-        ("GRANT USE ON DATABASE d TO a", 28, "expected USER, GROUP or ROLE"),
+        (
+            "GRANT USE ON DATABASE d TO a",
+            28,
+            "expected USER, GROUP or ROLE",
+        ),
         ("CREATE DATABASE d extra", 19, "expected end of statement"),
         ("CREATE USER a PASSWORD = 'unterminated", 26, "syntax error"),
         ("FROBNICATE", 1, "expected a statement"),
-        ("ALTER SYSTEM SET password_minimum_length = many", 44, "expected an integer"),
+        (
+            "ALTER SYSTEM SET password_minimum_length = many",
+            44,
+            "expected an integer",
+        ),
         ("SELECT 1;\nCREATE  GROUP", 24, "found end of input"),
         ("CREATE GROUP 1abc", 14, "expected a group name"),
     ];
@@ -143,7 +243,18 @@ fn unknown_settings_are_undefined_objects() {
 
 #[test]
 fn garbage_never_panics() {
-    for sql in ["\0", "'", "\"", "CREATE USER \"\" PASSWORD 'x'", "GRANT", "ALTER USER", "é'", "$$", "/*", "CREATE USER a@ PASSWORD 'x'"] {
+    for sql in [
+        "\0",
+        "'",
+        "\"",
+        "CREATE USER \"\" PASSWORD 'x'",
+        "GRANT",
+        "ALTER USER",
+        "é'",
+        "$$",
+        "/*",
+        "CREATE USER a@ PASSWORD 'x'",
+    ] {
         let _ = parse_statements(sql);
     }
 }
