@@ -25,15 +25,16 @@ for _ in $(seq 50); do grep -q "listening" "$WORK/pc.log" && break; sleep 0.1; d
 
 # PostgreSQL 15, scram-sha-256, 4096 iterations (its default), as a non-root user.
 id postgres >/dev/null 2>&1 || useradd -r -m postgres
-echo "$PASS" > "$WORK/pw"; chown postgres "$WORK/pw"
-su postgres -c "$PGBIN/initdb -D $WORK/pg -U bench --auth=scram-sha-256 --pwfile=$WORK/pw" >/dev/null
-su postgres -c "$PGBIN/pg_ctl -D $WORK/pg -o '-p 45432 -k $WORK -c listen_addresses=127.0.0.1 -c max_connections=50' -l $WORK/pg.log -w start" >/dev/null
+mkdir -p "$WORK/pg" "$WORK/pgrun"; chown postgres "$WORK/pg" "$WORK/pgrun"
+echo "$PASS" > "$WORK/pgrun/pw"; chown postgres "$WORK/pgrun/pw"
+su postgres -c "$PGBIN/initdb -D $WORK/pg -U bench --auth=scram-sha-256 --pwfile=$WORK/pgrun/pw" >/dev/null
+su postgres -c "$PGBIN/pg_ctl -D $WORK/pg -o '-p 45432 -k $WORK/pgrun -c listen_addresses=127.0.0.1 -c max_connections=50' -l $WORK/pgrun/pg.log -w start" >/dev/null
 
 run() { # name host-args...
   local name=$1; shift
-  PGPASSWORD=$PASS pgbench -n -C -c 8 -j 2 -T "$SECS" -f "$WORK/select1.sql" -l --log-prefix="$WORK/$name" "$@" >"$WORK/$name.out" 2>&1
+  PGPASSWORD=$PASS pgbench -n -C -c 8 -j 2 -T "$SECS" -f "$WORK/select1.sql" -l --log-prefix="$WORK/log-$name" "$@" >"$WORK/$name.out" 2>&1
   local tps; tps=$(grep -Eo 'tps = [0-9.]+' "$WORK/$name.out" | head -1 | cut -d' ' -f3)
-  local lat; lat=$(cat "$WORK/$name".* | awk '{print $3}' | sort -n | awk '{a[NR]=$1} END {printf "%.2f %.2f", a[int(NR*0.5)]/1000, a[int(NR*0.99)]/1000}')
+  local lat; lat=$(cat "$WORK/log-$name".* | awk '{print $3}' | sort -n | awk '{a[NR]=$1} END {printf "%.2f %.2f", a[int(NR*0.5)]/1000, a[int(NR*0.99)]/1000}')
   echo "$name $tps $lat"
 }
 PC=$(run portcullis -h 127.0.0.1 -p 45050 -U admin@system system)
