@@ -11,6 +11,7 @@ use crate::error::{sqlstate, CatalogError};
 use crate::exec::{bootstrap_changes, plan, Actor};
 use crate::model::CatalogState;
 use crate::query::QueryEngine;
+use crate::sealing::Sealer;
 use crate::sessions::{Session, SessionRegistry};
 use crate::sql::{parse_statements, Statement};
 use crate::value::{Column, QueryResult, StatementResult, Value};
@@ -30,8 +31,22 @@ impl Default for CatalogOptions {
     }
 }
 
+/// Answers `EXPLAIN AUTHENTICATION`. Implemented by the authentication layer (which sits above
+/// the catalog) and handed in at start-up.
+#[async_trait::async_trait]
+pub trait AuthenticationExplainer: Send + Sync {
+    async fn explain(
+        &self,
+        session: &Session,
+        token: &str,
+        database: Option<&str>,
+    ) -> Result<QueryResult, CatalogError>;
+}
+
 /// The catalog service; shared by every front end.
 pub struct Catalog {
+    sealer: Sealer,
+    explainer: std::sync::OnceLock<Arc<dyn AuthenticationExplainer>>,
     store: Arc<dyn Store>,
     state: RwLock<Arc<CatalogState>>,
     generation: AtomicU64,
@@ -51,9 +66,12 @@ impl Catalog {
     pub async fn open(
         store: Arc<dyn Store>,
         options: CatalogOptions,
+        sealer: Sealer,
     ) -> Result<Self, CatalogError> {
         let snap = store.load().await?;
         Ok(Self {
+            sealer,
+            explainer: std::sync::OnceLock::new(),
             store,
             state: RwLock::new(Arc::new(CatalogState::new(snap))),
             generation: AtomicU64::new(1),
@@ -78,6 +96,26 @@ impl Catalog {
         }
         let changes = bootstrap_changes(admin_password, self.options.scram_iterations, now());
         self.commit(&changes).await
+    }
+
+    /// Installs the `EXPLAIN AUTHENTICATION` implementation (once, at start-up).
+    pub fn set_explainer(&self, explainer: Arc<dyn AuthenticationExplainer>) {
+        let _ = self.explainer.set(explainer);
+    }
+
+    /// The client secret of an integration, unsealed (for the provider's token endpoint only).
+    pub fn client_secret(
+        &self,
+        integration: &portcullis_store::SsoIntegrationRecord,
+    ) -> Result<Option<String>, CatalogError> {
+        integration
+            .sealed_secret
+            .as_deref()
+            .map(|sealed| {
+                self.sealer
+                    .open(&crate::exec::sso::secret_context(integration.id), sealed)
+            })
+            .transpose()
     }
 
     /// The current catalog (a cheap shared copy).
@@ -151,6 +189,7 @@ impl Catalog {
                     session,
                     now: now(),
                     scram_iterations: self.options.scram_iterations,
+                    sealer: &self.sealer,
                 };
                 let changes = plan(&actor, base, stmt)?;
                 base.apply(&changes);
@@ -165,6 +204,19 @@ impl Catalog {
             results.push(match stmt {
                 Statement::Query(text) => StatementResult::Rows(self.query(session, text, params)?),
                 Statement::Show(name) => StatementResult::Rows(show(name)?),
+                Statement::ExplainAuthentication { token, database } => {
+                    let Some(explainer) = self.explainer.get() else {
+                        return Err(CatalogError::new(
+                            sqlstate::FEATURE_NOT_SUPPORTED,
+                            "EXPLAIN AUTHENTICATION is not available in this server",
+                        ));
+                    };
+                    StatementResult::Rows(
+                        explainer
+                            .explain(session, token, database.as_deref())
+                            .await?,
+                    )
+                }
                 other => StatementResult::Command(other.tag()),
             });
         }
@@ -202,9 +254,25 @@ impl Catalog {
         match statements.as_slice() {
             [Statement::Query(text)] => self.engine.describe(text),
             [Statement::Show(name)] => Ok((show(name)?.columns, 0)),
+            [Statement::ExplainAuthentication { .. }] => Ok((explain_columns(), 0)),
             _ => Ok((Vec::new(), 0)),
         }
     }
+}
+
+/// The columns of `EXPLAIN AUTHENTICATION`: one row per check.
+pub fn explain_columns() -> Vec<Column> {
+    ["step", "check", "result", "detail"]
+        .into_iter()
+        .map(|name| Column {
+            name: name.to_owned(),
+            kind: if name == "step" {
+                crate::value::ColumnType::Int
+            } else {
+                crate::value::ColumnType::Text
+            },
+        })
+        .collect()
 }
 
 /// `SHOW name` for the parameters clients ask about.

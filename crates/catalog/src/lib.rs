@@ -12,14 +12,16 @@ pub mod model;
 pub mod names;
 pub mod privileges;
 mod query;
+pub mod sealing;
 pub mod sessions;
 pub mod settings;
 pub mod sql;
+pub mod sso;
 pub mod value;
 
-pub use catalog::{now, Catalog, CatalogOptions};
+pub use catalog::{explain_columns, now, AuthenticationExplainer, Catalog, CatalogOptions};
 pub use error::CatalogError;
 pub use exec::policy_for;
 pub use query::timestamp;
-pub use sessions::{AuthMethod, Protocol, Session, SessionRegistry};
+pub use sessions::{AuthMethod, Protocol, Session, SessionRegistry, SsoIdentity};
 pub use value::{Column, ColumnType, QueryResult, StatementResult, Value};

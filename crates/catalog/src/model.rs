@@ -9,6 +9,7 @@ pub mod roles {
     pub const SECURITY_ADMINISTRATOR: &str = "security_administrator";
     pub const DATABASE_ADMINISTRATOR: &str = "database_administrator";
     pub const PUBLIC_ROLE: &str = "public_role";
+    pub const ANALYST: &str = "analyst";
 }
 
 /// The name of the system database.
@@ -123,6 +124,27 @@ impl CatalogState {
         list
     }
 
+    pub fn integration(&self, name: &str) -> Option<&SsoIntegrationRecord> {
+        self.snap.sso_integrations.iter().find(|i| i.name == name)
+    }
+
+    pub fn integration_by_id(&self, id: i64) -> Option<&SsoIntegrationRecord> {
+        self.snap.sso_integrations.iter().find(|i| i.id == id)
+    }
+
+    /// The integration assigned to a database or a connectivity pool, if any.
+    pub fn assigned_integration(&self, target: AssignmentTarget) -> Option<&SsoIntegrationRecord> {
+        self.snap
+            .sso_assignments
+            .iter()
+            .find(|a| a.target == target)
+            .and_then(|a| self.integration_by_id(a.integration_id))
+    }
+
+    pub fn pool(&self, name: &str) -> Option<&ConnectivityPoolRecord> {
+        self.snap.connectivity_pools.iter().find(|p| p.name == name)
+    }
+
     /// The next free id (ids are unique across all kinds, which keeps logs unambiguous).
     pub fn next_id(&self) -> i64 {
         let s = &self.snap;
@@ -131,6 +153,8 @@ impl CatalogState {
             s.users.iter().map(|u| u.id).max(),
             s.groups.iter().map(|g| g.id).max(),
             s.roles.iter().map(|r| r.id).max(),
+            s.sso_integrations.iter().map(|i| i.id).max(),
+            s.connectivity_pools.iter().map(|p| p.id).max(),
         ]
         .into_iter()
         .flatten()
@@ -182,6 +206,12 @@ impl CatalogState {
                 let s = &mut self.snap;
                 s.grants.retain(|g| g.object != ObjectRef::Database(*id));
                 s.settings.retain(|r| r.scope != ScopeRef::Database(*id));
+                let owned = ids(&s.sso_integrations, |i| i.database_id == *id, |i| i.id);
+                s.sso_assignments.retain(|a| {
+                    a.target != AssignmentTarget::Database(*id)
+                        && !owned.contains(&a.integration_id)
+                });
+                s.sso_integrations.retain(|i| i.database_id != *id);
                 s.databases.retain(|d| d.id != *id);
             }
             Change::PutUser(u) => upsert(&mut self.snap.users, u.clone(), |x| x.id == u.id),
@@ -238,6 +268,27 @@ impl CatalogState {
                 .snap
                 .settings
                 .retain(|x| !(x.scope == *scope && &x.name == name)),
+            Change::PutSsoIntegration(i) => {
+                upsert(&mut self.snap.sso_integrations, i.clone(), |x| x.id == i.id)
+            }
+            Change::DeleteSsoIntegration(id) => {
+                let s = &mut self.snap;
+                s.sso_assignments.retain(|a| a.integration_id != *id);
+                s.sso_integrations.retain(|i| i.id != *id);
+            }
+            Change::AssignSso(a) => {
+                upsert(&mut self.snap.sso_assignments, *a, |x| x.target == a.target)
+            }
+            Change::UnassignSso(t) => self.snap.sso_assignments.retain(|x| x.target != *t),
+            Change::PutConnectivityPool(p) => {
+                upsert(&mut self.snap.connectivity_pools, p.clone(), |x| x.id == p.id)
+            }
+            Change::DeleteConnectivityPool(id) => {
+                let s = &mut self.snap;
+                s.sso_assignments
+                    .retain(|a| a.target != AssignmentTarget::ConnectivityPool(*id));
+                s.connectivity_pools.retain(|p| p.id != *id);
+            }
             Change::AddPasswordHistory(h) => self.snap.password_history.push(h.clone()),
             Change::TrimPasswordHistory { user_id, keep } => {
                 let total = self

@@ -200,6 +200,37 @@ pub fn principals_of(state: &CatalogState, user_id: i64, database_id: i64) -> Ve
     list
 }
 
+/// Whether the principals administer a database (ALL on it, or SYSAUTH as the Security
+/// Administrator holds on the system): who may manage and read its SSO integrations.
+pub fn administers(state: &CatalogState, principals: &[PrincipalRef], database_id: i64) -> bool {
+    let on = ObjectRef::Database(database_id);
+    holds(state, principals, Privilege::new(Action::All), on)
+        || holds(state, principals, Privilege::new(Action::Sysauth), on)
+}
+
+/// The principals a session acts as: for a password session those of its user; for an SSO
+/// session the groups and roles its token mapped to, the roles those groups hold, and the
+/// database's Public Role.
+pub fn session_principals(state: &CatalogState, session: &crate::sessions::Session) -> Vec<PrincipalRef> {
+    let Some(sso) = &session.sso else {
+        return principals_of(state, session.user_id, session.database_id);
+    };
+    let mut list: Vec<PrincipalRef> = sso.groups.iter().map(|g| PrincipalRef::Group(*g)).collect();
+    let held: Vec<PrincipalRef> = state
+        .roles_of(&list)
+        .iter()
+        .map(|r| PrincipalRef::Role(r.id))
+        .collect();
+    list.extend(sso.roles.iter().map(|r| PrincipalRef::Role(*r)));
+    list.extend(held);
+    if let Some(public) = state.role(session.database_id, crate::model::roles::PUBLIC_ROLE) {
+        list.push(PrincipalRef::Role(public.id));
+    }
+    list.sort();
+    list.dedup();
+    list
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -42,7 +42,20 @@ CREATE TABLE sys.password_settings (scope TEXT, scope_id INTEGER, scope_name TEX
     name TEXT, value INTEGER);
 CREATE TABLE sys.sessions (id TEXT, user_id INTEGER, user TEXT, database TEXT,
     database_id INTEGER, authentication_method TEXT, protocol TEXT, peer TEXT,
-    start_time TEXT, expires_at TEXT);
+    start_time TEXT, expires_at TEXT, sso_integration TEXT, groups TEXT, roles TEXT,
+    token_expires_at TEXT);
+CREATE TABLE sys.oidc_integrations_all (id INTEGER, name TEXT, database_id INTEGER,
+    database_name TEXT, protocol TEXT, issuer TEXT, client_id TEXT, client_secret_set INTEGER,
+    default_group TEXT, redirect_host TEXT, redirect_ssl INTEGER, disabled INTEGER,
+    enable_id_token_authentication INTEGER, user_id_claims TEXT, additional_scopes TEXT,
+    additional_audiences TEXT, groups_claim_ids TEXT, groups_claim_mappings TEXT,
+    roles_claim_ids TEXT, roles_claim_mappings TEXT, allowed_groups TEXT, allowed_roles TEXT,
+    blocked_groups TEXT, blocked_roles TEXT, allow_offline_access INTEGER,
+    protocol_version TEXT, assigned_to TEXT, created_at TEXT, updated_at TEXT);
+CREATE VIEW sys.oidc_integrations AS SELECT * FROM sys.oidc_integrations_all
+    WHERE portcullis_administers(database_id);
+CREATE TABLE sys.connectivity_pools (id INTEGER, name TEXT, listen TEXT, sso_integration TEXT,
+    created_at TEXT);
 "#;
 
 /// What the session functions (`CURRENT_USER()` …) answer during one query.
@@ -53,6 +66,8 @@ struct SessionView {
     database: String,
     groups: String,
     roles: String,
+    /// Databases whose SSO integrations the session may see.
+    administers: Vec<i64>,
 }
 
 /// The in-memory query engine. One connection, used by one query at a time.
@@ -136,8 +151,8 @@ impl QueryEngine {
                 if stale_catalog {
                     load_catalog(&mut inner.conn, state)?;
                 }
-                if stale_sessions {
-                    load_sessions(&mut inner.conn, sessions)?;
+                if stale_sessions || stale_catalog {
+                    load_sessions(&mut inner.conn, sessions, state)?;
                 }
                 Ok(())
             })();
@@ -205,6 +220,14 @@ impl EngineInner {
 fn read_only_sys(ctx: AuthContext<'_>) -> Authorization {
     match ctx.action {
         AuthAction::Select | AuthAction::Recursive => Authorization::Allow,
+        // The unfiltered integrations table is readable only through its filtering view.
+        AuthAction::Read { table_name, .. } if table_name == "oidc_integrations_all" => {
+            if ctx.accessor == Some("oidc_integrations") {
+                Authorization::Allow
+            } else {
+                Authorization::Deny
+            }
+        }
         AuthAction::Read { .. } if ctx.database_name == Some("sys") => Authorization::Allow,
         AuthAction::Function { function_name } => {
             if function_name.eq_ignore_ascii_case("load_extension") {
@@ -348,6 +371,11 @@ fn register_functions(conn: &Connection, view: &Arc<Mutex<SessionView>>) -> rusq
         let view = view.clone();
         conn.create_scalar_function(name, 0, flags, move |_| Ok(get(&view.lock())))?;
     }
+    let admin_view = view.clone();
+    conn.create_scalar_function("portcullis_administers", 1, flags, move |ctx| {
+        let id: Option<i64> = ctx.get(0)?;
+        Ok(id.is_some_and(|id| admin_view.lock().administers.contains(&id)))
+    })?;
     conn.create_scalar_function(
         "version",
         0,
@@ -362,20 +390,38 @@ fn register_functions(conn: &Connection, view: &Arc<Mutex<SessionView>>) -> rusq
     Ok(())
 }
 
+/// The fully qualified names of a session's groups and roles (`name@database`).
+fn group_and_role_names(session: &Session, state: &CatalogState) -> (Vec<String>, Vec<String>) {
+    let principals = crate::privileges::session_principals(state, session);
+    let mut groups = Vec::new();
+    let mut roles = Vec::new();
+    for p in &principals {
+        match p {
+            portcullis_store::PrincipalRef::Group(id) => {
+                if let Some(g) = state.group_by_id(*id) {
+                    groups.push(format!("{}@{}", g.name, state.database_name(g.database_id)));
+                }
+            }
+            portcullis_store::PrincipalRef::Role(id) => {
+                if let Some(r) = state.role_by_id(*id) {
+                    roles.push(format!("{}@{}", r.name, state.database_name(r.database_id)));
+                }
+            }
+            portcullis_store::PrincipalRef::User(_) => {}
+        }
+    }
+    (groups, roles)
+}
+
 fn session_view(session: &Session, state: &CatalogState) -> SessionView {
-    let groups: Vec<String> = state
-        .groups_of(session.user_id)
+    let (groups, roles) = group_and_role_names(session, state);
+    let principals = crate::privileges::session_principals(state, session);
+    let administers = state
+        .snap
+        .databases
         .iter()
-        .map(|g| format!("{}@{}", g.name, state.database_name(g.database_id)))
-        .collect();
-    let principals = crate::privileges::principals_of(state, session.user_id, session.database_id);
-    let roles: Vec<String> = principals
-        .iter()
-        .filter_map(|p| match p {
-            portcullis_store::PrincipalRef::Role(id) => state.role_by_id(*id),
-            _ => None,
-        })
-        .map(|r| format!("{}@{}", r.name, state.database_name(r.database_id)))
+        .filter(|d| crate::privileges::administers(state, &principals, d.id))
+        .map(|d| d.id)
         .collect();
     SessionView {
         id: session.id.clone(),
@@ -383,6 +429,7 @@ fn session_view(session: &Session, state: &CatalogState) -> SessionView {
         database: session.database.clone(),
         groups: groups.join(","),
         roles: roles.join(","),
+        administers,
     }
 }
 
@@ -399,6 +446,8 @@ fn load_catalog(conn: &mut Connection, state: &CatalogState) -> rusqlite::Result
         "role_members",
         "privileges",
         "password_settings",
+        "oidc_integrations_all",
+        "connectivity_pools",
     ] {
         tx.execute(&format!("DELETE FROM sys.{table}"), [])?;
     }
@@ -537,16 +586,111 @@ fn load_catalog(conn: &mut Connection, state: &CatalogState) -> rusqlite::Result
             st.execute(params![scope, id, name, r.name, r.value])?;
         }
     }
+    load_integrations(&tx, state)?;
     tx.commit()
 }
 
-fn load_sessions(conn: &mut Connection, sessions: &[Arc<Session>]) -> rusqlite::Result<()> {
+/// `sys.oidc_integrations` (through its filtering view) and `sys.connectivity_pools`. Lists and
+/// maps are shown as JSON; the client secret only as whether one is set.
+fn load_integrations(tx: &rusqlite::Transaction<'_>, state: &CatalogState) -> rusqlite::Result<()> {
+    use portcullis_store::AssignmentTarget;
+    let json = |v: &dyn erased_json::Json| v.json();
+    let mut st = tx.prepare(
+        "INSERT INTO sys.oidc_integrations_all VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, \
+         ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21, ?22, ?23, ?24, ?25, ?26, ?27, \
+         ?28, ?29)",
+    )?;
+    for i in &state.snap.sso_integrations {
+        let Ok(p) = crate::sso::OidcProperties::from_json(&i.properties) else {
+            continue;
+        };
+        let assigned: Vec<String> = state
+            .snap
+            .sso_assignments
+            .iter()
+            .filter(|a| a.integration_id == i.id)
+            .map(|a| match a.target {
+                AssignmentTarget::Database(d) => format!("database {}", state.database_name(d)),
+                AssignmentTarget::ConnectivityPool(id) => format!(
+                    "connectivity_pool {}",
+                    state
+                        .snap
+                        .connectivity_pools
+                        .iter()
+                        .find(|x| x.id == id)
+                        .map_or("?", |x| x.name.as_str())
+                ),
+            })
+            .collect();
+        st.execute(params![
+            i.id,
+            i.name,
+            i.database_id,
+            state.database_name(i.database_id),
+            i.protocol,
+            p.issuer,
+            p.client_id,
+            i.sealed_secret.is_some(),
+            p.default_group,
+            p.redirect_host,
+            p.redirect_ssl,
+            p.disabled,
+            p.enable_id_token_authentication,
+            json(&p.user_id_claims),
+            json(&p.additional_scopes),
+            json(&p.additional_audiences),
+            json(&p.groups_claim_ids),
+            json(&p.groups_claim_mappings),
+            json(&p.roles_claim_ids),
+            json(&p.roles_claim_mappings),
+            json(&p.allowed_groups),
+            json(&p.allowed_roles),
+            json(&p.blocked_groups),
+            json(&p.blocked_roles),
+            p.allow_offline_access,
+            if p.protocol_version.is_empty() { "v1" } else { p.protocol_version.as_str() },
+            assigned.join(", "),
+            timestamp(i.created_at),
+            timestamp(i.updated_at)
+        ])?;
+    }
+    let mut st = tx.prepare("INSERT INTO sys.connectivity_pools VALUES (?1, ?2, ?3, ?4, ?5)")?;
+    for p in &state.snap.connectivity_pools {
+        let integration = state
+            .assigned_integration(AssignmentTarget::ConnectivityPool(p.id))
+            .map(|i| i.name.clone());
+        st.execute(params![p.id, p.name, p.listen, integration, timestamp(p.created_at)])?;
+    }
+    Ok(())
+}
+
+/// Lists and maps as JSON text for the catalog tables.
+mod erased_json {
+    pub trait Json {
+        fn json(&self) -> String;
+    }
+    impl<T: serde::Serialize> Json for T {
+        fn json(&self) -> String {
+            serde_json::to_string(self).unwrap_or_default()
+        }
+    }
+}
+
+fn load_sessions(
+    conn: &mut Connection,
+    sessions: &[Arc<Session>],
+    state: &CatalogState,
+) -> rusqlite::Result<()> {
     let tx = conn.transaction()?;
     tx.execute("DELETE FROM sys.sessions", [])?;
     {
-        let mut st = tx
-            .prepare("INSERT INTO sys.sessions VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)")?;
+        let mut st = tx.prepare(
+            "INSERT INTO sys.sessions VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, \
+             ?13, ?14)",
+        )?;
         for s in sessions {
+            let (groups, roles) = group_and_role_names(s, state);
+            let sso = s.sso.as_ref();
             st.execute(params![
                 s.id,
                 s.user_id,
@@ -557,7 +701,11 @@ fn load_sessions(conn: &mut Connection, sessions: &[Arc<Session>]) -> rusqlite::
                 s.protocol.name(),
                 s.peer,
                 timestamp(s.started_at),
-                s.expires_at.map(timestamp)
+                s.expires_at.map(timestamp),
+                sso.map(|x| x.integration.clone()),
+                groups.join(","),
+                roles.join(","),
+                sso.map(|x| timestamp(x.token_expires_at))
             ])?;
         }
     }

@@ -13,6 +13,10 @@ pub enum AuthMethod {
     Scram,
     /// A password sent to the HTTP API (`/v1/login` or HTTP Basic).
     HttpPassword,
+    /// An OpenID Connect ID token given as the password (or to `/v1/sso_token`).
+    SsoIdToken,
+    /// An OAuth 2.0 JWT access token given as the password (or as a Bearer token).
+    SsoAccessToken,
 }
 
 impl AuthMethod {
@@ -20,6 +24,8 @@ impl AuthMethod {
         match self {
             Self::Scram => "password (SCRAM-SHA-256)",
             Self::HttpPassword => "password (HTTP)",
+            Self::SsoIdToken => "sso (id_token)",
+            Self::SsoAccessToken => "sso (access_token)",
         }
     }
 }
@@ -58,6 +64,22 @@ pub struct Session {
     pub started_at: i64,
     /// Unix seconds; HTTP sessions end then.
     pub expires_at: Option<i64>,
+    /// Set for sessions signed in through an SSO integration (no catalog user behind them;
+    /// `user_id` is 0).
+    pub sso: Option<SsoIdentity>,
+}
+
+/// What an SSO sign-in established: the groups and roles the token mapped to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SsoIdentity {
+    /// The integration that validated the token.
+    pub integration: String,
+    /// Catalog group ids (possibly of another database: cross-database sign-in).
+    pub groups: Vec<i64>,
+    /// Catalog role ids.
+    pub roles: Vec<i64>,
+    /// The token's `exp`, Unix seconds.
+    pub token_expires_at: i64,
 }
 
 /// The live sessions, with a generation number bumped on every change so that readers can

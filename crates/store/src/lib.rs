@@ -11,9 +11,9 @@ mod sqlite;
 
 pub use error::StoreError;
 pub use records::{
-    Change, DatabaseRecord, GrantRecord, GroupMemberRecord, GroupRecord, ObjectRef,
+    AssignmentTarget, Change, ConnectivityPoolRecord, DatabaseRecord, GrantRecord, GroupMemberRecord, GroupRecord, ObjectRef,
     PasswordHistoryRecord, PrincipalRef, RoleMemberRecord, RoleRecord, ScopeRef, SettingRecord,
-    Snapshot, UserRecord,
+    Snapshot, SsoAssignmentRecord, SsoIntegrationRecord, UserRecord,
 };
 pub use sqlite::SqliteStore;
 

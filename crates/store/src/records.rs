@@ -111,6 +111,47 @@ pub struct PasswordHistoryRecord {
     pub set_at: i64,
 }
 
+/// An SSO (OpenID Connect) integration, owned by the database it was created in.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SsoIntegrationRecord {
+    pub id: i64,
+    pub database_id: i64,
+    /// Unique across the catalog; an inline integration is named after its database.
+    pub name: String,
+    /// `oidc`.
+    pub protocol: String,
+    /// The non-secret properties as a JSON object.
+    pub properties: String,
+    /// The client secret, sealed (encrypted and authenticated) by the catalog; never plaintext.
+    pub sealed_secret: Option<Vec<u8>>,
+    pub created_at: i64,
+    pub updated_at: i64,
+}
+
+/// What an integration can be assigned to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum AssignmentTarget {
+    Database(i64),
+    ConnectivityPool(i64),
+}
+
+/// The integration a database or a connectivity pool uses (0 or 1 each).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct SsoAssignmentRecord {
+    pub target: AssignmentTarget,
+    pub integration_id: i64,
+}
+
+/// A connectivity pool: a named listener with its own optional SSO integration.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConnectivityPoolRecord {
+    pub id: i64,
+    pub name: String,
+    /// `host:port` of its SQL listener.
+    pub listen: String,
+    pub created_at: i64,
+}
+
 /// The whole catalog as loaded from a store.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Snapshot {
@@ -123,10 +164,13 @@ pub struct Snapshot {
     pub role_members: Vec<RoleMemberRecord>,
     pub settings: Vec<SettingRecord>,
     pub password_history: Vec<PasswordHistoryRecord>,
+    pub sso_integrations: Vec<SsoIntegrationRecord>,
+    pub sso_assignments: Vec<SsoAssignmentRecord>,
+    pub connectivity_pools: Vec<ConnectivityPoolRecord>,
 }
 
 /// One change to the catalog. Deleting a database, user, group or role also deletes what hangs
-/// off it (members, grants, settings, history), so the catalog never holds a dangling reference.
+/// off it (members, grants, settings, history, integrations, assignments), so the catalog never holds a dangling reference.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Change {
     PutDatabase(DatabaseRecord),
@@ -158,4 +202,13 @@ pub enum Change {
         user_id: i64,
         keep: usize,
     },
+    PutSsoIntegration(SsoIntegrationRecord),
+    /// Also removes its assignments.
+    DeleteSsoIntegration(i64),
+    /// Replaces the target's assignment.
+    AssignSso(SsoAssignmentRecord),
+    UnassignSso(AssignmentTarget),
+    PutConnectivityPool(ConnectivityPoolRecord),
+    /// Also removes its assignment.
+    DeleteConnectivityPool(i64),
 }

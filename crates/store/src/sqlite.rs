@@ -79,6 +79,29 @@ CREATE TABLE password_history (
     verifier TEXT NOT NULL,
     set_at INTEGER NOT NULL
 );
+"#, r#"
+CREATE TABLE sso_integrations (
+    id INTEGER PRIMARY KEY,
+    database_id INTEGER NOT NULL REFERENCES databases(id) ON DELETE CASCADE,
+    name TEXT NOT NULL UNIQUE,
+    protocol TEXT NOT NULL,
+    properties TEXT NOT NULL,
+    sealed_secret BLOB,
+    created_at INTEGER NOT NULL,
+    updated_at INTEGER NOT NULL
+);
+CREATE TABLE connectivity_pools (
+    id INTEGER PRIMARY KEY,
+    name TEXT NOT NULL UNIQUE,
+    listen TEXT NOT NULL,
+    created_at INTEGER NOT NULL
+);
+CREATE TABLE sso_assignments (
+    target_kind TEXT NOT NULL,
+    target_id INTEGER NOT NULL,
+    integration_id INTEGER NOT NULL REFERENCES sso_integrations(id) ON DELETE CASCADE,
+    PRIMARY KEY (target_kind, target_id)
+);
 "#];
 
 /// The SQLite catalog store.
@@ -212,6 +235,21 @@ fn scope_from(kind: &str, id: i64) -> rusqlite::Result<ScopeRef> {
     }
 }
 
+fn target_parts(t: AssignmentTarget) -> (&'static str, i64) {
+    match t {
+        AssignmentTarget::Database(i) => ("database", i),
+        AssignmentTarget::ConnectivityPool(i) => ("pool", i),
+    }
+}
+
+fn target_from(kind: &str, id: i64) -> rusqlite::Result<AssignmentTarget> {
+    match kind {
+        "database" => Ok(AssignmentTarget::Database(id)),
+        "pool" => Ok(AssignmentTarget::ConnectivityPool(id)),
+        other => Err(bad_kind(other)),
+    }
+}
+
 fn bad_kind(kind: &str) -> rusqlite::Error {
     rusqlite::Error::InvalidColumnType(0, format!("kind {kind}"), rusqlite::types::Type::Text)
 }
@@ -331,6 +369,47 @@ fn load(conn: &mut Connection) -> Result<Snapshot, StoreError> {
                 })
             })?
             .collect::<Result<_, _>>()?;
+        let mut st = tx.prepare(
+            "SELECT id, database_id, name, protocol, properties, sealed_secret, created_at, \
+             updated_at FROM sso_integrations ORDER BY id",
+        )?;
+        snap.sso_integrations = st
+            .query_map([], |r| {
+                Ok(SsoIntegrationRecord {
+                    id: r.get(0)?,
+                    database_id: r.get(1)?,
+                    name: r.get(2)?,
+                    protocol: r.get(3)?,
+                    properties: r.get(4)?,
+                    sealed_secret: r.get(5)?,
+                    created_at: r.get(6)?,
+                    updated_at: r.get(7)?,
+                })
+            })?
+            .collect::<Result<_, _>>()?;
+        let mut st = tx.prepare(
+            "SELECT target_kind, target_id, integration_id FROM sso_assignments ORDER BY rowid",
+        )?;
+        snap.sso_assignments = st
+            .query_map([], |r| {
+                Ok(SsoAssignmentRecord {
+                    target: target_from(&r.get::<_, String>(0)?, r.get(1)?)?,
+                    integration_id: r.get(2)?,
+                })
+            })?
+            .collect::<Result<_, _>>()?;
+        let mut st =
+            tx.prepare("SELECT id, name, listen, created_at FROM connectivity_pools ORDER BY id")?;
+        snap.connectivity_pools = st
+            .query_map([], |r| {
+                Ok(ConnectivityPoolRecord {
+                    id: r.get(0)?,
+                    name: r.get(1)?,
+                    listen: r.get(2)?,
+                    created_at: r.get(3)?,
+                })
+            })?
+            .collect::<Result<_, _>>()?;
     }
     tx.commit()?;
     Ok(snap)
@@ -376,6 +455,10 @@ fn apply_one(tx: &Transaction, change: &Change) -> Result<(), StoreError> {
                 }
             }
             forget_refs(tx, "database", *id)?;
+            tx.execute(
+                "DELETE FROM sso_assignments WHERE target_kind = 'database' AND target_id = ?1",
+                [id],
+            )?;
             tx.execute("DELETE FROM databases WHERE id = ?1", [id])?;
         }
         Change::PutUser(u) => {
@@ -496,6 +579,60 @@ fn apply_one(tx: &Transaction, change: &Change) -> Result<(), StoreError> {
                 "INSERT INTO password_history (user_id, verifier, set_at) VALUES (?1, ?2, ?3)",
                 params![h.user_id, h.verifier, h.set_at],
             )?;
+        }
+        Change::PutSsoIntegration(i) => {
+            tx.execute(
+                "INSERT INTO sso_integrations (id, database_id, name, protocol, properties, \
+                 sealed_secret, created_at, updated_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8) \
+                 ON CONFLICT (id) DO UPDATE SET name = excluded.name, \
+                 properties = excluded.properties, sealed_secret = excluded.sealed_secret, \
+                 updated_at = excluded.updated_at",
+                params![
+                    i.id,
+                    i.database_id,
+                    i.name,
+                    i.protocol,
+                    i.properties,
+                    i.sealed_secret,
+                    i.created_at,
+                    i.updated_at
+                ],
+            )?;
+        }
+        Change::DeleteSsoIntegration(id) => {
+            tx.execute("DELETE FROM sso_assignments WHERE integration_id = ?1", [id])?;
+            tx.execute("DELETE FROM sso_integrations WHERE id = ?1", [id])?;
+        }
+        Change::AssignSso(a) => {
+            let (k, i) = target_parts(a.target);
+            tx.execute(
+                "INSERT INTO sso_assignments (target_kind, target_id, integration_id) \
+                 VALUES (?1, ?2, ?3) ON CONFLICT (target_kind, target_id) \
+                 DO UPDATE SET integration_id = excluded.integration_id",
+                params![k, i, a.integration_id],
+            )?;
+        }
+        Change::UnassignSso(target) => {
+            let (k, i) = target_parts(*target);
+            tx.execute(
+                "DELETE FROM sso_assignments WHERE target_kind = ?1 AND target_id = ?2",
+                params![k, i],
+            )?;
+        }
+        Change::PutConnectivityPool(p) => {
+            tx.execute(
+                "INSERT INTO connectivity_pools (id, name, listen, created_at) \
+                 VALUES (?1, ?2, ?3, ?4) ON CONFLICT (id) DO UPDATE SET name = excluded.name, \
+                 listen = excluded.listen",
+                params![p.id, p.name, p.listen, p.created_at],
+            )?;
+        }
+        Change::DeleteConnectivityPool(id) => {
+            tx.execute(
+                "DELETE FROM sso_assignments WHERE target_kind = 'pool' AND target_id = ?1",
+                [id],
+            )?;
+            tx.execute("DELETE FROM connectivity_pools WHERE id = ?1", [id])?;
         }
         Change::TrimPasswordHistory { user_id, keep } => {
             let cutoff: Option<i64> = tx

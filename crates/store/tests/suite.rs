@@ -204,3 +204,74 @@ async fn reopening_keeps_the_data_and_the_schema_version() {
     let snap = SqliteStore::open(&path).unwrap().load().await.unwrap();
     assert_eq!(snap.users.len(), 1);
 }
+
+fn integration(id: i64, database_id: i64, name: &str) -> SsoIntegrationRecord {
+    SsoIntegrationRecord {
+        id,
+        database_id,
+        name: name.into(),
+        protocol: "oidc".into(),
+        properties: r#"{"issuer":"https://idp.example"}"#.into(),
+        sealed_secret: Some(vec![1, 2, 3]),
+        created_at: 1,
+        updated_at: 1,
+    }
+}
+
+#[tokio::test]
+async fn integrations_assignments_and_pools_round_trip_and_cascade() {
+    for (name, store, _dir) in backends().await {
+        store.apply(&base()).await.unwrap();
+        let pool = ConnectivityPoolRecord {
+            id: 50,
+            name: "bi".into(),
+            listen: "127.0.0.1:4051".into(),
+            created_at: 1,
+        };
+        store
+            .apply(&[
+                Change::PutSsoIntegration(integration(40, 2, "sales_sso")),
+                Change::PutSsoIntegration(integration(41, 1, "corp")),
+                Change::PutConnectivityPool(pool.clone()),
+                Change::AssignSso(SsoAssignmentRecord {
+                    target: AssignmentTarget::Database(2),
+                    integration_id: 40,
+                }),
+                Change::AssignSso(SsoAssignmentRecord {
+                    target: AssignmentTarget::ConnectivityPool(50),
+                    integration_id: 40,
+                }),
+            ])
+            .await
+            .unwrap();
+        let snap = store.load().await.unwrap();
+        assert_eq!(snap.sso_integrations[0], integration(40, 2, "sales_sso"), "{name}");
+        assert_eq!(snap.connectivity_pools, vec![pool], "{name}");
+        assert_eq!(snap.sso_assignments.len(), 2, "{name}");
+        // Reassigning replaces; the name is unique.
+        store
+            .apply(&[Change::AssignSso(SsoAssignmentRecord {
+                target: AssignmentTarget::Database(2),
+                integration_id: 41,
+            })])
+            .await
+            .unwrap();
+        assert!(store
+            .apply(&[Change::PutSsoIntegration(integration(42, 2, "corp"))])
+            .await
+            .is_err());
+        let snap = store.load().await.unwrap();
+        assert_eq!(snap.sso_assignments.len(), 2, "{name}");
+        // Dropping the database drops its integration and every assignment of it.
+        store.apply(&[Change::DeleteDatabase(2)]).await.unwrap();
+        let snap = store.load().await.unwrap();
+        assert_eq!(snap.sso_integrations.len(), 1, "{name}");
+        assert!(snap.sso_assignments.is_empty(), "{name}: {:?}", snap.sso_assignments);
+        store
+            .apply(&[Change::DeleteConnectivityPool(50), Change::DeleteSsoIntegration(41)])
+            .await
+            .unwrap();
+        let snap = store.load().await.unwrap();
+        assert!(snap.connectivity_pools.is_empty() && snap.sso_integrations.is_empty());
+    }
+}

@@ -51,6 +51,14 @@ fn database_with_roles(id: i64, name: &str, grantor: &str, now: i64) -> Vec<Chan
             name: roles::PUBLIC_ROLE.into(),
             description: format!("Held by every session in database {name}"),
         }),
+        Change::PutRole(RoleRecord {
+            id: id + 3,
+            database_id: id,
+            name: roles::ANALYST.into(),
+            description: format!("May use database {name} and view its catalog"),
+        }),
+        grant(PrincipalRef::Role(id + 3), "USE", ObjectRef::Database(id), grantor, now),
+        grant(PrincipalRef::Role(id + 3), "VIEW", ObjectRef::Database(id), grantor, now),
     ]
 }
 
@@ -59,22 +67,22 @@ pub fn bootstrap_changes(admin_password: &str, iterations: u32, now: i64) -> Vec
     let mut changes = database_with_roles(1, SYSTEM_DATABASE, "system", now);
     changes.extend([
         Change::PutRole(RoleRecord {
-            id: 4,
+            id: 5,
             database_id: 1,
             name: roles::SYSTEM_ADMINISTRATOR.into(),
             description: "All privileges on the system and every database".into(),
         }),
-        grant(PrincipalRef::Role(4), "ALL", ObjectRef::System, "system", now),
+        grant(PrincipalRef::Role(5), "ALL", ObjectRef::System, "system", now),
         Change::PutRole(RoleRecord {
-            id: 5,
+            id: 6,
             database_id: 1,
             name: roles::SECURITY_ADMINISTRATOR.into(),
             description: "Administers users, groups, privileges, password settings and SSO everywhere".into(),
         }),
-        grant(PrincipalRef::Role(5), "SYSAUTH", ObjectRef::System, "system", now),
-        grant(PrincipalRef::Role(5), "USE", ObjectRef::Database(1), "system", now),
+        grant(PrincipalRef::Role(6), "SYSAUTH", ObjectRef::System, "system", now),
+        grant(PrincipalRef::Role(6), "USE", ObjectRef::Database(1), "system", now),
         Change::PutUser(UserRecord {
-            id: 6,
+            id: 7,
             database_id: 1,
             name: "admin".into(),
             first_name: None,
@@ -86,7 +94,7 @@ pub fn bootstrap_changes(admin_password: &str, iterations: u32, now: i64) -> Vec
             failed_attempts: 0,
             created_at: now,
         }),
-        Change::AddRoleMember(RoleMemberRecord { role_id: 4, member: PrincipalRef::User(6) }),
+        Change::AddRoleMember(RoleMemberRecord { role_id: 5, member: PrincipalRef::User(7) }),
     ]);
     changes
 }

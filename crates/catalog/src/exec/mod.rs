@@ -5,6 +5,7 @@ mod databases;
 mod grants;
 mod groups;
 mod settings;
+pub mod sso;
 mod users;
 
 use portcullis_store::{
@@ -14,7 +15,7 @@ use portcullis_store::{
 use crate::error::CatalogError;
 use crate::model::CatalogState;
 use crate::names::QualifiedName;
-use crate::privileges::{holds, principals_of, Privilege};
+use crate::privileges::{holds, Privilege};
 use crate::sessions::Session;
 use crate::sql::Statement;
 
@@ -26,11 +27,12 @@ pub struct Actor<'a> {
     pub session: &'a Session,
     pub now: i64,
     pub scram_iterations: u32,
+    pub sealer: &'a crate::sealing::Sealer,
 }
 
 impl Actor<'_> {
     fn principals(&self, state: &CatalogState) -> Vec<PrincipalRef> {
-        principals_of(state, self.session.user_id, self.session.database_id)
+        crate::privileges::session_principals(state, self.session)
     }
 
     /// Fails with 42501 unless the actor holds `need` on `object`.
@@ -105,6 +107,34 @@ pub fn plan(
         }
         Statement::RevokeRole { role, grantee } => {
             grants::role_membership(actor, state, role, grantee, false)
+        }
+        Statement::CreateSsoIntegration {
+            name,
+            if_not_exists,
+            properties,
+            ..
+        } => sso::create(actor, state, name, *if_not_exists, properties),
+        Statement::AlterSsoIntegration { name, properties } => {
+            sso::alter(actor, state, name, properties)
+        }
+        Statement::DropSsoIntegration { names, if_exists } => {
+            sso::drop(actor, state, names, *if_exists)
+        }
+        Statement::AssignSsoIntegration { target, name } => sso::assign(actor, state, target, name),
+        Statement::RemoveSsoIntegration { target } => sso::remove(actor, state, target),
+        Statement::DatabaseSsoProperties {
+            database,
+            replace,
+            properties,
+            ..
+        } => sso::database_properties(actor, state, database, *replace, properties),
+        Statement::CreateConnectivityPool {
+            name,
+            if_not_exists,
+            listen,
+        } => sso::create_pool(actor, state, name, *if_not_exists, listen),
+        Statement::DropConnectivityPool { names, if_exists } => {
+            sso::drop_pools(actor, state, names, *if_exists)
         }
         _ => Ok(Vec::new()),
     }

@@ -3,6 +3,14 @@
 use crate::names::QualifiedName;
 use crate::privileges::Privilege;
 use crate::settings::PasswordSetting;
+use crate::sso::Property;
+
+/// What an SSO integration is assigned to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SsoTarget {
+    Database(String),
+    ConnectivityPool(String),
+}
 
 /// A descriptive or credential attribute of a user.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -119,6 +127,49 @@ pub enum Statement {
         role: QualifiedName,
         grantee: Grantee,
     },
+    /// `CREATE SSO INTEGRATION name PROTOCOL oidc prop = value, …` (in the current database).
+    CreateSsoIntegration {
+        name: String,
+        if_not_exists: bool,
+        protocol: String,
+        properties: Vec<Property>,
+    },
+    /// `ALTER SSO INTEGRATION name [SET] prop = value, …`.
+    AlterSsoIntegration {
+        name: String,
+        properties: Vec<Property>,
+    },
+    DropSsoIntegration {
+        names: Vec<String>,
+        if_exists: bool,
+    },
+    /// `ALTER {DATABASE d | CONNECTIVITY_POOL p} SET SSO INTEGRATION name`.
+    AssignSsoIntegration { target: SsoTarget, name: String },
+    /// `ALTER DATABASE d {SET | ALTER} SSO INTEGRATION oidc prop = value, …`: define the
+    /// database's own integration (`replace`) or change the one it has.
+    DatabaseSsoProperties {
+        database: String,
+        replace: bool,
+        protocol: String,
+        properties: Vec<Property>,
+    },
+    /// `ALTER {DATABASE d | CONNECTIVITY_POOL p} REMOVE SSO INTEGRATION`.
+    RemoveSsoIntegration { target: SsoTarget },
+    /// `CREATE CONNECTIVITY_POOL name LISTEN 'host:port'`.
+    CreateConnectivityPool {
+        name: String,
+        if_not_exists: bool,
+        listen: String,
+    },
+    DropConnectivityPool {
+        names: Vec<String>,
+        if_exists: bool,
+    },
+    /// `EXPLAIN AUTHENTICATION 'token' [FOR DATABASE d]`: answered by the authentication layer.
+    ExplainAuthentication {
+        token: String,
+        database: Option<String>,
+    },
     /// A catalog query, run by the query engine over the `sys` tables.
     Query(String),
     /// `SET name = value` from a client; accepted and ignored.
@@ -149,6 +200,19 @@ impl Statement {
             },
             Self::Grant { .. } | Self::GrantRole { .. } => "GRANT",
             Self::Revoke { .. } | Self::RevokeRole { .. } => "REVOKE",
+            Self::CreateSsoIntegration { .. } => "CREATE SSO INTEGRATION",
+            Self::AlterSsoIntegration { .. } => "ALTER SSO INTEGRATION",
+            Self::DropSsoIntegration { .. } => "DROP SSO INTEGRATION",
+            Self::AssignSsoIntegration { target, .. } | Self::RemoveSsoIntegration { target } => {
+                match target {
+                    SsoTarget::Database(_) => "ALTER DATABASE",
+                    SsoTarget::ConnectivityPool(_) => "ALTER CONNECTIVITY_POOL",
+                }
+            }
+            Self::DatabaseSsoProperties { .. } => "ALTER DATABASE",
+            Self::CreateConnectivityPool { .. } => "CREATE CONNECTIVITY_POOL",
+            Self::DropConnectivityPool { .. } => "DROP CONNECTIVITY_POOL",
+            Self::ExplainAuthentication { .. } => "EXPLAIN",
             Self::Query(_) => "SELECT",
             Self::SetParameter(_) => "SET",
             Self::Show(_) => "SHOW",
@@ -164,6 +228,7 @@ impl Statement {
         !matches!(
             self,
             Self::Query(_)
+                | Self::ExplainAuthentication { .. }
                 | Self::SetParameter(_)
                 | Self::Show(_)
                 | Self::Transaction(_)

@@ -8,6 +8,7 @@ use crate::error::CatalogError;
 use crate::names::QualifiedName;
 use crate::privileges::{Action, ObjectKind, Privilege};
 use crate::settings::PasswordSetting;
+use crate::sso::{Property, PropertyValue};
 
 /// The longest statement text accepted (a guard, far above any real admin statement).
 pub const MAX_STATEMENT_BYTES: usize = 1 << 20;
@@ -76,6 +77,15 @@ fn parse_one(
             grant(&mut c, true)?
         } else if c.keyword("REVOKE") {
             grant(&mut c, false)?
+        } else if c.keywords(&["EXPLAIN", "AUTHENTICATION"]) {
+            let token = c.string("the token as a single-quoted string")?;
+            let database = if c.keyword("FOR") {
+                c.expect_keyword("DATABASE")?;
+                Some(database_name(&mut c)?)
+            } else {
+                None
+            };
+            Statement::ExplainAuthentication { token, database }
         } else if c.keyword("SET") {
             let name = c.identifier("a parameter name").unwrap_or_default();
             c.skip_rest();
@@ -163,9 +173,93 @@ fn create(c: &mut Cursor) -> Result<Statement, CatalogError> {
             name,
             if_not_exists,
         })
+    } else if c.keywords(&["SSO", "INTEGRATION"]) {
+        let if_not_exists = if_not_exists(c);
+        let name = c.identifier("an integration name")?;
+        c.expect_keyword("PROTOCOL")?;
+        let protocol = protocol(c)?;
+        let properties = list(c, property)?;
+        Ok(Statement::CreateSsoIntegration {
+            name,
+            if_not_exists,
+            protocol,
+            properties,
+        })
+    } else if c.keyword("CONNECTIVITY_POOL") {
+        let if_not_exists = if_not_exists(c);
+        let name = c.identifier("a connectivity pool name")?;
+        c.expect_keyword("LISTEN")?;
+        c.token(&Token::Eq);
+        let listen = c.string("a quoted 'host:port' address")?;
+        Ok(Statement::CreateConnectivityPool {
+            name,
+            if_not_exists,
+            listen,
+        })
     } else {
-        c.expected("DATABASE, USER or GROUP")
+        c.expected("DATABASE, USER, GROUP, SSO INTEGRATION or CONNECTIVITY_POOL")
     }
+}
+
+/// The protocol word of an integration: `oidc` (any case) is the only one.
+fn protocol(c: &mut Cursor) -> Result<String, CatalogError> {
+    match c.peek() {
+        Some(Token::Word(w)) if w.value.eq_ignore_ascii_case("oidc") => {
+            c.next();
+            Ok("oidc".to_owned())
+        }
+        _ => c.expected("the SSO protocol OIDC (the only one supported)"),
+    }
+}
+
+/// One scalar property value: a bare word, a number, or a single- or double-quoted string.
+/// Case is kept (client ids and claim names are case-sensitive).
+fn property_scalar(c: &mut Cursor) -> Result<String, CatalogError> {
+    let value = match c.peek() {
+        Some(Token::Word(w)) => w.value.clone(),
+        Some(Token::SingleQuotedString(s)) => s.clone(),
+        Some(Token::Number(n, _)) => n.clone(),
+        _ => return c.expected("a value (a word, a number or a quoted string)"),
+    };
+    c.next();
+    Ok(value)
+}
+
+fn property(c: &mut Cursor) -> Result<Property, CatalogError> {
+    let name = c.identifier("an SSO property name")?;
+    if !c.token(&Token::Eq) {
+        return c.expected("=");
+    }
+    let value = if c.token(&Token::LBracket) {
+        let mut items = Vec::new();
+        if !c.token(&Token::RBracket) {
+            items = list(c, property_scalar)?;
+            if !c.token(&Token::RBracket) {
+                return c.expected("] or ,");
+            }
+        }
+        PropertyValue::List(items)
+    } else if c.token(&Token::LBrace) {
+        let mut pairs = Vec::new();
+        if !c.token(&Token::RBrace) {
+            pairs = list(c, |c| {
+                let k = property_scalar(c)?;
+                if !c.token(&Token::Eq) {
+                    return c.expected("=");
+                }
+                Ok((k, property_scalar(c)?))
+            })?;
+            if !c.token(&Token::RBrace) {
+                return c.expected("} or ,");
+            }
+        }
+        PropertyValue::Map(pairs)
+    } else if c.keyword("NULL") {
+        PropertyValue::Null
+    } else {
+        PropertyValue::Text(property_scalar(c)?)
+    };
+    Ok(Property { name, value })
 }
 
 fn drop(c: &mut Cursor) -> Result<Statement, CatalogError> {
@@ -181,8 +275,16 @@ fn drop(c: &mut Cursor) -> Result<Statement, CatalogError> {
         let if_exists = if_exists(c);
         let names = list(c, |c| qualified(c, "a group name"))?;
         Ok(Statement::DropGroup { names, if_exists })
+    } else if c.keywords(&["SSO", "INTEGRATION"]) {
+        let if_exists = if_exists(c);
+        let names = list(c, |c| c.identifier("an integration name"))?;
+        Ok(Statement::DropSsoIntegration { names, if_exists })
+    } else if c.keyword("CONNECTIVITY_POOL") {
+        let if_exists = if_exists(c);
+        let names = list(c, |c| c.identifier("a connectivity pool name"))?;
+        Ok(Statement::DropConnectivityPool { names, if_exists })
     } else {
-        c.expected("DATABASE, USER or GROUP")
+        c.expected("DATABASE, USER, GROUP, SSO INTEGRATION or CONNECTIVITY_POOL")
     }
 }
 
@@ -236,7 +338,33 @@ fn alter(c: &mut Cursor) -> Result<Statement, CatalogError> {
         setting_change(c, SettingScope::System)
     } else if c.keyword("DATABASE") {
         let name = database_name(c)?;
+        if c.keywords(&["REMOVE", "SSO", "INTEGRATION"]) {
+            return Ok(Statement::RemoveSsoIntegration {
+                target: SsoTarget::Database(name),
+            });
+        }
+        for (words, replace) in [(["SET", "SSO", "INTEGRATION"], true), (["ALTER", "SSO", "INTEGRATION"], false)] {
+            if c.keywords(&words) {
+                return database_sso(c, name, replace);
+            }
+        }
         setting_change(c, SettingScope::Database(name))
+    } else if c.keyword("CONNECTIVITY_POOL") {
+        let pool = c.identifier("a connectivity pool name")?;
+        let target = SsoTarget::ConnectivityPool(pool);
+        if c.keywords(&["REMOVE", "SSO", "INTEGRATION"]) {
+            Ok(Statement::RemoveSsoIntegration { target })
+        } else if c.keywords(&["SET", "SSO", "INTEGRATION"]) {
+            let name = c.identifier("an integration name")?;
+            Ok(Statement::AssignSsoIntegration { target, name })
+        } else {
+            c.expected("SET SSO INTEGRATION or REMOVE SSO INTEGRATION")
+        }
+    } else if c.keywords(&["SSO", "INTEGRATION"]) {
+        let name = c.identifier("an integration name")?;
+        c.keyword("SET");
+        let properties = list(c, property)?;
+        Ok(Statement::AlterSsoIntegration { name, properties })
     } else if c.keyword("GROUP") {
         let group = qualified(c, "a group name")?;
         if let Some(word) = c.one_of(&["ADD", "REMOVE", "DROP"]) {
@@ -267,8 +395,35 @@ fn alter(c: &mut Cursor) -> Result<Statement, CatalogError> {
         };
         Ok(Statement::AlterUser { name, action })
     } else {
-        c.expected("SYSTEM, DATABASE, GROUP or USER")
+        c.expected("SYSTEM, DATABASE, GROUP, USER, SSO INTEGRATION or CONNECTIVITY_POOL")
     }
+}
+
+/// After `ALTER DATABASE d {SET | ALTER} SSO INTEGRATION`: either a name alone (assign a named
+/// integration) or the protocol and properties of the database's own integration.
+fn database_sso(c: &mut Cursor, database: String, replace: bool) -> Result<Statement, CatalogError> {
+    let word = c.identifier("an integration name or the protocol OIDC")?;
+    if c.at_end() {
+        if !replace {
+            return c.expected("the properties to change");
+        }
+        return Ok(Statement::AssignSsoIntegration {
+            target: SsoTarget::Database(database),
+            name: word,
+        });
+    }
+    if word != "oidc" {
+        return Err(CatalogError::invalid(format!(
+            "unknown SSO protocol \"{word}\": the only protocol is OIDC"
+        )));
+    }
+    let properties = list(c, property)?;
+    Ok(Statement::DatabaseSsoProperties {
+        database,
+        replace,
+        protocol: word,
+        properties,
+    })
 }
 
 fn privilege(c: &mut Cursor) -> Result<Privilege, CatalogError> {

@@ -203,7 +203,7 @@ fn client_chatter_is_accepted() {
 #[test]
 fn syntax_errors_name_the_position() {
     let cases: &[(&str, usize, &str)] = &[
-        ("CREATE TABLE t", 8, "expected DATABASE, USER or GROUP"),
+        ("CREATE TABLE t", 8, "expected DATABASE, USER, GROUP"),
         ("CREATE USER alice", 18, "found end of input"),
         (
             "CREATE USER alice PASSWORD = 42",
@@ -257,4 +257,133 @@ fn garbage_never_panics() {
     ] {
         let _ = parse_statements(sql);
     }
+}
+
+/// Every SSO statement of seed 003, verbatim.
+pub const SEED_SSO_STATEMENTS: &[&str] = &[
+    r#"ALTER DATABASE example_database
+        SET SSO INTEGRATION oidc
+            issuer = "https://example.com",
+            client_id = "xxxxxx",
+            default_group = "default",
+            additional_scopes = [email, groups, profile, offline_access],
+            user_id_claims = [claim1, claim2],
+            groups_claim_ids = [claim3],
+            groups_claim_mappings = { idp_group1 = ocient_group1, idp_group2 = ocient_group2 };"#,
+    r#"CREATE SSO INTEGRATION sso_test PROTOCOL oidc
+        issuer = "https://accounts.google.com",
+        client_id = example_database_app_id,
+        default_group = example_database_group,
+        enable_id_token_authentication = true,
+        additional_audiences = ["https://accounts.google.com"];"#,
+    "ALTER DATABASE example_database\n        SET SSO INTEGRATION sso_test;",
+    r#"CREATE SSO INTEGRATION test_sso PROTOCOL OIDC
+        enable_id_token_authentication = true,
+        issuer = 'https://your-idp.com/oidc',
+        client_id = 'your_client_id',
+        default_group = sso_users,
+        additional_scopes = [profile, email, groups, offline_access],
+        protocol_version = 'v1',
+        groups_claim_ids = [groups];"#,
+    r#"ALTER DATABASE example_database
+    ALTER SSO INTEGRATION oidc
+
+        /* Tell the Database to request the "profile", "email" and "offline_access" scopes */
+        additional_scopes = [ profile, email, offline_access ],
+
+        /* Tell the Database to look for the "user_groups" token claim to establish role membership */
+        roles_claim_ids = [ user_groups ],
+
+        /* Map provider group "Example Provider Group" to database role "example_database Analyst" */
+        roles_claim_mappings = { "Example Provider Group" = "example_database Analyst" };"#,
+    r#"ALTER DATABASE example_database
+    ALTER SSO INTEGRATION oidc
+        user_claim_ids = [first_name, last_name, email];"#,
+    "ALTER DATABASE example_database REMOVE SSO INTEGRATION;",
+];
+
+#[test]
+fn seed_sso_statements_parse() {
+    use crate::sso::PropertyValue;
+    for sql in SEED_SSO_STATEMENTS {
+        let parsed = parse_statements(sql).unwrap_or_else(|e| panic!("{sql}: {e:?}"));
+        assert_eq!(parsed.len(), 1, "{sql}");
+    }
+    let first = parse_statements(SEED_SSO_STATEMENTS[0]).unwrap().remove(0);
+    let Statement::DatabaseSsoProperties {
+        database,
+        replace,
+        properties,
+        ..
+    } = first
+    else {
+        panic!("{first:?}")
+    };
+    assert_eq!(database, "example_database");
+    assert!(replace);
+    assert_eq!(properties[1].value, PropertyValue::Text("xxxxxx".into()));
+    assert_eq!(
+        properties[6].value,
+        PropertyValue::Map(vec![
+            ("idp_group1".into(), "ocient_group1".into()),
+            ("idp_group2".into(), "ocient_group2".into())
+        ])
+    );
+    let roles = parse_statements(SEED_SSO_STATEMENTS[4]).unwrap().remove(0);
+    let Statement::DatabaseSsoProperties { properties, replace, .. } = roles else {
+        panic!()
+    };
+    assert!(!replace);
+    assert_eq!(
+        properties[2].value,
+        PropertyValue::Map(vec![(
+            "Example Provider Group".into(),
+            "example_database Analyst".into()
+        )])
+    );
+    assert!(matches!(
+        parse_statements(SEED_SSO_STATEMENTS[2]).unwrap()[0],
+        Statement::AssignSsoIntegration { .. }
+    ));
+}
+
+#[test]
+fn sso_statement_errors_have_positions() {
+    for (sql, needle) in [
+        ("CREATE SSO INTEGRATION x PROTOCOL saml issuer = a", "OIDC"),
+        ("CREATE SSO INTEGRATION x PROTOCOL oidc issuer", "="),
+        ("CREATE SSO INTEGRATION x PROTOCOL oidc scopes = [a, b", "]"),
+        ("CREATE SSO INTEGRATION x PROTOCOL oidc m = { a = }", "value"),
+        ("ALTER DATABASE d ALTER SSO INTEGRATION oidc", "properties"),
+        ("ALTER DATABASE d SET SSO INTEGRATION saml issuer = x", "OIDC"),
+        ("ALTER CONNECTIVITY_POOL p SET SSO", "INTEGRATION"),
+        ("EXPLAIN AUTHENTICATION token", "single-quoted"),
+    ] {
+        let err = parse_statements(sql).unwrap_err();
+        assert!(err.message.contains(needle), "{sql}: {}", err.message);
+    }
+    let e = parse_statements("CREATE SSO INTEGRATION x PROTOCOL oidc issuer").unwrap_err();
+    assert_eq!(e.position, Some(46));
+}
+
+#[test]
+fn pools_null_and_explain_parse() {
+    let s = parse_statements(
+        "CREATE CONNECTIVITY_POOL bi LISTEN '127.0.0.1:4051'; \
+         ALTER CONNECTIVITY_POOL bi SET SSO INTEGRATION corp; \
+         ALTER SSO INTEGRATION corp SET user_id_claims = NULL, disabled = true; \
+         DROP SSO INTEGRATION IF EXISTS corp, other; \
+         EXPLAIN AUTHENTICATION 'eyJ.x.y' FOR DATABASE sales",
+    )
+    .unwrap();
+    assert_eq!(s.len(), 5);
+    assert!(matches!(&s[2], Statement::AlterSsoIntegration { properties, .. }
+        if properties[0].value == crate::sso::PropertyValue::Null));
+    assert_eq!(
+        s[4],
+        Statement::ExplainAuthentication {
+            token: "eyJ.x.y".into(),
+            database: Some("sales".into())
+        }
+    );
 }

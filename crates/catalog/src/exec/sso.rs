@@ -1,0 +1,430 @@
+//! SSO integration statements: CREATE / ALTER / DROP SSO INTEGRATION, the database forms
+//! (`ALTER DATABASE d {SET | ALTER | REMOVE} SSO INTEGRATION …`), connectivity pools and their
+//! assignments.
+//!
+//! An integration belongs to the database it was created in (its `database_id`); a database
+//! uses at most one of its own integrations (the assigned one); a connectivity pool may use any.
+
+use std::net::SocketAddr;
+
+use portcullis_store::*;
+
+use super::{check_name, database, Actor};
+use crate::error::CatalogError;
+use crate::model::CatalogState;
+use crate::privileges::{holds, Action, Privilege};
+use crate::sql::SsoTarget;
+use crate::sso::{OidcProperties, Property, SecretChange};
+
+/// The sealing context of an integration's client secret (binds the sealed bytes to the record).
+pub fn secret_context(integration_id: i64) -> String {
+    format!("sso_integration:{integration_id}:client_secret")
+}
+
+/// Database administrators (ALL on the database) and security administrators (SYSAUTH, which
+/// the Security Administrator role holds on the system) may manage a database's SSO.
+pub fn may_administer_sso(state: &CatalogState, actor: &Actor, database_id: i64) -> bool {
+    crate::privileges::administers(state, &actor.principals(state), database_id)
+}
+
+fn require_sso_admin(
+    actor: &Actor,
+    state: &CatalogState,
+    database_id: i64,
+) -> Result<(), CatalogError> {
+    if may_administer_sso(state, actor, database_id) {
+        Ok(())
+    } else {
+        Err(CatalogError::denied(format!(
+            "only a database administrator of \"{}\" (or a security administrator) may manage its \
+             SSO integrations",
+            state.database_name(database_id)
+        )))
+    }
+}
+
+fn require_system_admin(actor: &Actor, state: &CatalogState) -> Result<(), CatalogError> {
+    actor.require(state, Privilege::new(Action::All), ObjectRef::System, || {
+        "the system (connectivity pools are system objects)".into()
+    })
+}
+
+fn integration<'a>(
+    state: &'a CatalogState,
+    name: &str,
+) -> Result<&'a SsoIntegrationRecord, CatalogError> {
+    state
+        .integration(name)
+        .ok_or_else(|| CatalogError::undefined("SSO integration", name))
+}
+
+/// The seed's rule: the caller needs ALTER on every existing catalog group or role that the
+/// mappings (or the blocked lists) name. Names that match nothing are allowed (the mapping
+/// simply has no effect until the group exists; EXPLAIN AUTHENTICATION shows it).
+fn check_mapped_objects(
+    actor: &Actor,
+    state: &CatalogState,
+    database_id: i64,
+    props: &OidcProperties,
+) -> Result<(), CatalogError> {
+    let database = state.database_name(database_id).to_owned();
+    let principals = actor.principals(state);
+    let groups = props
+        .groups_claim_mappings
+        .values()
+        .chain(props.blocked_groups.iter())
+        .chain(std::iter::once(&props.default_group));
+    for name in groups {
+        if let Some(g) = resolve_group(state, name, &database) {
+            if !holds(state, &principals, Privilege::new(Action::Alter), ObjectRef::Group(g.id)) {
+                return Err(CatalogError::denied(format!(
+                    "ALTER on group \"{}@{}\" is required to map SSO users to it",
+                    g.name,
+                    state.database_name(g.database_id)
+                )));
+            }
+        }
+    }
+    for name in props
+        .roles_claim_mappings
+        .values()
+        .chain(props.blocked_roles.iter())
+    {
+        if let Some(r) = resolve_role(state, name, &database) {
+            let on = ObjectRef::Database(r.database_id);
+            if !holds(state, &principals, Privilege::new(Action::Alter), on) {
+                return Err(CatalogError::denied(format!(
+                    "ALTER on database \"{}\" is required to map SSO users to its role \"{}\"",
+                    state.database_name(r.database_id),
+                    r.name
+                )));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// A group named in a mapping: `name@database`, or `name` in the integration's database.
+pub fn resolve_group<'a>(
+    state: &'a CatalogState,
+    name: &str,
+    database: &str,
+) -> Option<&'a GroupRecord> {
+    let (group, db) = name.rsplit_once('@').unwrap_or((name, database));
+    let d = state.database(db)?;
+    state
+        .group(d.id, group)
+        .or_else(|| state.group(d.id, &group.to_lowercase()))
+}
+
+/// A role named in a mapping: `role@database`, the vendor's display form
+/// `"<database> <Role Name>"`, or `role` in the integration's database. Role names compare
+/// case-insensitively with spaces read as underscores.
+pub fn resolve_role<'a>(
+    state: &'a CatalogState,
+    name: &str,
+    database: &str,
+) -> Option<&'a RoleRecord> {
+    let normal = |s: &str| s.trim().to_lowercase().replace(' ', "_");
+    let (role, db) = if let Some((r, d)) = name.rsplit_once('@') {
+        (normal(r), d.to_owned())
+    } else if let Some((d, r)) = name.split_once(' ').filter(|(d, _)| state.database(d).is_some()) {
+        (normal(r), d.to_owned())
+    } else {
+        (normal(name), database.to_owned())
+    };
+    let d = state.database(&db)?;
+    state.role(d.id, &role)
+}
+
+/// Builds the record for new or changed properties, sealing a new secret.
+#[allow(clippy::too_many_arguments)]
+fn integration_record(
+    actor: &Actor,
+    state: &CatalogState,
+    id: i64,
+    database_id: i64,
+    name: &str,
+    props: OidcProperties,
+    secret: SecretChange,
+    previous: Option<&SsoIntegrationRecord>,
+) -> Result<SsoIntegrationRecord, CatalogError> {
+    props.validate()?;
+    check_mapped_objects(actor, state, database_id, &props)?;
+    let sealed_secret = match secret {
+        SecretChange::Keep => previous.and_then(|p| p.sealed_secret.clone()),
+        SecretChange::Clear => None,
+        SecretChange::Set(s) => Some(actor.sealer.seal(&secret_context(id), &s)?),
+    };
+    Ok(SsoIntegrationRecord {
+        id,
+        database_id,
+        name: name.to_owned(),
+        protocol: "oidc".into(),
+        properties: props.to_json(),
+        sealed_secret,
+        created_at: previous.map_or(actor.now, |p| p.created_at),
+        updated_at: actor.now,
+    })
+}
+
+pub fn create(
+    actor: &Actor,
+    state: &CatalogState,
+    name: &str,
+    if_not_exists: bool,
+    properties: &[Property],
+) -> Result<Vec<Change>, CatalogError> {
+    let db = database(state, actor.current_database())?;
+    require_sso_admin(actor, state, db.id)?;
+    check_name("integration", name)?;
+    if state.integration(name).is_some() {
+        return if if_not_exists {
+            Ok(Vec::new())
+        } else {
+            Err(CatalogError::duplicate("SSO integration", name))
+        };
+    }
+    let mut props = OidcProperties::default();
+    let secret = props.apply(properties)?;
+    let id = state.next_id();
+    let record = integration_record(actor, state, id, db.id, name, props, secret, None)?;
+    Ok(vec![Change::PutSsoIntegration(record)])
+}
+
+fn alter_record(
+    actor: &Actor,
+    state: &CatalogState,
+    existing: &SsoIntegrationRecord,
+    properties: &[Property],
+) -> Result<Vec<Change>, CatalogError> {
+    require_sso_admin(actor, state, existing.database_id)?;
+    let mut props = OidcProperties::from_json(&existing.properties)?;
+    let secret = props.apply(properties)?;
+    let record = integration_record(
+        actor,
+        state,
+        existing.id,
+        existing.database_id,
+        &existing.name,
+        props,
+        secret,
+        Some(existing),
+    )?;
+    Ok(vec![Change::PutSsoIntegration(record)])
+}
+
+pub fn alter(
+    actor: &Actor,
+    state: &CatalogState,
+    name: &str,
+    properties: &[Property],
+) -> Result<Vec<Change>, CatalogError> {
+    alter_record(actor, state, integration(state, name)?, properties)
+}
+
+pub fn drop(
+    actor: &Actor,
+    state: &CatalogState,
+    names: &[String],
+    if_exists: bool,
+) -> Result<Vec<Change>, CatalogError> {
+    let mut changes = Vec::new();
+    for name in names {
+        let existing = match integration(state, name) {
+            Ok(i) => i,
+            Err(_) if if_exists => continue,
+            Err(e) => return Err(e),
+        };
+        require_sso_admin(actor, state, existing.database_id)?;
+        changes.push(Change::DeleteSsoIntegration(existing.id));
+    }
+    Ok(changes)
+}
+
+/// The seed: "The user must be connected to the database."
+fn require_connected(actor: &Actor, database: &str) -> Result<(), CatalogError> {
+    if actor.current_database() == database {
+        Ok(())
+    } else {
+        Err(CatalogError::denied(format!(
+            "connect to database \"{database}\" to change its SSO integration (connected to \
+             \"{}\")",
+            actor.current_database()
+        )))
+    }
+}
+
+fn pool<'a>(
+    state: &'a CatalogState,
+    name: &str,
+) -> Result<&'a ConnectivityPoolRecord, CatalogError> {
+    state
+        .pool(name)
+        .ok_or_else(|| CatalogError::undefined("connectivity pool", name))
+}
+
+pub fn assign(
+    actor: &Actor,
+    state: &CatalogState,
+    target: &SsoTarget,
+    name: &str,
+) -> Result<Vec<Change>, CatalogError> {
+    let chosen = integration(state, name)?;
+    let target = match target {
+        SsoTarget::Database(d) => {
+            let db = database(state, d)?;
+            require_connected(actor, d)?;
+            require_sso_admin(actor, state, db.id)?;
+            if chosen.database_id != db.id {
+                return Err(CatalogError::invalid(format!(
+                    "SSO integration \"{name}\" belongs to database \"{}\"; a database can use \
+                     only its own integrations (create it while connected to \"{d}\")",
+                    state.database_name(chosen.database_id)
+                )));
+            }
+            AssignmentTarget::Database(db.id)
+        }
+        SsoTarget::ConnectivityPool(p) => {
+            let p = pool(state, p)?;
+            require_system_admin(actor, state)?;
+            AssignmentTarget::ConnectivityPool(p.id)
+        }
+    };
+    Ok(vec![Change::AssignSso(SsoAssignmentRecord {
+        target,
+        integration_id: chosen.id,
+    })])
+}
+
+pub fn remove(
+    actor: &Actor,
+    state: &CatalogState,
+    target: &SsoTarget,
+) -> Result<Vec<Change>, CatalogError> {
+    match target {
+        SsoTarget::Database(d) => {
+            let db = database(state, d)?;
+            require_connected(actor, d)?;
+            require_sso_admin(actor, state, db.id)?;
+            let target = AssignmentTarget::Database(db.id);
+            let Some(current) = state.assigned_integration(target) else {
+                return Err(CatalogError::undefined(
+                    "SSO integration of database",
+                    &db.name,
+                ));
+            };
+            let mut changes = vec![Change::UnassignSso(target)];
+            // The database's own inline integration goes with it; named ones stay.
+            if current.name == db.name {
+                changes.push(Change::DeleteSsoIntegration(current.id));
+            }
+            Ok(changes)
+        }
+        SsoTarget::ConnectivityPool(p) => {
+            let p = pool(state, p)?;
+            require_system_admin(actor, state)?;
+            Ok(vec![Change::UnassignSso(AssignmentTarget::ConnectivityPool(p.id))])
+        }
+    }
+}
+
+/// `ALTER DATABASE d SET SSO INTEGRATION oidc …` (define anew) or `… ALTER SSO INTEGRATION oidc
+/// …` (change the one the database uses).
+pub fn database_properties(
+    actor: &Actor,
+    state: &CatalogState,
+    database_name: &str,
+    replace: bool,
+    properties: &[Property],
+) -> Result<Vec<Change>, CatalogError> {
+    let db = database(state, database_name)?;
+    require_connected(actor, database_name)?;
+    require_sso_admin(actor, state, db.id)?;
+    let target = AssignmentTarget::Database(db.id);
+    if !replace {
+        let Some(current) = state.assigned_integration(target) else {
+            return Err(CatalogError::new(
+                crate::error::sqlstate::UNDEFINED_OBJECT,
+                format!(
+                    "database \"{}\" has no SSO integration to alter; define one with ALTER \
+                     DATABASE {} SET SSO INTEGRATION oidc issuer = …, client_id = …, \
+                     default_group = …",
+                    db.name, db.name
+                ),
+            ));
+        };
+        return alter_record(actor, state, current, properties);
+    }
+    // The database's own integration is named after it.
+    let existing = state.integration(&db.name);
+    if let Some(other) = existing.filter(|i| i.database_id != db.id) {
+        return Err(CatalogError::duplicate("SSO integration", &other.name));
+    }
+    let id = existing.map_or_else(|| state.next_id(), |i| i.id);
+    let mut props = OidcProperties::default();
+    let secret = props.apply(properties)?;
+    let record = integration_record(actor, state, id, db.id, &db.name, props, secret, None)?;
+    Ok(vec![
+        Change::PutSsoIntegration(record),
+        Change::AssignSso(SsoAssignmentRecord {
+            target,
+            integration_id: id,
+        }),
+    ])
+}
+
+pub fn create_pool(
+    actor: &Actor,
+    state: &CatalogState,
+    name: &str,
+    if_not_exists: bool,
+    listen: &str,
+) -> Result<Vec<Change>, CatalogError> {
+    require_system_admin(actor, state)?;
+    check_name("connectivity pool", name)?;
+    if state.pool(name).is_some() {
+        return if if_not_exists {
+            Ok(Vec::new())
+        } else {
+            Err(CatalogError::duplicate("connectivity pool", name))
+        };
+    }
+    let addr: SocketAddr = listen.parse().map_err(|_| {
+        CatalogError::invalid(format!(
+            "LISTEN \"{listen}\" must be an IP address and port, e.g. '127.0.0.1:4051'"
+        ))
+    })?;
+    if state
+        .snap
+        .connectivity_pools
+        .iter()
+        .any(|p| p.listen.parse::<SocketAddr>().ok() == Some(addr))
+    {
+        return Err(CatalogError::duplicate("connectivity pool listener", listen));
+    }
+    Ok(vec![Change::PutConnectivityPool(ConnectivityPoolRecord {
+        id: state.next_id(),
+        name: name.to_owned(),
+        listen: addr.to_string(),
+        created_at: actor.now,
+    })])
+}
+
+pub fn drop_pools(
+    actor: &Actor,
+    state: &CatalogState,
+    names: &[String],
+    if_exists: bool,
+) -> Result<Vec<Change>, CatalogError> {
+    require_system_admin(actor, state)?;
+    let mut changes = Vec::new();
+    for name in names {
+        match pool(state, name) {
+            Ok(p) => changes.push(Change::DeleteConnectivityPool(p.id)),
+            Err(_) if if_exists => continue,
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(changes)
+}
