@@ -243,6 +243,7 @@ impl PasswordAuthenticator {
             peer: peer.to_owned(),
             started_at: now,
             expires_at,
+            sso: None,
         }))
     }
 

@@ -22,6 +22,7 @@ pub mod value;
 pub use catalog::{explain_columns, now, AuthenticationExplainer, Catalog, CatalogOptions};
 pub use error::CatalogError;
 pub use exec::policy_for;
+pub use exec::sso::{resolve_group, resolve_role};
 pub use query::timestamp;
 pub use sessions::{AuthMethod, Protocol, Session, SessionRegistry, SsoIdentity};
 pub use value::{Column, ColumnType, QueryResult, StatementResult, Value};

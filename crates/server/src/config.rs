@@ -28,6 +28,9 @@ pub struct FileConfig {
     pub max_connections: Option<usize>,
     /// Lifetime of an HTTP access token, seconds. Default 3600.
     pub http_token_seconds: Option<i64>,
+    /// Least time between two key-set refetches of one provider (an unknown `kid` triggers
+    /// one), seconds. Default 10.
+    pub jwks_min_refresh_seconds: Option<u64>,
 }
 
 /// The resolved settings.
@@ -42,6 +45,7 @@ pub struct Settings {
     pub dev_tls: bool,
     pub max_connections: usize,
     pub http_token_seconds: i64,
+    pub jwks_min_refresh_seconds: u64,
 }
 
 /// Overrides from the command line (already merged with their environment variables).
@@ -58,6 +62,7 @@ const KNOWN_ENV: &[&str] = &[
     "PORTCULLIS_CONFIG",
     "PORTCULLIS_DATA_DIR",
     "PORTCULLIS_SQL_ADDR",
+    "PORTCULLIS_JWKS_MIN_REFRESH_SECONDS",
     "PORTCULLIS_HTTP_ADDR",
     "PORTCULLIS_SCRAM_ITERATIONS",
     "PORTCULLIS_TLS_CERT",
@@ -144,6 +149,12 @@ pub fn resolve(file: Option<&Path>, flags: Overrides) -> anyhow::Result<Settings
     if !(60..=86_400 * 30).contains(&http_token_seconds) {
         bail!("http_token_seconds must be between 60 and 2592000");
     }
+    let jwks_min_refresh_seconds = parse_env("PORTCULLIS_JWKS_MIN_REFRESH_SECONDS")?
+        .or(f.jwks_min_refresh_seconds)
+        .unwrap_or(10);
+    if jwks_min_refresh_seconds > 3600 {
+        bail!("jwks_min_refresh_seconds must be at most 3600");
+    }
     let tls_cert = env("PORTCULLIS_TLS_CERT").map(PathBuf::from).or(f.tls_cert);
     let tls_key = env("PORTCULLIS_TLS_KEY").map(PathBuf::from).or(f.tls_key);
     if tls_cert.is_some() != tls_key.is_some() {
@@ -164,6 +175,7 @@ pub fn resolve(file: Option<&Path>, flags: Overrides) -> anyhow::Result<Settings
         dev_tls,
         max_connections,
         http_token_seconds,
+        jwks_min_refresh_seconds,
     })
 }
 

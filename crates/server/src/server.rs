@@ -3,7 +3,9 @@
 use std::sync::Arc;
 
 use anyhow::Context;
-use portcullis_auth::PasswordAuthenticator;
+use portcullis_auth::oidc::ProviderCache;
+use portcullis_auth::{PasswordAuthenticator, SsoAuthenticator};
+use portcullis_catalog::sealing::Sealer;
 use portcullis_catalog::{now, Catalog, CatalogOptions};
 use portcullis_store::SqliteStore;
 
@@ -21,9 +23,16 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
             CatalogOptions {
                 scram_iterations: settings.scram_iterations,
             },
+            Sealer::new(&sealing_key(&settings.data_dir)?)?,
         )
         .await?,
     );
+    let providers = Arc::new(ProviderCache::new(
+        std::time::Duration::from_secs(5),
+        std::time::Duration::from_secs(settings.jwks_min_refresh_seconds),
+    )?);
+    let sso = Arc::new(SsoAuthenticator::new(catalog.clone(), providers));
+    catalog.set_explainer(sso.clone());
     if catalog.is_empty() {
         let (password, generated) = match std::env::var("PORTCULLIS_ADMIN_PASSWORD") {
             Ok(p) if !p.is_empty() => (p, false),
@@ -63,6 +72,7 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
 
     let http_state = Arc::new(http::HttpState {
         auth: auth.clone(),
+        sso: sso.clone(),
         tokens: http::TokenTable::default(),
         token_seconds: settings.http_token_seconds,
         secure_cookies: false,
@@ -81,7 +91,7 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
     };
     let pg_task = tokio::spawn(pg::serve(
         sql,
-        Arc::new(pg::PgShared::new(auth)),
+        Arc::new(pg::PgShared::new(auth, sso)),
         tls,
         settings.max_connections,
     ));
@@ -94,6 +104,31 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
     }
     sweeper.abort();
     Ok(())
+}
+
+/// The key that seals secrets in the catalog: `secret.key` in the data directory (0600),
+/// created on first start. Losing it makes stored client secrets unreadable.
+fn sealing_key(data_dir: &std::path::Path) -> anyhow::Result<[u8; Sealer::KEY_LEN]> {
+    use base64::Engine as _;
+    let engine = base64::engine::general_purpose::STANDARD;
+    let path = data_dir.join("secret.key");
+    match std::fs::read_to_string(&path) {
+        Ok(text) => {
+            let bytes = engine
+                .decode(text.trim())
+                .with_context(|| format!("{} is not base64", path.display()))?;
+            bytes
+                .try_into()
+                .map_err(|_| anyhow::anyhow!("{} must hold a 32-byte key", path.display()))
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            let key = Sealer::generate_key();
+            crate::secret_file::write(&path, engine.encode(key).as_bytes())
+                .with_context(|| format!("writing {}", path.display()))?;
+            Ok(key)
+        }
+        Err(e) => Err(e).with_context(|| format!("reading {}", path.display())),
+    }
 }
 
 /// 24 characters: upper, lower, digits and symbols, so it meets complexity level 2.

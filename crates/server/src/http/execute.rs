@@ -113,9 +113,33 @@ async fn authenticate(
             unauthorized("sign in first: send Authorization: Bearer <token> or Basic credentials")
         })?;
     let sessions = &state.auth.catalog().sessions;
-    let session = state
-        .tokens
-        .session_id(&token)
+    let known = state.tokens.session_id(&token);
+    if known.is_none() && looks_like_jwt(&token) {
+        // A provider token given directly: signed in for this request only.
+        let kind = if jwt_typ_is_access(&token) {
+            portcullis_auth::oidc::TokenKind::AccessToken
+        } else {
+            portcullis_auth::oidc::TokenKind::IdToken
+        };
+        let session = state
+            .sso
+            .sign_in(&portcullis_auth::TokenSignIn {
+                kind,
+                token: &token,
+                source_database: None,
+                database,
+                integration: None,
+                pool_id: None,
+                peer,
+                protocol: Protocol::Http,
+            })
+            .await?;
+        return Ok(RequestSession {
+            session,
+            transient: true,
+        });
+    }
+    let session = known
         .and_then(|id| sessions.get(&id))
         .filter(|s| s.expires_at.is_none_or(|t| t > now()))
         .ok_or_else(|| unauthorized("the access token is unknown or expired; sign in again"))?;
@@ -133,6 +157,24 @@ async fn authenticate(
         session,
         transient: false,
     })
+}
+
+/// Whether a bearer token is a JWT (three base64url parts) rather than one of ours (hex).
+fn looks_like_jwt(token: &str) -> bool {
+    token.starts_with("eyJ") && token.split('.').count() == 3
+}
+
+/// Whether a JWT's header says `typ: at+jwt` (read only to pick the rules; the validator
+/// checks it again).
+fn jwt_typ_is_access(token: &str) -> bool {
+    use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    let header = token.split('.').next().unwrap_or_default();
+    URL_SAFE_NO_PAD
+        .decode(header)
+        .ok()
+        .and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok())
+        .and_then(|h| h.get("typ")?.as_str().map(str::to_ascii_lowercase))
+        .is_some_and(|t| t == "at+jwt" || t == "application/at+jwt")
 }
 
 /// Replaces `{name}` placeholders outside quotes with positional parameters.

@@ -3,6 +3,7 @@
 
 mod execute;
 mod login;
+mod sso_token;
 mod tokens;
 
 use std::sync::Arc;
@@ -21,6 +22,7 @@ pub use tokens::TokenTable;
 /// What the handlers share.
 pub struct HttpState {
     pub auth: Arc<PasswordAuthenticator>,
+    pub sso: Arc<portcullis_auth::SsoAuthenticator>,
     pub tokens: TokenTable,
     pub token_seconds: i64,
     /// Whether the listener is TLS (the session cookie is then `Secure`).
@@ -98,6 +100,18 @@ impl From<SignInError> for ApiError {
     }
 }
 
+impl From<portcullis_auth::SsoError> for ApiError {
+    fn from(e: portcullis_auth::SsoError) -> Self {
+        use portcullis_auth::SsoError;
+        let http = match e {
+            SsoError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+            SsoError::NoDatabase(_) | SsoError::NoSourceDatabase(_) => StatusCode::NOT_FOUND,
+            _ => StatusCode::UNAUTHORIZED,
+        };
+        Self::new(http, e.sqlstate(), e.to_string())
+    }
+}
+
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let body = StatusBody {
@@ -124,23 +138,34 @@ impl IntoResponse for ApiError {
         title = "Portcullis HTTP API",
         description = "Sign-in and catalog statements over HTTP"
     ),
-    paths(login::login, execute::execute_post, execute::execute_get, healthz),
+    paths(login::login, sso_token::sso_token, execute::execute_post, execute::execute_get, healthz),
     components(schemas(
         Status,
         StatusBody,
         login::LoginRequest,
         login::LoginResponse,
+        sso_token::SsoTokenRequest,
+        sso_token::SsoTokenResponse,
         execute::ExecuteRequest,
         execute::ExecuteResponse,
-        execute::ColumnInfo
+        execute::ColumnInfo,
+        Health
     ))
 )]
 pub struct ApiDoc;
 
-/// Liveness.
-#[utoipa::path(get, path = "/healthz", responses((status = 200, body = StatusBody)))]
-async fn healthz() -> Json<StatusBody> {
-    Json(StatusBody {
+/// Liveness, and how many requests the server has sent to OpenID providers (a benchmark
+/// shows the sign-in hot path sends none).
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Health {
+    pub provider_requests: u64,
+    pub status: Status,
+}
+
+#[utoipa::path(get, path = "/healthz", responses((status = 200, body = Health)))]
+async fn healthz(axum::extract::State(state): axum::extract::State<Arc<HttpState>>) -> Json<Health> {
+    Json(Health {
+        provider_requests: state.sso.providers().request_count(),
         status: Status::ok("ok"),
     })
 }
@@ -166,6 +191,7 @@ async fn not_found() -> ApiError {
 pub fn app(state: Arc<HttpState>) -> Router {
     Router::new()
         .route("/v1/login", post(login::login))
+        .route("/v1/sso_token", post(sso_token::sso_token))
         .route(
             "/v1/execute/{database}",
             post(execute::execute_post).get(execute::execute_get),

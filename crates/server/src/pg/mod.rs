@@ -1,6 +1,7 @@
 //! The PostgreSQL-protocol front end (pgwire): the listener, per-connection handlers, SCRAM
 //! sign-in and statement execution. Every sign-in failure is FATAL and closes the connection.
 
+mod connection;
 mod errors;
 mod query;
 mod startup;
@@ -11,7 +12,7 @@ use parking_lot::Mutex;
 use pgwire::api::auth::{AuthDriver, DefaultServerParameterProvider};
 use pgwire::api::stmt::NoopQueryParser;
 use pgwire::api::PgWireServerHandlers;
-use portcullis_auth::PasswordAuthenticator;
+use portcullis_auth::{PasswordAuthenticator, SsoAuthenticator};
 use portcullis_catalog::Session;
 use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
@@ -20,28 +21,46 @@ use tokio_rustls::TlsAcceptor;
 /// What every connection shares.
 pub struct PgShared {
     pub auth: Arc<PasswordAuthenticator>,
+    pub sso: Arc<SsoAuthenticator>,
     pub driver: AuthDriver<DefaultServerParameterProvider>,
+    /// The same parameters, for sign-ins that finish without the driver (tokens).
+    pub params: DefaultServerParameterProvider,
     pub parser: Arc<NoopQueryParser>,
 }
 
 impl PgShared {
-    pub fn new(auth: Arc<PasswordAuthenticator>) -> Self {
-        let mut params = DefaultServerParameterProvider::default();
-        params.server_version = format!("16.6 (Portcullis {})", env!("CARGO_PKG_VERSION"));
-        params.is_superuser = false;
-        params.scram_iterations = auth.catalog().options.scram_iterations as usize;
+    pub fn new(auth: Arc<PasswordAuthenticator>, sso: Arc<SsoAuthenticator>) -> Self {
+        let params = || {
+            let mut params = DefaultServerParameterProvider::default();
+            params.server_version = format!("16.6 (Portcullis {})", env!("CARGO_PKG_VERSION"));
+            params.is_superuser = false;
+            params.scram_iterations = auth.catalog().options.scram_iterations as usize;
+            params
+        };
         Self {
+            driver: AuthDriver::new(params()),
+            params: params(),
             auth,
-            driver: AuthDriver::new(params),
+            sso,
             parser: Arc::new(NoopQueryParser::new()),
         }
     }
+}
+
+/// A token sign-in waiting for its PasswordMessage.
+#[derive(Debug, Clone)]
+pub struct PendingToken {
+    pub kind: portcullis_auth::oidc::TokenKind,
+    pub source_database: Option<String>,
+    pub database: String,
+    pub integration: Option<String>,
 }
 
 /// One client connection: its sign-in target and, once signed in, its session.
 pub struct PgConnection {
     shared: Arc<PgShared>,
     target: Mutex<Option<portcullis_auth::LoginTarget>>,
+    token: Mutex<Option<PendingToken>>,
     session: Mutex<Option<Arc<Session>>>,
 }
 
@@ -88,12 +107,13 @@ pub async fn serve(
         let conn = Arc::new(PgConnection {
             shared: shared.clone(),
             target: Mutex::new(None),
+            token: Mutex::new(None),
             session: Mutex::new(None),
         });
         let tls = tls.clone();
         tokio::spawn(async move {
             let handlers = Handlers(conn.clone());
-            if let Err(e) = pgwire::tokio::process_socket(socket, tls, handlers).await {
+            if let Err(e) = connection::run(socket, tls, handlers).await {
                 tracing::debug!(%peer, error = %e, "connection ended with an error");
             }
             if let Some(session) = conn.session.lock().take() {

@@ -5,7 +5,7 @@ use std::fmt::Debug;
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use futures::Sink;
+use futures::{Sink, SinkExt};
 use pgwire::api::auth::driver::AuthOutcome;
 use pgwire::api::auth::mechanism::AuthMechanismFactory;
 use pgwire::api::auth::sasl::scram::{ScramAuth, ScramSecret};
@@ -13,14 +13,18 @@ use pgwire::api::auth::{
     protocol_negotiation, save_startup_parameters_to_metadata, AuthSource, LoginInfo, Password,
     StartupHandler,
 };
-use pgwire::api::ClientInfo;
+use pgwire::api::auth::finish_authentication;
+use pgwire::api::{ClientInfo, PgWireConnectionState};
+use pgwire::messages::startup::Authentication;
+use portcullis_auth::oidc::TokenKind;
+use portcullis_auth::TokenSignIn;
 use pgwire::error::{PgWireError, PgWireResult};
 use pgwire::messages::{PgWireBackendMessage, PgWireFrontendMessage};
 use portcullis_catalog::credential::ScramVerifier;
 use portcullis_catalog::{AuthMethod, Protocol};
 
 use super::errors::{fatal, fatal_with};
-use super::PgConnection;
+use super::{PendingToken, PgConnection};
 
 /// Hands pgwire's SCRAM mechanism the one verifier of this connection.
 #[derive(Debug)]
@@ -68,6 +72,26 @@ impl StartupHandler for PgConnection {
                 save_startup_parameters_to_metadata(client, startup);
                 let user = client.metadata().get("user").cloned().unwrap_or_default();
                 let database = client.metadata().get("database").cloned();
+                if let Some(pending) = token_login(&user, database.as_deref(), client.metadata()) {
+                    let loopback = client.socket_addr().ip().is_loopback();
+                    if !client.is_secure() && !loopback {
+                        return Err(fatal_with(
+                            "28000",
+                            "SSO tokens are accepted only over TLS (sslmode=require) or on a \
+                             loopback address"
+                                .into(),
+                        ));
+                    }
+                    *self.token.lock() = Some(pending);
+                    client.set_state(PgWireConnectionState::AuthenticationInProgress);
+                    client
+                        .send(PgWireBackendMessage::Authentication(
+                            Authentication::CleartextPassword,
+                        ))
+                        .await?;
+                    client.flush().await?;
+                    return Ok(());
+                }
                 let target = match self.shared.auth.lookup(&user, database.as_deref()) {
                     Ok(t) => t,
                     Err(e) => return Err(fatal(&e)),
@@ -88,6 +112,44 @@ impl StartupHandler for PgConnection {
                         format!("authentication could not start: {e}"),
                     )),
                 }
+            }
+            PgWireFrontendMessage::PasswordMessageFamily(msg)
+                if self.token.lock().is_some() =>
+            {
+                let Some(pending) = self.token.lock().take() else {
+                    return Err(fatal_with("08P01", "unexpected password message".into()));
+                };
+                let token = match msg.into_password() {
+                    Ok(p) => p.password,
+                    Err(_) => {
+                        return Err(fatal_with(
+                            "08P01",
+                            "expected a password message carrying the token".into(),
+                        ))
+                    }
+                };
+                let req = TokenSignIn {
+                    kind: pending.kind,
+                    token: token.trim(),
+                    source_database: pending.source_database.as_deref(),
+                    database: &pending.database,
+                    integration: pending.integration.as_deref(),
+                    pool_id: None,
+                    peer: &peer,
+                    protocol: Protocol::Postgres,
+                };
+                let session = self
+                    .shared
+                    .sso
+                    .sign_in(&req)
+                    .await
+                    .map_err(|e| fatal_with(e.sqlstate(), e.to_string()))?;
+                *self.session.lock() = Some(session.clone());
+                if let Err(e) = finish_authentication(client, &self.shared.params).await {
+                    self.shared.auth.catalog().sessions.remove(&session.id);
+                    return Err(e);
+                }
+                Ok(())
             }
             PgWireFrontendMessage::PasswordMessageFamily(msg) => {
                 let Some(target) = self.target.lock().clone() else {
@@ -139,4 +201,53 @@ impl StartupHandler for PgConnection {
             _ => Ok(()),
         }
     }
+}
+
+/// A token sign-in: user `id_token` or `access_token`, optionally `@source_db`; the database is
+/// the connected one (the source database when none is given). `identityprovider` may come as
+/// a startup parameter or in `options` (`-c identityprovider=name`).
+fn token_login(
+    user: &str,
+    database: Option<&str>,
+    params: &std::collections::HashMap<String, String>,
+) -> Option<PendingToken> {
+    let (kind, source) = match user.split_once('@') {
+        Some((k, db)) => (k, Some(db)),
+        None => (user, None),
+    };
+    let kind = TokenKind::from_user(kind)?;
+    let database = database
+        .filter(|d| !d.is_empty() && *d != user)
+        .or(source)
+        .unwrap_or(portcullis_catalog::model::SYSTEM_DATABASE);
+    let integration = params
+        .get("identityprovider")
+        .cloned()
+        .or_else(|| option(params.get("options")?, "identityprovider"));
+    Some(PendingToken {
+        kind,
+        source_database: source.map(str::to_owned),
+        database: database.to_owned(),
+        integration,
+    })
+}
+
+/// A `-c name=value` (or `--name=value`) setting from the `options` startup parameter.
+pub fn option(options: &str, name: &str) -> Option<String> {
+    let mut words = options.split_whitespace();
+    while let Some(w) = words.next() {
+        let setting = if w == "-c" {
+            words.next()?
+        } else if let Some(rest) = w.strip_prefix("-c").or_else(|| w.strip_prefix("--")) {
+            rest
+        } else {
+            continue;
+        };
+        if let Some((k, v)) = setting.split_once('=') {
+            if k.eq_ignore_ascii_case(name) {
+                return Some(v.to_owned());
+            }
+        }
+    }
+    None
 }

@@ -1,0 +1,10 @@
+//! OpenID Connect for a relying party: fetching provider metadata and keys, validating tokens,
+//! and the claim policy that turns a token into an identity with groups and roles.
+
+pub mod fetch;
+pub mod policy;
+pub mod provider;
+pub mod validate;
+
+pub use provider::ProviderCache;
+pub use validate::TokenKind;

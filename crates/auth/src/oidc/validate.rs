@@ -1,0 +1,565 @@
+//! Token validation (OIDC Core 3.1.3.7, RFC 8725, RFC 9068): the header rules, the signature
+//! (jsonwebtoken, aws-lc), and the claim rules, each recorded as a named check so that a refusal
+//! names what failed and EXPLAIN AUTHENTICATION can show every step.
+
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine as _;
+use jsonwebtoken::{Algorithm, Validation};
+use portcullis_catalog::sso::OidcProperties;
+use serde_json::{Map, Value};
+
+use super::provider::{ProviderCache, SigningKey};
+
+/// Clock skew tolerated on `exp`, `nbf` and `iat`.
+pub const LEEWAY_SECS: i64 = 60;
+/// The largest token accepted (PostgreSQL's own password limit).
+pub const MAX_TOKEN_BYTES: usize = 65_535;
+
+/// What the client says it presents (the user name `id_token` or `access_token`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TokenKind {
+    IdToken,
+    AccessToken,
+}
+
+impl TokenKind {
+    pub fn from_user(user: &str) -> Option<Self> {
+        match user {
+            "id_token" => Some(Self::IdToken),
+            "access_token" => Some(Self::AccessToken),
+            _ => None,
+        }
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::IdToken => "id_token",
+            Self::AccessToken => "access_token",
+        }
+    }
+}
+
+/// One check and its outcome.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Check {
+    pub name: &'static str,
+    pub passed: bool,
+    pub detail: String,
+}
+
+/// The first failed check.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Refusal {
+    pub check: &'static str,
+    pub reason: String,
+}
+
+/// A token that passed every check.
+#[derive(Debug, Clone)]
+pub struct ValidToken {
+    pub claims: Map<String, Value>,
+    /// Which rules it was validated under.
+    pub validated_as: TokenKind,
+    pub expires_at: i64,
+}
+
+/// The checks made so far.
+#[derive(Debug, Default)]
+pub struct Trace {
+    pub checks: Vec<Check>,
+}
+
+impl Trace {
+    pub fn pass(&mut self, name: &'static str, detail: impl Into<String>) {
+        self.checks.push(Check {
+            name,
+            passed: true,
+            detail: detail.into(),
+        });
+    }
+
+    pub fn fail(&mut self, name: &'static str, reason: impl Into<String>) -> Refusal {
+        let reason = reason.into();
+        self.checks.push(Check {
+            name,
+            passed: false,
+            detail: reason.clone(),
+        });
+        Refusal {
+            check: name,
+            reason,
+        }
+    }
+}
+
+/// The parts of a token header the checks use.
+#[derive(Debug, Clone)]
+pub struct HeaderInfo {
+    pub alg: Algorithm,
+    pub kid: Option<String>,
+    /// Lower case, without an `application/` prefix.
+    pub typ: Option<String>,
+}
+
+const ALLOWED: &[Algorithm] = &[
+    Algorithm::RS256,
+    Algorithm::RS384,
+    Algorithm::RS512,
+    Algorithm::PS256,
+    Algorithm::PS384,
+    Algorithm::PS512,
+    Algorithm::ES256,
+    Algorithm::ES384,
+    Algorithm::EdDSA,
+];
+
+fn decode_part(part: &str) -> Option<Map<String, Value>> {
+    let bytes = URL_SAFE_NO_PAD.decode(part.trim_end_matches('=')).ok()?;
+    match serde_json::from_slice(&bytes).ok()? {
+        Value::Object(m) => Some(m),
+        _ => None,
+    }
+}
+
+/// The header rules: a compact JWS (not JWE, not nested), an allow-listed asymmetric `alg`, no
+/// `crit` extension; `jku`, `x5u`, `jwk` and `x5c` are ignored (never fetched or trusted).
+pub fn check_header(token: &str, trace: &mut Trace) -> Result<HeaderInfo, Refusal> {
+    if token.len() > MAX_TOKEN_BYTES {
+        return Err(trace.fail("format", format!("the token is longer than {MAX_TOKEN_BYTES} bytes")));
+    }
+    let parts: Vec<&str> = token.split('.').collect();
+    match parts.len() {
+        3 => {}
+        5 => return Err(trace.fail("format", "encrypted tokens (JWE) are not accepted")),
+        _ => return Err(trace.fail("format", "the token is not a JWT (three base64url parts separated by dots)")),
+    }
+    let Some(header) = decode_part(parts[0]) else {
+        return Err(trace.fail("format", "the token header is not base64url-encoded JSON"));
+    };
+    trace.pass("format", "a signed JWT (JWS compact form)");
+    let alg_text = header.get("alg").and_then(Value::as_str).unwrap_or_default();
+    if alg_text.is_empty() {
+        return Err(trace.fail("algorithm", "the token header has no alg"));
+    }
+    if alg_text.eq_ignore_ascii_case("none") {
+        return Err(trace.fail("algorithm", "unsigned tokens (alg none) are never accepted"));
+    }
+    if alg_text.starts_with("HS") {
+        return Err(trace.fail(
+            "algorithm",
+            format!("symmetric algorithm {alg_text} is never accepted for provider tokens"),
+        ));
+    }
+    let alg = alg_text.parse::<Algorithm>().ok().filter(|a| ALLOWED.contains(a));
+    let Some(alg) = alg else {
+        return Err(trace.fail("algorithm", format!("algorithm {alg_text} is not accepted")));
+    };
+    if let Some(crit) = header.get("crit") {
+        return Err(trace.fail(
+            "algorithm",
+            format!("the token marks header parameters {crit} as critical; none are supported"),
+        ));
+    }
+    if header
+        .get("cty")
+        .and_then(Value::as_str)
+        .is_some_and(|c| c.eq_ignore_ascii_case("jwt"))
+    {
+        return Err(trace.fail("format", "nested tokens (cty JWT) are not accepted"));
+    }
+    let ignored: Vec<&str> = ["jku", "x5u", "jwk", "x5c"]
+        .into_iter()
+        .filter(|h| header.contains_key(*h))
+        .collect();
+    let mut detail = format!("{alg:?}");
+    if !ignored.is_empty() {
+        detail.push_str(&format!(" (header {} ignored)", ignored.join(", ")));
+    }
+    trace.pass("algorithm", detail);
+    let kid = match header.get("kid") {
+        None => None,
+        Some(Value::String(k)) if k.len() <= 256 => Some(k.clone()),
+        Some(_) => return Err(trace.fail("key", "the token's kid is not a short string")),
+    };
+    let typ = match header.get("typ") {
+        None => None,
+        Some(Value::String(t)) => {
+            let t = t.to_ascii_lowercase();
+            Some(t.strip_prefix("application/").map(str::to_owned).unwrap_or(t))
+        }
+        Some(_) => return Err(trace.fail("token type", "the token's typ is not a string")),
+    };
+    Ok(HeaderInfo { alg, kid, typ })
+}
+
+/// Which rules apply: an `at+jwt` is an access token; anything else an ID token, which may sign
+/// in as `access_token` only when `enable_id_token_authentication` is on.
+pub fn choose_rules(
+    header: &HeaderInfo,
+    presented_as: TokenKind,
+    props: &OidcProperties,
+    trace: &mut Trace,
+) -> Result<TokenKind, Refusal> {
+    let is_access = header.typ.as_deref() == Some("at+jwt");
+    if let Some(t) = header.typ.as_deref().filter(|t| *t != "at+jwt" && *t != "jwt") {
+        return Err(trace.fail("token type", format!("token type \"{t}\" is not accepted")));
+    }
+    match (presented_as, is_access) {
+        (TokenKind::AccessToken, true) => {
+            trace.pass("token type", "JWT access token (typ at+jwt, RFC 9068)");
+            Ok(TokenKind::AccessToken)
+        }
+        (TokenKind::AccessToken, false) if props.enable_id_token_authentication => {
+            trace.pass(
+                "token type",
+                "ID token standing in as the access token (enable_id_token_authentication)",
+            );
+            Ok(TokenKind::IdToken)
+        }
+        (TokenKind::AccessToken, false) => Err(trace.fail(
+            "token type",
+            "the token is not a JWT access token (typ at+jwt); ID tokens may sign in as \
+             access_token only when the integration sets enable_id_token_authentication = true \
+             (or sign in as user id_token)",
+        )),
+        (TokenKind::IdToken, true) => Err(trace.fail(
+            "token type",
+            "the token is an access token (typ at+jwt), not an ID token; sign in as user \
+             access_token",
+        )),
+        (TokenKind::IdToken, false) => {
+            trace.pass("token type", "ID token");
+            Ok(TokenKind::IdToken)
+        }
+    }
+}
+
+/// Verifies the signature with the chosen key; returns the claims.
+pub fn check_signature(
+    token: &str,
+    header: &HeaderInfo,
+    key: &SigningKey,
+    trace: &mut Trace,
+) -> Result<Map<String, Value>, Refusal> {
+    let mut validation = Validation::new(header.alg);
+    validation.algorithms = vec![header.alg];
+    validation.required_spec_claims.clear();
+    validation.validate_exp = false;
+    validation.validate_nbf = false;
+    validation.validate_aud = false;
+    match jsonwebtoken::decode::<Map<String, Value>>(token, &key.key, &validation) {
+        Ok(data) => {
+            trace.pass(
+                "signature",
+                format!(
+                    "valid {:?} signature by key {}",
+                    header.alg,
+                    key.kid.as_deref().unwrap_or("(no kid)")
+                ),
+            );
+            Ok(data.claims)
+        }
+        Err(e) => {
+            let why = match e.kind() {
+                jsonwebtoken::errors::ErrorKind::InvalidSignature => {
+                    "the signature does not verify with the provider's key".to_owned()
+                }
+                other => format!("the token could not be verified ({other:?})"),
+            };
+            Err(trace.fail("signature", why))
+        }
+    }
+}
+
+fn string_claim<'a>(claims: &'a Map<String, Value>, name: &str) -> Option<&'a str> {
+    claims.get(name).and_then(Value::as_str)
+}
+
+fn time_claim(claims: &Map<String, Value>, name: &str) -> Result<Option<i64>, String> {
+    match claims.get(name) {
+        None => Ok(None),
+        Some(Value::Number(n)) => n
+            .as_i64()
+            .or_else(|| n.as_f64().map(|f| f as i64))
+            .map(Some)
+            .ok_or_else(|| format!("claim {name} is not a number of seconds")),
+        Some(_) => Err(format!("claim {name} is not a number")),
+    }
+}
+
+/// The claim rules for the chosen kind. Returns the expiry.
+pub fn check_claims(
+    claims: &Map<String, Value>,
+    rules: TokenKind,
+    props: &OidcProperties,
+    now: i64,
+    trace: &mut Trace,
+) -> Result<i64, Refusal> {
+    // iss
+    match string_claim(claims, "iss") {
+        Some(iss) if iss == props.issuer => trace.pass("iss", format!("\"{iss}\"")),
+        Some(iss) => {
+            return Err(trace.fail(
+                "iss",
+                format!("token issuer \"{iss}\" is not the integration's issuer \"{}\"", props.issuer),
+            ))
+        }
+        None => return Err(trace.fail("iss", "the token has no iss claim")),
+    }
+    // aud
+    let audiences: Vec<&str> = match claims.get("aud") {
+        Some(Value::String(a)) => vec![a.as_str()],
+        Some(Value::Array(list)) => {
+            let items: Option<Vec<&str>> = list.iter().map(Value::as_str).collect();
+            match items {
+                Some(items) if !items.is_empty() => items,
+                _ => return Err(trace.fail("aud", "claim aud is not a string or a list of strings")),
+            }
+        }
+        _ => return Err(trace.fail("aud", "the token has no aud claim")),
+    };
+    if audiences.contains(&props.client_id.as_str()) {
+        trace.pass("aud", format!("includes the client_id \"{}\"", props.client_id));
+    } else if let Some(extra) = audiences
+        .iter()
+        .find(|a| props.additional_audiences.iter().any(|x| x == *a))
+    {
+        trace.pass("aud", format!("includes the additional audience \"{extra}\""));
+    } else {
+        return Err(trace.fail(
+            "aud",
+            format!(
+                "token audience {audiences:?} does not include the integration's client_id \"{}\"{}",
+                props.client_id,
+                if props.additional_audiences.is_empty() { "" } else { " or an additional audience" }
+            ),
+        ));
+    }
+    // azp
+    match claims.get("azp") {
+        Some(Value::String(azp)) if *azp == props.client_id => {
+            trace.pass("azp", format!("\"{azp}\" is the client_id"))
+        }
+        Some(Value::String(azp)) => {
+            return Err(trace.fail(
+                "azp",
+                format!("authorized party \"{azp}\" is not the integration's client_id \"{}\"", props.client_id),
+            ))
+        }
+        Some(_) => return Err(trace.fail("azp", "claim azp is not a string")),
+        None if audiences.len() > 1 => {
+            return Err(trace.fail("azp", "a token with several audiences must name its authorized party (azp)"))
+        }
+        None => trace.pass("azp", "absent (single audience)"),
+    }
+    // times
+    let exp = match time_claim(claims, "exp") {
+        Ok(Some(exp)) => exp,
+        Ok(None) => return Err(trace.fail("times", "the token has no exp claim")),
+        Err(e) => return Err(trace.fail("times", e)),
+    };
+    if exp + LEEWAY_SECS <= now {
+        return Err(trace.fail("times", format!("the token expired {} s ago", now - exp)));
+    }
+    match time_claim(claims, "nbf") {
+        Ok(Some(nbf)) if nbf > now + LEEWAY_SECS => {
+            return Err(trace.fail("times", format!("the token is not valid for another {} s (nbf)", nbf - now)))
+        }
+        Err(e) => return Err(trace.fail("times", e)),
+        _ => {}
+    }
+    match time_claim(claims, "iat") {
+        Ok(Some(iat)) if iat > now + LEEWAY_SECS => {
+            return Err(trace.fail("times", format!("the token was issued {} s in the future (iat)", iat - now)))
+        }
+        Ok(Some(_)) => {}
+        Ok(None) => return Err(trace.fail("times", "the token has no iat claim")),
+        Err(e) => return Err(trace.fail("times", e)),
+    }
+    trace.pass("times", format!("expires in {} s (leeway {LEEWAY_SECS} s)", exp - now));
+    // required claims of the kind
+    if string_claim(claims, "sub").is_none_or(str::is_empty) {
+        return Err(trace.fail("claims", "the token has no sub claim"));
+    }
+    if rules == TokenKind::AccessToken {
+        if string_claim(claims, "jti").is_none_or(str::is_empty) {
+            return Err(trace.fail("claims", "an access token must have a jti claim (RFC 9068)"));
+        }
+        match string_claim(claims, "client_id") {
+            Some(c) if c == props.client_id => {}
+            Some(c) => {
+                return Err(trace.fail(
+                    "claims",
+                    format!("the access token was issued to client \"{c}\", not to the integration's client_id \"{}\"", props.client_id),
+                ))
+            }
+            None => return Err(trace.fail("claims", "an access token must have a client_id claim (RFC 9068)")),
+        }
+        trace.pass("claims", "sub, jti and client_id present (RFC 9068)");
+    } else {
+        trace.pass("claims", "sub present");
+    }
+    Ok(exp)
+}
+
+/// Validates a token for an integration: header, key, signature, claims.
+pub async fn validate(
+    providers: &ProviderCache,
+    props: &OidcProperties,
+    token: &str,
+    presented_as: TokenKind,
+    now: i64,
+    trace: &mut Trace,
+) -> Result<ValidToken, Refusal> {
+    let header = check_header(token, trace)?;
+    let rules = choose_rules(&header, presented_as, props, trace)?;
+    let lookup = match providers.key(&props.issuer, header.kid.as_deref(), header.alg).await {
+        Ok(l) => l,
+        Err(e) => return Err(trace.fail("discovery", format!("issuer {}: {e}", props.issuer))),
+    };
+    trace.pass(
+        "discovery",
+        format!(
+            "issuer {} ({} usable keys{})",
+            lookup.provider.metadata.issuer,
+            lookup.provider.keys.len(),
+            if lookup.fetched { ", fetched now" } else { ", cached" }
+        ),
+    );
+    let key = match lookup.key {
+        Ok(k) => k,
+        Err(e) => return Err(trace.fail("key", e.to_string())),
+    };
+    trace.pass("key", format!("kid {}", key.kid.as_deref().unwrap_or("(none)")));
+    let claims = check_signature(token, &header, &key, trace)?;
+    let expires_at = check_claims(&claims, rules, props, now, trace)?;
+    Ok(ValidToken {
+        claims,
+        validated_as: rules,
+        expires_at,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn b64(v: &Value) -> String {
+        URL_SAFE_NO_PAD.encode(v.to_string())
+    }
+
+    fn token(header: Value) -> String {
+        format!("{}.{}.c2ln", b64(&header), b64(&json!({"sub": "x"})))
+    }
+
+    fn props() -> OidcProperties {
+        OidcProperties {
+            issuer: "https://idp.example".into(),
+            client_id: "app".into(),
+            default_group: "users".into(),
+            additional_audiences: vec!["https://api.example".into()],
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn header_rules() {
+        let cases = [
+            (json!({"alg": "none"}), "alg none"),
+            (json!({"alg": "HS256"}), "symmetric"),
+            (json!({"alg": "RS1"}), "not accepted"),
+            (json!({}), "no alg"),
+            (json!({"alg": "RS256", "crit": ["exp"]}), "critical"),
+            (json!({"alg": "RS256", "cty": "JWT"}), "nested"),
+            (json!({"alg": "RS256", "kid": 5}), "kid"),
+        ];
+        for (h, needle) in cases {
+            let mut t = Trace::default();
+            let e = check_header(&token(h.clone()), &mut t).unwrap_err();
+            assert!(e.reason.contains(needle), "{h}: {}", e.reason);
+        }
+        let mut t = Trace::default();
+        assert!(check_header("a.b.c.d.e", &mut t).unwrap_err().reason.contains("JWE"));
+        let mut t = Trace::default();
+        let h = check_header(
+            &token(json!({"alg": "RS256", "kid": "k", "typ": "application/at+JWT", "jku": "https://evil"})),
+            &mut t,
+        )
+        .unwrap();
+        assert_eq!(h.typ.as_deref(), Some("at+jwt"));
+        assert!(t.checks.iter().any(|c| c.detail.contains("jku ignored")));
+    }
+
+    #[test]
+    fn id_and_access_rules_are_kept_apart() {
+        let at = HeaderInfo { alg: Algorithm::RS256, kid: None, typ: Some("at+jwt".into()) };
+        let id = HeaderInfo { alg: Algorithm::RS256, kid: None, typ: Some("jwt".into()) };
+        let mut p = props();
+        let mut t = Trace::default();
+        assert_eq!(choose_rules(&at, TokenKind::AccessToken, &p, &mut t).unwrap(), TokenKind::AccessToken);
+        assert!(choose_rules(&at, TokenKind::IdToken, &p, &mut t).is_err());
+        assert!(choose_rules(&id, TokenKind::AccessToken, &p, &mut t).unwrap_err().reason.contains("enable_id_token_authentication"));
+        p.enable_id_token_authentication = true;
+        assert_eq!(choose_rules(&id, TokenKind::AccessToken, &p, &mut t).unwrap(), TokenKind::IdToken);
+        let odd = HeaderInfo { typ: Some("dpop+jwt".into()), ..id };
+        assert!(choose_rules(&odd, TokenKind::IdToken, &p, &mut t).is_err());
+    }
+
+    fn claims(v: Value) -> Map<String, Value> {
+        v.as_object().unwrap().clone()
+    }
+
+    #[test]
+    fn claim_rules() {
+        let now = 1_000_000;
+        let good = json!({"iss": "https://idp.example", "aud": "app", "sub": "s", "exp": now + 300, "iat": now});
+        let p = props();
+        let mut t = Trace::default();
+        assert_eq!(check_claims(&claims(good.clone()), TokenKind::IdToken, &p, now, &mut t).unwrap(), now + 300);
+        let with = |k: &str, v: Value| {
+            let mut c = good.clone();
+            c[k] = v;
+            c
+        };
+        let without = |k: &str| {
+            let mut c = good.clone();
+            c.as_object_mut().unwrap().remove(k);
+            c
+        };
+        let cases = [
+            (with("iss", json!("https://idp.example/")), "iss"),
+            (without("iss"), "iss"),
+            (with("aud", json!("other")), "aud"),
+            (with("aud", json!(["app", "other"])), "azp"),
+            (with("azp", json!("other")), "azp"),
+            (with("exp", json!(now - 61)), "times"),
+            (with("exp", json!("tomorrow")), "times"),
+            (without("exp"), "times"),
+            (with("nbf", json!(now + 120)), "times"),
+            (with("iat", json!(now + 120)), "times"),
+            (without("iat"), "times"),
+            (without("sub"), "claims"),
+        ];
+        for (c, check) in cases {
+            let mut t = Trace::default();
+            let e = check_claims(&claims(c.clone()), TokenKind::IdToken, &p, now, &mut t).unwrap_err();
+            assert_eq!(e.check, check, "{c}: {}", e.reason);
+        }
+        // within the leeway
+        let mut t = Trace::default();
+        assert!(check_claims(&claims(with("exp", json!(now - 30))), TokenKind::IdToken, &p, now, &mut t).is_ok());
+        // an additional audience is accepted; several audiences with azp = client_id too
+        assert!(check_claims(&claims(with("aud", json!("https://api.example"))), TokenKind::IdToken, &p, now, &mut t).is_ok());
+        let mut multi = with("aud", json!(["app", "x"]));
+        multi["azp"] = json!("app");
+        assert!(check_claims(&claims(multi), TokenKind::IdToken, &p, now, &mut t).is_ok());
+        // access tokens need jti and the right client_id
+        let mut at = with("jti", json!("j1"));
+        at["client_id"] = json!("app");
+        assert!(check_claims(&claims(at.clone()), TokenKind::AccessToken, &p, now, &mut t).is_ok());
+        at["client_id"] = json!("someone-else");
+        assert!(check_claims(&claims(at), TokenKind::AccessToken, &p, now, &mut t).is_err());
+        assert!(check_claims(&claims(good), TokenKind::AccessToken, &p, now, &mut t).unwrap_err().reason.contains("jti"));
+    }
+}

@@ -1,0 +1,438 @@
+//! SSO sign-in with a provider token (the token flow): choose the integration, validate the
+//! token, apply the claim policy, resolve groups and roles in the catalog, check USE on the
+//! target database, open the session, and write one audit event. `explain` runs the same steps
+//! without signing in (EXPLAIN AUTHENTICATION).
+
+use std::sync::Arc;
+
+use portcullis_catalog::error::sqlstate;
+use portcullis_catalog::model::CatalogState;
+use portcullis_catalog::privileges::{holds, session_principals, Action, Privilege};
+use portcullis_catalog::sso::OidcProperties;
+use portcullis_catalog::{
+    explain_columns, now, AuthMethod, Catalog, CatalogError, Protocol, QueryResult, Session,
+    SessionRegistry, SsoIdentity, Value,
+};
+use portcullis_store::{AssignmentTarget, ObjectRef, SsoIntegrationRecord};
+
+use crate::oidc::policy;
+use crate::oidc::provider::ProviderCache;
+use crate::oidc::validate::{validate, Check, Refusal, TokenKind, Trace};
+
+/// Why an SSO sign-in was refused. Every variant is FATAL on the wire.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SsoError {
+    #[error("SSO sign-in refused: {reason}")]
+    Refused { check: &'static str, reason: String },
+    #[error("database \"{0}\" does not exist")]
+    NoDatabase(String),
+    #[error("source database \"{0}\" (named after @ in the user name) does not exist")]
+    NoSourceDatabase(String),
+    #[error("database \"{0}\" has no SSO integration; an administrator can add one with ALTER DATABASE … SET SSO INTEGRATION")]
+    NoIntegration(String),
+    #[error("SSO integration \"{0}\" does not exist for this database")]
+    UnknownIntegration(String),
+    #[error("SSO integration \"{0}\" is disabled; sign in with a password or ask an administrator")]
+    Disabled(String),
+    #[error("sign-in failed: {0}")]
+    Internal(String),
+}
+
+impl SsoError {
+    pub fn sqlstate(&self) -> &'static str {
+        match self {
+            Self::NoDatabase(_) | Self::NoSourceDatabase(_) => sqlstate::INVALID_CATALOG_NAME,
+            Self::Internal(_) => sqlstate::INTERNAL_ERROR,
+            _ => sqlstate::INVALID_AUTHORIZATION,
+        }
+    }
+
+    /// The short reason code of the audit log.
+    pub fn reason_code(&self) -> &'static str {
+        match self {
+            Self::Refused { check, .. } => check,
+            Self::NoDatabase(_) => "unknown_database",
+            Self::NoSourceDatabase(_) => "unknown_source_database",
+            Self::NoIntegration(_) => "no_integration",
+            Self::UnknownIntegration(_) => "unknown_integration",
+            Self::Disabled(_) => "integration_disabled",
+            Self::Internal(_) => "internal",
+        }
+    }
+}
+
+impl From<Refusal> for SsoError {
+    fn from(r: Refusal) -> Self {
+        Self::Refused {
+            check: r.check,
+            reason: r.reason,
+        }
+    }
+}
+
+/// A token sign-in request, from any front end.
+#[derive(Debug, Clone)]
+pub struct TokenSignIn<'a> {
+    pub kind: TokenKind,
+    pub token: &'a str,
+    /// The database named after `@` in the user name (cross-database sign-in).
+    pub source_database: Option<&'a str>,
+    /// The database the session will be in.
+    pub database: &'a str,
+    /// `identityprovider`: a named integration of the source database.
+    pub integration: Option<&'a str>,
+    /// The connectivity pool the connection arrived on.
+    pub pool_id: Option<i64>,
+    pub peer: &'a str,
+    pub protocol: Protocol,
+}
+
+/// What a token established, before the session exists.
+struct Established {
+    identity: String,
+    integration: String,
+    groups: Vec<i64>,
+    roles: Vec<i64>,
+    expires_at: i64,
+    validated_as: TokenKind,
+}
+
+/// Token sign-ins and their explanation.
+pub struct SsoAuthenticator {
+    catalog: Arc<Catalog>,
+    providers: Arc<ProviderCache>,
+}
+
+impl SsoAuthenticator {
+    pub fn new(catalog: Arc<Catalog>, providers: Arc<ProviderCache>) -> Self {
+        Self { catalog, providers }
+    }
+
+    pub fn providers(&self) -> &ProviderCache {
+        &self.providers
+    }
+
+    /// Signs in with a token and opens a session (or explains why not).
+    pub async fn sign_in(&self, req: &TokenSignIn<'_>) -> Result<Arc<Session>, SsoError> {
+        let mut trace = Trace::default();
+        let result = self.evaluate(req, &mut trace).await;
+        let (identity, integration) = match &result {
+            Ok(e) => (e.identity.clone(), e.integration.clone()),
+            Err(_) => (String::new(), String::new()),
+        };
+        let session = match result {
+            Ok(e) => Ok(self.open(req, e)),
+            Err(e) => Err(e),
+        };
+        audit(req, &identity, &integration, session.as_ref().map(|_| ()));
+        session
+    }
+
+    fn open(&self, req: &TokenSignIn<'_>, e: Established) -> Arc<Session> {
+        let state = self.catalog.state();
+        let database_id = state.database(req.database).map_or(0, |d| d.id);
+        self.catalog.sessions.insert(Session {
+            id: SessionRegistry::new_id(),
+            user_id: 0,
+            user: e.identity,
+            database: req.database.to_owned(),
+            database_id,
+            method: match e.validated_as {
+                TokenKind::IdToken => AuthMethod::SsoIdToken,
+                TokenKind::AccessToken => AuthMethod::SsoAccessToken,
+            },
+            protocol: req.protocol,
+            peer: req.peer.to_owned(),
+            started_at: now(),
+            expires_at: (req.protocol == Protocol::Http).then_some(e.expires_at),
+            sso: Some(SsoIdentity {
+                integration: e.integration,
+                groups: e.groups,
+                roles: e.roles,
+                token_expires_at: e.expires_at,
+            }),
+        })
+    }
+
+    /// Every step of a sign-in, recorded in `trace`.
+    async fn evaluate(
+        &self,
+        req: &TokenSignIn<'_>,
+        trace: &mut Trace,
+    ) -> Result<Established, SsoError> {
+        let state = self.catalog.state();
+        let target = state
+            .database(req.database)
+            .ok_or_else(|| SsoError::NoDatabase(req.database.to_owned()))?
+            .clone();
+        let integration = choose_integration(&state, req)?;
+        trace.pass(
+            "integration",
+            format!(
+                "{} of database {}",
+                integration.name,
+                state.database_name(integration.database_id)
+            ),
+        );
+        let props = OidcProperties::from_json(&integration.properties)
+            .map_err(|e| SsoError::Internal(e.message))?;
+        if props.disabled {
+            trace.fail("integration", "the integration is disabled");
+            return Err(SsoError::Disabled(integration.name.clone()));
+        }
+        let token = validate(&self.providers, &props, req.token, req.kind, now(), trace).await?;
+        let decision = match policy::decide(&props, &token.claims) {
+            Ok(d) => d,
+            Err(reason) => return Err(trace.fail("policy", reason).into()),
+        };
+        let home = state.database_name(integration.database_id).to_owned();
+        let (groups, roles, notes) = resolve(&state, &decision, &home);
+        trace.pass(
+            "policy",
+            format!(
+                "user {}; provider groups {:?}, roles {:?}; groups {:?}{}; roles {:?}{}",
+                decision.identity,
+                decision.provider_groups,
+                decision.provider_roles,
+                groups.iter().map(|(_, n)| n).collect::<Vec<_>>(),
+                if decision.used_default_group { " (default group)" } else { "" },
+                roles.iter().map(|(_, n)| n).collect::<Vec<_>>(),
+                if notes.is_empty() { String::new() } else { format!("; {}", notes.join("; ")) }
+            ),
+        );
+        // USE on the target database through the mapped groups, roles or the Public Role.
+        let group_ids: Vec<i64> = groups.iter().map(|(id, _)| *id).collect();
+        let role_ids: Vec<i64> = roles.iter().map(|(id, _)| *id).collect();
+        let probe = Session {
+            id: String::new(),
+            user_id: 0,
+            user: decision.identity.clone(),
+            database: target.name.clone(),
+            database_id: target.id,
+            method: AuthMethod::SsoAccessToken,
+            protocol: req.protocol,
+            peer: String::new(),
+            started_at: 0,
+            expires_at: None,
+            sso: Some(SsoIdentity {
+                integration: integration.name.clone(),
+                groups: group_ids.clone(),
+                roles: role_ids.clone(),
+                token_expires_at: token.expires_at,
+            }),
+        };
+        let principals = session_principals(&state, &probe);
+        if !holds(
+            &state,
+            &principals,
+            Privilege::new(Action::Use),
+            ObjectRef::Database(target.id),
+        ) {
+            return Err(trace
+                .fail(
+                    "database access",
+                    format!(
+                        "none of the user's groups ({}) has the USE privilege on database \"{}\"",
+                        if groups.is_empty() {
+                            "none".to_owned()
+                        } else {
+                            groups.iter().map(|(_, n)| n.as_str()).collect::<Vec<_>>().join(", ")
+                        },
+                        target.name
+                    ),
+                )
+                .into());
+        }
+        trace.pass("database access", format!("USE on database {}", target.name));
+        Ok(Established {
+            identity: decision.identity,
+            integration: integration.name.clone(),
+            groups: group_ids,
+            roles: role_ids,
+            expires_at: token.expires_at,
+            validated_as: token.validated_as,
+        })
+    }
+
+    /// EXPLAIN AUTHENTICATION: the checks of a sign-in with `token`, without signing in.
+    /// Administrators of the database may explain any token; anyone may explain a token that
+    /// identifies themselves (the token they signed in with).
+    pub async fn explain(
+        &self,
+        session: &Session,
+        token: &str,
+        database: Option<&str>,
+    ) -> Result<QueryResult, CatalogError> {
+        let database = database.unwrap_or(&session.database).to_owned();
+        let header_typ = crate::oidc::validate::check_header(token, &mut Trace::default())
+            .ok()
+            .and_then(|h| h.typ);
+        let kind = if header_typ.as_deref() == Some("at+jwt") {
+            TokenKind::AccessToken
+        } else {
+            TokenKind::IdToken
+        };
+        let req = TokenSignIn {
+            kind,
+            token,
+            source_database: None,
+            database: &database,
+            integration: None,
+            pool_id: None,
+            peer: &session.peer,
+            protocol: session.protocol,
+        };
+        let mut trace = Trace::default();
+        let result = self.evaluate(&req, &mut trace).await;
+        let state = self.catalog.state();
+        let is_admin = state.database(&database).is_some_and(|d| {
+            portcullis_catalog::privileges::administers(
+                &state,
+                &session_principals(&state, session),
+                d.id,
+            )
+        });
+        let own = match &result {
+            Ok(e) => e.identity == session.user,
+            Err(_) => false,
+        };
+        if !is_admin && !own {
+            return Err(CatalogError::denied(format!(
+                "EXPLAIN AUTHENTICATION of another user's token needs administrator rights on \
+                 database \"{database}\""
+            )));
+        }
+        let mut checks: Vec<Check> = trace.checks;
+        match result {
+            Ok(_) => checks.push(Check {
+                name: "result",
+                passed: true,
+                detail: "the token would sign in".into(),
+            }),
+            Err(e) => {
+                if !matches!(e, SsoError::Refused { .. }) {
+                    checks.push(Check {
+                        name: "result",
+                        passed: false,
+                        detail: e.to_string(),
+                    });
+                } else {
+                    checks.push(Check {
+                        name: "result",
+                        passed: false,
+                        detail: "the token would be refused".into(),
+                    });
+                }
+            }
+        }
+        let rows = checks
+            .into_iter()
+            .enumerate()
+            .map(|(i, c)| {
+                vec![
+                    Value::Int(i as i64 + 1),
+                    Value::Text(c.name.to_owned()),
+                    Value::Text(if c.passed { "pass" } else { "fail" }.to_owned()),
+                    Value::Text(c.detail),
+                ]
+            })
+            .collect();
+        Ok(QueryResult {
+            columns: explain_columns(),
+            rows,
+        })
+    }
+}
+
+#[async_trait::async_trait]
+impl portcullis_catalog::AuthenticationExplainer for SsoAuthenticator {
+    async fn explain(
+        &self,
+        session: &Session,
+        token: &str,
+        database: Option<&str>,
+    ) -> Result<QueryResult, CatalogError> {
+        SsoAuthenticator::explain(self, session, token, database).await
+    }
+}
+
+/// The integration that checks a token: the one named by `identityprovider` (of the source
+/// database or the pool), else the pool's, else the source database's assigned one.
+fn choose_integration<'a>(
+    state: &'a CatalogState,
+    req: &TokenSignIn<'_>,
+) -> Result<&'a SsoIntegrationRecord, SsoError> {
+    let source_name = req.source_database.unwrap_or(req.database);
+    let source = state.database(source_name).ok_or_else(|| {
+        if req.source_database.is_some() {
+            SsoError::NoSourceDatabase(source_name.to_owned())
+        } else {
+            SsoError::NoDatabase(source_name.to_owned())
+        }
+    })?;
+    let pool = req
+        .pool_id
+        .and_then(|p| state.assigned_integration(AssignmentTarget::ConnectivityPool(p)));
+    if let Some(name) = req.integration {
+        return state
+            .integration(name)
+            .filter(|i| i.database_id == source.id || pool.is_some_and(|p| p.id == i.id))
+            .ok_or_else(|| SsoError::UnknownIntegration(name.to_owned()));
+    }
+    if req.source_database.is_none() {
+        if let Some(p) = pool {
+            return Ok(p);
+        }
+    }
+    state
+        .assigned_integration(AssignmentTarget::Database(source.id))
+        .ok_or_else(|| SsoError::NoIntegration(source.name.clone()))
+}
+
+type Named = Vec<(i64, String)>;
+
+/// Resolves the decision's group and role names in the catalog (relative to the integration's
+/// database); names that match nothing are reported, not fatal.
+fn resolve(
+    state: &CatalogState,
+    decision: &policy::Decision,
+    home: &str,
+) -> (Named, Named, Vec<String>) {
+    use portcullis_catalog::{resolve_group, resolve_role};
+    let mut notes = Vec::new();
+    let mut groups = Vec::new();
+    for name in &decision.groups {
+        match resolve_group(state, name, home) {
+            Some(g) => {
+                let fq = format!("{}@{}", g.name, state.database_name(g.database_id));
+                if !groups.iter().any(|(id, _)| *id == g.id) {
+                    groups.push((g.id, fq));
+                }
+            }
+            None => notes.push(format!("group \"{name}\" does not exist (ignored)")),
+        }
+    }
+    let mut roles = Vec::new();
+    for name in &decision.roles {
+        match resolve_role(state, name, home) {
+            Some(r) => {
+                let fq = format!("{}@{}", r.name, state.database_name(r.database_id));
+                if !roles.iter().any(|(id, _)| *id == r.id) {
+                    roles.push((r.id, fq));
+                }
+            }
+            None => notes.push(format!("role \"{name}\" does not exist (ignored)")),
+        }
+    }
+    (groups, roles, notes)
+}
+
+/// One structured event per attempt: result, reason code, identity, integration, peer. Never
+/// the token.
+fn audit(req: &TokenSignIn<'_>, identity: &str, integration: &str, result: Result<(), &SsoError>) {
+    let method = req.kind.name();
+    match result {
+        Ok(()) => tracing::info!(target: "portcullis::audit", result = "success", user = identity, integration, database = req.database, method, peer = req.peer, "sso sign-in"),
+        Err(e) => tracing::info!(target: "portcullis::audit", result = "failure", reason = e.reason_code(), detail = %e, database = req.database, method, peer = req.peer, "sso sign-in"),
+    }
+}

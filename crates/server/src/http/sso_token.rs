@@ -1,0 +1,86 @@
+//! `POST /v1/sso_token`: exchanges a provider token (ID or access token) for a Portcullis
+//! access token, server to server (reference §12).
+
+use std::sync::Arc;
+
+use axum::extract::{ConnectInfo, State};
+use axum::http::StatusCode;
+use axum::Json;
+use portcullis_auth::oidc::TokenKind;
+use portcullis_auth::TokenSignIn;
+use portcullis_catalog::{now, Protocol};
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+use super::{ApiError, HttpState, Status};
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SsoTokenRequest {
+    /// The database to sign in to; its SSO integration checks the token.
+    pub database: String,
+    pub id_token: Option<String>,
+    pub access_token: Option<String>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct SsoTokenResponse {
+    /// A Portcullis access token for `/v1/execute` (not the provider's token).
+    pub access_token: String,
+    pub username: String,
+    pub database: String,
+    /// Seconds; never beyond the provider token's own expiry.
+    pub expires_in: i64,
+    pub status: Status,
+}
+
+/// Exchanges a provider token for a Portcullis access token.
+#[utoipa::path(post, path = "/v1/sso_token", request_body = SsoTokenRequest,
+    responses((status = 200, body = SsoTokenResponse), (status = 401, body = super::StatusBody)))]
+pub async fn sso_token(
+    State(state): State<Arc<HttpState>>,
+    ConnectInfo(peer): ConnectInfo<std::net::SocketAddr>,
+    body: Result<Json<SsoTokenRequest>, axum::extract::rejection::JsonRejection>,
+) -> Result<Json<SsoTokenResponse>, ApiError> {
+    let Json(body) = body.map_err(|e| {
+        ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "08P01",
+            format!("bad request body: {}", e.body_text()),
+        )
+    })?;
+    let (kind, token) = match (&body.id_token, &body.access_token) {
+        (Some(t), None) => (TokenKind::IdToken, t),
+        (None, Some(t)) => (TokenKind::AccessToken, t),
+        _ => {
+            return Err(ApiError::new(
+                StatusCode::BAD_REQUEST,
+                "08P01",
+                "give exactly one of id_token and access_token",
+            ))
+        }
+    };
+    let peer = peer.to_string();
+    let session = state
+        .sso
+        .sign_in(&TokenSignIn {
+            kind,
+            token,
+            source_database: None,
+            database: &body.database,
+            integration: None,
+            pool_id: None,
+            peer: &peer,
+            protocol: Protocol::Http,
+        })
+        .await?;
+    let access_token = state.tokens.issue(&session.id);
+    let expires_in = session.expires_at.map_or(0, |t| (t - now()).max(0));
+    Ok(Json(SsoTokenResponse {
+        access_token,
+        username: session.user.clone(),
+        database: session.database.clone(),
+        expires_in,
+        status: Status::ok("SSO token accepted"),
+    }))
+}

@@ -1,0 +1,148 @@
+//! The per-connection message loop. It is pgwire's own loop (TLS negotiation, startup timeout,
+//! FATAL closes) with one change: during authentication a PasswordMessage longer than pgwire's
+//! 10,000-byte cap is read here, up to PostgreSQL's 65,535-byte limit, because provider tokens
+//! given as passwords are often larger.
+
+use std::io;
+use std::time::Duration;
+
+use futures::StreamExt;
+use pgwire::api::{ClientInfo, ErrorHandler, PgWireConnectionState, PgWireServerHandlers};
+use pgwire::error::PgWireError;
+use pgwire::messages::startup::PasswordMessageFamily;
+use pgwire::messages::PgWireFrontendMessage;
+use pgwire::tokio::server::{negotiate_tls, process_error, process_message, MaybeTls, PgWireMessageServerCodec};
+use tokio::io::AsyncReadExt;
+use tokio::net::TcpStream;
+use tokio_rustls::TlsAcceptor;
+use tokio_util::codec::Framed;
+
+/// The longest password message accepted (PostgreSQL's `PG_MAX_AUTH_TOKEN_LENGTH`).
+pub const MAX_PASSWORD_MESSAGE: usize = 65_535;
+/// How long a client may take from connecting to finishing authentication.
+const STARTUP_TIMEOUT: Duration = Duration::from_secs(60);
+/// pgwire's own cap on messages it decodes during startup.
+const PGWIRE_SMALL_LIMIT: usize = 10_000;
+
+type Socket<S> = Framed<MaybeTls, PgWireMessageServerCodec<S>>;
+
+/// Serves one connection to its end.
+pub async fn run<H: PgWireServerHandlers>(
+    tcp: TcpStream,
+    tls: Option<TlsAcceptor>,
+    handlers: H,
+) -> io::Result<()> {
+    let deadline = tokio::time::sleep(STARTUP_TIMEOUT);
+    tokio::pin!(deadline);
+    let socket = tokio::select! {
+        _ = &mut deadline => return Ok(()),
+        s = negotiate_tls(tcp, tls) => s?,
+    };
+    let Some(mut socket) = socket else {
+        return Ok(());
+    };
+    let startup = handlers.startup_handler();
+    let simple = handlers.simple_query_handler();
+    let extended = handlers.extended_query_handler();
+    let copy = handlers.copy_handler();
+    let cancel = handlers.cancel_handler();
+    let errors = handlers.error_handler();
+    loop {
+        let authenticating = matches!(
+            socket.state(),
+            PgWireConnectionState::AwaitingStartup | PgWireConnectionState::AuthenticationInProgress
+        );
+        let msg = if authenticating {
+            tokio::select! {
+                _ = &mut deadline => None,
+                m = next_auth_message(&mut socket) => m,
+            }
+        } else {
+            socket.next().await
+        };
+        let Some(Ok(msg)) = msg else {
+            if let Some(Err(e)) = msg {
+                tracing::debug!(error = %e, "undecodable message; closing");
+            }
+            break;
+        };
+        if matches!(msg, PgWireFrontendMessage::Terminate(_)) {
+            break;
+        }
+        let is_extended = match socket.state() {
+            PgWireConnectionState::CopyInProgress(ext) => ext,
+            _ => msg.is_extended_query(),
+        };
+        let is_cancel = matches!(msg, PgWireFrontendMessage::CancelRequest(_));
+        if let Err(mut e) = process_message(
+            msg,
+            &mut socket,
+            startup.clone(),
+            simple.clone(),
+            extended.clone(),
+            copy.clone(),
+            cancel.clone(),
+        )
+        .await
+        {
+            errors.on_error(&socket, &mut e);
+            let fatal = e.is_fatal();
+            process_error(&mut socket, e, is_extended).await?;
+            if fatal {
+                break;
+            }
+        }
+        if is_cancel {
+            break;
+        }
+    }
+    Ok(())
+}
+
+/// The next message while authenticating: a long PasswordMessage is framed here, anything else
+/// by pgwire's codec.
+async fn next_auth_message<S>(
+    socket: &mut Socket<S>,
+) -> Option<Result<PgWireFrontendMessage, PgWireError>> {
+    if matches!(socket.state(), PgWireConnectionState::AuthenticationInProgress) {
+        if let Err(e) = fill(socket, 5).await {
+            return e.map(Err);
+        }
+        let buf = socket.read_buffer();
+        if buf[0] == b'p' {
+            let len = i32::from_be_bytes([buf[1], buf[2], buf[3], buf[4]]);
+            let len = usize::try_from(len).unwrap_or(0);
+            if len > PGWIRE_SMALL_LIMIT {
+                if len > MAX_PASSWORD_MESSAGE + 4 {
+                    return Some(Err(PgWireError::MessageTooLarge(MAX_PASSWORD_MESSAGE, len)));
+                }
+                if let Err(e) = fill(socket, 1 + len).await {
+                    return e.map(Err);
+                }
+                let mut frame = socket.read_buffer_mut().split_to(1 + len);
+                let body = frame.split_off(5);
+                return Some(Ok(PgWireFrontendMessage::PasswordMessageFamily(
+                    PasswordMessageFamily::Raw(body),
+                )));
+            }
+        }
+    }
+    socket.next().await
+}
+
+/// Reads until the buffer holds `want` bytes. `Err(None)` is a clean end of stream.
+async fn fill<S>(socket: &mut Socket<S>, want: usize) -> Result<(), Option<PgWireError>> {
+    let mut chunk = [0u8; 16 * 1024];
+    while socket.read_buffer().len() < want {
+        let n = socket
+            .get_mut()
+            .read(&mut chunk)
+            .await
+            .map_err(|e| Some(PgWireError::IoError(e)))?;
+        if n == 0 {
+            return Err(None);
+        }
+        socket.read_buffer_mut().extend_from_slice(&chunk[..n]);
+    }
+    Ok(())
+}
