@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Installs what the tests need (Debian's PostgreSQL client tools), then runs formatting, lints
+# Installs what the tests need (Debian's PostgreSQL client tools, the test OpenID provider's npm
+# packages), then runs formatting, lints
 # and every test. Usage: bash scripts/test.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -9,6 +10,12 @@ if ! command -v psql >/dev/null || ! command -v pgbench >/dev/null; then
   $SUDO apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq postgresql-client >/dev/null
 fi
+# The test OpenID provider (npm oidc-provider, pinned by tests/idp/package-lock.json).
+if ! command -v node >/dev/null || ! command -v curl >/dev/null; then
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq nodejs npm curl >/dev/null
+fi
+npm ci --prefix tests/idp --no-audit --no-fund --silent
 cargo fmt --all -- --check
 cargo clippy --all-targets --quiet -- -D warnings
 log=$(mktemp)

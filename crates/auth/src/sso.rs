@@ -32,7 +32,9 @@ pub enum SsoError {
     NoIntegration(String),
     #[error("SSO integration \"{0}\" does not exist for this database")]
     UnknownIntegration(String),
-    #[error("SSO integration \"{0}\" is disabled; sign in with a password or ask an administrator")]
+    #[error(
+        "SSO integration \"{0}\" is disabled; sign in with a password or ask an administrator"
+    )]
     Disabled(String),
     #[error("sign-in failed: {0}")]
     Internal(String),
@@ -195,9 +197,17 @@ impl SsoAuthenticator {
                 decision.provider_groups,
                 decision.provider_roles,
                 groups.iter().map(|(_, n)| n).collect::<Vec<_>>(),
-                if decision.used_default_group { " (default group)" } else { "" },
+                if decision.used_default_group {
+                    " (default group)"
+                } else {
+                    ""
+                },
                 roles.iter().map(|(_, n)| n).collect::<Vec<_>>(),
-                if notes.is_empty() { String::new() } else { format!("; {}", notes.join("; ")) }
+                if notes.is_empty() {
+                    String::new()
+                } else {
+                    format!("; {}", notes.join("; "))
+                }
             ),
         );
         // USE on the target database through the mapped groups, roles or the Public Role.
@@ -236,14 +246,21 @@ impl SsoAuthenticator {
                         if groups.is_empty() {
                             "none".to_owned()
                         } else {
-                            groups.iter().map(|(_, n)| n.as_str()).collect::<Vec<_>>().join(", ")
+                            groups
+                                .iter()
+                                .map(|(_, n)| n.as_str())
+                                .collect::<Vec<_>>()
+                                .join(", ")
                         },
                         target.name
                     ),
                 )
                 .into());
         }
-        trace.pass("database access", format!("USE on database {}", target.name));
+        trace.pass(
+            "database access",
+            format!("USE on database {}", target.name),
+        );
         Ok(Established {
             identity: decision.identity,
             integration: integration.name.clone(),
@@ -432,7 +449,11 @@ fn resolve(
 fn audit(req: &TokenSignIn<'_>, identity: &str, integration: &str, result: Result<(), &SsoError>) {
     let method = req.kind.name();
     match result {
-        Ok(()) => tracing::info!(target: "portcullis::audit", result = "success", user = identity, integration, database = req.database, method, peer = req.peer, "sso sign-in"),
-        Err(e) => tracing::info!(target: "portcullis::audit", result = "failure", reason = e.reason_code(), detail = %e, database = req.database, method, peer = req.peer, "sso sign-in"),
+        Ok(()) => {
+            tracing::info!(target: "portcullis::audit", result = "success", user = identity, integration, database = req.database, method, peer = req.peer, "sso sign-in")
+        }
+        Err(e) => {
+            tracing::info!(target: "portcullis::audit", result = "failure", reason = e.reason_code(), detail = %e, database = req.database, method, peer = req.peer, "sso sign-in")
+        }
     }
 }

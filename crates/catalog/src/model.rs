@@ -281,7 +281,9 @@ impl CatalogState {
             }
             Change::UnassignSso(t) => self.snap.sso_assignments.retain(|x| x.target != *t),
             Change::PutConnectivityPool(p) => {
-                upsert(&mut self.snap.connectivity_pools, p.clone(), |x| x.id == p.id)
+                upsert(&mut self.snap.connectivity_pools, p.clone(), |x| {
+                    x.id == p.id
+                })
             }
             Change::DeleteConnectivityPool(id) => {
                 let s = &mut self.snap;

@@ -211,7 +211,10 @@ pub fn administers(state: &CatalogState, principals: &[PrincipalRef], database_i
 /// The principals a session acts as: for a password session those of its user; for an SSO
 /// session the groups and roles its token mapped to, the roles those groups hold, and the
 /// database's Public Role.
-pub fn session_principals(state: &CatalogState, session: &crate::sessions::Session) -> Vec<PrincipalRef> {
+pub fn session_principals(
+    state: &CatalogState,
+    session: &crate::sessions::Session,
+) -> Vec<PrincipalRef> {
     let Some(sso) = &session.sso else {
         return principals_of(state, session.user_id, session.database_id);
     };

@@ -221,7 +221,10 @@ fn read_only_sys(ctx: AuthContext<'_>) -> Authorization {
     match ctx.action {
         AuthAction::Select | AuthAction::Recursive => Authorization::Allow,
         // The unfiltered integrations table is readable only through its filtering view.
-        AuthAction::Read { table_name, .. } if table_name == "oidc_integrations_all" => {
+        AuthAction::Read {
+            table_name: "oidc_integrations_all",
+            ..
+        } => {
             if ctx.accessor == Some("oidc_integrations") {
                 Authorization::Allow
             } else {
@@ -648,7 +651,11 @@ fn load_integrations(tx: &rusqlite::Transaction<'_>, state: &CatalogState) -> ru
             json(&p.blocked_groups),
             json(&p.blocked_roles),
             p.allow_offline_access,
-            if p.protocol_version.is_empty() { "v1" } else { p.protocol_version.as_str() },
+            if p.protocol_version.is_empty() {
+                "v1"
+            } else {
+                p.protocol_version.as_str()
+            },
             assigned.join(", "),
             timestamp(i.created_at),
             timestamp(i.updated_at)
@@ -659,7 +666,13 @@ fn load_integrations(tx: &rusqlite::Transaction<'_>, state: &CatalogState) -> ru
         let integration = state
             .assigned_integration(AssignmentTarget::ConnectivityPool(p.id))
             .map(|i| i.name.clone());
-        st.execute(params![p.id, p.name, p.listen, integration, timestamp(p.created_at)])?;
+        st.execute(params![
+            p.id,
+            p.name,
+            p.listen,
+            integration,
+            timestamp(p.created_at)
+        ])?;
     }
     Ok(())
 }

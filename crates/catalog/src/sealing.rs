@@ -82,6 +82,9 @@ mod tests {
         assert!(sealer.open("integration:7", &bad).is_err());
         let other = Sealer::new(&Sealer::generate_key()).unwrap();
         assert!(other.open("integration:7", &sealed).is_err());
-        assert_ne!(sealer.seal("c", "x").unwrap(), sealer.seal("c", "x").unwrap());
+        assert_ne!(
+            sealer.seal("c", "x").unwrap(),
+            sealer.seal("c", "x").unwrap()
+        );
     }
 }

@@ -178,7 +178,9 @@ impl OidcProperties {
         check_issuer(&self.issuer)?;
         for aud in &self.additional_audiences {
             if aud.is_empty() {
-                return Err(CatalogError::invalid("additional_audiences has an empty entry"));
+                return Err(CatalogError::invalid(
+                    "additional_audiences has an empty entry",
+                ));
             }
         }
         if !self.groups_claim_mappings.is_empty() && self.groups_claim_ids.is_empty() {
@@ -220,11 +222,7 @@ impl OidcProperties {
 
 /// The issuer must be an absolute `https` URL; plain `http` only for a loopback host.
 pub fn check_issuer(issuer: &str) -> Result<(), CatalogError> {
-    let bad = |why: &str| {
-        Err(CatalogError::invalid(format!(
-            "issuer \"{issuer}\" {why}"
-        )))
-    };
+    let bad = |why: &str| Err(CatalogError::invalid(format!("issuer \"{issuer}\" {why}")));
     let (scheme, rest) = match issuer.split_once("://") {
         Some(parts) => parts,
         None => return bad("must be an absolute https URL"),
@@ -266,7 +264,9 @@ fn required_text(name: &str, v: &PropertyValue) -> Result<String, CatalogError> 
         PropertyValue::Null => Err(CatalogError::invalid(format!(
             "\"{name}\" is required and cannot be cleared with NULL"
         ))),
-        _ => Err(CatalogError::invalid(format!("\"{name}\" takes a string value"))),
+        _ => Err(CatalogError::invalid(format!(
+            "\"{name}\" takes a string value"
+        ))),
     }
 }
 
@@ -274,7 +274,9 @@ fn optional_text(name: &str, v: &PropertyValue) -> Result<Option<String>, Catalo
     match v {
         PropertyValue::Null => Ok(None),
         PropertyValue::Text(t) => Ok(Some(t.clone())),
-        _ => Err(CatalogError::invalid(format!("\"{name}\" takes a string value"))),
+        _ => Err(CatalogError::invalid(format!(
+            "\"{name}\" takes a string value"
+        ))),
     }
 }
 
@@ -414,9 +416,16 @@ mod tests {
             PropertyValue::Map(vec![("a".into(), "b".into())]),
         )])
         .unwrap();
-        assert!(p.validate().unwrap_err().message.contains("groups_claim_ids"));
-        p.apply(&[prop("groups_claim_ids", PropertyValue::List(vec!["groups".into()]))])
-            .unwrap();
+        assert!(p
+            .validate()
+            .unwrap_err()
+            .message
+            .contains("groups_claim_ids"));
+        p.apply(&[prop(
+            "groups_claim_ids",
+            PropertyValue::List(vec!["groups".into()]),
+        )])
+        .unwrap();
         assert!(p.validate().is_ok());
         p.apply(&[prop("groups_claim_mappings", PropertyValue::Null)])
             .unwrap();
@@ -427,18 +436,27 @@ mod tests {
             PropertyValue::Map(vec![("x".into(), "y".into())]),
         )])
         .unwrap();
-        assert!(r.validate().unwrap_err().message.contains("roles_claim_ids"));
+        assert!(r
+            .validate()
+            .unwrap_err()
+            .message
+            .contains("roles_claim_ids"));
     }
 
     #[test]
     fn types_aliases_and_unknown_names() {
         let mut p = minimal();
         assert!(p.apply(&[prop("disabled", text("yes"))]).is_err());
-        assert!(p.apply(&[prop("additional_scopes", text("email"))]).is_err());
+        assert!(p
+            .apply(&[prop("additional_scopes", text("email"))])
+            .is_err());
         assert!(p.apply(&[prop("issuer", PropertyValue::Null)]).is_err());
         assert!(p.apply(&[prop("colour", text("red"))]).is_err());
         assert!(p
-            .apply(&[prop("disabled", text("true")), prop("disabled", text("false"))])
+            .apply(&[
+                prop("disabled", text("true")),
+                prop("disabled", text("false"))
+            ])
             .is_err());
         p.apply(&[prop(
             "user_claim_ids",

@@ -11,9 +11,10 @@ mod sqlite;
 
 pub use error::StoreError;
 pub use records::{
-    AssignmentTarget, Change, ConnectivityPoolRecord, DatabaseRecord, GrantRecord, GroupMemberRecord, GroupRecord, ObjectRef,
-    PasswordHistoryRecord, PrincipalRef, RoleMemberRecord, RoleRecord, ScopeRef, SettingRecord,
-    Snapshot, SsoAssignmentRecord, SsoIntegrationRecord, UserRecord,
+    AssignmentTarget, Change, ConnectivityPoolRecord, DatabaseRecord, GrantRecord,
+    GroupMemberRecord, GroupRecord, ObjectRef, PasswordHistoryRecord, PrincipalRef,
+    RoleMemberRecord, RoleRecord, ScopeRef, SettingRecord, Snapshot, SsoAssignmentRecord,
+    SsoIntegrationRecord, UserRecord,
 };
 pub use sqlite::SqliteStore;
 

@@ -11,7 +11,8 @@ use crate::records::*;
 use crate::{Store, StoreError};
 
 /// Migrations, applied in order; the index + 1 is the schema version. Never edit a released one.
-const MIGRATIONS: &[&str] = &[r#"
+const MIGRATIONS: &[&str] = &[
+    r#"
 CREATE TABLE databases (
     id INTEGER PRIMARY KEY,
     name TEXT NOT NULL UNIQUE,
@@ -79,7 +80,8 @@ CREATE TABLE password_history (
     verifier TEXT NOT NULL,
     set_at INTEGER NOT NULL
 );
-"#, r#"
+"#,
+    r#"
 CREATE TABLE sso_integrations (
     id INTEGER PRIMARY KEY,
     database_id INTEGER NOT NULL REFERENCES databases(id) ON DELETE CASCADE,
@@ -102,7 +104,8 @@ CREATE TABLE sso_assignments (
     integration_id INTEGER NOT NULL REFERENCES sso_integrations(id) ON DELETE CASCADE,
     PRIMARY KEY (target_kind, target_id)
 );
-"#];
+"#,
+];
 
 /// The SQLite catalog store.
 #[derive(Clone)]
@@ -600,7 +603,10 @@ fn apply_one(tx: &Transaction, change: &Change) -> Result<(), StoreError> {
             )?;
         }
         Change::DeleteSsoIntegration(id) => {
-            tx.execute("DELETE FROM sso_assignments WHERE integration_id = ?1", [id])?;
+            tx.execute(
+                "DELETE FROM sso_assignments WHERE integration_id = ?1",
+                [id],
+            )?;
             tx.execute("DELETE FROM sso_integrations WHERE id = ?1", [id])?;
         }
         Change::AssignSso(a) => {

@@ -245,7 +245,11 @@ async fn integrations_assignments_and_pools_round_trip_and_cascade() {
             .await
             .unwrap();
         let snap = store.load().await.unwrap();
-        assert_eq!(snap.sso_integrations[0], integration(40, 2, "sales_sso"), "{name}");
+        assert_eq!(
+            snap.sso_integrations[0],
+            integration(40, 2, "sales_sso"),
+            "{name}"
+        );
         assert_eq!(snap.connectivity_pools, vec![pool], "{name}");
         assert_eq!(snap.sso_assignments.len(), 2, "{name}");
         // Reassigning replaces; the name is unique.
@@ -266,9 +270,16 @@ async fn integrations_assignments_and_pools_round_trip_and_cascade() {
         store.apply(&[Change::DeleteDatabase(2)]).await.unwrap();
         let snap = store.load().await.unwrap();
         assert_eq!(snap.sso_integrations.len(), 1, "{name}");
-        assert!(snap.sso_assignments.is_empty(), "{name}: {:?}", snap.sso_assignments);
+        assert!(
+            snap.sso_assignments.is_empty(),
+            "{name}: {:?}",
+            snap.sso_assignments
+        );
         store
-            .apply(&[Change::DeleteConnectivityPool(50), Change::DeleteSsoIntegration(41)])
+            .apply(&[
+                Change::DeleteConnectivityPool(50),
+                Change::DeleteSsoIntegration(41),
+            ])
             .await
             .unwrap();
         let snap = store.load().await.unwrap();

@@ -95,14 +95,26 @@ pub fn decide(props: &OidcProperties, claims: &Map<String, Value>) -> Result<Dec
     let identity = identity(props, claims)?;
     let provider_groups = claim_values(claims, &props.groups_claim_ids);
     let provider_roles = claim_values(claims, &props.roles_claim_ids);
-    if let Some(g) = provider_groups.iter().find(|g| props.blocked_groups.contains(g)) {
-        return Err(format!("provider group \"{g}\" is blocked by the integration"));
+    if let Some(g) = provider_groups
+        .iter()
+        .find(|g| props.blocked_groups.contains(g))
+    {
+        return Err(format!(
+            "provider group \"{g}\" is blocked by the integration"
+        ));
     }
-    if let Some(r) = provider_roles.iter().find(|r| props.blocked_roles.contains(r)) {
-        return Err(format!("provider role \"{r}\" is blocked by the integration"));
+    if let Some(r) = provider_roles
+        .iter()
+        .find(|r| props.blocked_roles.contains(r))
+    {
+        return Err(format!(
+            "provider role \"{r}\" is blocked by the integration"
+        ));
     }
     if !props.allowed_groups.is_empty()
-        && !provider_groups.iter().any(|g| props.allowed_groups.contains(g))
+        && !provider_groups
+            .iter()
+            .any(|g| props.allowed_groups.contains(g))
     {
         return Err(format!(
             "the user is in none of the allowed provider groups {:?}",
@@ -110,7 +122,9 @@ pub fn decide(props: &OidcProperties, claims: &Map<String, Value>) -> Result<Dec
         ));
     }
     if !props.allowed_roles.is_empty()
-        && !provider_roles.iter().any(|r| props.allowed_roles.contains(r))
+        && !provider_roles
+            .iter()
+            .any(|r| props.allowed_roles.contains(r))
     {
         return Err(format!(
             "the user has none of the allowed provider roles {:?}",
@@ -155,9 +169,18 @@ mod tests {
     fn identity_table() {
         let mut p = props();
         let cases = [
-            (json!({"email": "a@x", "iss": "https://idp", "sub": "1"}), Ok("a@x")),
-            (json!({"iss": "https://idp", "sub": "00u5"}), Ok("https://idp::00u5")),
-            (json!({"email": "", "iss": "https://idp", "sub": "2"}), Ok("https://idp::2")),
+            (
+                json!({"email": "a@x", "iss": "https://idp", "sub": "1"}),
+                Ok("a@x"),
+            ),
+            (
+                json!({"iss": "https://idp", "sub": "00u5"}),
+                Ok("https://idp::00u5"),
+            ),
+            (
+                json!({"email": "", "iss": "https://idp", "sub": "2"}),
+                Ok("https://idp::2"),
+            ),
             (json!({"sub": "2"}), Err(())),
         ];
         for (c, want) in cases {
@@ -168,7 +191,9 @@ mod tests {
             }
         }
         p.user_id_claims = vec!["first_name".into(), "last_name".into(), "email".into()];
-        let c = claims(json!({"first_name": "John", "last_name": "Smith", "email": "jsmith@example.com"}));
+        let c = claims(
+            json!({"first_name": "John", "last_name": "Smith", "email": "jsmith@example.com"}),
+        );
         assert_eq!(identity(&p, &c).unwrap(), "John::Smith::jsmith@example.com");
         let c = claims(json!({"first_name": "John", "email": "j@x"}));
         assert!(identity(&p, &c).unwrap_err().contains("last_name"));
@@ -179,8 +204,14 @@ mod tests {
         let mut p = props();
         p.groups_claim_ids = vec!["groups".into()];
         p.roles_claim_ids = vec!["user_groups".into()];
-        p.roles_claim_mappings = [("Example Provider Group".to_owned(), "example_database Analyst".to_owned())].into();
-        let c = claims(json!({"email": "a@x", "groups": ["analysts", "x"], "user_groups": "Example Provider Group"}));
+        p.roles_claim_mappings = [(
+            "Example Provider Group".to_owned(),
+            "example_database Analyst".to_owned(),
+        )]
+        .into();
+        let c = claims(
+            json!({"email": "a@x", "groups": ["analysts", "x"], "user_groups": "Example Provider Group"}),
+        );
         let d = decide(&p, &c).unwrap();
         assert_eq!(d.groups, ["analysts", "x"]); // no group mapping: same names
         assert_eq!(d.roles, ["example_database Analyst"]);

@@ -135,14 +135,15 @@ pub fn parse_discovery(
     doc: &serde_json::Value,
 ) -> Result<ProviderMetadata, FetchError> {
     let text = |name: &str| doc.get(name).and_then(|v| v.as_str()).map(str::to_owned);
-    let found = text("issuer").ok_or_else(|| FetchError("the discovery document has no issuer".into()))?;
+    let found =
+        text("issuer").ok_or_else(|| FetchError("the discovery document has no issuer".into()))?;
     if found != issuer {
         return Err(FetchError(format!(
             "the discovery document names issuer \"{found}\", not \"{issuer}\" (they must be equal)"
         )));
     }
-    let jwks_uri =
-        text("jwks_uri").ok_or_else(|| FetchError("the discovery document has no jwks_uri".into()))?;
+    let jwks_uri = text("jwks_uri")
+        .ok_or_else(|| FetchError("the discovery document has no jwks_uri".into()))?;
     check_issuer(&jwks_uri)
         .map_err(|_| FetchError(format!("jwks_uri \"{jwks_uri}\" must be an https URL")))?;
     Ok(ProviderMetadata {
@@ -156,7 +157,9 @@ pub fn parse_discovery(
 }
 
 /// Parses a JWK set into usable keys (and reasons for the skipped ones).
-pub fn parse_jwks(doc: &serde_json::Value) -> Result<(Vec<Arc<SigningKey>>, Vec<String>), FetchError> {
+pub fn parse_jwks(
+    doc: &serde_json::Value,
+) -> Result<(Vec<Arc<SigningKey>>, Vec<String>), FetchError> {
     let Some(list) = doc.get("keys").and_then(|k| k.as_array()) else {
         return Err(FetchError("the key set has no \"keys\" array".into()));
     };
@@ -283,7 +286,10 @@ impl ProviderCache {
     }
 
     fn cached(&self, issuer: &str) -> Option<Arc<ProviderKeys>> {
-        self.entries.read().get(issuer).and_then(|e| e.current.clone())
+        self.entries
+            .read()
+            .get(issuer)
+            .and_then(|e| e.current.clone())
     }
 
     fn last_error(&self, issuer: &str) -> String {
@@ -295,7 +301,12 @@ impl ProviderCache {
     }
 
     /// The key for a token of `issuer` with header `kid`/`alg`.
-    pub async fn key(&self, issuer: &str, kid: Option<&str>, alg: Algorithm) -> Result<Lookup, KeyError> {
+    pub async fn key(
+        &self,
+        issuer: &str,
+        kid: Option<&str>,
+        alg: Algorithm,
+    ) -> Result<Lookup, KeyError> {
         if let Some(p) = self.cached(issuer) {
             if let Ok(key) = p.find(kid, alg) {
                 return Ok(Lookup {
@@ -335,7 +346,9 @@ impl ProviderCache {
                     (Some(_), None) => true,
                     (None, _) => false,
                 };
-                let recent = e.last_attempt.is_some_and(|t| t.elapsed() < self.min_refresh);
+                let recent = e
+                    .last_attempt
+                    .is_some_and(|t| t.elapsed() < self.min_refresh);
                 if found || recent {
                     return false;
                 }
@@ -413,8 +426,12 @@ mod tests {
         let kids: Vec<_> = keys.iter().map(|k| k.kid.clone().unwrap()).collect();
         assert_eq!(kids, ["good", "any-rsa", "ec"]);
         assert_eq!(skipped.len(), 5, "{skipped:?}");
-        assert!(skipped.iter().any(|s| s.contains("hmac") && s.contains("symmetric")));
-        assert!(skipped.iter().any(|s| s.contains("short") && s.contains("too short")));
+        assert!(skipped
+            .iter()
+            .any(|s| s.contains("hmac") && s.contains("symmetric")));
+        assert!(skipped
+            .iter()
+            .any(|s| s.contains("short") && s.contains("too short")));
     }
 
     #[test]
@@ -436,12 +453,27 @@ mod tests {
         };
         assert!(p.find(Some("a"), Algorithm::RS256).is_ok());
         // a key bound to RS256 never verifies RS512 or HS256
-        assert!(matches!(p.find(Some("a"), Algorithm::RS512), Err(KeyError::WrongAlgorithm { .. })));
-        assert!(matches!(p.find(Some("a"), Algorithm::HS256), Err(KeyError::WrongAlgorithm { .. })));
+        assert!(matches!(
+            p.find(Some("a"), Algorithm::RS512),
+            Err(KeyError::WrongAlgorithm { .. })
+        ));
+        assert!(matches!(
+            p.find(Some("a"), Algorithm::HS256),
+            Err(KeyError::WrongAlgorithm { .. })
+        ));
         assert!(p.find(Some("b"), Algorithm::PS256).is_ok());
-        assert!(matches!(p.find(Some("zz"), Algorithm::RS256), Err(KeyError::UnknownKid(_))));
-        assert!(matches!(p.find(None, Algorithm::RS256), Err(KeyError::AmbiguousKey(_))));
-        assert!(matches!(p.find(None, Algorithm::ES256), Err(KeyError::NoKeyForAlgorithm(_))));
+        assert!(matches!(
+            p.find(Some("zz"), Algorithm::RS256),
+            Err(KeyError::UnknownKid(_))
+        ));
+        assert!(matches!(
+            p.find(None, Algorithm::RS256),
+            Err(KeyError::AmbiguousKey(_))
+        ));
+        assert!(matches!(
+            p.find(None, Algorithm::ES256),
+            Err(KeyError::NoKeyForAlgorithm(_))
+        ));
     }
 
     #[test]

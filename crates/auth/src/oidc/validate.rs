@@ -125,19 +125,30 @@ fn decode_part(part: &str) -> Option<Map<String, Value>> {
 /// `crit` extension; `jku`, `x5u`, `jwk` and `x5c` are ignored (never fetched or trusted).
 pub fn check_header(token: &str, trace: &mut Trace) -> Result<HeaderInfo, Refusal> {
     if token.len() > MAX_TOKEN_BYTES {
-        return Err(trace.fail("format", format!("the token is longer than {MAX_TOKEN_BYTES} bytes")));
+        return Err(trace.fail(
+            "format",
+            format!("the token is longer than {MAX_TOKEN_BYTES} bytes"),
+        ));
     }
     let parts: Vec<&str> = token.split('.').collect();
     match parts.len() {
         3 => {}
         5 => return Err(trace.fail("format", "encrypted tokens (JWE) are not accepted")),
-        _ => return Err(trace.fail("format", "the token is not a JWT (three base64url parts separated by dots)")),
+        _ => {
+            return Err(trace.fail(
+                "format",
+                "the token is not a JWT (three base64url parts separated by dots)",
+            ))
+        }
     }
     let Some(header) = decode_part(parts[0]) else {
         return Err(trace.fail("format", "the token header is not base64url-encoded JSON"));
     };
     trace.pass("format", "a signed JWT (JWS compact form)");
-    let alg_text = header.get("alg").and_then(Value::as_str).unwrap_or_default();
+    let alg_text = header
+        .get("alg")
+        .and_then(Value::as_str)
+        .unwrap_or_default();
     if alg_text.is_empty() {
         return Err(trace.fail("algorithm", "the token header has no alg"));
     }
@@ -150,7 +161,10 @@ pub fn check_header(token: &str, trace: &mut Trace) -> Result<HeaderInfo, Refusa
             format!("symmetric algorithm {alg_text} is never accepted for provider tokens"),
         ));
     }
-    let alg = alg_text.parse::<Algorithm>().ok().filter(|a| ALLOWED.contains(a));
+    let alg = alg_text
+        .parse::<Algorithm>()
+        .ok()
+        .filter(|a| ALLOWED.contains(a));
     let Some(alg) = alg else {
         return Err(trace.fail("algorithm", format!("algorithm {alg_text} is not accepted")));
     };
@@ -185,7 +199,11 @@ pub fn check_header(token: &str, trace: &mut Trace) -> Result<HeaderInfo, Refusa
         None => None,
         Some(Value::String(t)) => {
             let t = t.to_ascii_lowercase();
-            Some(t.strip_prefix("application/").map(str::to_owned).unwrap_or(t))
+            Some(
+                t.strip_prefix("application/")
+                    .map(str::to_owned)
+                    .unwrap_or(t),
+            )
         }
         Some(_) => return Err(trace.fail("token type", "the token's typ is not a string")),
     };
@@ -201,7 +219,11 @@ pub fn choose_rules(
     trace: &mut Trace,
 ) -> Result<TokenKind, Refusal> {
     let is_access = header.typ.as_deref() == Some("at+jwt");
-    if let Some(t) = header.typ.as_deref().filter(|t| *t != "at+jwt" && *t != "jwt") {
+    if let Some(t) = header
+        .typ
+        .as_deref()
+        .filter(|t| *t != "at+jwt" && *t != "jwt")
+    {
         return Err(trace.fail("token type", format!("token type \"{t}\" is not accepted")));
     }
     match (presented_as, is_access) {
@@ -301,7 +323,10 @@ pub fn check_claims(
         Some(iss) => {
             return Err(trace.fail(
                 "iss",
-                format!("token issuer \"{iss}\" is not the integration's issuer \"{}\"", props.issuer),
+                format!(
+                    "token issuer \"{iss}\" is not the integration's issuer \"{}\"",
+                    props.issuer
+                ),
             ))
         }
         None => return Err(trace.fail("iss", "the token has no iss claim")),
@@ -313,18 +338,26 @@ pub fn check_claims(
             let items: Option<Vec<&str>> = list.iter().map(Value::as_str).collect();
             match items {
                 Some(items) if !items.is_empty() => items,
-                _ => return Err(trace.fail("aud", "claim aud is not a string or a list of strings")),
+                _ => {
+                    return Err(trace.fail("aud", "claim aud is not a string or a list of strings"))
+                }
             }
         }
         _ => return Err(trace.fail("aud", "the token has no aud claim")),
     };
     if audiences.contains(&props.client_id.as_str()) {
-        trace.pass("aud", format!("includes the client_id \"{}\"", props.client_id));
+        trace.pass(
+            "aud",
+            format!("includes the client_id \"{}\"", props.client_id),
+        );
     } else if let Some(extra) = audiences
         .iter()
         .find(|a| props.additional_audiences.iter().any(|x| x == *a))
     {
-        trace.pass("aud", format!("includes the additional audience \"{extra}\""));
+        trace.pass(
+            "aud",
+            format!("includes the additional audience \"{extra}\""),
+        );
     } else {
         return Err(trace.fail(
             "aud",
@@ -343,12 +376,18 @@ pub fn check_claims(
         Some(Value::String(azp)) => {
             return Err(trace.fail(
                 "azp",
-                format!("authorized party \"{azp}\" is not the integration's client_id \"{}\"", props.client_id),
+                format!(
+                    "authorized party \"{azp}\" is not the integration's client_id \"{}\"",
+                    props.client_id
+                ),
             ))
         }
         Some(_) => return Err(trace.fail("azp", "claim azp is not a string")),
         None if audiences.len() > 1 => {
-            return Err(trace.fail("azp", "a token with several audiences must name its authorized party (azp)"))
+            return Err(trace.fail(
+                "azp",
+                "a token with several audiences must name its authorized party (azp)",
+            ))
         }
         None => trace.pass("azp", "absent (single audience)"),
     }
@@ -363,20 +402,29 @@ pub fn check_claims(
     }
     match time_claim(claims, "nbf") {
         Ok(Some(nbf)) if nbf > now + LEEWAY_SECS => {
-            return Err(trace.fail("times", format!("the token is not valid for another {} s (nbf)", nbf - now)))
+            return Err(trace.fail(
+                "times",
+                format!("the token is not valid for another {} s (nbf)", nbf - now),
+            ))
         }
         Err(e) => return Err(trace.fail("times", e)),
         _ => {}
     }
     match time_claim(claims, "iat") {
         Ok(Some(iat)) if iat > now + LEEWAY_SECS => {
-            return Err(trace.fail("times", format!("the token was issued {} s in the future (iat)", iat - now)))
+            return Err(trace.fail(
+                "times",
+                format!("the token was issued {} s in the future (iat)", iat - now),
+            ))
         }
         Ok(Some(_)) => {}
         Ok(None) => return Err(trace.fail("times", "the token has no iat claim")),
         Err(e) => return Err(trace.fail("times", e)),
     }
-    trace.pass("times", format!("expires in {} s (leeway {LEEWAY_SECS} s)", exp - now));
+    trace.pass(
+        "times",
+        format!("expires in {} s (leeway {LEEWAY_SECS} s)", exp - now),
+    );
     // required claims of the kind
     if string_claim(claims, "sub").is_none_or(str::is_empty) {
         return Err(trace.fail("claims", "the token has no sub claim"));
@@ -413,7 +461,10 @@ pub async fn validate(
 ) -> Result<ValidToken, Refusal> {
     let header = check_header(token, trace)?;
     let rules = choose_rules(&header, presented_as, props, trace)?;
-    let lookup = match providers.key(&props.issuer, header.kid.as_deref(), header.alg).await {
+    let lookup = match providers
+        .key(&props.issuer, header.kid.as_deref(), header.alg)
+        .await
+    {
         Ok(l) => l,
         Err(e) => return Err(trace.fail("discovery", format!("issuer {}: {e}", props.issuer))),
     };
@@ -423,14 +474,21 @@ pub async fn validate(
             "issuer {} ({} usable keys{})",
             lookup.provider.metadata.issuer,
             lookup.provider.keys.len(),
-            if lookup.fetched { ", fetched now" } else { ", cached" }
+            if lookup.fetched {
+                ", fetched now"
+            } else {
+                ", cached"
+            }
         ),
     );
     let key = match lookup.key {
         Ok(k) => k,
         Err(e) => return Err(trace.fail("key", e.to_string())),
     };
-    trace.pass("key", format!("kid {}", key.kid.as_deref().unwrap_or("(none)")));
+    trace.pass(
+        "key",
+        format!("kid {}", key.kid.as_deref().unwrap_or("(none)")),
+    );
     let claims = check_signature(token, &header, &key, trace)?;
     let expires_at = check_claims(&claims, rules, props, now, trace)?;
     Ok(ValidToken {
@@ -480,7 +538,10 @@ mod tests {
             assert!(e.reason.contains(needle), "{h}: {}", e.reason);
         }
         let mut t = Trace::default();
-        assert!(check_header("a.b.c.d.e", &mut t).unwrap_err().reason.contains("JWE"));
+        assert!(check_header("a.b.c.d.e", &mut t)
+            .unwrap_err()
+            .reason
+            .contains("JWE"));
         let mut t = Trace::default();
         let h = check_header(
             &token(json!({"alg": "RS256", "kid": "k", "typ": "application/at+JWT", "jku": "https://evil"})),
@@ -493,16 +554,36 @@ mod tests {
 
     #[test]
     fn id_and_access_rules_are_kept_apart() {
-        let at = HeaderInfo { alg: Algorithm::RS256, kid: None, typ: Some("at+jwt".into()) };
-        let id = HeaderInfo { alg: Algorithm::RS256, kid: None, typ: Some("jwt".into()) };
+        let at = HeaderInfo {
+            alg: Algorithm::RS256,
+            kid: None,
+            typ: Some("at+jwt".into()),
+        };
+        let id = HeaderInfo {
+            alg: Algorithm::RS256,
+            kid: None,
+            typ: Some("jwt".into()),
+        };
         let mut p = props();
         let mut t = Trace::default();
-        assert_eq!(choose_rules(&at, TokenKind::AccessToken, &p, &mut t).unwrap(), TokenKind::AccessToken);
+        assert_eq!(
+            choose_rules(&at, TokenKind::AccessToken, &p, &mut t).unwrap(),
+            TokenKind::AccessToken
+        );
         assert!(choose_rules(&at, TokenKind::IdToken, &p, &mut t).is_err());
-        assert!(choose_rules(&id, TokenKind::AccessToken, &p, &mut t).unwrap_err().reason.contains("enable_id_token_authentication"));
+        assert!(choose_rules(&id, TokenKind::AccessToken, &p, &mut t)
+            .unwrap_err()
+            .reason
+            .contains("enable_id_token_authentication"));
         p.enable_id_token_authentication = true;
-        assert_eq!(choose_rules(&id, TokenKind::AccessToken, &p, &mut t).unwrap(), TokenKind::IdToken);
-        let odd = HeaderInfo { typ: Some("dpop+jwt".into()), ..id };
+        assert_eq!(
+            choose_rules(&id, TokenKind::AccessToken, &p, &mut t).unwrap(),
+            TokenKind::IdToken
+        );
+        let odd = HeaderInfo {
+            typ: Some("dpop+jwt".into()),
+            ..id
+        };
         assert!(choose_rules(&odd, TokenKind::IdToken, &p, &mut t).is_err());
     }
 
@@ -516,7 +597,10 @@ mod tests {
         let good = json!({"iss": "https://idp.example", "aud": "app", "sub": "s", "exp": now + 300, "iat": now});
         let p = props();
         let mut t = Trace::default();
-        assert_eq!(check_claims(&claims(good.clone()), TokenKind::IdToken, &p, now, &mut t).unwrap(), now + 300);
+        assert_eq!(
+            check_claims(&claims(good.clone()), TokenKind::IdToken, &p, now, &mut t).unwrap(),
+            now + 300
+        );
         let with = |k: &str, v: Value| {
             let mut c = good.clone();
             c[k] = v;
@@ -543,14 +627,29 @@ mod tests {
         ];
         for (c, check) in cases {
             let mut t = Trace::default();
-            let e = check_claims(&claims(c.clone()), TokenKind::IdToken, &p, now, &mut t).unwrap_err();
+            let e =
+                check_claims(&claims(c.clone()), TokenKind::IdToken, &p, now, &mut t).unwrap_err();
             assert_eq!(e.check, check, "{c}: {}", e.reason);
         }
         // within the leeway
         let mut t = Trace::default();
-        assert!(check_claims(&claims(with("exp", json!(now - 30))), TokenKind::IdToken, &p, now, &mut t).is_ok());
+        assert!(check_claims(
+            &claims(with("exp", json!(now - 30))),
+            TokenKind::IdToken,
+            &p,
+            now,
+            &mut t
+        )
+        .is_ok());
         // an additional audience is accepted; several audiences with azp = client_id too
-        assert!(check_claims(&claims(with("aud", json!("https://api.example"))), TokenKind::IdToken, &p, now, &mut t).is_ok());
+        assert!(check_claims(
+            &claims(with("aud", json!("https://api.example"))),
+            TokenKind::IdToken,
+            &p,
+            now,
+            &mut t
+        )
+        .is_ok());
         let mut multi = with("aud", json!(["app", "x"]));
         multi["azp"] = json!("app");
         assert!(check_claims(&claims(multi), TokenKind::IdToken, &p, now, &mut t).is_ok());
@@ -560,6 +659,11 @@ mod tests {
         assert!(check_claims(&claims(at.clone()), TokenKind::AccessToken, &p, now, &mut t).is_ok());
         at["client_id"] = json!("someone-else");
         assert!(check_claims(&claims(at), TokenKind::AccessToken, &p, now, &mut t).is_err());
-        assert!(check_claims(&claims(good), TokenKind::AccessToken, &p, now, &mut t).unwrap_err().reason.contains("jti"));
+        assert!(
+            check_claims(&claims(good), TokenKind::AccessToken, &p, now, &mut t)
+                .unwrap_err()
+                .reason
+                .contains("jti")
+        );
     }
 }

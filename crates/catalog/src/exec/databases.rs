@@ -57,8 +57,20 @@ fn database_with_roles(id: i64, name: &str, grantor: &str, now: i64) -> Vec<Chan
             name: roles::ANALYST.into(),
             description: format!("May use database {name} and view its catalog"),
         }),
-        grant(PrincipalRef::Role(id + 3), "USE", ObjectRef::Database(id), grantor, now),
-        grant(PrincipalRef::Role(id + 3), "VIEW", ObjectRef::Database(id), grantor, now),
+        grant(
+            PrincipalRef::Role(id + 3),
+            "USE",
+            ObjectRef::Database(id),
+            grantor,
+            now,
+        ),
+        grant(
+            PrincipalRef::Role(id + 3),
+            "VIEW",
+            ObjectRef::Database(id),
+            grantor,
+            now,
+        ),
     ]
 }
 

@@ -97,8 +97,11 @@ pub fn privileges(
     actor.require(state, Privilege::new(Action::Sysauth), object, || {
         object_name.clone()
     })?;
+    // Groups may hold privileges on other databases (seed 003's cross-database SSO: "GRANT USE
+    // ON DATABASE target_db TO GROUP sso_users"); users and roles only in their own.
+    let cross_database_ok = matches!(principal, PrincipalRef::Group(_));
     if let (Some(gdb), Some(odb)) = (grantee_db, object_db) {
-        if gdb != odb {
+        if gdb != odb && !cross_database_ok {
             return Err(CatalogError::invalid(format!(
                 "{grantee_name} belongs to database \"{}\" and cannot hold privileges on {object_name}",
                 state.database_name(gdb)

@@ -44,9 +44,12 @@ fn require_sso_admin(
 }
 
 fn require_system_admin(actor: &Actor, state: &CatalogState) -> Result<(), CatalogError> {
-    actor.require(state, Privilege::new(Action::All), ObjectRef::System, || {
-        "the system (connectivity pools are system objects)".into()
-    })
+    actor.require(
+        state,
+        Privilege::new(Action::All),
+        ObjectRef::System,
+        || "the system (connectivity pools are system objects)".into(),
+    )
 }
 
 fn integration<'a>(
@@ -76,7 +79,12 @@ fn check_mapped_objects(
         .chain(std::iter::once(&props.default_group));
     for name in groups {
         if let Some(g) = resolve_group(state, name, &database) {
-            if !holds(state, &principals, Privilege::new(Action::Alter), ObjectRef::Group(g.id)) {
+            if !holds(
+                state,
+                &principals,
+                Privilege::new(Action::Alter),
+                ObjectRef::Group(g.id),
+            ) {
                 return Err(CatalogError::denied(format!(
                     "ALTER on group \"{}@{}\" is required to map SSO users to it",
                     g.name,
@@ -128,7 +136,10 @@ pub fn resolve_role<'a>(
     let normal = |s: &str| s.trim().to_lowercase().replace(' ', "_");
     let (role, db) = if let Some((r, d)) = name.rsplit_once('@') {
         (normal(r), d.to_owned())
-    } else if let Some((d, r)) = name.split_once(' ').filter(|(d, _)| state.database(d).is_some()) {
+    } else if let Some((d, r)) = name
+        .split_once(' ')
+        .filter(|(d, _)| state.database(d).is_some())
+    {
         (normal(r), d.to_owned())
     } else {
         (normal(name), database.to_owned())
@@ -324,7 +335,9 @@ pub fn remove(
         SsoTarget::ConnectivityPool(p) => {
             let p = pool(state, p)?;
             require_system_admin(actor, state)?;
-            Ok(vec![Change::UnassignSso(AssignmentTarget::ConnectivityPool(p.id))])
+            Ok(vec![Change::UnassignSso(
+                AssignmentTarget::ConnectivityPool(p.id),
+            )])
         }
     }
 }
@@ -401,7 +414,10 @@ pub fn create_pool(
         .iter()
         .any(|p| p.listen.parse::<SocketAddr>().ok() == Some(addr))
     {
-        return Err(CatalogError::duplicate("connectivity pool listener", listen));
+        return Err(CatalogError::duplicate(
+            "connectivity pool listener",
+            listen,
+        ));
     }
     Ok(vec![Change::PutConnectivityPool(ConnectivityPoolRecord {
         id: state.next_id(),

@@ -144,7 +144,10 @@ pub enum Statement {
         if_exists: bool,
     },
     /// `ALTER {DATABASE d | CONNECTIVITY_POOL p} SET SSO INTEGRATION name`.
-    AssignSsoIntegration { target: SsoTarget, name: String },
+    AssignSsoIntegration {
+        target: SsoTarget,
+        name: String,
+    },
     /// `ALTER DATABASE d {SET | ALTER} SSO INTEGRATION oidc prop = value, …`: define the
     /// database's own integration (`replace`) or change the one it has.
     DatabaseSsoProperties {
@@ -154,7 +157,9 @@ pub enum Statement {
         properties: Vec<Property>,
     },
     /// `ALTER {DATABASE d | CONNECTIVITY_POOL p} REMOVE SSO INTEGRATION`.
-    RemoveSsoIntegration { target: SsoTarget },
+    RemoveSsoIntegration {
+        target: SsoTarget,
+    },
     /// `CREATE CONNECTIVITY_POOL name LISTEN 'host:port'`.
     CreateConnectivityPool {
         name: String,

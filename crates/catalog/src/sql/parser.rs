@@ -343,7 +343,10 @@ fn alter(c: &mut Cursor) -> Result<Statement, CatalogError> {
                 target: SsoTarget::Database(name),
             });
         }
-        for (words, replace) in [(["SET", "SSO", "INTEGRATION"], true), (["ALTER", "SSO", "INTEGRATION"], false)] {
+        for (words, replace) in [
+            (["SET", "SSO", "INTEGRATION"], true),
+            (["ALTER", "SSO", "INTEGRATION"], false),
+        ] {
             if c.keywords(&words) {
                 return database_sso(c, name, replace);
             }
@@ -401,7 +404,11 @@ fn alter(c: &mut Cursor) -> Result<Statement, CatalogError> {
 
 /// After `ALTER DATABASE d {SET | ALTER} SSO INTEGRATION`: either a name alone (assign a named
 /// integration) or the protocol and properties of the database's own integration.
-fn database_sso(c: &mut Cursor, database: String, replace: bool) -> Result<Statement, CatalogError> {
+fn database_sso(
+    c: &mut Cursor,
+    database: String,
+    replace: bool,
+) -> Result<Statement, CatalogError> {
     let word = c.identifier("an integration name or the protocol OIDC")?;
     if c.at_end() {
         if !replace {

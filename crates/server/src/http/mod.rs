@@ -138,7 +138,13 @@ impl IntoResponse for ApiError {
         title = "Portcullis HTTP API",
         description = "Sign-in and catalog statements over HTTP"
     ),
-    paths(login::login, sso_token::sso_token, execute::execute_post, execute::execute_get, healthz),
+    paths(
+        login::login,
+        sso_token::sso_token,
+        execute::execute_post,
+        execute::execute_get,
+        healthz
+    ),
     components(schemas(
         Status,
         StatusBody,
@@ -163,7 +169,9 @@ pub struct Health {
 }
 
 #[utoipa::path(get, path = "/healthz", responses((status = 200, body = Health)))]
-async fn healthz(axum::extract::State(state): axum::extract::State<Arc<HttpState>>) -> Json<Health> {
+async fn healthz(
+    axum::extract::State(state): axum::extract::State<Arc<HttpState>>,
+) -> Json<Health> {
     Json(Health {
         provider_requests: state.sso.providers().request_count(),
         status: Status::ok("ok"),

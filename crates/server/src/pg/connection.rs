@@ -11,7 +11,9 @@ use pgwire::api::{ClientInfo, ErrorHandler, PgWireConnectionState, PgWireServerH
 use pgwire::error::PgWireError;
 use pgwire::messages::startup::PasswordMessageFamily;
 use pgwire::messages::PgWireFrontendMessage;
-use pgwire::tokio::server::{negotiate_tls, process_error, process_message, MaybeTls, PgWireMessageServerCodec};
+use pgwire::tokio::server::{
+    negotiate_tls, process_error, process_message, MaybeTls, PgWireMessageServerCodec,
+};
 use tokio::io::AsyncReadExt;
 use tokio::net::TcpStream;
 use tokio_rustls::TlsAcceptor;
@@ -50,7 +52,8 @@ pub async fn run<H: PgWireServerHandlers>(
     loop {
         let authenticating = matches!(
             socket.state(),
-            PgWireConnectionState::AwaitingStartup | PgWireConnectionState::AuthenticationInProgress
+            PgWireConnectionState::AwaitingStartup
+                | PgWireConnectionState::AuthenticationInProgress
         );
         let msg = if authenticating {
             tokio::select! {
@@ -104,7 +107,10 @@ pub async fn run<H: PgWireServerHandlers>(
 async fn next_auth_message<S>(
     socket: &mut Socket<S>,
 ) -> Option<Result<PgWireFrontendMessage, PgWireError>> {
-    if matches!(socket.state(), PgWireConnectionState::AuthenticationInProgress) {
+    if matches!(
+        socket.state(),
+        PgWireConnectionState::AuthenticationInProgress
+    ) {
         if let Err(e) = fill(socket, 5).await {
             return e.map(Err);
         }

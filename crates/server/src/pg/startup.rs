@@ -7,19 +7,19 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use futures::{Sink, SinkExt};
 use pgwire::api::auth::driver::AuthOutcome;
+use pgwire::api::auth::finish_authentication;
 use pgwire::api::auth::mechanism::AuthMechanismFactory;
 use pgwire::api::auth::sasl::scram::{ScramAuth, ScramSecret};
 use pgwire::api::auth::{
     protocol_negotiation, save_startup_parameters_to_metadata, AuthSource, LoginInfo, Password,
     StartupHandler,
 };
-use pgwire::api::auth::finish_authentication;
 use pgwire::api::{ClientInfo, PgWireConnectionState};
+use pgwire::error::{PgWireError, PgWireResult};
 use pgwire::messages::startup::Authentication;
+use pgwire::messages::{PgWireBackendMessage, PgWireFrontendMessage};
 use portcullis_auth::oidc::TokenKind;
 use portcullis_auth::TokenSignIn;
-use pgwire::error::{PgWireError, PgWireResult};
-use pgwire::messages::{PgWireBackendMessage, PgWireFrontendMessage};
 use portcullis_catalog::credential::ScramVerifier;
 use portcullis_catalog::{AuthMethod, Protocol};
 
@@ -113,9 +113,7 @@ impl StartupHandler for PgConnection {
                     )),
                 }
             }
-            PgWireFrontendMessage::PasswordMessageFamily(msg)
-                if self.token.lock().is_some() =>
-            {
+            PgWireFrontendMessage::PasswordMessageFamily(msg) if self.token.lock().is_some() => {
                 let Some(pending) = self.token.lock().take() else {
                     return Err(fatal_with("08P01", "unexpected password message".into()));
                 };

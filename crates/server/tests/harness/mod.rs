@@ -2,6 +2,8 @@
 //! drives it with the real `psql` and `pgbench`.
 #![allow(dead_code)]
 
+pub mod idp;
+
 use std::io::{BufRead, BufReader};
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
@@ -25,12 +27,25 @@ impl Server {
     }
 
     pub fn start_in(data_dir: PathBuf) -> Self {
+        Self::start_with(data_dir, &[])
+    }
+
+    /// Starts with extra environment variables.
+    pub fn start_env(env: &[(&str, &str)]) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let mut s = Self::start_with(dir.path().to_path_buf(), env);
+        s._dir = Some(dir);
+        s
+    }
+
+    fn start_with(data_dir: PathBuf, env: &[(&str, &str)]) -> Self {
         let mut child = Command::new(env!("CARGO_BIN_EXE_portcullis"))
             .args(["serve", "--data-dir"])
             .arg(&data_dir)
             .args(["--sql-addr", "127.0.0.1:0", "--http-addr", "127.0.0.1:0"])
             .env("PORTCULLIS_ADMIN_PASSWORD", ADMIN_PASSWORD)
             .env("PORTCULLIS_LOG", "warn")
+            .envs(env.iter().copied())
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
             .spawn()

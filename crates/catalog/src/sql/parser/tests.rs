@@ -330,7 +330,12 @@ fn seed_sso_statements_parse() {
         ])
     );
     let roles = parse_statements(SEED_SSO_STATEMENTS[4]).unwrap().remove(0);
-    let Statement::DatabaseSsoProperties { properties, replace, .. } = roles else {
+    let Statement::DatabaseSsoProperties {
+        properties,
+        replace,
+        ..
+    } = roles
+    else {
         panic!()
     };
     assert!(!replace);
@@ -353,9 +358,15 @@ fn sso_statement_errors_have_positions() {
         ("CREATE SSO INTEGRATION x PROTOCOL saml issuer = a", "OIDC"),
         ("CREATE SSO INTEGRATION x PROTOCOL oidc issuer", "="),
         ("CREATE SSO INTEGRATION x PROTOCOL oidc scopes = [a, b", "]"),
-        ("CREATE SSO INTEGRATION x PROTOCOL oidc m = { a = }", "value"),
+        (
+            "CREATE SSO INTEGRATION x PROTOCOL oidc m = { a = }",
+            "value",
+        ),
         ("ALTER DATABASE d ALTER SSO INTEGRATION oidc", "properties"),
-        ("ALTER DATABASE d SET SSO INTEGRATION saml issuer = x", "OIDC"),
+        (
+            "ALTER DATABASE d SET SSO INTEGRATION saml issuer = x",
+            "OIDC",
+        ),
         ("ALTER CONNECTIVITY_POOL p SET SSO", "INTEGRATION"),
         ("EXPLAIN AUTHENTICATION token", "single-quoted"),
     ] {
@@ -377,8 +388,10 @@ fn pools_null_and_explain_parse() {
     )
     .unwrap();
     assert_eq!(s.len(), 5);
-    assert!(matches!(&s[2], Statement::AlterSsoIntegration { properties, .. }
-        if properties[0].value == crate::sso::PropertyValue::Null));
+    assert!(
+        matches!(&s[2], Statement::AlterSsoIntegration { properties, .. }
+        if properties[0].value == crate::sso::PropertyValue::Null)
+    );
     assert_eq!(
         s[4],
         Statement::ExplainAuthentication {

@@ -1,0 +1,141 @@
+//! The test OpenID provider (npm `oidc-provider`, tests/idp) and the rogue issuer, started as
+//! real processes on loopback; tokens come from the provider's real endpoints.
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+
+pub fn idp_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/idp")
+}
+
+/// A node process that prints `<READY> <url>` when it is ready.
+pub struct NodeServer {
+    child: Child,
+    pub url: String,
+}
+
+impl NodeServer {
+    fn start(script: &str, args: &[&str], ready: &str) -> Self {
+        let mut child = Command::new("node")
+            .arg(idp_dir().join(script))
+            .args(args)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("node must be installed");
+        let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+        let url = loop {
+            let line = lines
+                .next()
+                .expect("the provider exited before it was ready")
+                .unwrap();
+            if let Some(url) = line.strip_prefix(ready) {
+                break url.trim().to_owned();
+            }
+        };
+        std::thread::spawn(move || for _ in lines {});
+        Self { child, url }
+    }
+
+    /// The real provider; `keys` persists its signing keys (same file, same keys).
+    pub fn provider(port: u16, keys: &Path, rotate: bool) -> Self {
+        let port = port.to_string();
+        let keys = keys.to_string_lossy().into_owned();
+        let mut args = vec!["--port", &port, "--keys", &keys];
+        if rotate {
+            args.push("--rotate");
+        }
+        Self::start("idp.mjs", &args, "IDP_READY ")
+    }
+
+    pub fn rogue(extra: &[&str]) -> Self {
+        let mut args = vec!["--port", "0"];
+        args.extend_from_slice(extra);
+        Self::start("rogue.mjs", &args, "ROGUE_READY ")
+    }
+
+    pub fn port(&self) -> u16 {
+        self.url.rsplit(':').next().unwrap().parse().unwrap()
+    }
+
+    pub fn stop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for NodeServer {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+/// Tokens from the real provider: `grant` is `code` (with `user`) or `client_credentials`.
+pub fn tokens(issuer: &str, client: &str, grant: &str, user: &str) -> serde_json::Value {
+    let out = Command::new("node")
+        .arg(idp_dir().join("token.mjs"))
+        .args([
+            "--issuer", issuer, "--client", client, "--grant", grant, "--user", user,
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "token.mjs failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+/// A token signed by the rogue issuer (see tests/idp/rogue.mjs).
+pub fn rogue_sign(
+    rogue: &NodeServer,
+    key: &str,
+    header: serde_json::Value,
+    claims: serde_json::Value,
+) -> String {
+    let body = serde_json::json!({"header": header, "claims": claims, "key": key});
+    let out = Command::new("curl")
+        .args([
+            "-sS",
+            "-X",
+            "POST",
+            "-H",
+            "Content-Type: application/json",
+            "--data",
+        ])
+        .arg(body.to_string())
+        .arg(format!("{}/sign", rogue.url))
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    String::from_utf8(out.stdout).unwrap().trim().to_owned()
+}
+
+/// POSTs JSON to a rogue control endpoint; returns the body.
+pub fn rogue_post(rogue: &NodeServer, path: &str, body: serde_json::Value) -> String {
+    let out = Command::new("curl")
+        .args([
+            "-sS",
+            "-X",
+            "POST",
+            "-H",
+            "Content-Type: application/json",
+            "--data",
+        ])
+        .arg(body.to_string())
+        .arg(format!("{}{path}", rogue.url))
+        .output()
+        .unwrap();
+    String::from_utf8(out.stdout).unwrap().trim().to_owned()
+}
+
+/// Picks a free loopback port (for a provider that must come back on the same port).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
