@@ -2,7 +2,10 @@
 # Password sign-ins per second: pgbench -C (a new connection, so a full SCRAM-SHA-256 sign-in,
 # per transaction) with 8 clients running SELECT 1, against Portcullis and, in the same run,
 # against a PostgreSQL 15 cluster created here with scram-sha-256 at the same iteration count.
-# Prints both rates, the ratio, and p50/p99 connection+query latency.
+# Then token sign-ins: the same load with an RS256 access token from the test OpenID provider
+# (tests/idp) as PGPASSWORD, and the count of requests the server sent to the provider during
+# the measured run (target 0: keys are cached).
+# Prints rates, ratios and pgbench's average connection time.
 # Usage: bash scripts/bench.sh [seconds per run, default 20]
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -14,7 +17,7 @@ cargo build --release --quiet -p portcullis
 WORK=$(mktemp -d /tmp/portcullis-bench.XXXX); chmod 755 "$WORK"
 PASS=Bench-pass-1
 echo "SELECT 1;" > "$WORK/select1.sql"
-cleanup() { [ -n "${PC_PID:-}" ] && kill "$PC_PID" 2>/dev/null; [ -d "$WORK/pg" ] && su postgres -c "$PGBIN/pg_ctl -D $WORK/pg -m immediate stop" >/dev/null 2>&1; rm -rf "$WORK"; }
+cleanup() { [ -n "${PC_PID:-}" ] && kill "$PC_PID" 2>/dev/null; [ -n "${IDP_PID:-}" ] && kill "$IDP_PID" 2>/dev/null; [ -d "$WORK/pg" ] && su postgres -c "$PGBIN/pg_ctl -D $WORK/pg -m immediate stop" >/dev/null 2>&1; rm -rf "$WORK"; }
 trap cleanup EXIT
 
 # Portcullis
@@ -32,16 +35,37 @@ su postgres -c "$PGBIN/pg_ctl -D $WORK/pg -o '-p 45432 -k $WORK/pgrun -c listen_
 
 run() { # name host-args...
   local name=$1; shift
-  PGPASSWORD=$PASS pgbench -n -C -c 8 -j 2 -T "$SECS" -f "$WORK/select1.sql" -l --log-prefix="$WORK/log-$name" "$@" >"$WORK/$name.out" 2>&1
+  PGPASSWORD=${BENCH_PASSWORD:-$PASS} pgbench -n -C -c 8 -j 2 -T "$SECS" -f "$WORK/select1.sql" -l --log-prefix="$WORK/log-$name" "$@" >"$WORK/$name.out" 2>&1
   local tps; tps=$(grep -Eo 'tps = [0-9.]+' "$WORK/$name.out" | head -1 | cut -d' ' -f3)
-  local lat; lat=$(cat "$WORK/log-$name".* | awk '{print $3}' | sort -n | awk '{a[NR]=$1} END {printf "%.2f %.2f", a[int(NR*0.5)]/1000, a[int(NR*0.99)]/1000}')
-  echo "$name $tps $lat"
+  local conn; conn=$(grep -Eo 'average connection time = [0-9.]+' "$WORK/$name.out" | grep -Eo '[0-9.]+$' || echo "?")
+  echo "$name $tps $conn"
 }
 PC=$(run portcullis -h 127.0.0.1 -p 45050 -U admin@system system)
 PG=$(run postgres -h 127.0.0.1 -p 45432 -U bench postgres)
-read -r _ pc_tps pc_p50 pc_p99 <<<"$PC"
-read -r _ pg_tps pg_p50 pg_p99 <<<"$PG"
-printf "%-11s %12s %9s %9s\n" target "sign-ins/s" "p50 ms" "p99 ms"
-printf "%-11s %12.1f %9s %9s\n" portcullis "$pc_tps" "$pc_p50" "$pc_p99"
-printf "%-11s %12.1f %9s %9s\n" postgresql "$pg_tps" "$pg_p50" "$pg_p99"
-awk -v a="$pc_tps" -v b="$pg_tps" 'BEGIN { printf "ratio (portcullis / postgresql): %.2fx  (target >= 1.5x)\n", a / b }'
+
+# Token sign-ins: the test provider, an integration on `system`, a client-credentials token.
+npm ci --prefix tests/idp --no-audit --no-fund --silent
+node tests/idp/idp.mjs --port 0 --keys "$WORK/jwks.json" >"$WORK/idp.out" 2>/dev/null &
+IDP_PID=$!
+for _ in $(seq 100); do grep -q IDP_READY "$WORK/idp.out" && break; sleep 0.1; done
+ISSUER=$(awk '/IDP_READY/ {print $2}' "$WORK/idp.out")
+PGPASSWORD=$PASS psql -X -q -h 127.0.0.1 -p 45050 -U admin@system system \
+  -c "CREATE GROUP robots" -c "GRANT USE ON DATABASE system TO GROUP robots" \
+  -c "ALTER DATABASE system SET SSO INTEGRATION oidc issuer = \"$ISSUER\", client_id = \"rs256-client\", default_group = robots, groups_claim_ids = [groups]" >/dev/null
+TOKEN=$(node tests/idp/token.mjs --issuer "$ISSUER" --client rs256-client --grant client_credentials | python3 -c 'import json,sys; print(json.load(sys.stdin)["access_token"])')
+PGPASSWORD=$TOKEN psql -X -q -h 127.0.0.1 -p 45050 -U access_token system -c "SELECT 1" >/dev/null  # warms the key cache
+fetches() { curl -s http://127.0.0.1:49090/healthz | python3 -c 'import json,sys; print(json.load(sys.stdin)["provider_requests"])'; }
+before=$(fetches)
+TK=$(BENCH_PASSWORD=$TOKEN run token -h 127.0.0.1 -p 45050 -U access_token system)
+after=$(fetches)
+
+read -r _ pc_tps pc_conn <<<"$PC"
+read -r _ pg_tps pg_conn <<<"$PG"
+read -r _ tk_tps tk_conn <<<"$TK"
+printf "%-22s %12s %18s\n" target "sign-ins/s" "avg connect ms"
+printf "%-22s %12.1f %18s\n" "portcullis password" "$pc_tps" "$pc_conn"
+printf "%-22s %12.1f %18s\n" "portcullis token" "$tk_tps" "$tk_conn"
+printf "%-22s %12.1f %18s\n" "postgresql scram" "$pg_tps" "$pg_conn"
+awk -v a="$pc_tps" -v b="$pg_tps" 'BEGIN { printf "ratio password / postgresql: %.2fx  (target >= 1.5x)\n", a / b }'
+awk -v a="$tk_tps" -v b="$pg_tps" 'BEGIN { printf "ratio token / postgresql:    %.2fx  (target >= 30x)\n", a / b }'
+echo "provider requests during the token run: $((after - before))  (target 0)"

@@ -188,7 +188,21 @@ impl SsoAuthenticator {
             Err(reason) => return Err(trace.fail("policy", reason).into()),
         };
         let home = state.database_name(integration.database_id).to_owned();
-        let (groups, roles, notes) = resolve(&state, &decision, &home);
+        let (mut groups, roles, mut notes) = resolve(&state, &decision, &home);
+        // No provider group matched a catalog group: the default group, as seed 003 says.
+        if groups.is_empty() && !decision.used_default_group {
+            match portcullis_catalog::resolve_group(&state, &props.default_group, &home) {
+                Some(g) => {
+                    let fq = format!("{}@{}", g.name, state.database_name(g.database_id));
+                    notes.push(format!("no provider group matched; default group {fq}"));
+                    groups.push((g.id, fq));
+                }
+                None => notes.push(format!(
+                    "default group \"{}\" does not exist",
+                    props.default_group
+                )),
+            }
+        }
         trace.pass(
             "policy",
             format!(
