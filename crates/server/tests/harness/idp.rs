@@ -96,24 +96,10 @@ pub fn rogue_sign(
     claims: serde_json::Value,
 ) -> String {
     let body = serde_json::json!({"header": header, "claims": claims, "key": key});
-    let out = Command::new("curl")
-        .args([
-            "-sS",
-            "-X",
-            "POST",
-            "-H",
-            "Content-Type: application/json",
-            "--data",
-        ])
-        .arg(body.to_string())
-        .arg(format!("{}/sign", rogue.url))
-        .output()
-        .unwrap();
-    assert!(out.status.success());
-    String::from_utf8(out.stdout).unwrap().trim().to_owned()
+    rogue_post(rogue, "/sign", body)
 }
 
-/// POSTs JSON to a rogue control endpoint; returns the body.
+/// POSTs JSON to a rogue endpoint; returns the body.
 pub fn rogue_post(rogue: &NodeServer, path: &str, body: serde_json::Value) -> String {
     let out = Command::new("curl")
         .args([
@@ -128,6 +114,7 @@ pub fn rogue_post(rogue: &NodeServer, path: &str, body: serde_json::Value) -> St
         .arg(format!("{}{path}", rogue.url))
         .output()
         .unwrap();
+    assert!(out.status.success(), "curl {path} failed");
     String::from_utf8(out.stdout).unwrap().trim().to_owned()
 }
 
