@@ -1,11 +1,16 @@
 //! Authentication: who may open a session. Password sign-in (SCRAM-SHA-256 verifiers over the
 //! PostgreSQL protocol, cleartext over HTTPS), invalid-attempt lockout, password expiry, the USE
 //! check on the target database; SSO sign-in with OpenID Connect tokens (provider metadata and
-//! keys, token validation, claim policy); and one audit event per attempt.
+//! keys, token validation, claim policy); browser sign-in with the authorization code flow
+//! and its refresh grants; and one audit event per attempt.
 
+mod code_flow;
 pub mod oidc;
 mod password;
 mod sso;
 
 pub use password::{LoginTarget, PasswordAuthenticator, SignInError};
-pub use sso::{SsoAuthenticator, SsoError, TokenSignIn};
+pub use code_flow::{
+    redirect_uri, Advertised, BeginSignIn, CallbackParams, CodeFlow, Completed, FlowCounters, Started,
+};
+pub use sso::{choose_integration, IntegrationChoice, SsoAuthenticator, SsoError, TokenSignIn};

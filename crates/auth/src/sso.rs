@@ -87,6 +87,8 @@ pub struct TokenSignIn<'a> {
     pub pool_id: Option<i64>,
     pub peer: &'a str,
     pub protocol: Protocol,
+    /// The nonce the authorization request sent (code flow): the ID token must carry it.
+    pub nonce: Option<&'a str>,
 }
 
 /// What a token established, before the session exists.
@@ -130,11 +132,47 @@ impl SsoAuthenticator {
         session
     }
 
+    /// Re-checks a fresh token of a live session (a browser session renewed with its refresh
+    /// token) and updates the session in place: same id, new groups, roles and expiry. A token
+    /// that no longer passes (blocked meanwhile, no USE any more) ends the session.
+    pub async fn renew(
+        &self,
+        session: &Session,
+        req: &TokenSignIn<'_>,
+    ) -> Result<Arc<Session>, SsoError> {
+        let mut trace = Trace::default();
+        let result = self.evaluate(req, &mut trace).await;
+        let identity = result.as_ref().map_or(String::new(), |e| e.identity.clone());
+        let renewed = match result {
+            Ok(e) if e.identity != session.user => Err(SsoError::Refused {
+                check: "renewal",
+                reason: "the renewed token names another user".into(),
+            }),
+            Ok(e) => Ok(self.open_as(req, e, &session.id, session.started_at)),
+            Err(e) => Err(e),
+        };
+        if renewed.is_err() {
+            self.catalog.sessions.remove(&session.id);
+        }
+        audit(req, &identity, "", renewed.as_ref().map(|_| ()));
+        renewed
+    }
+
     fn open(&self, req: &TokenSignIn<'_>, e: Established) -> Arc<Session> {
+        self.open_as(req, e, &SessionRegistry::new_id(), now())
+    }
+
+    fn open_as(
+        &self,
+        req: &TokenSignIn<'_>,
+        e: Established,
+        id: &str,
+        started_at: i64,
+    ) -> Arc<Session> {
         let state = self.catalog.state();
         let database_id = state.database(req.database).map_or(0, |d| d.id);
         self.catalog.sessions.insert(Session {
-            id: SessionRegistry::new_id(),
+            id: id.to_owned(),
             user_id: 0,
             user: e.identity,
             database: req.database.to_owned(),
@@ -145,7 +183,7 @@ impl SsoAuthenticator {
             },
             protocol: req.protocol,
             peer: req.peer.to_owned(),
-            started_at: now(),
+            started_at,
             expires_at: (req.protocol == Protocol::Http).then_some(e.expires_at),
             sso: Some(SsoIdentity {
                 integration: e.integration,
@@ -167,7 +205,7 @@ impl SsoAuthenticator {
             .database(req.database)
             .ok_or_else(|| SsoError::NoDatabase(req.database.to_owned()))?
             .clone();
-        let integration = choose_integration(&state, req)?;
+        let integration = choose_integration(&state, req.into())?;
         trace.pass(
             "integration",
             format!(
@@ -183,6 +221,9 @@ impl SsoAuthenticator {
             return Err(SsoError::Disabled(integration.name.clone()));
         }
         let token = validate(&self.providers, &props, req.token, req.kind, now(), trace).await?;
+        if let Some(expected) = req.nonce {
+            check_nonce(&token.claims, expected, trace)?;
+        }
         let decision = match policy::decide(&props, &token.claims) {
             Ok(d) => d,
             Err(reason) => return Err(trace.fail("policy", reason).into()),
@@ -312,6 +353,7 @@ impl SsoAuthenticator {
             pool_id: None,
             peer: &session.peer,
             protocol: session.protocol,
+            nonce: None,
         };
         let mut trace = Trace::default();
         let result = self.evaluate(&req, &mut trace).await;
@@ -387,11 +429,31 @@ impl portcullis_catalog::AuthenticationExplainer for SsoAuthenticator {
     }
 }
 
-/// The integration that checks a token: the one named by `identityprovider` (of the source
+/// What picks the integration of a sign-in.
+#[derive(Debug, Clone, Copy)]
+pub struct IntegrationChoice<'a> {
+    pub source_database: Option<&'a str>,
+    pub database: &'a str,
+    pub integration: Option<&'a str>,
+    pub pool_id: Option<i64>,
+}
+
+impl<'a> From<&TokenSignIn<'a>> for IntegrationChoice<'a> {
+    fn from(req: &TokenSignIn<'a>) -> Self {
+        Self {
+            source_database: req.source_database,
+            database: req.database,
+            integration: req.integration,
+            pool_id: req.pool_id,
+        }
+    }
+}
+
+/// The integration that checks a sign-in: the one named by `identityprovider` (of the source
 /// database or the pool), else the pool's, else the source database's assigned one.
-fn choose_integration<'a>(
+pub fn choose_integration<'a>(
     state: &'a CatalogState,
-    req: &TokenSignIn<'_>,
+    req: IntegrationChoice<'_>,
 ) -> Result<&'a SsoIntegrationRecord, SsoError> {
     let source_name = req.source_database.unwrap_or(req.database);
     let source = state.database(source_name).ok_or_else(|| {
@@ -418,6 +480,29 @@ fn choose_integration<'a>(
     state
         .assigned_integration(AssignmentTarget::Database(source.id))
         .ok_or_else(|| SsoError::NoIntegration(source.name.clone()))
+}
+
+/// OIDC Core 3.1.3.7 step 11: the ID token carries the nonce of the authorization request.
+fn check_nonce(
+    claims: &serde_json::Map<String, serde_json::Value>,
+    expected: &str,
+    trace: &mut Trace,
+) -> Result<(), Refusal> {
+    use aws_lc_rs::constant_time::verify_slices_are_equal;
+    match claims.get("nonce").and_then(|v| v.as_str()) {
+        Some(n) if verify_slices_are_equal(n.as_bytes(), expected.as_bytes()).is_ok() => {
+            trace.pass("nonce", "matches the sign-in request");
+            Ok(())
+        }
+        Some(_) => Err(trace.fail(
+            "nonce",
+            "the ID token's nonce is not the one this sign-in sent (a replayed or injected token)",
+        )),
+        None => Err(trace.fail(
+            "nonce",
+            "the ID token has no nonce although the sign-in request sent one",
+        )),
+    }
 }
 
 type Named = Vec<(i64, String)>;

@@ -118,6 +118,17 @@ impl Catalog {
             .transpose()
     }
 
+    /// Seals a secret the server keeps outside the catalog (a browser session's refresh
+    /// token), bound to `context`.
+    pub fn seal(&self, context: &str, secret: &str) -> Result<Vec<u8>, CatalogError> {
+        self.sealer.seal(context, secret)
+    }
+
+    /// Opens what [`Catalog::seal`] sealed with the same `context`.
+    pub fn unseal(&self, context: &str, sealed: &[u8]) -> Result<String, CatalogError> {
+        self.sealer.open(context, sealed)
+    }
+
     /// The current catalog (a cheap shared copy).
     pub fn state(&self) -> Arc<CatalogState> {
         self.state.read().clone()

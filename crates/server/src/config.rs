@@ -31,6 +31,16 @@ pub struct FileConfig {
     /// Least time between two key-set refetches of one provider (an unknown `kid` triggers
     /// one), seconds. Default 10.
     pub jwks_min_refresh_seconds: Option<u64>,
+    /// Serve HTTPS on the HTTP listener with the SQL listener's certificate. Default false.
+    pub http_tls: Option<bool>,
+    /// `host:port` browsers use to reach the HTTP listener; the default redirect URI is
+    /// `<scheme>://<advertised_address>/v1/callback`. Default: the HTTP listener's address.
+    pub advertised_address: Option<String>,
+    /// How long a browser sign-in may wait for the provider's callback, seconds. Default 600.
+    pub sso_flow_seconds: Option<u64>,
+    /// Browser sessions are renewed with their refresh token when the token expires within
+    /// this many seconds. Default 120.
+    pub sso_renew_margin_seconds: Option<u64>,
 }
 
 /// The resolved settings.
@@ -46,6 +56,10 @@ pub struct Settings {
     pub max_connections: usize,
     pub http_token_seconds: i64,
     pub jwks_min_refresh_seconds: u64,
+    pub http_tls: bool,
+    pub advertised_address: Option<String>,
+    pub sso_flow_seconds: u64,
+    pub sso_renew_margin_seconds: u64,
 }
 
 /// Overrides from the command line (already merged with their environment variables).
@@ -72,6 +86,10 @@ const KNOWN_ENV: &[&str] = &[
     "PORTCULLIS_ADMIN_PASSWORD",
     "PORTCULLIS_LOG",
     "PORTCULLIS_DEV_TLS",
+    "PORTCULLIS_HTTP_TLS",
+    "PORTCULLIS_ADVERTISED_ADDRESS",
+    "PORTCULLIS_SSO_FLOW_SECONDS",
+    "PORTCULLIS_SSO_RENEW_MARGIN_SECONDS",
 ];
 
 pub fn read_file(path: &Path) -> anyhow::Result<FileConfig> {
@@ -165,6 +183,31 @@ pub fn resolve(file: Option<&Path>, flags: Overrides) -> anyhow::Result<Settings
     if dev_tls && tls_cert.is_some() {
         bail!("--dev-tls and tls_cert/tls_key exclude each other");
     }
+    let http_tls = env("PORTCULLIS_HTTP_TLS")
+        .map(|v| v == "1" || v == "true")
+        .or(f.http_tls)
+        .unwrap_or(false);
+    if http_tls && tls_cert.is_none() && !dev_tls {
+        bail!("http_tls needs a certificate: tls_cert/tls_key or --dev-tls");
+    }
+    let advertised_address = env("PORTCULLIS_ADVERTISED_ADDRESS").or(f.advertised_address);
+    if let Some(a) = &advertised_address {
+        if a.is_empty() || a.contains(['/', '\\', '?', '#', '@', ' ']) {
+            bail!("advertised_address {a:?} must be host:port only");
+        }
+    }
+    let sso_flow_seconds = parse_env("PORTCULLIS_SSO_FLOW_SECONDS")?
+        .or(f.sso_flow_seconds)
+        .unwrap_or(600);
+    if !(1..=3600).contains(&sso_flow_seconds) {
+        bail!("sso_flow_seconds must be between 1 and 3600");
+    }
+    let sso_renew_margin_seconds = parse_env("PORTCULLIS_SSO_RENEW_MARGIN_SECONDS")?
+        .or(f.sso_renew_margin_seconds)
+        .unwrap_or(120);
+    if sso_renew_margin_seconds > 86_400 {
+        bail!("sso_renew_margin_seconds must be at most 86400");
+    }
     Ok(Settings {
         data_dir,
         sql_addr: addr("sql_addr", &sql_addr)?,
@@ -176,6 +219,10 @@ pub fn resolve(file: Option<&Path>, flags: Overrides) -> anyhow::Result<Settings
         max_connections,
         http_token_seconds,
         jwks_min_refresh_seconds,
+        http_tls,
+        advertised_address,
+        sso_flow_seconds,
+        sso_renew_margin_seconds,
     })
 }
 

@@ -64,18 +64,38 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
         .await
         .with_context(|| format!("binding {}", settings.http_addr))?;
     println!(
-        "Portcullis listening: SQL on {}{}, HTTP on {}",
+        "Portcullis listening: SQL on {}{}, HTTP on {}{}",
         sql.local_addr()?,
         if tls.is_some() { " (TLS)" } else { "" },
-        web.local_addr()?
+        web.local_addr()?,
+        if settings.http_tls { " (TLS)" } else { "" }
     );
 
+    let web_addr = web.local_addr()?;
+    let https = settings.http_tls;
+    let flows = Arc::new(portcullis_auth::CodeFlow::new(
+        catalog.clone(),
+        sso.clone(),
+        portcullis_auth::Advertised {
+            authority: settings
+                .advertised_address
+                .clone()
+                .unwrap_or_else(|| web_addr.to_string()),
+            https,
+        },
+        std::time::Duration::from_secs(settings.sso_flow_seconds),
+        std::time::Duration::from_secs(settings.sso_renew_margin_seconds),
+    ));
     let http_state = Arc::new(http::HttpState {
         auth: auth.clone(),
         sso: sso.clone(),
         tokens: http::TokenTable::default(),
         token_seconds: settings.http_token_seconds,
-        secure_cookies: false,
+        secure_cookies: https,
+        https,
+        flows: flows.clone(),
+        request_states: http::pages::signin::RequestStates::default(),
+        flow_seconds: i64::try_from(settings.sso_flow_seconds).unwrap_or(600),
     });
     let sweeper = {
         let state = http_state.clone();
@@ -83,20 +103,32 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
             let mut tick = tokio::time::interval(std::time::Duration::from_secs(30));
             loop {
                 tick.tick().await;
+                state.flows.renew_due().await;
+                state.flows.sweep();
+                state.request_states.sweep();
                 let sessions = &state.auth.catalog().sessions;
                 sessions.expire(now());
                 state.tokens.retain(|id| sessions.get(id).is_some());
             }
         })
     };
+    let http_tls = if settings.http_tls { tls.clone() } else { None };
     let pg_task = tokio::spawn(pg::serve(
         sql,
         Arc::new(pg::PgShared::new(auth, sso)),
         tls,
         settings.max_connections,
     ));
-    let app = http::app(http_state).into_make_service_with_connect_info::<std::net::SocketAddr>();
-    let http_task = tokio::spawn(async move { axum::serve(web, app).await });
+    let router = http::app(http_state);
+    let http_task = tokio::spawn(async move {
+        match http_tls {
+            Some(acceptor) => http::serve_tls(web, router, acceptor).await,
+            None => {
+                let app = router.into_make_service_with_connect_info::<std::net::SocketAddr>();
+                axum::serve(web, app).await
+            }
+        }
+    });
     tokio::select! {
         _ = tokio::signal::ctrl_c() => tracing::info!("shutting down"),
         r = http_task => tracing::error!(result = ?r.map(|r| r.map_err(|e| e.to_string())), "HTTP listener stopped"),

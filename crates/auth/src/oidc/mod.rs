@@ -1,6 +1,7 @@
 //! OpenID Connect for a relying party: fetching provider metadata and keys, validating tokens,
 //! and the claim policy that turns a token into an identity with groups and roles.
 
+pub mod authorization;
 pub mod fetch;
 pub mod policy;
 pub mod provider;

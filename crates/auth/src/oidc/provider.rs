@@ -31,6 +31,8 @@ pub struct ProviderMetadata {
     pub token_endpoint: Option<String>,
     pub device_authorization_endpoint: Option<String>,
     pub revocation_endpoint: Option<String>,
+    /// RFC 9207: the provider sends `iss` with every authorization response.
+    pub iss_parameter_supported: bool,
 }
 
 /// The kind of a verification key, which fixes the algorithms it may verify.
@@ -153,6 +155,10 @@ pub fn parse_discovery(
         token_endpoint: text("token_endpoint"),
         device_authorization_endpoint: text("device_authorization_endpoint"),
         revocation_endpoint: text("revocation_endpoint"),
+        iss_parameter_supported: doc
+            .get("authorization_response_iss_parameter_supported")
+            .and_then(|v| v.as_bool())
+            .unwrap_or(false),
     })
 }
 
@@ -268,6 +274,11 @@ impl ProviderCache {
             entries: RwLock::new(HashMap::new()),
             refresh_locks: Mutex::new(HashMap::new()),
         })
+    }
+
+    /// The HTTP client (no redirects, time and size limits) for the provider's endpoints.
+    pub fn fetcher(&self) -> &Fetcher {
+        &self.fetcher
     }
 
     /// Requests sent to providers so far.
@@ -446,6 +457,7 @@ mod tests {
                 token_endpoint: None,
                 device_authorization_endpoint: None,
                 revocation_endpoint: None,
+                iss_parameter_supported: false,
             },
             keys,
             skipped,

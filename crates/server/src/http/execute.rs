@@ -70,16 +70,11 @@ fn basic(headers: &HeaderMap) -> Option<(String, String)> {
     Some((user.to_owned(), password.to_owned()))
 }
 
+/// The session cookie, or a seed-004 `OAuthToken_<domain>` cookie.
 fn cookie(headers: &HeaderMap) -> Option<String> {
-    headers
-        .get_all(header::COOKIE)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(';'))
-        .find_map(|pair| {
-            let (k, v) = pair.trim().split_once('=')?;
-            (k == "portcullis_session").then(|| v.to_owned())
-        })
+    super::cookies::get(headers, super::cookies::SESSION).or_else(|| {
+        super::cookies::all(headers).find_map(|(k, v)| k.starts_with("OAuthToken_").then_some(v))
+    })
 }
 
 async fn authenticate(
@@ -132,6 +127,7 @@ async fn authenticate(
                 pool_id: None,
                 peer,
                 protocol: Protocol::Http,
+                nonce: None,
             })
             .await?;
         return Ok(RequestSession {
@@ -143,6 +139,8 @@ async fn authenticate(
         .and_then(|id| sessions.get(&id))
         .filter(|s| s.expires_at.is_none_or(|t| t > now()))
         .ok_or_else(|| unauthorized("the access token is unknown or expired; sign in again"))?;
+    // A browser session is renewed with its refresh token when its token is about to expire.
+    let session = state.flows.renew_if_due(session).await?;
     if session.database != database {
         return Err(ApiError::new(
             StatusCode::FORBIDDEN,

@@ -1,9 +1,16 @@
 //! `POST /v1/login`: password sign-in; answers an access token and sets a session cookie.
+//! With a form body (seed 004's domain login): `Domain` names an SSO integration (then
+//! `id_token`) or a database's password domain (then `identity_username` +
+//! `secret_password`); the answer is `{"DomainName", "UserName"}` and an
+//! `OAuthToken_<Domain>` cookie.
 
 use std::sync::Arc;
 
-use axum::extract::{ConnectInfo, State};
-use axum::http::header;
+use std::collections::HashMap;
+
+use axum::body::Bytes;
+use axum::extract::{ConnectInfo, Query, State};
+use axum::http::{header, HeaderMap};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use portcullis_catalog::{now, Protocol};
@@ -38,8 +45,18 @@ pub struct LoginResponse {
 pub async fn login(
     State(state): State<Arc<HttpState>>,
     ConnectInfo(peer): ConnectInfo<std::net::SocketAddr>,
-    body: Result<Json<LoginRequest>, axum::extract::rejection::JsonRejection>,
+    Query(query): Query<HashMap<String, String>>,
+    headers: HeaderMap,
+    bytes: Bytes,
 ) -> Result<Response, ApiError> {
+    let is_form = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("application/x-www-form-urlencoded"));
+    if is_form {
+        return super::domain_login::domain_login(&state, peer, query, &bytes).await;
+    }
+    let body: Result<Json<LoginRequest>, _> = Json::from_bytes(&bytes);
     let Json(body) = body.map_err(|e| {
         ApiError::new(
             axum::http::StatusCode::BAD_REQUEST,

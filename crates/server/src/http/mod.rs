@@ -1,8 +1,16 @@
-//! The HTTP front end (axum): `/v1/login`, `/v1/execute/{database}`, `/healthz` and the OpenAPI
-//! description. Every response carries `{"status":{"reason","sql_state","vendor_code"}}`.
+//! The HTTP front end (axum): `/v1/login`, `/v1/execute/{database}`, `/v1/sso_token`, the
+//! browser sign-in (`/v1/sso_authentication`, `/v1/callback`, the IdP chooser and the web
+//! pages under `/ui`), `/healthz` and the OpenAPI description. API responses carry
+//! `{"status":{"reason","sql_state","vendor_code"}}`; every response carries the security
+//! headers.
 
+pub mod cookies;
+mod domain_login;
 mod execute;
+mod https;
 mod login;
+pub mod pages;
+mod sso_authentication;
 mod sso_token;
 mod tokens;
 
@@ -17,6 +25,7 @@ use portcullis_catalog::CatalogError;
 use serde::Serialize;
 use utoipa::{OpenApi, ToSchema};
 
+pub use https::serve_tls;
 pub use tokens::TokenTable;
 
 /// What the handlers share.
@@ -25,8 +34,14 @@ pub struct HttpState {
     pub sso: Arc<portcullis_auth::SsoAuthenticator>,
     pub tokens: TokenTable,
     pub token_seconds: i64,
-    /// Whether the listener is TLS (the session cookie is then `Secure`).
+    /// Whether cookies are `Secure` (the listener is HTTPS).
     pub secure_cookies: bool,
+    /// Whether the listener is HTTPS (SSO over plain http is refused except on loopback).
+    pub https: bool,
+    pub flows: Arc<portcullis_auth::CodeFlow>,
+    pub request_states: pages::signin::RequestStates,
+    /// Lifetime of a pending browser sign-in (the flow cookie's Max-Age).
+    pub flow_seconds: i64,
 }
 
 /// The status object of every response (seed 000).
@@ -141,6 +156,7 @@ impl IntoResponse for ApiError {
     paths(
         login::login,
         sso_token::sso_token,
+        sso_authentication::sso_authentication,
         execute::execute_post,
         execute::execute_get,
         healthz
@@ -152,6 +168,8 @@ impl IntoResponse for ApiError {
         login::LoginResponse,
         sso_token::SsoTokenRequest,
         sso_token::SsoTokenResponse,
+        sso_authentication::SsoAuthenticationRequest,
+        sso_authentication::SsoAuthenticationResponse,
         execute::ExecuteRequest,
         execute::ExecuteResponse,
         execute::ColumnInfo,
@@ -165,6 +183,13 @@ pub struct ApiDoc;
 #[derive(Debug, Serialize, ToSchema)]
 pub struct Health {
     pub provider_requests: u64,
+    /// Browser sign-ins started, completed, renewed, and refresh tokens revoked at sign-out.
+    pub sso_flows_started: u64,
+    pub sso_flows_completed: u64,
+    pub sso_sessions_renewed: u64,
+    pub sso_refresh_tokens_revoked: u64,
+    /// Browser sign-ins waiting for their callback.
+    pub sso_flows_pending: u64,
     pub status: Status,
 }
 
@@ -172,8 +197,15 @@ pub struct Health {
 async fn healthz(
     axum::extract::State(state): axum::extract::State<Arc<HttpState>>,
 ) -> Json<Health> {
+    use std::sync::atomic::Ordering::Relaxed;
+    let c = &state.flows.counters;
     Json(Health {
         provider_requests: state.sso.providers().request_count(),
+        sso_flows_started: c.started.load(Relaxed),
+        sso_flows_completed: c.completed.load(Relaxed),
+        sso_sessions_renewed: c.renewed.load(Relaxed),
+        sso_refresh_tokens_revoked: c.revoked.load(Relaxed),
+        sso_flows_pending: state.flows.pending() as u64,
         status: Status::ok("ok"),
     })
 }
@@ -204,10 +236,50 @@ pub fn app(state: Arc<HttpState>) -> Router {
             "/v1/execute/{database}",
             post(execute::execute_post).get(execute::execute_get),
         )
+        .route(
+            "/v1/sso_authentication",
+            post(sso_authentication::sso_authentication),
+        )
+        .route("/v1/callback", get(sso_authentication::callback))
+        .route("/sso/v1/sdk/idp", post(pages::signin::choose_idp))
+        .route("/", get(|| async { axum::response::Redirect::to("/ui/signin") }))
+        .route("/ui/signin", get(pages::signin::signin_page))
+        .route("/ui/password", post(pages::signin::password))
+        .route("/ui/session", get(pages::session::session_page))
+        .route("/ui/signout", post(pages::session::sign_out))
+        .route("/ui/admin", get(pages::admin::admin_page))
+        .route("/ui/console", get(pages::admin::console_page))
+        .route("/ui/style.css", get(pages::assets::style))
+        .route("/ui/console.js", get(pages::assets::console_js))
         .route("/healthz", get(healthz))
         .route("/openapi.json", get(openapi_json))
         .route("/openapi.yaml", get(openapi_yaml))
         .fallback(not_found)
         .layer(axum::extract::DefaultBodyLimit::max(1 << 20))
+        .layer(axum::middleware::map_response(security_headers))
         .with_state(state)
+}
+
+/// Headers on every response: no sniffing, no caching (tokens and sessions pass through),
+/// no framing, no scripts or styles but the server's own, no referrer (authorization
+/// responses carry codes in the URL).
+async fn security_headers(mut response: Response) -> Response {
+    use axum::http::HeaderValue;
+    let h = response.headers_mut();
+    h.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    h.insert(header::PRAGMA, HeaderValue::from_static("no-cache"));
+    h.insert(
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static(
+            "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self'; \
+             object-src 'none'; base-uri 'none'; frame-ancestors 'none'",
+        ),
+    );
+    h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+    h.insert(header::REFERRER_POLICY, HeaderValue::from_static("no-referrer"));
+    response
 }

@@ -72,6 +72,7 @@ pub async fn sso_token(
             pool_id: None,
             peer: &peer,
             protocol: Protocol::Http,
+            nonce: None,
         })
         .await?;
     let access_token = state.tokens.issue(&session.id);

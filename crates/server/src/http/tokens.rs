@@ -33,6 +33,11 @@ impl TokenTable {
         self.by_hash.read().get(&hash(token)).cloned()
     }
 
+    /// Forgets one token (sign-out).
+    pub fn revoke(&self, token: &str) {
+        self.by_hash.write().remove(&hash(token));
+    }
+
     /// Forgets tokens whose sessions are gone.
     pub fn retain(&self, live: impl Fn(&str) -> bool) {
         self.by_hash.write().retain(|_, id| live(id));

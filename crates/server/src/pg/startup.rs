@@ -135,6 +135,7 @@ impl StartupHandler for PgConnection {
                     pool_id: None,
                     peer: &peer,
                     protocol: Protocol::Postgres,
+                    nonce: None,
                 };
                 let session = self
                     .shared

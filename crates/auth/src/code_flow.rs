@@ -1,0 +1,613 @@
+//! Browser sign-in with the authorization code flow (OIDC Core 3.1, RFC 7636, RFC 9207,
+//! RFC 9700): start a flow (state, nonce, PKCE verifier kept server-side), finish it at the
+//! callback (the flow is taken once; `iss` checked; the code exchanged with the client secret;
+//! the ID token validated as in the token flow plus the nonce), keep the refresh token sealed,
+//! renew sessions before their tokens expire, and revoke the refresh token at sign-out.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use parking_lot::Mutex;
+use portcullis_catalog::sso::OidcProperties;
+use portcullis_catalog::{now, Catalog, Protocol, Session};
+use portcullis_store::{AssignmentTarget, SsoIntegrationRecord};
+
+use crate::oidc::authorization::{
+    authorization_url, is_local_path, random_value, FlowTable, PendingFlow, TakeError,
+    TokenResponse,
+};
+use crate::oidc::TokenKind;
+use crate::sso::{choose_integration, IntegrationChoice};
+use crate::{SsoAuthenticator, SsoError, TokenSignIn};
+
+/// How the server is reached by browsers, for `redirect_uri` when an integration sets no
+/// `redirect_host`/`redirect_ssl`.
+#[derive(Debug, Clone)]
+pub struct Advertised {
+    /// `host:port` as browsers reach the HTTP listener.
+    pub authority: String,
+    /// Whether that listener is HTTPS.
+    pub https: bool,
+}
+
+/// The redirect URI of an integration: `<scheme>://<redirect_host or advertised>/v1/callback`.
+pub fn redirect_uri(props: &OidcProperties, advertised: &Advertised) -> String {
+    let host = props.redirect_host.as_deref().unwrap_or(&advertised.authority);
+    let https = props.redirect_ssl.unwrap_or(advertised.https);
+    format!(
+        "{}://{}/v1/callback",
+        if https { "https" } else { "http" },
+        host.trim_end_matches('/')
+    )
+}
+
+/// A request to start a browser sign-in.
+#[derive(Debug, Clone)]
+pub struct BeginSignIn<'a> {
+    pub database: &'a str,
+    /// A named integration (the IdP chooser); else the database's assigned one.
+    pub integration: Option<&'a str>,
+    pub pool_id: Option<i64>,
+    /// Where the browser goes afterwards; must be a local path.
+    pub callback_path: &'a str,
+    /// Whether the callback must bring the flow cookie.
+    pub browser_bound: bool,
+}
+
+/// A started flow: send the browser to `url`; `state` names the flow (and is the value of the
+/// flow cookie when the flow is browser-bound).
+#[derive(Debug, Clone)]
+pub struct Started {
+    pub url: String,
+    pub state: String,
+}
+
+/// The callback's query parameters.
+#[derive(Debug, Clone, Default)]
+pub struct CallbackParams<'a> {
+    pub state: Option<&'a str>,
+    pub code: Option<&'a str>,
+    pub iss: Option<&'a str>,
+    pub error: Option<&'a str>,
+    pub error_description: Option<&'a str>,
+}
+
+/// A finished sign-in.
+#[derive(Debug, Clone)]
+pub struct Completed {
+    pub session: Arc<Session>,
+    pub callback_path: String,
+}
+
+/// A session's refresh grant, sealed.
+struct Grant {
+    integration_id: i64,
+    integration: String,
+    pool_id: Option<i64>,
+    sealed_refresh: Option<Vec<u8>>,
+}
+
+/// Counters for `/healthz` and the benchmark.
+#[derive(Debug, Default)]
+pub struct FlowCounters {
+    pub started: AtomicU64,
+    pub completed: AtomicU64,
+    pub renewed: AtomicU64,
+    pub revoked: AtomicU64,
+}
+
+/// The authorization code flow for browsers and its sessions' refresh grants.
+pub struct CodeFlow {
+    catalog: Arc<Catalog>,
+    sso: Arc<SsoAuthenticator>,
+    advertised: Advertised,
+    flows: FlowTable,
+    grants: Mutex<HashMap<String, Arc<tokio::sync::Mutex<Grant>>>>,
+    /// Sessions are renewed when their token expires within this margin.
+    renew_margin: i64,
+    pub counters: FlowCounters,
+}
+
+fn refused(check: &'static str, reason: impl Into<String>) -> SsoError {
+    SsoError::Refused {
+        check,
+        reason: reason.into(),
+    }
+}
+
+fn refresh_context(session_id: &str) -> String {
+    format!("refresh:{session_id}")
+}
+
+impl CodeFlow {
+    pub fn new(
+        catalog: Arc<Catalog>,
+        sso: Arc<SsoAuthenticator>,
+        advertised: Advertised,
+        flow_ttl: Duration,
+        renew_margin: Duration,
+    ) -> Self {
+        Self {
+            catalog,
+            sso,
+            advertised,
+            flows: FlowTable::new(flow_ttl, 250_000),
+            grants: Mutex::new(HashMap::new()),
+            renew_margin: i64::try_from(renew_margin.as_secs()).unwrap_or(60),
+            counters: FlowCounters::default(),
+        }
+    }
+
+    pub fn advertised(&self) -> &Advertised {
+        &self.advertised
+    }
+
+    /// Sign-ins waiting for their callback.
+    pub fn pending(&self) -> usize {
+        self.flows.len()
+    }
+
+    /// The integrations a database offers browsers: its assigned one, the ones it owns, and
+    /// those assigned to connectivity pools that belong to it. Disabled ones are left out.
+    pub fn offered(&self, database: &str) -> Vec<(SsoIntegrationRecord, Option<i64>)> {
+        let state = self.catalog.state();
+        let Some(db) = state.database(database) else {
+            return Vec::new();
+        };
+        let mut out: Vec<(SsoIntegrationRecord, Option<i64>)> = Vec::new();
+        let mut push = |i: &SsoIntegrationRecord, pool: Option<i64>| {
+            let enabled = OidcProperties::from_json(&i.properties).is_ok_and(|p| !p.disabled);
+            if enabled && !out.iter().any(|(o, _)| o.id == i.id) {
+                out.push((i.clone(), pool));
+            }
+        };
+        if let Some(i) = state.assigned_integration(AssignmentTarget::Database(db.id)) {
+            push(i, None);
+        }
+        for i in state.snap.sso_integrations.iter().filter(|i| i.database_id == db.id) {
+            push(i, None);
+        }
+        for pool in &state.snap.connectivity_pools {
+            if let Some(i) = state.assigned_integration(AssignmentTarget::ConnectivityPool(pool.id))
+            {
+                if i.database_id == db.id {
+                    push(i, Some(pool.id));
+                }
+            }
+        }
+        out
+    }
+
+    /// Starts a sign-in. `Ok(None)` when the database has no integration (and none was named).
+    pub async fn begin(&self, req: &BeginSignIn<'_>) -> Result<Option<Started>, SsoError> {
+        if !is_local_path(req.callback_path) {
+            return Err(refused(
+                "callback path",
+                "sso_callback_path must be a path on this server (like /ui/session): no scheme, \
+                 no host, no //, no backslash",
+            ));
+        }
+        let state = self.catalog.state();
+        let integration = match choose_integration(
+            &state,
+            IntegrationChoice {
+                source_database: None,
+                database: req.database,
+                integration: req.integration,
+                pool_id: req.pool_id,
+            },
+        ) {
+            Ok(i) => i.clone(),
+            Err(SsoError::NoIntegration(_)) if req.integration.is_none() => return Ok(None),
+            Err(e) => return Err(e),
+        };
+        let props = OidcProperties::from_json(&integration.properties)
+            .map_err(|e| SsoError::Internal(e.message))?;
+        if props.disabled {
+            return Err(SsoError::Disabled(integration.name.clone()));
+        }
+        let provider = self
+            .sso
+            .providers()
+            .metadata(&props.issuer)
+            .await
+            .map_err(|e| refused("discovery", format!("issuer {}: {e}", props.issuer)))?;
+        let endpoint = provider
+            .metadata
+            .authorization_endpoint
+            .as_deref()
+            .ok_or_else(|| refused("discovery", "the provider names no authorization endpoint"))?;
+        let redirect = redirect_uri(&props, &self.advertised);
+        let flow = PendingFlow {
+            state: random_value(),
+            nonce: random_value(),
+            verifier: random_value(),
+            database: req.database.to_owned(),
+            integration_id: integration.id,
+            integration: integration.name.clone(),
+            pool_id: req.pool_id,
+            issuer: props.issuer.clone(),
+            redirect_uri: redirect.clone(),
+            callback_path: req.callback_path.to_owned(),
+            browser_bound: req.browser_bound,
+            created: Instant::now(),
+        };
+        let url = authorization_url(
+            endpoint,
+            &props,
+            &redirect,
+            &flow.state,
+            &flow.nonce,
+            &flow.verifier,
+        )
+        .map_err(|e| refused("discovery", e))?;
+        let started = Started {
+            url,
+            state: flow.state.clone(),
+        };
+        self.flows.insert(flow).map_err(|e| refused("capacity", e))?;
+        self.counters.started.fetch_add(1, Ordering::Relaxed);
+        Ok(Some(started))
+    }
+
+    /// Finishes a sign-in at the callback. `browser_state` is the flow cookie's value. On any
+    /// refusal no session exists and the flow is gone.
+    pub async fn complete(
+        &self,
+        params: &CallbackParams<'_>,
+        browser_state: Option<&str>,
+        peer: &str,
+    ) -> Result<Completed, SsoError> {
+        let state = params
+            .state
+            .ok_or_else(|| refused("state", "the callback has no state parameter"))?;
+        let flow = self.flows.take(state).map_err(|e| match e {
+            TakeError::Unknown => refused(
+                "state",
+                "this sign-in request is unknown or was already used; start the sign-in again",
+            ),
+            TakeError::Expired => refused(
+                "state",
+                format!(
+                    "this sign-in request expired (after {} s); start the sign-in again",
+                    self.flows.ttl().as_secs()
+                ),
+            ),
+        })?;
+        if flow.browser_bound {
+            use aws_lc_rs::constant_time::verify_slices_are_equal;
+            let same = browser_state.is_some_and(|b| {
+                verify_slices_are_equal(b.as_bytes(), flow.state.as_bytes()).is_ok()
+            });
+            if !same {
+                return Err(refused(
+                    "browser",
+                    "this sign-in was started in another browser (the sign-in cookie is missing \
+                     or different); start the sign-in again",
+                ));
+            }
+        }
+        if let Some(error) = params.error {
+            return Err(refused(
+                "provider",
+                match params.error_description {
+                    Some(d) => format!("the identity provider did not sign you in: {error} ({d})"),
+                    None => format!("the identity provider did not sign you in: {error}"),
+                },
+            ));
+        }
+        let provider = self
+            .sso
+            .providers()
+            .metadata(&flow.issuer)
+            .await
+            .map_err(|e| refused("discovery", format!("issuer {}: {e}", flow.issuer)))?;
+        match params.iss {
+            Some(iss) if iss != flow.issuer => {
+                return Err(refused(
+                    "iss",
+                    format!(
+                        "the authorization response comes from issuer \"{iss}\", not \"{}\" \
+                         (RFC 9207 mix-up defence)",
+                        flow.issuer
+                    ),
+                ))
+            }
+            None if provider.metadata.iss_parameter_supported => {
+                return Err(refused(
+                    "iss",
+                    "the authorization response has no iss parameter although the provider \
+                     promises one (RFC 9207)",
+                ))
+            }
+            _ => {}
+        }
+        let code = params
+            .code
+            .filter(|c| !c.is_empty())
+            .ok_or_else(|| refused("code", "the callback has no code parameter"))?;
+        let record = self
+            .catalog
+            .state()
+            .integration_by_id(flow.integration_id)
+            .cloned()
+            .ok_or_else(|| SsoError::UnknownIntegration(flow.integration.clone()))?;
+        let props = OidcProperties::from_json(&record.properties)
+            .map_err(|e| SsoError::Internal(e.message))?;
+        let tokens = self
+            .token_request(
+                &record,
+                &props,
+                provider.metadata.token_endpoint.as_deref(),
+                &[
+                    ("grant_type", "authorization_code"),
+                    ("code", code),
+                    ("redirect_uri", &flow.redirect_uri),
+                    ("code_verifier", &flow.verifier),
+                ],
+            )
+            .await?;
+        let id_token = tokens
+            .id_token
+            .as_deref()
+            .ok_or_else(|| refused("token endpoint", "the provider sent no ID token"))?;
+        let session = self
+            .sso
+            .sign_in(&TokenSignIn {
+                kind: TokenKind::IdToken,
+                token: id_token,
+                source_database: None,
+                database: &flow.database,
+                integration: Some(&flow.integration),
+                pool_id: flow.pool_id,
+                peer,
+                protocol: Protocol::Http,
+                nonce: Some(&flow.nonce),
+            })
+            .await?;
+        let sealed_refresh = match &tokens.refresh_token {
+            Some(r) => match self.catalog.seal(&refresh_context(&session.id), r) {
+                Ok(s) => Some(s),
+                Err(e) => {
+                    self.catalog.sessions.remove(&session.id);
+                    return Err(SsoError::Internal(e.message));
+                }
+            },
+            None => None,
+        };
+        self.grants.lock().insert(
+            session.id.clone(),
+            Arc::new(tokio::sync::Mutex::new(Grant {
+                integration_id: record.id,
+                integration: record.name.clone(),
+                pool_id: flow.pool_id,
+                sealed_refresh,
+            })),
+        );
+        self.counters.completed.fetch_add(1, Ordering::Relaxed);
+        Ok(Completed {
+            session,
+            callback_path: flow.callback_path,
+        })
+    }
+
+    async fn token_request(
+        &self,
+        record: &SsoIntegrationRecord,
+        props: &OidcProperties,
+        endpoint: Option<&str>,
+        form: &[(&str, &str)],
+    ) -> Result<TokenResponse, SsoError> {
+        let endpoint =
+            endpoint.ok_or_else(|| refused("token endpoint", "the provider names no token endpoint"))?;
+        let secret = self
+            .catalog
+            .client_secret(record)
+            .map_err(|e| SsoError::Internal(e.message))?;
+        let (status, body) = self
+            .sso
+            .providers()
+            .fetcher()
+            .post_form(endpoint, form, &props.client_id, secret.as_deref())
+            .await
+            .map_err(|e| refused("token endpoint", e.0))?;
+        TokenResponse::from_json(status.as_u16(), &body).map_err(|e| refused("token endpoint", e))
+    }
+
+    /// Whether a session has a refresh grant.
+    pub fn has_refresh(&self, session_id: &str) -> bool {
+        let grant = self.grants.lock().get(session_id).cloned();
+        grant.is_some_and(|g| g.try_lock().map_or(true, |g| g.sealed_refresh.is_some()))
+    }
+
+    /// Renews a browser session whose token expires within the margin, with its refresh token.
+    /// Answers the (possibly renewed) session; when renewal fails the session is ended and the
+    /// error says why.
+    pub async fn renew_if_due(&self, session: Arc<Session>) -> Result<Arc<Session>, SsoError> {
+        let Some(sso) = &session.sso else {
+            return Ok(session);
+        };
+        if sso.token_expires_at - now() > self.renew_margin {
+            return Ok(session);
+        }
+        let Some(grant) = self.grants.lock().get(&session.id).cloned() else {
+            return Ok(session);
+        };
+        let mut grant = grant.lock().await;
+        // Another request may have renewed it while this one waited.
+        let current = self
+            .catalog
+            .sessions
+            .get(&session.id)
+            .ok_or_else(|| refused("renewal", "the session has ended"))?;
+        if current
+            .sso
+            .as_ref()
+            .is_some_and(|s| s.token_expires_at - now() > self.renew_margin)
+        {
+            return Ok(current);
+        }
+        let result = self.renew(&current, &mut grant).await;
+        if result.is_err() {
+            self.catalog.sessions.remove(&session.id);
+            self.grants.lock().remove(&session.id);
+        }
+        result
+    }
+
+    async fn renew(&self, session: &Session, grant: &mut Grant) -> Result<Arc<Session>, SsoError> {
+        let Some(sealed) = &grant.sealed_refresh else {
+            return Err(refused(
+                "renewal",
+                "the session's token expired and the provider gave no refresh token; sign in again",
+            ));
+        };
+        let refresh = self
+            .catalog
+            .unseal(&refresh_context(&session.id), sealed)
+            .map_err(|e| SsoError::Internal(e.message))?;
+        let record = self
+            .catalog
+            .state()
+            .integration_by_id(grant.integration_id)
+            .cloned()
+            .ok_or_else(|| SsoError::UnknownIntegration(grant.integration.clone()))?;
+        let props = OidcProperties::from_json(&record.properties)
+            .map_err(|e| SsoError::Internal(e.message))?;
+        let provider = self
+            .sso
+            .providers()
+            .metadata(&props.issuer)
+            .await
+            .map_err(|e| refused("renewal", format!("issuer {}: {e}", props.issuer)))?;
+        let tokens = self
+            .token_request(
+                &record,
+                &props,
+                provider.metadata.token_endpoint.as_deref(),
+                &[("grant_type", "refresh_token"), ("refresh_token", &refresh)],
+            )
+            .await
+            .map_err(|e| refused("renewal", e.to_string()))?;
+        let id_token = tokens.id_token.as_deref().ok_or_else(|| {
+            refused("renewal", "the provider sent no ID token when renewing the session")
+        })?;
+        let renewed = self
+            .sso
+            .renew(
+                session,
+                &TokenSignIn {
+                    kind: TokenKind::IdToken,
+                    token: id_token,
+                    source_database: None,
+                    database: &session.database,
+                    integration: Some(&grant.integration),
+                    pool_id: grant.pool_id,
+                    peer: &session.peer,
+                    protocol: Protocol::Http,
+                    nonce: None,
+                },
+            )
+            .await?;
+        if let Some(next) = &tokens.refresh_token {
+            grant.sealed_refresh = Some(
+                self.catalog
+                    .seal(&refresh_context(&session.id), next)
+                    .map_err(|e| SsoError::Internal(e.message))?,
+            );
+        }
+        self.counters.renewed.fetch_add(1, Ordering::Relaxed);
+        Ok(renewed)
+    }
+
+    /// Ends a session and revokes its refresh token where the provider has a revocation
+    /// endpoint. Answers whether the provider confirmed the revocation.
+    pub async fn sign_out(&self, session_id: &str) -> bool {
+        self.catalog.sessions.remove(session_id);
+        let Some(grant) = self.grants.lock().remove(session_id) else {
+            return false;
+        };
+        let grant = grant.lock().await;
+        let Some(sealed) = &grant.sealed_refresh else {
+            return false;
+        };
+        let revoked = self.revoke(session_id, &grant, sealed).await;
+        if revoked {
+            self.counters.revoked.fetch_add(1, Ordering::Relaxed);
+        }
+        revoked
+    }
+
+    async fn revoke(&self, session_id: &str, grant: &Grant, sealed: &[u8]) -> bool {
+        let Ok(refresh) = self.catalog.unseal(&refresh_context(session_id), sealed) else {
+            return false;
+        };
+        let Some(record) = self
+            .catalog
+            .state()
+            .integration_by_id(grant.integration_id)
+            .cloned()
+        else {
+            return false;
+        };
+        let Ok(props) = OidcProperties::from_json(&record.properties) else {
+            return false;
+        };
+        let Ok(provider) = self.sso.providers().metadata(&props.issuer).await else {
+            return false;
+        };
+        let Some(endpoint) = provider.metadata.revocation_endpoint.clone() else {
+            return false;
+        };
+        let Ok(secret) = self.catalog.client_secret(&record) else {
+            return false;
+        };
+        match self
+            .sso
+            .providers()
+            .fetcher()
+            .post_form(
+                &endpoint,
+                &[
+                    ("token", &refresh),
+                    ("token_type_hint", "refresh_token"),
+                ],
+                &props.client_id,
+                secret.as_deref(),
+            )
+            .await
+        {
+            Ok((status, _)) if status.is_success() => true,
+            Ok((status, _)) => {
+                tracing::warn!(integration = %record.name, %status, "refresh token revocation refused");
+                false
+            }
+            Err(e) => {
+                tracing::warn!(integration = %record.name, error = %e, "refresh token revocation failed");
+                false
+            }
+        }
+    }
+
+    /// Forgets expired flows and the grants of sessions that are gone.
+    pub fn sweep(&self) {
+        self.flows.sweep();
+        let sessions = &self.catalog.sessions;
+        self.grants.lock().retain(|id, _| sessions.get(id).is_some());
+    }
+
+    /// Renews every browser session whose token is about to expire (the sweeper calls this,
+    /// so idle sessions stay alive while their refresh token works).
+    pub async fn renew_due(&self) {
+        let ids: Vec<String> = self.grants.lock().keys().cloned().collect();
+        for id in ids {
+            if let Some(s) = self.catalog.sessions.get(&id) {
+                if let Err(e) = self.renew_if_due(s).await {
+                    tracing::info!(error = %e, "browser session ended at renewal");
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,306 @@
+//! The pieces of an authorization request (OIDC Core 3.1.2, RFC 7636 PKCE S256, RFC 9700):
+//! random `state`/`nonce`/verifier values, the authorization URL, the pending-flow table that
+//! hands each `state` out once, and the token endpoint's answer.
+
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
+
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine as _;
+use parking_lot::Mutex;
+use portcullis_catalog::sso::OidcProperties;
+
+/// 32 random bytes, base64url (43 characters): state, nonce and PKCE verifier values.
+pub fn random_value() -> String {
+    let bytes: [u8; 32] = rand::random();
+    URL_SAFE_NO_PAD.encode(bytes)
+}
+
+/// The S256 code challenge of a verifier (RFC 7636 §4.2).
+pub fn pkce_challenge(verifier: &str) -> String {
+    let digest = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, verifier.as_bytes());
+    URL_SAFE_NO_PAD.encode(digest.as_ref())
+}
+
+/// The authorization URL: `response_type=code`, scopes `openid` plus `additional_scopes`,
+/// PKCE S256, state, nonce, and `access_type=offline&prompt=consent` when the integration
+/// allows offline access.
+pub fn authorization_url(
+    endpoint: &str,
+    props: &OidcProperties,
+    redirect_uri: &str,
+    state: &str,
+    nonce: &str,
+    verifier: &str,
+) -> Result<String, String> {
+    let mut url = url::Url::parse(endpoint)
+        .map_err(|e| format!("the provider's authorization endpoint is not a URL: {e}"))?;
+    let mut scopes = vec!["openid".to_owned()];
+    for s in &props.additional_scopes {
+        if !scopes.contains(s) {
+            scopes.push(s.clone());
+        }
+    }
+    {
+        let mut q = url.query_pairs_mut();
+        q.append_pair("response_type", "code")
+            .append_pair("client_id", &props.client_id)
+            .append_pair("redirect_uri", redirect_uri)
+            .append_pair("scope", &scopes.join(" "))
+            .append_pair("state", state)
+            .append_pair("nonce", nonce)
+            .append_pair("code_challenge", &pkce_challenge(verifier))
+            .append_pair("code_challenge_method", "S256");
+        if props.allow_offline_access {
+            q.append_pair("access_type", "offline")
+                .append_pair("prompt", "consent");
+        }
+    }
+    Ok(url.into())
+}
+
+/// Is `path` a path on this server (no scheme, no host, no `//`, no backslash, no control
+/// characters)? Only such paths are redirect targets after sign-in: no open redirects.
+pub fn is_local_path(path: &str) -> bool {
+    path.starts_with('/')
+        && !path.starts_with("//")
+        && path.len() <= 2048
+        && !path
+            .chars()
+            .any(|c| c == '\\' || c.is_control() || c.is_whitespace())
+}
+
+/// A sign-in waiting for the provider's callback.
+#[derive(Debug, Clone)]
+pub struct PendingFlow {
+    pub state: String,
+    pub nonce: String,
+    pub verifier: String,
+    /// The database the session will be in.
+    pub database: String,
+    pub integration_id: i64,
+    pub integration: String,
+    pub pool_id: Option<i64>,
+    pub issuer: String,
+    pub redirect_uri: String,
+    /// Where the browser goes after sign-in (a local path).
+    pub callback_path: String,
+    /// Whether the flow was bound to the browser with a cookie that the callback must bring.
+    pub browser_bound: bool,
+    pub created: Instant,
+}
+
+/// Why a callback's `state` found no flow.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TakeError {
+    /// Never issued, already used, or forgotten.
+    Unknown,
+    Expired,
+}
+
+/// Pending flows by `state`. Each is handed out once (taking removes it under the lock), and
+/// expires after `ttl`. The table holds at most `capacity` flows, so unauthenticated requests
+/// cannot grow it without bound.
+pub struct FlowTable {
+    flows: Mutex<HashMap<String, PendingFlow>>,
+    ttl: Duration,
+    capacity: usize,
+}
+
+impl FlowTable {
+    pub fn new(ttl: Duration, capacity: usize) -> Self {
+        Self {
+            flows: Mutex::new(HashMap::new()),
+            ttl,
+            capacity,
+        }
+    }
+
+    pub fn ttl(&self) -> Duration {
+        self.ttl
+    }
+
+    /// Adds a flow; refuses when the table is full of live flows.
+    pub fn insert(&self, flow: PendingFlow) -> Result<(), String> {
+        let mut flows = self.flows.lock();
+        if flows.len() >= self.capacity {
+            let ttl = self.ttl;
+            flows.retain(|_, f| f.created.elapsed() < ttl);
+            if flows.len() >= self.capacity {
+                return Err("too many sign-ins are waiting for their provider; try again later".into());
+            }
+        }
+        flows.insert(flow.state.clone(), flow);
+        Ok(())
+    }
+
+    /// Takes the flow of `state`: at most once.
+    pub fn take(&self, state: &str) -> Result<PendingFlow, TakeError> {
+        let flow = self.flows.lock().remove(state).ok_or(TakeError::Unknown)?;
+        if flow.created.elapsed() >= self.ttl {
+            return Err(TakeError::Expired);
+        }
+        Ok(flow)
+    }
+
+    /// Forgets expired flows.
+    pub fn sweep(&self) {
+        let ttl = self.ttl;
+        self.flows.lock().retain(|_, f| f.created.elapsed() < ttl);
+    }
+
+    pub fn len(&self) -> usize {
+        self.flows.lock().len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+/// What the token endpoint answered.
+#[derive(Debug, Clone)]
+pub struct TokenResponse {
+    pub id_token: Option<String>,
+    pub access_token: Option<String>,
+    pub refresh_token: Option<String>,
+}
+
+impl TokenResponse {
+    /// Reads a token endpoint answer; an OAuth error (`{"error": …}`) becomes a message.
+    pub fn from_json(status: u16, body: &serde_json::Value) -> Result<Self, String> {
+        let text = |name: &str| body.get(name).and_then(|v| v.as_str()).map(str::to_owned);
+        if let Some(error) = text("error") {
+            return Err(match text("error_description") {
+                Some(d) => format!("the provider refused the token request: {error} ({d})"),
+                None => format!("the provider refused the token request: {error}"),
+            });
+        }
+        if !(200..300).contains(&status) {
+            return Err(format!("the provider's token endpoint answered {status}"));
+        }
+        if let Some(t) = text("token_type") {
+            if !t.eq_ignore_ascii_case("bearer") && !t.eq_ignore_ascii_case("dpop") {
+                return Err(format!("unexpected token_type \"{t}\""));
+            }
+        }
+        Ok(Self {
+            id_token: text("id_token"),
+            access_token: text("access_token"),
+            refresh_token: text("refresh_token"),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pkce_matches_rfc7636_appendix_b() {
+        assert_eq!(
+            pkce_challenge("dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk"),
+            "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM"
+        );
+        assert_ne!(random_value(), random_value());
+        assert_eq!(random_value().len(), 43);
+    }
+
+    #[test]
+    fn authorization_url_carries_everything() {
+        let props = OidcProperties {
+            issuer: "https://idp.example".into(),
+            client_id: "app id".into(),
+            additional_scopes: vec!["email".into(), "openid".into()],
+            allow_offline_access: true,
+            ..Default::default()
+        };
+        let url = authorization_url(
+            "https://idp.example/auth?tenant=1",
+            &props,
+            "https://db.example/v1/callback",
+            "S",
+            "N",
+            "dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk",
+        )
+        .unwrap();
+        let parsed = url::Url::parse(&url).unwrap();
+        let q: HashMap<_, _> = parsed.query_pairs().into_owned().collect();
+        assert_eq!(q["tenant"], "1");
+        assert_eq!(q["response_type"], "code");
+        assert_eq!(q["client_id"], "app id");
+        assert_eq!(q["scope"], "openid email");
+        assert_eq!(q["code_challenge_method"], "S256");
+        assert_eq!(
+            q["code_challenge"],
+            "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM"
+        );
+        assert_eq!(q["access_type"], "offline");
+        assert_eq!(q["prompt"], "consent");
+        assert_eq!(q["redirect_uri"], "https://db.example/v1/callback");
+        assert!(authorization_url("not a url", &props, "x", "s", "n", "v").is_err());
+    }
+
+    #[test]
+    fn local_paths_only() {
+        for good in ["/", "/ui/session", "/auth/callback?x=1"] {
+            assert!(is_local_path(good), "{good}");
+        }
+        for bad in [
+            "",
+            "//evil.example",
+            "https://evil.example/",
+            "evil.example",
+            "/\\evil.example",
+            "\\\\evil",
+            "/ok\r\nSet-Cookie: x",
+            "javascript:alert(1)",
+            "/a b",
+        ] {
+            assert!(!is_local_path(bad), "{bad}");
+        }
+    }
+
+    fn flow(state: &str) -> PendingFlow {
+        PendingFlow {
+            state: state.into(),
+            nonce: "n".into(),
+            verifier: "v".into(),
+            database: "d".into(),
+            integration_id: 1,
+            integration: "i".into(),
+            pool_id: None,
+            issuer: "https://idp".into(),
+            redirect_uri: "https://db/v1/callback".into(),
+            callback_path: "/".into(),
+            browser_bound: false,
+            created: Instant::now(),
+        }
+    }
+
+    #[test]
+    fn flows_are_taken_once_and_expire() {
+        let t = FlowTable::new(Duration::from_secs(60), 2);
+        t.insert(flow("a")).unwrap();
+        t.insert(flow("b")).unwrap();
+        assert!(t.insert(flow("c")).is_err(), "capacity");
+        assert_eq!(t.take("a").unwrap().state, "a");
+        assert_eq!(t.take("a").unwrap_err(), TakeError::Unknown);
+        let short = FlowTable::new(Duration::ZERO, 2);
+        short.insert(flow("x")).unwrap();
+        assert_eq!(short.take("x").unwrap_err(), TakeError::Expired);
+    }
+
+    #[test]
+    fn token_responses() {
+        let ok = serde_json::json!({"id_token": "i", "access_token": "a", "token_type": "Bearer"});
+        let r = TokenResponse::from_json(200, &ok).unwrap();
+        assert_eq!(r.id_token.as_deref(), Some("i"));
+        assert!(r.refresh_token.is_none());
+        let err = serde_json::json!({"error": "invalid_grant", "error_description": "grant request is invalid"});
+        assert!(TokenResponse::from_json(400, &err)
+            .unwrap_err()
+            .contains("invalid_grant"));
+        assert!(TokenResponse::from_json(500, &serde_json::json!({})).is_err());
+    }
+}

@@ -1,0 +1,118 @@
+//! Seed 004's domain login on `POST /v1/login` with a form body: `Domain` is an SSO
+//! integration's name (the body then carries `id_token`) or a database name (its password
+//! domain: `identity_username` + `secret_password`). Without `Domain`, the user's own
+//! database is the domain. Answers `{"DomainName", "UserName"}` and an `OAuthToken_<Domain>`
+//! cookie holding an HTTP access token.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+
+use axum::http::{header, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use portcullis_auth::oidc::TokenKind;
+use portcullis_auth::TokenSignIn;
+use portcullis_catalog::{now, Protocol};
+use serde::Serialize;
+
+use super::{cookies, ApiError, HttpState};
+
+#[derive(Debug, Serialize)]
+#[allow(non_snake_case)]
+struct DomainLoginResponse {
+    DomainName: String,
+    UserName: String,
+}
+
+fn bad(reason: impl Into<String>) -> ApiError {
+    ApiError::new(StatusCode::BAD_REQUEST, "08P01", reason)
+}
+
+pub async fn domain_login(
+    state: &HttpState,
+    peer: SocketAddr,
+    query: HashMap<String, String>,
+    body: &[u8],
+) -> Result<Response, ApiError> {
+    let mut form: HashMap<String, String> = HashMap::new();
+    for (k, v) in url::form_urlencoded::parse(body) {
+        if form.insert(k.to_string(), v.to_string()).is_some() {
+            return Err(bad(format!("field {k} is given twice")));
+        }
+    }
+    for (k, v) in query {
+        form.entry(k).or_insert(v);
+    }
+    let field = |name: &str| form.get(name).map(String::as_str).filter(|v| !v.is_empty());
+    let catalog = state.auth.catalog();
+    let cstate = catalog.state();
+    let peer_text = peer.to_string();
+    let (domain, session) = match field("Domain") {
+        Some(domain) if cstate.integration(domain).is_some() => {
+            let integration = cstate.integration(domain).cloned().ok_or_else(|| bad("gone"))?;
+            let token = field("id_token")
+                .ok_or_else(|| bad(format!("domain \"{domain}\" is an OpenID Connect domain: send id_token")))?;
+            let database = cstate.database_name(integration.database_id).to_owned();
+            let session = state
+                .sso
+                .sign_in(&TokenSignIn {
+                    kind: TokenKind::IdToken,
+                    token,
+                    source_database: None,
+                    database: &database,
+                    integration: Some(domain),
+                    pool_id: None,
+                    peer: &peer_text,
+                    protocol: Protocol::Http,
+                    nonce: None,
+                })
+                .await?;
+            (domain.to_owned(), session)
+        }
+        Some(domain) if cstate.database(domain).is_none() => {
+            return Err(ApiError::new(
+                StatusCode::NOT_FOUND,
+                "28000",
+                format!("no SSO integration or database is named \"{domain}\""),
+            ))
+        }
+        domain => {
+            let user = field("identity_username")
+                .ok_or_else(|| bad("a password domain needs identity_username and secret_password"))?;
+            let password = field("secret_password")
+                .ok_or_else(|| bad("a password domain needs identity_username and secret_password"))?;
+            let database = domain.map(str::to_owned).or_else(|| {
+                user.split_once('@').map_or(Some("system".to_owned()), |(_, d)| Some(d.to_owned()))
+            });
+            let session = state
+                .auth
+                .sign_in_with_password(
+                    user,
+                    database.as_deref(),
+                    password,
+                    &peer_text,
+                    Protocol::Http,
+                    Some(now() + state.token_seconds),
+                )
+                .await?;
+            (database.unwrap_or_default(), session)
+        }
+    };
+    let token = state.tokens.issue(&session.id);
+    let max_age = session.expires_at.map(|t| (t - now()).max(0));
+    let cookie = cookies::set(
+        &cookies::domain_cookie_name(&domain),
+        &token,
+        "/",
+        max_age,
+        state.secure_cookies,
+    );
+    Ok((
+        [(header::SET_COOKIE, cookie)],
+        Json(DomainLoginResponse {
+            DomainName: domain,
+            UserName: session.user.clone(),
+        }),
+    )
+        .into_response())
+}

@@ -1,0 +1,197 @@
+//! `POST /v1/sso_authentication` (seed 000: start the authorization code flow) and
+//! `GET /v1/callback` (the provider's redirect back: finish it, open a session, send the
+//! browser to the local `sso_callback_path`).
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use axum::body::Bytes;
+use axum::extract::{ConnectInfo, Query, State};
+use axum::http::{header, HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use portcullis_auth::{BeginSignIn, CallbackParams};
+use portcullis_catalog::model::SYSTEM_DATABASE;
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+use super::pages::signin::{redirect_to_provider, sso_transport_ok, SSO_NEEDS_HTTPS};
+use super::pages::{esc, message, respond};
+use super::{cookies, ApiError, HttpState, Status};
+
+/// Where the browser lands after sign-in when the request names no path.
+const DEFAULT_CALLBACK_PATH: &str = "/ui/session";
+
+#[derive(Debug, Default, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SsoAuthenticationRequest {
+    /// Target database. Default `system`.
+    pub database: Option<String>,
+    /// Local path for the browser after sign-in (no scheme, no host). Default `/ui/session`.
+    #[serde(alias = "sso_callback_path\t")]
+    pub sso_callback_path: Option<String>,
+    /// true (default): answer 302 to the provider; false: answer the URL in the body.
+    pub do_redirect: Option<bool>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct SsoAuthenticationResponse {
+    /// The provider's authorization URL; empty when the database has no SSO integration.
+    pub redirect: String,
+    pub status: Status,
+}
+
+/// Starts the OpenID Connect authorization code flow.
+#[utoipa::path(post, path = "/v1/sso_authentication", request_body = SsoAuthenticationRequest,
+    responses((status = 302, description = "to the provider"), (status = 200, body = SsoAuthenticationResponse),
+              (status = 404, body = super::StatusBody)))]
+pub async fn sso_authentication(
+    State(state): State<Arc<HttpState>>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    let req: SsoAuthenticationRequest = if body.iter().all(u8::is_ascii_whitespace) {
+        SsoAuthenticationRequest::default()
+    } else {
+        serde_json::from_slice(&body).map_err(|e| {
+            ApiError::new(StatusCode::BAD_REQUEST, "08P01", format!("bad request body: {e}"))
+        })?
+    };
+    if !sso_transport_ok(&state, &peer) {
+        return Err(ApiError::new(StatusCode::FORBIDDEN, "28000", SSO_NEEDS_HTTPS));
+    }
+    let database = req.database.as_deref().unwrap_or(SYSTEM_DATABASE);
+    let do_redirect = req.do_redirect.unwrap_or(true);
+    let started = state
+        .flows
+        .begin(&BeginSignIn {
+            database,
+            integration: None,
+            pool_id: None,
+            callback_path: req
+                .sso_callback_path
+                .as_deref()
+                .unwrap_or(DEFAULT_CALLBACK_PATH),
+            browser_bound: do_redirect,
+        })
+        .await
+        .map_err(|e| match e {
+            portcullis_auth::SsoError::Refused { check: "callback path", .. } => {
+                ApiError::new(StatusCode::BAD_REQUEST, "22023", e.to_string())
+            }
+            portcullis_auth::SsoError::Refused { check: "capacity", .. } => {
+                ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "53300", e.to_string())
+            }
+            portcullis_auth::SsoError::Refused { .. } => {
+                ApiError::new(StatusCode::BAD_GATEWAY, "08001", e.to_string())
+            }
+            e => e.into(),
+        })?;
+    match (started, do_redirect) {
+        (Some(s), true) => {
+            let mut r = redirect_to_provider(&state, &s);
+            *r.status_mut() = StatusCode::FOUND;
+            Ok(r)
+        }
+        (Some(s), false) => Ok(Json(SsoAuthenticationResponse {
+            redirect: s.url,
+            status: Status::ok("Redirect to the identity provider"),
+        })
+        .into_response()),
+        (None, true) => Err(ApiError::new(
+            StatusCode::NOT_FOUND,
+            "28000",
+            format!("database \"{database}\" has no SSO integration to redirect to"),
+        )),
+        (None, false) => Ok(Json(SsoAuthenticationResponse {
+            redirect: String::new(),
+            status: Status::ok("The database has no SSO integration"),
+        })
+        .into_response()),
+    }
+}
+
+#[derive(Debug, Deserialize)]
+pub struct CallbackQuery {
+    pub state: Option<String>,
+    pub code: Option<String>,
+    pub iss: Option<String>,
+    pub error: Option<String>,
+    pub error_description: Option<String>,
+}
+
+/// GET /v1/callback: the provider's authorization response.
+pub async fn callback(
+    State(state): State<Arc<HttpState>>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    query: Result<Query<CallbackQuery>, axum::extract::rejection::QueryRejection>,
+) -> Response {
+    let clear_flow = cookies::clear(cookies::FLOW, "/v1/callback", state.secure_cookies);
+    let Ok(Query(q)) = query else {
+        return with_cookie(
+            message(
+                StatusCode::BAD_REQUEST,
+                "Sign-in failed",
+                "the callback's parameters are malformed",
+                SYSTEM_DATABASE,
+            ),
+            &clear_flow,
+        );
+    };
+    let params = CallbackParams {
+        state: q.state.as_deref(),
+        code: q.code.as_deref(),
+        iss: q.iss.as_deref(),
+        error: q.error.as_deref(),
+        error_description: q.error_description.as_deref(),
+    };
+    let browser_state = cookies::get(&headers, cookies::FLOW);
+    match state
+        .flows
+        .complete(&params, browser_state.as_deref(), &peer.to_string())
+        .await
+    {
+        Ok(done) => {
+            let token = state.tokens.issue(&done.session.id);
+            let session_cookie =
+                cookies::set(cookies::SESSION, &token, "/", None, state.secure_cookies);
+            let mut r = (
+                StatusCode::SEE_OTHER,
+                [(header::LOCATION, done.callback_path)],
+            )
+                .into_response();
+            for c in [session_cookie, clear_flow] {
+                if let Ok(v) = c.parse() {
+                    r.headers_mut().append(header::SET_COOKIE, v);
+                }
+            }
+            r
+        }
+        Err(e) => {
+            tracing::info!(target: "portcullis::audit", result = "failure", reason = e.reason_code(),
+                detail = %e, method = "authorization_code", peer = %peer, "sso sign-in");
+            let status = match &e {
+                portcullis_auth::SsoError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+                portcullis_auth::SsoError::Refused { check: "provider", .. } => StatusCode::FORBIDDEN,
+                portcullis_auth::SsoError::Refused { check: "state" | "code" | "browser", .. } => {
+                    StatusCode::BAD_REQUEST
+                }
+                _ => StatusCode::UNAUTHORIZED,
+            };
+            let body = format!(
+                "<h1>Sign-in failed</h1><p class=\"error\" id=\"error\">{}</p>\
+                 <p>No session was opened. <a href=\"/ui/signin\">Sign in again</a></p>",
+                esc(&e.to_string())
+            );
+            with_cookie(respond(status, "Sign-in failed", &body), &clear_flow)
+        }
+    }
+}
+
+fn with_cookie(mut r: Response, cookie: &str) -> Response {
+    if let Ok(v) = cookie.parse() {
+        r.headers_mut().append(header::SET_COOKIE, v);
+    }
+    r
+}
