@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
-# Installs what the tests need (Debian's PostgreSQL client tools, the test OpenID provider's npm
-# packages), then runs formatting, lints
-# and every test. Usage: bash scripts/test.sh
+# Installs what the tests need (Debian's PostgreSQL client tools, Debian's Chromium for the
+# browser tests, the test OpenID provider's npm packages incl. playwright-core), then runs
+# formatting, lints and every test. Usage: bash scripts/test.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/portcullis-target}"
@@ -14,6 +14,11 @@ fi
 if ! command -v node >/dev/null || ! command -v curl >/dev/null; then
   $SUDO apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq nodejs npm curl >/dev/null
+fi
+# Headless Chromium for the browser sign-in test (driven by tests/idp/browser.mjs).
+if [ ! -x /usr/bin/chromium ]; then
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq chromium >/dev/null
 fi
 npm ci --prefix tests/idp --no-audit --no-fund --silent
 cargo fmt --all -- --check

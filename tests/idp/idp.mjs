@@ -2,6 +2,12 @@
 // Test-only OpenID provider for the Portcullis integration tests.
 //
 //   node tests/idp/idp.mjs --port N --keys FILE [--issuer-host 127.0.0.1] [--rotate]
+//                          [--redirect-uri URL]... [--dev-interactions]
+//
+// --redirect-uri adds a redirect URI to every client (exact match, as the provider does).
+// --dev-interactions shows the provider's own login and consent pages (for browser tests)
+// instead of completing interactions with redirects alone. With the auto-approving
+// interactions, login_hint=denied makes the provider answer error=access_denied.
 //
 // Prints exactly one line `IDP_READY <issuer>` on stdout when ready, then keeps
 // running. Everything else (including oidc-provider's own notices) goes to stderr.
@@ -36,6 +42,8 @@ try {
       keys: { type: 'string' },
       'issuer-host': { type: 'string', default: '127.0.0.1' },
       rotate: { type: 'boolean', default: false },
+      'redirect-uri': { type: 'string', multiple: true, default: [] },
+      'dev-interactions': { type: 'boolean', default: false },
     },
     strict: true,
   }));
@@ -149,6 +157,7 @@ const REDIRECT_URIS = [
   'http://127.0.0.1:7050/ocient/oauth2/v1/callback',
   'http://localhost:7050/ocient/oauth2/v1/callback',
   'http://127.0.0.1/callback',
+  ...args['redirect-uri'],
 ];
 
 function client(id, alg, extra = {}) {
@@ -220,7 +229,7 @@ function buildConfiguration(jwks) {
       keys: [crypto.randomBytes(32).toString('base64url')],
     },
     features: {
-      devInteractions: { enabled: false },
+      devInteractions: { enabled: args['dev-interactions'] },
       clientCredentials: { enabled: true },
       deviceFlow: { enabled: true },
       revocation: { enabled: true },
@@ -292,7 +301,9 @@ async function handleInteraction(provider, req, res) {
   let result;
   if (prompt.name === 'login') {
     const hint = typeof params.login_hint === 'string' && params.login_hint.length ? params.login_hint : 'alice';
-    result = { login: { accountId: hint } };
+    result = hint === 'denied'
+      ? { error: 'access_denied', error_description: 'the user declined to sign in' }
+      : { login: { accountId: hint } };
   } else if (prompt.name === 'consent') {
     const { details: missing } = prompt;
     const grant = details.grantId
@@ -339,7 +350,7 @@ async function main() {
 
   handler = (req, res) => {
     const { pathname } = new URL(req.url, issuer);
-    if (req.method === 'GET' && /^\/interaction\/[^/]+$/.test(pathname)) {
+    if (!args['dev-interactions'] && req.method === 'GET' && /^\/interaction\/[^/]+$/.test(pathname)) {
       handleInteraction(provider, req, res).catch((err) => {
         process.stderr.write(`idp: interaction failed: ${err.stack || err}\n`);
         if (!res.headersSent) {

@@ -34,7 +34,10 @@ pub struct Advertised {
 
 /// The redirect URI of an integration: `<scheme>://<redirect_host or advertised>/v1/callback`.
 pub fn redirect_uri(props: &OidcProperties, advertised: &Advertised) -> String {
-    let host = props.redirect_host.as_deref().unwrap_or(&advertised.authority);
+    let host = props
+        .redirect_host
+        .as_deref()
+        .unwrap_or(&advertised.authority);
     let https = props.redirect_ssl.unwrap_or(advertised.https);
     format!(
         "{}://{}/v1/callback",
@@ -166,7 +169,12 @@ impl CodeFlow {
         if let Some(i) = state.assigned_integration(AssignmentTarget::Database(db.id)) {
             push(i, None);
         }
-        for i in state.snap.sso_integrations.iter().filter(|i| i.database_id == db.id) {
+        for i in state
+            .snap
+            .sso_integrations
+            .iter()
+            .filter(|i| i.database_id == db.id)
+        {
             push(i, None);
         }
         for pool in &state.snap.connectivity_pools {
@@ -247,7 +255,9 @@ impl CodeFlow {
             url,
             state: flow.state.clone(),
         };
-        self.flows.insert(flow).map_err(|e| refused("capacity", e))?;
+        self.flows
+            .insert(flow)
+            .map_err(|e| refused("capacity", e))?;
         self.counters.started.fetch_add(1, Ordering::Relaxed);
         Ok(Some(started))
     }
@@ -400,8 +410,8 @@ impl CodeFlow {
         endpoint: Option<&str>,
         form: &[(&str, &str)],
     ) -> Result<TokenResponse, SsoError> {
-        let endpoint =
-            endpoint.ok_or_else(|| refused("token endpoint", "the provider names no token endpoint"))?;
+        let endpoint = endpoint
+            .ok_or_else(|| refused("token endpoint", "the provider names no token endpoint"))?;
         let secret = self
             .catalog
             .client_secret(record)
@@ -492,7 +502,10 @@ impl CodeFlow {
             .await
             .map_err(|e| refused("renewal", e.to_string()))?;
         let id_token = tokens.id_token.as_deref().ok_or_else(|| {
-            refused("renewal", "the provider sent no ID token when renewing the session")
+            refused(
+                "renewal",
+                "the provider sent no ID token when renewing the session",
+            )
         })?;
         let renewed = self
             .sso
@@ -570,10 +583,7 @@ impl CodeFlow {
             .fetcher()
             .post_form(
                 &endpoint,
-                &[
-                    ("token", &refresh),
-                    ("token_type_hint", "refresh_token"),
-                ],
+                &[("token", &refresh), ("token_type_hint", "refresh_token")],
                 &props.client_id,
                 secret.as_deref(),
             )
@@ -595,7 +605,9 @@ impl CodeFlow {
     pub fn sweep(&self) {
         self.flows.sweep();
         let sessions = &self.catalog.sessions;
-        self.grants.lock().retain(|id, _| sessions.get(id).is_some());
+        self.grants
+            .lock()
+            .retain(|id, _| sessions.get(id).is_some());
     }
 
     /// Renews every browser session whose token is about to expire (the sweeper calls this,

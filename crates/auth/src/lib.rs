@@ -9,8 +9,9 @@ pub mod oidc;
 mod password;
 mod sso;
 
-pub use password::{LoginTarget, PasswordAuthenticator, SignInError};
 pub use code_flow::{
-    redirect_uri, Advertised, BeginSignIn, CallbackParams, CodeFlow, Completed, FlowCounters, Started,
+    redirect_uri, Advertised, BeginSignIn, CallbackParams, CodeFlow, Completed, FlowCounters,
+    Started,
 };
+pub use password::{LoginTarget, PasswordAuthenticator, SignInError};
 pub use sso::{choose_integration, IntegrationChoice, SsoAuthenticator, SsoError, TokenSignIn};

@@ -142,7 +142,9 @@ impl SsoAuthenticator {
     ) -> Result<Arc<Session>, SsoError> {
         let mut trace = Trace::default();
         let result = self.evaluate(req, &mut trace).await;
-        let identity = result.as_ref().map_or(String::new(), |e| e.identity.clone());
+        let identity = result
+            .as_ref()
+            .map_or(String::new(), |e| e.identity.clone());
         let renewed = match result {
             Ok(e) if e.identity != session.user => Err(SsoError::Refused {
                 check: "renewal",

@@ -127,7 +127,9 @@ impl FlowTable {
             let ttl = self.ttl;
             flows.retain(|_, f| f.created.elapsed() < ttl);
             if flows.len() >= self.capacity {
-                return Err("too many sign-ins are waiting for their provider; try again later".into());
+                return Err(
+                    "too many sign-ins are waiting for their provider; try again later".into(),
+                );
             }
         }
         flows.insert(flow.state.clone(), flow);

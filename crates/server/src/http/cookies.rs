@@ -48,7 +48,13 @@ pub fn clear(name: &str, path: &str, secure: bool) -> String {
 pub fn domain_cookie_name(domain: &str) -> String {
     let safe: String = domain
         .chars()
-        .map(|c| if c.is_ascii_alphanumeric() || c == '_' || c == '-' { c } else { '_' })
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '_' || c == '-' {
+                c
+            } else {
+                '_'
+            }
+        })
         .collect();
     format!("OAuthToken_{safe}")
 }

@@ -49,9 +49,15 @@ pub async fn domain_login(
     let peer_text = peer.to_string();
     let (domain, session) = match field("Domain") {
         Some(domain) if cstate.integration(domain).is_some() => {
-            let integration = cstate.integration(domain).cloned().ok_or_else(|| bad("gone"))?;
-            let token = field("id_token")
-                .ok_or_else(|| bad(format!("domain \"{domain}\" is an OpenID Connect domain: send id_token")))?;
+            let integration = cstate
+                .integration(domain)
+                .cloned()
+                .ok_or_else(|| bad("gone"))?;
+            let token = field("id_token").ok_or_else(|| {
+                bad(format!(
+                    "domain \"{domain}\" is an OpenID Connect domain: send id_token"
+                ))
+            })?;
             let database = cstate.database_name(integration.database_id).to_owned();
             let session = state
                 .sso
@@ -77,12 +83,15 @@ pub async fn domain_login(
             ))
         }
         domain => {
-            let user = field("identity_username")
-                .ok_or_else(|| bad("a password domain needs identity_username and secret_password"))?;
-            let password = field("secret_password")
-                .ok_or_else(|| bad("a password domain needs identity_username and secret_password"))?;
+            let user = field("identity_username").ok_or_else(|| {
+                bad("a password domain needs identity_username and secret_password")
+            })?;
+            let password = field("secret_password").ok_or_else(|| {
+                bad("a password domain needs identity_username and secret_password")
+            })?;
             let database = domain.map(str::to_owned).or_else(|| {
-                user.split_once('@').map_or(Some("system".to_owned()), |(_, d)| Some(d.to_owned()))
+                user.split_once('@')
+                    .map_or(Some("system".to_owned()), |(_, d)| Some(d.to_owned()))
             });
             let session = state
                 .auth

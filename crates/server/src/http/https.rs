@@ -33,8 +33,7 @@ pub async fn serve_tls(
             .clone()
             .layer(axum::Extension(ConnectInfo::<SocketAddr>(peer)));
         tokio::spawn(async move {
-            let tls = match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await
-            {
+            let tls = match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await {
                 Ok(Ok(tls)) => tls,
                 Ok(Err(e)) => {
                     tracing::debug!(%peer, error = %e, "HTTPS handshake failed");

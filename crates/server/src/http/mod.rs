@@ -242,7 +242,10 @@ pub fn app(state: Arc<HttpState>) -> Router {
         )
         .route("/v1/callback", get(sso_authentication::callback))
         .route("/sso/v1/sdk/idp", post(pages::signin::choose_idp))
-        .route("/", get(|| async { axum::response::Redirect::to("/ui/signin") }))
+        .route(
+            "/",
+            get(|| async { axum::response::Redirect::to("/ui/signin") }),
+        )
         .route("/ui/signin", get(pages::signin::signin_page))
         .route("/ui/password", post(pages::signin::password))
         .route("/ui/session", get(pages::session::session_page))
@@ -280,6 +283,9 @@ async fn security_headers(mut response: Response) -> Response {
         ),
     );
     h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
-    h.insert(header::REFERRER_POLICY, HeaderValue::from_static("no-referrer"));
+    h.insert(
+        header::REFERRER_POLICY,
+        HeaderValue::from_static("no-referrer"),
+    );
     response
 }

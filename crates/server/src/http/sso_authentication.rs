@@ -54,11 +54,19 @@ pub async fn sso_authentication(
         SsoAuthenticationRequest::default()
     } else {
         serde_json::from_slice(&body).map_err(|e| {
-            ApiError::new(StatusCode::BAD_REQUEST, "08P01", format!("bad request body: {e}"))
+            ApiError::new(
+                StatusCode::BAD_REQUEST,
+                "08P01",
+                format!("bad request body: {e}"),
+            )
         })?
     };
     if !sso_transport_ok(&state, &peer) {
-        return Err(ApiError::new(StatusCode::FORBIDDEN, "28000", SSO_NEEDS_HTTPS));
+        return Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            "28000",
+            SSO_NEEDS_HTTPS,
+        ));
     }
     let database = req.database.as_deref().unwrap_or(SYSTEM_DATABASE);
     let do_redirect = req.do_redirect.unwrap_or(true);
@@ -76,12 +84,13 @@ pub async fn sso_authentication(
         })
         .await
         .map_err(|e| match e {
-            portcullis_auth::SsoError::Refused { check: "callback path", .. } => {
-                ApiError::new(StatusCode::BAD_REQUEST, "22023", e.to_string())
-            }
-            portcullis_auth::SsoError::Refused { check: "capacity", .. } => {
-                ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "53300", e.to_string())
-            }
+            portcullis_auth::SsoError::Refused {
+                check: "callback path",
+                ..
+            } => ApiError::new(StatusCode::BAD_REQUEST, "22023", e.to_string()),
+            portcullis_auth::SsoError::Refused {
+                check: "capacity", ..
+            } => ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "53300", e.to_string()),
             portcullis_auth::SsoError::Refused { .. } => {
                 ApiError::new(StatusCode::BAD_GATEWAY, "08001", e.to_string())
             }
@@ -173,10 +182,13 @@ pub async fn callback(
                 detail = %e, method = "authorization_code", peer = %peer, "sso sign-in");
             let status = match &e {
                 portcullis_auth::SsoError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
-                portcullis_auth::SsoError::Refused { check: "provider", .. } => StatusCode::FORBIDDEN,
-                portcullis_auth::SsoError::Refused { check: "state" | "code" | "browser", .. } => {
-                    StatusCode::BAD_REQUEST
-                }
+                portcullis_auth::SsoError::Refused {
+                    check: "provider", ..
+                } => StatusCode::FORBIDDEN,
+                portcullis_auth::SsoError::Refused {
+                    check: "state" | "code" | "browser",
+                    ..
+                } => StatusCode::BAD_REQUEST,
                 _ => StatusCode::UNAUTHORIZED,
             };
             let body = format!(

@@ -49,6 +49,15 @@ impl NodeServer {
         Self::start("idp.mjs", &args, "IDP_READY ")
     }
 
+    /// The real provider with extra arguments (`--redirect-uri URL`, `--dev-interactions`).
+    pub fn provider_with(port: u16, keys: &Path, extra: &[&str]) -> Self {
+        let port = port.to_string();
+        let keys = keys.to_string_lossy().into_owned();
+        let mut args = vec!["--port", &port, "--keys", &keys];
+        args.extend_from_slice(extra);
+        Self::start("idp.mjs", &args, "IDP_READY ")
+    }
+
     pub fn rogue(extra: &[&str]) -> Self {
         let mut args = vec!["--port", "0"];
         args.extend_from_slice(extra);

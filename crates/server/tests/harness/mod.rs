@@ -3,6 +3,7 @@
 #![allow(dead_code)]
 
 pub mod idp;
+pub mod web;
 
 use std::io::{BufRead, BufReader};
 use std::path::PathBuf;

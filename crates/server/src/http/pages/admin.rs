@@ -13,10 +13,15 @@ use super::session::{current, Current};
 use super::{esc, message, respond, table};
 use crate::http::HttpState;
 
-async fn signed_in(state: &HttpState, headers: &HeaderMap) -> Result<Arc<portcullis_catalog::Session>, Response> {
+async fn signed_in(
+    state: &HttpState,
+    headers: &HeaderMap,
+) -> Result<Arc<portcullis_catalog::Session>, Response> {
     match current(state, headers).await {
         Current::Session { session, .. } => Ok(session),
-        Current::None => Err((StatusCode::SEE_OTHER, [(header::LOCATION, "/ui/signin")]).into_response()),
+        Current::None => {
+            Err((StatusCode::SEE_OTHER, [(header::LOCATION, "/ui/signin")]).into_response())
+        }
         Current::Ended { reason, database } => Err(message(
             StatusCode::UNAUTHORIZED,
             "Session ended",
@@ -34,7 +39,11 @@ pub async fn admin_page(State(state): State<Arc<HttpState>>, headers: HeaderMap)
     };
     let catalog = state.auth.catalog();
     let cstate = catalog.state();
-    if !administers(&cstate, &session_principals(&cstate, &session), session.database_id) {
+    if !administers(
+        &cstate,
+        &session_principals(&cstate, &session),
+        session.database_id,
+    ) {
         return message(
             StatusCode::FORBIDDEN,
             "Administrators only",
@@ -60,7 +69,9 @@ pub async fn admin_page(State(state): State<Arc<HttpState>>, headers: HeaderMap)
             Err(e) => body.push_str(&format!("<p class=\"error\">{}</p>", esc(&e.message))),
         }
     }
-    body.push_str("<nav><a href=\"/ui/session\">Session</a><a href=\"/ui/console\">SQL console</a></nav>");
+    body.push_str(
+        "<nav><a href=\"/ui/session\">Session</a><a href=\"/ui/console\">SQL console</a></nav>",
+    );
     respond(StatusCode::OK, "Administration", &body)
 }
 
@@ -74,7 +85,7 @@ pub async fn console_page(State(state): State<Arc<HttpState>>, headers: HeaderMa
         "<h1>SQL console</h1><p>Signed in as {user} in {db}.</p>\
          <form id=\"console\" data-database=\"{db}\">\
          <label for=\"statement\">Statement</label>\
-         <textarea id=\"statement\" name=\"statement\">SELECT CURRENT_USER, CURRENT_GROUPS</textarea>\
+         <textarea id=\"statement\" name=\"statement\">SELECT CURRENT_USER(), CURRENT_GROUPS()</textarea>\
          <button type=\"submit\" id=\"run\">Run</button></form><div id=\"result\"></div>\
          <nav><a href=\"/ui/session\">Session</a></nav>\
          <script src=\"/ui/console.js\"></script>",

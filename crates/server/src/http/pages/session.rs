@@ -20,7 +20,10 @@ use crate::http::{cookies, HttpState};
 
 /// The signed-in browser's session: its token and session, renewed when due.
 pub enum Current {
-    Session { token: String, session: Arc<Session> },
+    Session {
+        token: String,
+        session: Arc<Session>,
+    },
     /// No cookie, or one for a session that is gone.
     None,
     /// The session ended at renewal; why.
@@ -82,7 +85,13 @@ fn ended(state: &HttpState, reason: &str, database: &str) -> Response {
 fn when(unix: i64) -> String {
     chrono::DateTime::from_timestamp(unix, 0).map_or_else(
         || unix.to_string(),
-        |t| format!("{} UTC (in {} s)", t.format("%Y-%m-%d %H:%M:%S"), unix - now()),
+        |t| {
+            format!(
+                "{} UTC (in {} s)",
+                t.format("%Y-%m-%d %H:%M:%S"),
+                unix - now()
+            )
+        },
     )
 }
 
@@ -115,7 +124,10 @@ pub async fn session_page(State(state): State<Arc<HttpState>>, headers: HeaderMa
         if text.is_empty() {
             "(none)".to_owned()
         } else {
-            text.split(',').map(str::trim).collect::<Vec<_>>().join(", ")
+            text.split(',')
+                .map(str::trim)
+                .collect::<Vec<_>>()
+                .join(", ")
         }
     };
     let mut body = format!(

@@ -14,8 +14,8 @@ use axum::Form;
 use parking_lot::Mutex;
 use portcullis_auth::oidc::authorization::random_value;
 use portcullis_auth::BeginSignIn;
-use portcullis_catalog::sso::OidcProperties;
 use portcullis_catalog::model::SYSTEM_DATABASE;
+use portcullis_catalog::sso::OidcProperties;
 use portcullis_catalog::{now, Protocol};
 use serde::Deserialize;
 
@@ -79,7 +79,9 @@ pub async fn signin_page(
 ) -> Response {
     let database = q.database.unwrap_or_else(|| SYSTEM_DATABASE.to_owned());
     let notice = match q.signed_out.as_deref() {
-        Some("revoked") => Some("You are signed out. The identity provider revoked the session's refresh token."),
+        Some("revoked") => {
+            Some("You are signed out. The identity provider revoked the session's refresh token.")
+        }
         Some(_) => Some("You are signed out."),
         None => None,
     };
@@ -111,7 +113,10 @@ fn render(
     };
     let mut body = format!("<h1>Sign in to {}</h1>", esc(database));
     if let Some(n) = notice {
-        body.push_str(&format!("<p class=\"message\" id=\"message\">{}</p>", esc(n)));
+        body.push_str(&format!(
+            "<p class=\"message\" id=\"message\">{}</p>",
+            esc(n)
+        ));
     }
     if let Some(e) = error {
         body.push_str(&format!("<p class=\"error\" id=\"error\">{}</p>", esc(e)));
@@ -192,7 +197,12 @@ pub async fn choose_idp(
         );
     };
     if !sso_transport_ok(&state, &peer) {
-        return message(StatusCode::FORBIDDEN, "HTTPS needed", SSO_NEEDS_HTTPS, &database);
+        return message(
+            StatusCode::FORBIDDEN,
+            "HTTPS needed",
+            SSO_NEEDS_HTTPS,
+            &database,
+        );
     }
     let offered = state.flows.offered(&database);
     let Some((integration, pool)) = offered.iter().find(|(i, _)| i.name == choice.idpName) else {
@@ -224,7 +234,12 @@ pub async fn choose_idp(
             "the database has no SSO integration",
             &database,
         ),
-        Err(e) => message(StatusCode::BAD_GATEWAY, "Sign-in failed", &e.to_string(), &database),
+        Err(e) => message(
+            StatusCode::BAD_GATEWAY,
+            "Sign-in failed",
+            &e.to_string(),
+            &database,
+        ),
     }
 }
 
