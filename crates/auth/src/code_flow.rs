@@ -99,6 +99,10 @@ pub struct FlowCounters {
     pub completed: AtomicU64,
     pub renewed: AtomicU64,
     pub revoked: AtomicU64,
+    /// Time spent in successful callbacks, and the part of it spent waiting for the provider's
+    /// token endpoint (microseconds): the server's own share is the difference.
+    pub callback_micros: AtomicU64,
+    pub provider_micros: AtomicU64,
 }
 
 /// The authorization code flow for browsers and its sessions' refresh grants.
@@ -270,6 +274,7 @@ impl CodeFlow {
         browser_state: Option<&str>,
         peer: &str,
     ) -> Result<Completed, SsoError> {
+        let began = Instant::now();
         let state = params
             .state
             .ok_or_else(|| refused("state", "the callback has no state parameter"))?;
@@ -346,6 +351,7 @@ impl CodeFlow {
             .ok_or_else(|| SsoError::UnknownIntegration(flow.integration.clone()))?;
         let props = OidcProperties::from_json(&record.properties)
             .map_err(|e| SsoError::Internal(e.message))?;
+        let asked = Instant::now();
         let tokens = self
             .token_request(
                 &record,
@@ -359,6 +365,7 @@ impl CodeFlow {
                 ],
             )
             .await?;
+        let provider_time = asked.elapsed();
         let id_token = tokens
             .id_token
             .as_deref()
@@ -396,7 +403,13 @@ impl CodeFlow {
                 sealed_refresh,
             })),
         );
-        self.counters.completed.fetch_add(1, Ordering::Relaxed);
+        let micros = |d: Duration| u64::try_from(d.as_micros()).unwrap_or(u64::MAX);
+        let c = &self.counters;
+        c.completed.fetch_add(1, Ordering::Relaxed);
+        c.callback_micros
+            .fetch_add(micros(began.elapsed()), Ordering::Relaxed);
+        c.provider_micros
+            .fetch_add(micros(provider_time), Ordering::Relaxed);
         Ok(Completed {
             session,
             callback_path: flow.callback_path,

@@ -190,6 +190,9 @@ pub struct Health {
     pub sso_refresh_tokens_revoked: u64,
     /// Browser sign-ins waiting for their callback.
     pub sso_flows_pending: u64,
+    /// Time in successful callbacks, and the part spent waiting for providers (µs).
+    pub sso_callback_micros: u64,
+    pub sso_callback_provider_micros: u64,
     pub status: Status,
 }
 
@@ -206,6 +209,8 @@ async fn healthz(
         sso_sessions_renewed: c.renewed.load(Relaxed),
         sso_refresh_tokens_revoked: c.revoked.load(Relaxed),
         sso_flows_pending: state.flows.pending() as u64,
+        sso_callback_micros: c.callback_micros.load(Relaxed),
+        sso_callback_provider_micros: c.provider_micros.load(Relaxed),
         status: Status::ok("ok"),
     })
 }
