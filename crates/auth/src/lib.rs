@@ -2,16 +2,18 @@
 //! PostgreSQL protocol, cleartext over HTTPS), invalid-attempt lockout, password expiry, the USE
 //! check on the target database; SSO sign-in with OpenID Connect tokens (provider metadata and
 //! keys, token validation, claim policy); browser sign-in with the authorization code flow
-//! and its refresh grants; and one audit event per attempt.
+//! and its refresh grants; the device grant run by the server; and one audit event per attempt.
 
 mod code_flow;
+mod device;
 pub mod oidc;
 mod password;
 mod sso;
 
 pub use code_flow::{
     redirect_uri, Advertised, BeginSignIn, CallbackParams, CodeFlow, Completed, FlowCounters,
-    Started,
+    Started, TerminalResult,
 };
+pub use device::{DeviceCode, DeviceFlow, DeviceGrant, DeviceRequest, Poll};
 pub use password::{LoginTarget, PasswordAuthenticator, SignInError};
 pub use sso::{choose_integration, IntegrationChoice, SsoAuthenticator, SsoError, TokenSignIn};

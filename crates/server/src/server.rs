@@ -86,6 +86,7 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
         std::time::Duration::from_secs(settings.sso_flow_seconds),
         std::time::Duration::from_secs(settings.sso_renew_margin_seconds),
     ));
+    let device = Arc::new(portcullis_auth::DeviceFlow::new(catalog.clone(), sso.clone()));
     let http_state = Arc::new(http::HttpState {
         auth: auth.clone(),
         sso: sso.clone(),
@@ -94,6 +95,7 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
         secure_cookies: https,
         https,
         flows: flows.clone(),
+        device: device.clone(),
         request_states: http::pages::signin::RequestStates::default(),
         flow_seconds: i64::try_from(settings.sso_flow_seconds).unwrap_or(600),
     });
@@ -105,6 +107,7 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
                 tick.tick().await;
                 state.flows.renew_due().await;
                 state.flows.sweep();
+                state.device.sweep();
                 state.request_states.sweep();
                 let sessions = &state.auth.catalog().sessions;
                 sessions.expire(now());
@@ -115,7 +118,7 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
     let http_tls = if settings.http_tls { tls.clone() } else { None };
     let pg_task = tokio::spawn(pg::serve(
         sql,
-        Arc::new(pg::PgShared::new(auth, sso)),
+        Arc::new(pg::PgShared::new(auth, sso, device, flows)),
         tls,
         settings.max_connections,
     ));

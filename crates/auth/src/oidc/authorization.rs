@@ -35,18 +35,12 @@ pub fn authorization_url(
 ) -> Result<String, String> {
     let mut url = url::Url::parse(endpoint)
         .map_err(|e| format!("the provider's authorization endpoint is not a URL: {e}"))?;
-    let mut scopes = vec!["openid".to_owned()];
-    for s in &props.additional_scopes {
-        if !scopes.contains(s) {
-            scopes.push(s.clone());
-        }
-    }
     {
         let mut q = url.query_pairs_mut();
         q.append_pair("response_type", "code")
             .append_pair("client_id", &props.client_id)
             .append_pair("redirect_uri", redirect_uri)
-            .append_pair("scope", &scopes.join(" "))
+            .append_pair("scope", &scopes(props))
             .append_pair("state", state)
             .append_pair("nonce", nonce)
             .append_pair("code_challenge", &pkce_challenge(verifier))
@@ -57,6 +51,17 @@ pub fn authorization_url(
         }
     }
     Ok(url.into())
+}
+
+/// The scopes asked for: `openid` plus the integration's additional scopes, once each.
+pub fn scopes(props: &OidcProperties) -> String {
+    let mut scopes = vec!["openid"];
+    for s in &props.additional_scopes {
+        if !scopes.contains(&s.as_str()) {
+            scopes.push(s);
+        }
+    }
+    scopes.join(" ")
 }
 
 /// Is `path` a path on this server (no scheme, no host, no `//`, no backslash, no control
@@ -78,6 +83,8 @@ pub struct PendingFlow {
     pub verifier: String,
     /// The database the session will be in.
     pub database: String,
+    /// The database whose integration signs in (`@source_db`), when not `database`.
+    pub source_database: Option<String>,
     pub integration_id: i64,
     pub integration: String,
     pub pool_id: Option<i64>,
@@ -269,6 +276,7 @@ mod tests {
             nonce: "n".into(),
             verifier: "v".into(),
             database: "d".into(),
+            source_database: None,
             integration_id: 1,
             integration: "i".into(),
             pool_id: None,

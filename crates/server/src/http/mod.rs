@@ -1,10 +1,11 @@
 //! The HTTP front end (axum): `/v1/login`, `/v1/execute/{database}`, `/v1/sso_token`, the
 //! browser sign-in (`/v1/sso_authentication`, `/v1/callback`, the IdP chooser and the web
-//! pages under `/ui`), `/healthz` and the OpenAPI description. API responses carry
+//! pages under `/ui`), the device grant (`/v1/sso_device_grant`, `…_verify`), `/healthz` and the OpenAPI description. API responses carry
 //! `{"status":{"reason","sql_state","vendor_code"}}`; every response carries the security
 //! headers.
 
 pub mod cookies;
+mod device_grant;
 mod domain_login;
 mod execute;
 mod https;
@@ -39,6 +40,8 @@ pub struct HttpState {
     /// Whether the listener is HTTPS (SSO over plain http is refused except on loopback).
     pub https: bool,
     pub flows: Arc<portcullis_auth::CodeFlow>,
+    /// Device grants started over HTTP (`/v1/sso_device_grant`).
+    pub device: Arc<portcullis_auth::DeviceFlow>,
     pub request_states: pages::signin::RequestStates,
     /// Lifetime of a pending browser sign-in (the flow cookie's Max-Age).
     pub flow_seconds: i64,
@@ -157,6 +160,8 @@ impl IntoResponse for ApiError {
         login::login,
         sso_token::sso_token,
         sso_authentication::sso_authentication,
+        device_grant::device_grant,
+        device_grant::device_grant_verify,
         execute::execute_post,
         execute::execute_get,
         healthz
@@ -170,6 +175,10 @@ impl IntoResponse for ApiError {
         sso_token::SsoTokenResponse,
         sso_authentication::SsoAuthenticationRequest,
         sso_authentication::SsoAuthenticationResponse,
+        device_grant::DeviceGrantRequest,
+        device_grant::DeviceGrantResponse,
+        device_grant::DeviceGrantVerifyRequest,
+        device_grant::DeviceGrantVerifyResponse,
         execute::ExecuteRequest,
         execute::ExecuteResponse,
         execute::ColumnInfo,
@@ -193,6 +202,11 @@ pub struct Health {
     /// Time in successful callbacks, and the part spent waiting for providers (µs).
     pub sso_callback_micros: u64,
     pub sso_callback_provider_micros: u64,
+    /// Device sign-ins started, approved, token-endpoint polls, and HTTP ones waiting.
+    pub sso_device_started: u64,
+    pub sso_device_approved: u64,
+    pub sso_device_polls: u64,
+    pub sso_device_held: u64,
     pub status: Status,
 }
 
@@ -202,6 +216,7 @@ async fn healthz(
 ) -> Json<Health> {
     use std::sync::atomic::Ordering::Relaxed;
     let c = &state.flows.counters;
+    let d = &state.device.counters;
     Json(Health {
         provider_requests: state.sso.providers().request_count(),
         sso_flows_started: c.started.load(Relaxed),
@@ -211,6 +226,10 @@ async fn healthz(
         sso_flows_pending: state.flows.pending() as u64,
         sso_callback_micros: c.callback_micros.load(Relaxed),
         sso_callback_provider_micros: c.provider_micros.load(Relaxed),
+        sso_device_started: d.started.load(Relaxed),
+        sso_device_approved: d.approved.load(Relaxed),
+        sso_device_polls: d.polls.load(Relaxed),
+        sso_device_held: state.device.held() as u64,
         status: Status::ok("ok"),
     })
 }
@@ -246,6 +265,11 @@ pub fn app(state: Arc<HttpState>) -> Router {
             post(sso_authentication::sso_authentication),
         )
         .route("/v1/callback", get(sso_authentication::callback))
+        .route("/v1/sso_device_grant", post(device_grant::device_grant))
+        .route(
+            "/v1/sso_device_grant_verify",
+            post(device_grant::device_grant_verify),
+        )
         .route("/sso/v1/sdk/idp", post(pages::signin::choose_idp))
         .route(
             "/",

@@ -1,12 +1,14 @@
 //! The per-connection message loop. It is pgwire's own loop (TLS negotiation, startup timeout,
 //! FATAL closes) with one change: during authentication a PasswordMessage longer than pgwire's
 //! 10,000-byte cap is read here, up to PostgreSQL's 65,535-byte limit, because provider tokens
-//! given as passwords are often larger.
+//! given as passwords are often larger; and an interactive sign-in started by the startup
+//! message is waited for here, where the socket can be watched.
 
 use std::io;
+use std::sync::Arc;
 use std::time::Duration;
 
-use futures::StreamExt;
+use futures::{SinkExt, StreamExt};
 use pgwire::api::{ClientInfo, ErrorHandler, PgWireConnectionState, PgWireServerHandlers};
 use pgwire::error::PgWireError;
 use pgwire::messages::startup::PasswordMessageFamily;
@@ -19,6 +21,8 @@ use tokio::net::TcpStream;
 use tokio_rustls::TlsAcceptor;
 use tokio_util::codec::Framed;
 
+use super::{interactive, Handlers, PgConnection};
+
 /// The longest password message accepted (PostgreSQL's `PG_MAX_AUTH_TOKEN_LENGTH`).
 pub const MAX_PASSWORD_MESSAGE: usize = 65_535;
 /// How long a client may take from connecting to finishing authentication.
@@ -29,11 +33,8 @@ const PGWIRE_SMALL_LIMIT: usize = 10_000;
 type Socket<S> = Framed<MaybeTls, PgWireMessageServerCodec<S>>;
 
 /// Serves one connection to its end.
-pub async fn run<H: PgWireServerHandlers>(
-    tcp: TcpStream,
-    tls: Option<TlsAcceptor>,
-    handlers: H,
-) -> io::Result<()> {
+pub async fn run(tcp: TcpStream, tls: Option<TlsAcceptor>, conn: Arc<PgConnection>) -> io::Result<()> {
+    let handlers = Handlers(conn.clone());
     let deadline = tokio::time::sleep(STARTUP_TIMEOUT);
     tokio::pin!(deadline);
     let socket = tokio::select! {
@@ -97,6 +98,23 @@ pub async fn run<H: PgWireServerHandlers>(
         }
         if is_cancel {
             break;
+        }
+        let waiting = conn.interactive.lock().take();
+        if let Some(waiting) = waiting {
+            match interactive::wait(&mut socket, &conn, waiting).await {
+                Ok(true) => {}
+                Ok(false) => break,
+                Err(e) => {
+                    // FATAL, then close: no ReadyForQuery after a failed sign-in.
+                    let info: pgwire::error::ErrorInfo = e.into();
+                    socket
+                        .send(pgwire::messages::PgWireBackendMessage::ErrorResponse(
+                            info.into(),
+                        ))
+                        .await?;
+                    break;
+                }
+            }
         }
     }
     Ok(())

@@ -3,6 +3,7 @@
 
 mod connection;
 mod errors;
+mod interactive;
 mod query;
 mod startup;
 
@@ -12,7 +13,7 @@ use parking_lot::Mutex;
 use pgwire::api::auth::{AuthDriver, DefaultServerParameterProvider};
 use pgwire::api::stmt::NoopQueryParser;
 use pgwire::api::PgWireServerHandlers;
-use portcullis_auth::{PasswordAuthenticator, SsoAuthenticator};
+use portcullis_auth::{CodeFlow, DeviceFlow, PasswordAuthenticator, SsoAuthenticator};
 use portcullis_catalog::Session;
 use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
@@ -22,6 +23,10 @@ use tokio_rustls::TlsAcceptor;
 pub struct PgShared {
     pub auth: Arc<PasswordAuthenticator>,
     pub sso: Arc<SsoAuthenticator>,
+    /// Device grants for `@source_db` sign-ins.
+    pub device: Arc<DeviceFlow>,
+    /// Authorization code flows whose callback a waiting connection receives.
+    pub flows: Arc<CodeFlow>,
     pub driver: AuthDriver<DefaultServerParameterProvider>,
     /// The same parameters, for sign-ins that finish without the driver (tokens).
     pub params: DefaultServerParameterProvider,
@@ -29,7 +34,12 @@ pub struct PgShared {
 }
 
 impl PgShared {
-    pub fn new(auth: Arc<PasswordAuthenticator>, sso: Arc<SsoAuthenticator>) -> Self {
+    pub fn new(
+        auth: Arc<PasswordAuthenticator>,
+        sso: Arc<SsoAuthenticator>,
+        device: Arc<DeviceFlow>,
+        flows: Arc<CodeFlow>,
+    ) -> Self {
         let params = || {
             let mut params = DefaultServerParameterProvider::default();
             params.server_version = format!("16.6 (Portcullis {})", env!("CARGO_PKG_VERSION"));
@@ -42,6 +52,8 @@ impl PgShared {
             params: params(),
             auth,
             sso,
+            device,
+            flows,
             parser: Arc::new(NoopQueryParser::new()),
         }
     }
@@ -61,6 +73,8 @@ pub struct PgConnection {
     shared: Arc<PgShared>,
     target: Mutex<Option<portcullis_auth::LoginTarget>>,
     token: Mutex<Option<PendingToken>>,
+    /// An interactive sign-in (device grant or code flow) started by the startup message.
+    interactive: Mutex<Option<interactive::Waiting>>,
     session: Mutex<Option<Arc<Session>>>,
 }
 
@@ -108,12 +122,12 @@ pub async fn serve(
             shared: shared.clone(),
             target: Mutex::new(None),
             token: Mutex::new(None),
+            interactive: Mutex::new(None),
             session: Mutex::new(None),
         });
         let tls = tls.clone();
         tokio::spawn(async move {
-            let handlers = Handlers(conn.clone());
-            if let Err(e) = connection::run(socket, tls, handlers).await {
+            if let Err(e) = connection::run(socket, tls, conn.clone()).await {
                 tracing::debug!(%peer, error = %e, "connection ended with an error");
             }
             if let Some(session) = conn.session.lock().take() {

@@ -24,6 +24,7 @@ use portcullis_catalog::credential::ScramVerifier;
 use portcullis_catalog::{AuthMethod, Protocol};
 
 use super::errors::{fatal, fatal_with};
+use super::interactive::{announce, interactive_login};
 use super::{PendingToken, PgConnection};
 
 /// Hands pgwire's SCRAM mechanism the one verifier of this connection.
@@ -72,6 +73,15 @@ impl StartupHandler for PgConnection {
                 save_startup_parameters_to_metadata(client, startup);
                 let user = client.metadata().get("user").cloned().unwrap_or_default();
                 let database = client.metadata().get("database").cloned();
+                if let Some(login) =
+                    interactive_login(&user, database.as_deref(), client.metadata())
+                {
+                    let (waiting, notices) = self.start_interactive(&login?).await?;
+                    client.set_state(PgWireConnectionState::AuthenticationInProgress);
+                    announce(client, &notices).await?;
+                    *self.interactive.lock() = Some(waiting);
+                    return Ok(());
+                }
                 if let Some(pending) = token_login(&user, database.as_deref(), client.metadata()) {
                     let loopback = client.socket_addr().ip().is_loopback();
                     if !client.is_secure() && !loopback {

@@ -220,6 +220,7 @@ pub async fn choose_idp(
         .flows
         .begin(&BeginSignIn {
             database: &database,
+            source_database: None,
             integration: Some(&integration.name),
             pool_id: *pool,
             callback_path: "/ui/session",

@@ -1,0 +1,461 @@
+//! The device authorization grant (RFC 8628), run by the server for clients that cannot open a
+//! browser: ask the provider for a device code, show the user code, then poll the token
+//! endpoint honouring `interval` (default 5 s), `slow_down` (+5 s for good),
+//! `authorization_pending`, `access_denied` and `expired_token`, backing off on transport
+//! errors. On approval the ID token signs in exactly as in the token flow. The device code
+//! itself is a secret: it never leaves this module.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use parking_lot::Mutex;
+use portcullis_catalog::sso::OidcProperties;
+use portcullis_catalog::{Catalog, Protocol, Session};
+use portcullis_store::SsoIntegrationRecord;
+
+use crate::oidc::authorization::scopes;
+use crate::oidc::TokenKind;
+use crate::sso::{choose_integration, IntegrationChoice};
+use crate::{SsoAuthenticator, SsoError, TokenSignIn};
+
+/// RFC 8628 §3.2: the poll interval when the provider names none.
+pub const DEFAULT_INTERVAL: Duration = Duration::from_secs(5);
+/// RFC 8628 §3.5: what every `slow_down` adds, for this and all later polls.
+const SLOW_DOWN_STEP: Duration = Duration::from_secs(5);
+/// The longest wait between polls after transport errors.
+const MAX_BACKOFF: Duration = Duration::from_secs(60);
+/// The longest device-code lifetime honoured, whatever the provider says.
+const MAX_LIFETIME: Duration = Duration::from_secs(1800);
+
+/// Who asks for a device sign-in.
+#[derive(Debug, Clone, Copy)]
+pub struct DeviceRequest<'a> {
+    /// The database the session will be in.
+    pub database: &'a str,
+    /// The database whose integration signs in (`@source_db`); the target when `None`.
+    pub source_database: Option<&'a str>,
+    /// `identityprovider`: a named integration.
+    pub integration: Option<&'a str>,
+    pub pool_id: Option<i64>,
+}
+
+/// What the user is shown.
+#[derive(Debug, Clone)]
+pub struct DeviceCode {
+    pub verification_uri: String,
+    pub verification_uri_complete: Option<String>,
+    pub user_code: String,
+    pub expires_in: Duration,
+}
+
+/// A device sign-in in progress.
+pub struct DeviceGrant {
+    pub code: DeviceCode,
+    /// The provider's device code: a bearer secret, never shown or logged.
+    device_code: String,
+    integration_id: i64,
+    integration: String,
+    token_endpoint: String,
+    database: String,
+    source_database: Option<String>,
+    pool_id: Option<i64>,
+    interval: Duration,
+    backoff: u32,
+    next_poll: Instant,
+    deadline: Instant,
+}
+
+impl std::fmt::Debug for DeviceGrant {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DeviceGrant")
+            .field("user_code", &self.code.user_code)
+            .field("integration", &self.integration)
+            .field("database", &self.database)
+            .field("interval", &self.interval)
+            .finish_non_exhaustive()
+    }
+}
+
+impl DeviceGrant {
+    pub fn database(&self) -> &str {
+        &self.database
+    }
+
+    /// The current poll interval (grows with every `slow_down`).
+    pub fn interval(&self) -> Duration {
+        self.interval
+    }
+
+    /// Whether the device code's lifetime is over.
+    pub fn expired(&self) -> bool {
+        Instant::now() >= self.deadline
+    }
+
+    /// When the next poll is due.
+    pub fn next_poll(&self) -> Instant {
+        self.next_poll
+    }
+}
+
+/// What one poll found.
+#[derive(Debug)]
+pub enum Poll {
+    /// The user has not approved yet.
+    Pending,
+    /// Approved: the session is open.
+    Approved(Arc<Session>),
+}
+
+/// Counters for `/healthz`.
+#[derive(Debug, Default)]
+pub struct DeviceCounters {
+    pub started: AtomicU64,
+    pub approved: AtomicU64,
+    pub polls: AtomicU64,
+}
+
+fn refused(check: &'static str, reason: impl Into<String>) -> SsoError {
+    SsoError::Refused {
+        check,
+        reason: reason.into(),
+    }
+}
+
+/// Starts and polls device sign-ins; holds the ones started over HTTP until they are verified.
+pub struct DeviceFlow {
+    catalog: Arc<Catalog>,
+    sso: Arc<SsoAuthenticator>,
+    /// Grants started by `POST /v1/sso_device_grant`, by user code.
+    held: Mutex<HashMap<String, Arc<tokio::sync::Mutex<DeviceGrant>>>>,
+    capacity: usize,
+    pub counters: DeviceCounters,
+}
+
+impl DeviceFlow {
+    pub fn new(catalog: Arc<Catalog>, sso: Arc<SsoAuthenticator>) -> Self {
+        Self {
+            catalog,
+            sso,
+            held: Mutex::new(HashMap::new()),
+            capacity: 10_000,
+            counters: DeviceCounters::default(),
+        }
+    }
+
+    /// Asks the integration's provider for a device code.
+    pub async fn start(&self, req: &DeviceRequest<'_>) -> Result<DeviceGrant, SsoError> {
+        let state = self.catalog.state();
+        if state.database(req.database).is_none() {
+            return Err(SsoError::NoDatabase(req.database.to_owned()));
+        }
+        let record = choose_integration(
+            &state,
+            IntegrationChoice {
+                source_database: req.source_database,
+                database: req.database,
+                integration: req.integration,
+                pool_id: req.pool_id,
+            },
+        )?
+        .clone();
+        drop(state);
+        let props = OidcProperties::from_json(&record.properties)
+            .map_err(|e| SsoError::Internal(e.message))?;
+        if props.disabled {
+            return Err(SsoError::Disabled(record.name.clone()));
+        }
+        let provider = self
+            .sso
+            .providers()
+            .metadata(&props.issuer)
+            .await
+            .map_err(|e| refused("discovery", format!("issuer {}: {e}", props.issuer)))?;
+        let endpoint = provider
+            .metadata
+            .device_authorization_endpoint
+            .clone()
+            .ok_or_else(|| {
+                refused(
+                    "discovery",
+                    format!(
+                        "the provider of SSO integration \"{}\" offers no device authorization \
+                         endpoint; use the authorization code flow or a token",
+                        record.name
+                    ),
+                )
+            })?;
+        let token_endpoint = provider
+            .metadata
+            .token_endpoint
+            .clone()
+            .ok_or_else(|| refused("discovery", "the provider names no token endpoint"))?;
+        let scope = scopes(&props);
+        let (status, body) = self
+            .post(&record, &props, &endpoint, &[("scope", &scope)])
+            .await
+            .map_err(|e| refused("device authorization", e))?;
+        let text = |name: &str| body.get(name).and_then(|v| v.as_str()).map(str::to_owned);
+        if let Some(error) = text("error") {
+            return Err(refused(
+                "device authorization",
+                match text("error_description") {
+                    Some(d) => format!("the provider refused to start a device sign-in: {error} ({d})"),
+                    None => format!("the provider refused to start a device sign-in: {error}"),
+                },
+            ));
+        }
+        if !status.is_success() {
+            return Err(refused(
+                "device authorization",
+                format!("the provider's device authorization endpoint answered {status}"),
+            ));
+        }
+        let (Some(device_code), Some(user_code), Some(verification_uri)) = (
+            text("device_code"),
+            text("user_code"),
+            text("verification_uri"),
+        ) else {
+            return Err(refused(
+                "device authorization",
+                "the provider's answer lacks device_code, user_code or verification_uri",
+            ));
+        };
+        let seconds = |name: &str| body.get(name).and_then(serde_json::Value::as_u64);
+        let expires_in = Duration::from_secs(seconds("expires_in").unwrap_or(600)).min(MAX_LIFETIME);
+        // An interval of 0 (or none) means the RFC's default; never poll faster than that.
+        let interval = Duration::from_secs(seconds("interval").unwrap_or(0)).max(DEFAULT_INTERVAL);
+        let now = Instant::now();
+        self.counters.started.fetch_add(1, Ordering::Relaxed);
+        Ok(DeviceGrant {
+            code: DeviceCode {
+                verification_uri,
+                verification_uri_complete: text("verification_uri_complete"),
+                user_code,
+                expires_in,
+            },
+            device_code,
+            integration_id: record.id,
+            integration: record.name.clone(),
+            token_endpoint,
+            database: req.database.to_owned(),
+            source_database: req.source_database.map(str::to_owned),
+            pool_id: req.pool_id,
+            interval,
+            backoff: 0,
+            next_poll: now + interval,
+            deadline: now + expires_in,
+        })
+    }
+
+    /// Waits until the next poll is due and polls once. `Err` ends the sign-in: denied,
+    /// expired, or a token that does not sign in.
+    pub async fn poll(
+        &self,
+        grant: &mut DeviceGrant,
+        peer: &str,
+        protocol: Protocol,
+    ) -> Result<Poll, SsoError> {
+        if grant.expired() {
+            return Err(expired());
+        }
+        tokio::time::sleep_until(grant.next_poll.min(grant.deadline).into()).await;
+        if grant.expired() {
+            return Err(expired());
+        }
+        self.counters.polls.fetch_add(1, Ordering::Relaxed);
+        let record = self
+            .catalog
+            .state()
+            .integration_by_id(grant.integration_id)
+            .cloned()
+            .ok_or_else(|| SsoError::UnknownIntegration(grant.integration.clone()))?;
+        let props = OidcProperties::from_json(&record.properties)
+            .map_err(|e| SsoError::Internal(e.message))?;
+        if props.disabled {
+            return Err(SsoError::Disabled(record.name.clone()));
+        }
+        let answer = self
+            .post(
+                &record,
+                &props,
+                &grant.token_endpoint,
+                &[
+                    ("grant_type", "urn:ietf:params:oauth:grant-type:device_code"),
+                    ("device_code", &grant.device_code),
+                ],
+            )
+            .await;
+        let (status, body) = match answer {
+            Ok(a) => a,
+            Err(e) => {
+                // RFC 8628 §3.5: back off on transport errors, keep polling.
+                grant.backoff = (grant.backoff + 1).min(4);
+                let wait = (grant.interval * 2u32.pow(grant.backoff)).min(MAX_BACKOFF);
+                tracing::info!(integration = %grant.integration, error = %e, wait_s = wait.as_secs(), "device grant poll failed; backing off");
+                grant.next_poll = Instant::now() + wait;
+                return Ok(Poll::Pending);
+            }
+        };
+        grant.backoff = 0;
+        let text = |name: &str| body.get(name).and_then(|v| v.as_str()).map(str::to_owned);
+        if let Some(error) = text("error") {
+            return match error.as_str() {
+                "authorization_pending" => {
+                    grant.next_poll = Instant::now() + grant.interval;
+                    Ok(Poll::Pending)
+                }
+                "slow_down" => {
+                    grant.interval += SLOW_DOWN_STEP;
+                    grant.next_poll = Instant::now() + grant.interval;
+                    Ok(Poll::Pending)
+                }
+                "access_denied" => Err(refused(
+                    "device grant",
+                    "the sign-in was denied at the identity provider",
+                )),
+                "expired_token" => Err(expired()),
+                other => Err(refused(
+                    "device grant",
+                    match text("error_description") {
+                        Some(d) => format!("the provider refused the device sign-in: {other} ({d})"),
+                        None => format!("the provider refused the device sign-in: {other}"),
+                    },
+                )),
+            };
+        }
+        if !status.is_success() {
+            return Err(refused(
+                "device grant",
+                format!("the provider's token endpoint answered {status}"),
+            ));
+        }
+        let (kind, token) = match (text("id_token"), text("access_token")) {
+            (Some(t), _) => (TokenKind::IdToken, t),
+            (None, Some(t)) => (TokenKind::AccessToken, t),
+            (None, None) => {
+                return Err(refused(
+                    "device grant",
+                    "the provider approved the sign-in but sent no token",
+                ))
+            }
+        };
+        let session = self
+            .sso
+            .sign_in(&TokenSignIn {
+                kind,
+                token: &token,
+                source_database: grant.source_database.as_deref(),
+                database: &grant.database,
+                integration: Some(&grant.integration),
+                pool_id: grant.pool_id,
+                peer,
+                protocol,
+                nonce: None,
+            })
+            .await?;
+        self.counters.approved.fetch_add(1, Ordering::Relaxed);
+        Ok(Poll::Approved(session))
+    }
+
+    async fn post(
+        &self,
+        record: &SsoIntegrationRecord,
+        props: &OidcProperties,
+        endpoint: &str,
+        form: &[(&str, &str)],
+    ) -> Result<(reqwest::StatusCode, serde_json::Value), String> {
+        let secret = self
+            .catalog
+            .client_secret(record)
+            .map_err(|e| e.message)?;
+        self.sso
+            .providers()
+            .fetcher()
+            .post_form(endpoint, form, &props.client_id, secret.as_deref())
+            .await
+            .map_err(|e| e.0)
+    }
+
+    /// Keeps a grant started over HTTP until `verify` finishes it.
+    pub fn hold(&self, grant: DeviceGrant) -> Result<DeviceCode, SsoError> {
+        let code = grant.code.clone();
+        let mut held = self.held.lock();
+        if held.len() >= self.capacity {
+            held.retain(|_, g| g.try_lock().map_or(true, |g| !g.expired()));
+            if held.len() >= self.capacity {
+                return Err(refused(
+                    "capacity",
+                    "too many device sign-ins are waiting; try again later",
+                ));
+            }
+        }
+        held.insert(code.user_code.clone(), Arc::new(tokio::sync::Mutex::new(grant)));
+        Ok(code)
+    }
+
+    /// Polls a held grant until it is approved, refused, or `timeout` passes. Approval and
+    /// refusal forget the grant; a timeout keeps it for the next call.
+    pub async fn verify(
+        &self,
+        user_code: &str,
+        database: &str,
+        timeout: Duration,
+        peer: &str,
+    ) -> Result<Option<Arc<Session>>, SsoError> {
+        let unknown = || {
+            refused(
+                "user code",
+                format!(
+                    "no device sign-in with this user code is waiting for database \"{database}\" \
+                     (unknown, finished or expired); start a new one"
+                ),
+            )
+        };
+        let grant = self.held.lock().get(user_code).cloned().ok_or_else(unknown)?;
+        let until = Instant::now() + timeout;
+        let mut grant = match tokio::time::timeout_at(until.into(), grant.lock()).await {
+            Ok(g) => g,
+            Err(_) => return Ok(None),
+        };
+        if grant.database != database {
+            return Err(unknown());
+        }
+        loop {
+            if grant.next_poll.min(grant.deadline) > until {
+                tokio::time::sleep_until(until.into()).await;
+                return Ok(None);
+            }
+            match self.poll(&mut grant, peer, Protocol::Http).await {
+                Ok(Poll::Pending) => continue,
+                Ok(Poll::Approved(session)) => {
+                    self.held.lock().remove(user_code);
+                    return Ok(Some(session));
+                }
+                Err(e) => {
+                    self.held.lock().remove(user_code);
+                    return Err(e);
+                }
+            }
+        }
+    }
+
+    /// Forgets held grants whose device code expired.
+    pub fn sweep(&self) {
+        self.held
+            .lock()
+            .retain(|_, g| g.try_lock().map_or(true, |g| !g.expired()));
+    }
+
+    pub fn held(&self) -> usize {
+        self.held.lock().len()
+    }
+}
+
+fn expired() -> SsoError {
+    refused(
+        "device grant",
+        "the device code expired before the sign-in was approved; start again",
+    )
+}

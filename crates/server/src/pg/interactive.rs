@@ -1,0 +1,316 @@
+//! Interactive SSO sign-in for unmodified PostgreSQL clients (psql, pgjdbc, psycopg): user
+//! `@source_db` (or `sso`), flow chosen with `-c ssoOAuthFlow=deviceGrant|authenticationCode`.
+//! libpq and pgjdbc refuse notices before AuthenticationOk, so the server sends
+//! AuthenticationOk first, then NOTICEs with the code or URL, waits for the provider, and only
+//! then finishes the startup (ParameterStatus, BackendKeyData, ReadyForQuery) — or sends FATAL
+//! and closes. A message from the client while waiting ends the sign-in: no query runs before
+//! approval.
+
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
+
+use futures::{SinkExt, StreamExt};
+use pgwire::api::auth::ServerParameterProvider;
+use pgwire::api::{ClientInfo, PgWireConnectionState};
+use pgwire::error::{ErrorInfo, PgWireError};
+use pgwire::messages::response::{ReadyForQuery, TransactionStatus};
+use pgwire::messages::startup::{Authentication, BackendKeyData, ParameterStatus};
+use pgwire::messages::{PgWireBackendMessage, PgWireFrontendMessage};
+use pgwire::tokio::server::PgWireMessageServerCodec;
+use portcullis_auth::{BeginSignIn, DeviceGrant, DeviceRequest, Poll, SsoError, TerminalResult};
+use portcullis_catalog::Protocol;
+use tokio::sync::oneshot;
+use tokio_util::codec::Framed;
+
+use super::errors::fatal_with;
+use super::startup::option;
+use super::PgConnection;
+
+/// At most one "still waiting" notice per this long (pgjdbc allows 1,000 startup messages).
+const REMINDER_EVERY: Duration = Duration::from_secs(30);
+/// Where the browser is sent after a terminal's code flow (the callback answers it itself).
+const TERMINAL_CALLBACK_PATH: &str = "/ui/session";
+
+/// Which interactive flow a connection asked for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FlowKind {
+    DeviceGrant,
+    AuthorizationCode,
+}
+
+/// An interactive sign-in asked for in the startup message.
+#[derive(Debug, Clone)]
+pub struct InteractiveLogin {
+    pub flow: FlowKind,
+    pub source_database: Option<String>,
+    pub database: String,
+    pub integration: Option<String>,
+}
+
+/// A sign-in waiting for the user.
+pub enum Waiting {
+    Device(Box<DeviceGrant>),
+    Code {
+        url: String,
+        result: oneshot::Receiver<TerminalResult>,
+        deadline: Instant,
+    },
+}
+
+/// Recognises user `@db`, `sso@db` or `sso`. `Err` for an unknown `ssoOAuthFlow`.
+pub fn interactive_login(
+    user: &str,
+    database: Option<&str>,
+    params: &HashMap<String, String>,
+) -> Option<Result<InteractiveLogin, PgWireError>> {
+    let source = match user.split_once('@') {
+        Some(("" | "sso", db)) => Some(db),
+        None if user.eq_ignore_ascii_case("sso") => None,
+        _ => return None,
+    };
+    let setting = |name: &str| {
+        params
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.clone())
+            .or_else(|| option(params.get("options")?, name))
+    };
+    let flow = match setting("ssoOAuthFlow").as_deref() {
+        None | Some("") => FlowKind::DeviceGrant,
+        Some(f) if f.eq_ignore_ascii_case("deviceGrant") => FlowKind::DeviceGrant,
+        Some(f)
+            if f.eq_ignore_ascii_case("authenticationCode")
+                || f.eq_ignore_ascii_case("authorizationCode") =>
+        {
+            FlowKind::AuthorizationCode
+        }
+        Some(other) => {
+            return Some(Err(fatal_with(
+                "22023",
+                format!(
+                    "unknown ssoOAuthFlow \"{other}\"; use deviceGrant or authenticationCode"
+                ),
+            )))
+        }
+    };
+    let source = source.filter(|s| !s.is_empty());
+    let database = database
+        .filter(|d| !d.is_empty() && *d != user)
+        .or(source)
+        .unwrap_or(portcullis_catalog::model::SYSTEM_DATABASE);
+    Some(Ok(InteractiveLogin {
+        flow,
+        source_database: source.map(str::to_owned),
+        database: database.to_owned(),
+        integration: setting("identityprovider"),
+    }))
+}
+
+fn sso_fatal(e: &SsoError) -> PgWireError {
+    fatal_with(e.sqlstate(), e.to_string())
+}
+
+impl PgConnection {
+    /// Starts the flow at the provider; answers what to wait for and the notices to show.
+    pub(super) async fn start_interactive(
+        &self,
+        login: &InteractiveLogin,
+    ) -> Result<(Waiting, Vec<String>), PgWireError> {
+        match login.flow {
+            FlowKind::DeviceGrant => {
+                let grant = self
+                    .shared
+                    .device
+                    .start(&DeviceRequest {
+                        database: &login.database,
+                        source_database: login.source_database.as_deref(),
+                        integration: login.integration.as_deref(),
+                        pool_id: None,
+                    })
+                    .await
+                    .map_err(|e| sso_fatal(&e))?;
+                let code = &grant.code;
+                let mut notices = vec![format!(
+                    "To sign in to database \"{}\", open {} and enter the code {}",
+                    login.database, code.verification_uri, code.user_code
+                )];
+                if let Some(complete) = &code.verification_uri_complete {
+                    notices.push(format!("Or open {complete}"));
+                }
+                notices.push(format!(
+                    "Waiting up to {} s for the sign-in to be approved…",
+                    code.expires_in.as_secs()
+                ));
+                Ok((Waiting::Device(Box::new(grant)), notices))
+            }
+            FlowKind::AuthorizationCode => {
+                let flows = &self.shared.flows;
+                let (started, result) = flows
+                    .begin_for_terminal(
+                        &BeginSignIn {
+                            database: &login.database,
+                            source_database: login.source_database.as_deref(),
+                            integration: login.integration.as_deref(),
+                            pool_id: None,
+                            callback_path: TERMINAL_CALLBACK_PATH,
+                            browser_bound: false,
+                        },
+                        Protocol::Postgres,
+                    )
+                    .await
+                    .map_err(|e| sso_fatal(&e))?;
+                let notices = vec![
+                    format!(
+                        "To sign in to database \"{}\", open this address in a browser:",
+                        login.database
+                    ),
+                    started.url.clone(),
+                    format!(
+                        "Waiting up to {} s for the sign-in to finish…",
+                        flows.ttl().as_secs()
+                    ),
+                ];
+                Ok((
+                    Waiting::Code {
+                        url: started.url,
+                        result,
+                        deadline: Instant::now() + flows.ttl(),
+                    },
+                    notices,
+                ))
+            }
+        }
+    }
+}
+
+/// AuthenticationOk and the notices, right after the startup message.
+pub async fn announce<C>(client: &mut C, notices: &[String]) -> Result<(), PgWireError>
+where
+    C: futures::Sink<PgWireBackendMessage> + Unpin,
+    PgWireError: From<C::Error>,
+{
+    client
+        .feed(PgWireBackendMessage::Authentication(Authentication::Ok))
+        .await?;
+    for n in notices {
+        client.feed(notice(n)).await?;
+    }
+    client.flush().await?;
+    Ok(())
+}
+
+fn notice(text: &str) -> PgWireBackendMessage {
+    PgWireBackendMessage::NoticeResponse(
+        ErrorInfo::new("NOTICE".into(), "00000".into(), text.to_owned()).into(),
+    )
+}
+
+type Socket<S> = Framed<pgwire::tokio::server::MaybeTls, PgWireMessageServerCodec<S>>;
+
+/// Waits for the sign-in, then finishes the startup. `Err` is FATAL: the caller sends it and
+/// closes. `Ok(false)`: the client went away.
+pub async fn wait<S>(
+    socket: &mut Socket<S>,
+    conn: &PgConnection,
+    waiting: Waiting,
+) -> Result<bool, PgWireError> {
+    let peer = socket.socket_addr().to_string();
+    let mut last_notice = Instant::now();
+    let session = match waiting {
+        Waiting::Device(mut grant) => loop {
+            let reminder = tokio::time::sleep_until((last_notice + REMINDER_EVERY).into());
+            tokio::select! {
+                polled = conn.shared.device.poll(&mut grant, &peer, Protocol::Postgres) => {
+                    match polled {
+                        Ok(Poll::Pending) => continue,
+                        Ok(Poll::Approved(session)) => break session,
+                        Err(e) => return Err(sso_fatal(&e)),
+                    }
+                }
+                msg = socket.next() => return early_message(msg),
+                _ = reminder => {
+                    last_notice = Instant::now();
+                    let code = &grant.code;
+                    socket.send(notice(&format!(
+                        "Still waiting for the sign-in to be approved at {} (code {})",
+                        code.verification_uri, code.user_code
+                    ))).await?;
+                }
+            }
+        },
+        Waiting::Code {
+            url,
+            mut result,
+            deadline,
+        } => loop {
+            let reminder = tokio::time::sleep_until((last_notice + REMINDER_EVERY).into());
+            tokio::select! {
+                r = &mut result => match r {
+                    Ok(Ok(session)) => break session,
+                    Ok(Err(e)) => return Err(sso_fatal(&e)),
+                    Err(_) => return Err(fatal_with("28000", "the sign-in request expired or was \
+                        abandoned before the browser came back; connect again".into())),
+                },
+                _ = tokio::time::sleep_until(deadline.into()) => {
+                    return Err(fatal_with("28000", format!(
+                        "the sign-in was not completed in time ({} s); connect again",
+                        conn.shared.flows.ttl().as_secs()
+                    )));
+                }
+                msg = socket.next() => return early_message(msg),
+                _ = reminder => {
+                    last_notice = Instant::now();
+                    socket.send(notice(&format!("Still waiting for the sign-in at {url}"))).await?;
+                }
+            }
+        },
+    };
+    *conn.session.lock() = Some(session.clone());
+    if let Err(e) = ready(socket, conn).await {
+        conn.shared.auth.catalog().sessions.remove(&session.id);
+        return Err(e);
+    }
+    Ok(true)
+}
+
+/// A message (or the end of the stream) before the sign-in finished.
+fn early_message(
+    msg: Option<Result<PgWireFrontendMessage, PgWireError>>,
+) -> Result<bool, PgWireError> {
+    match msg {
+        None | Some(Ok(PgWireFrontendMessage::Terminate(_))) => Ok(false),
+        Some(_) => Err(fatal_with(
+            "08P01",
+            "a message arrived before the sign-in was approved; nothing was run. Wait for the \
+             sign-in to finish before sending queries"
+                .into(),
+        )),
+    }
+}
+
+/// The rest of the startup after AuthenticationOk: parameters, key data, ReadyForQuery.
+async fn ready<S>(socket: &mut Socket<S>, conn: &PgConnection) -> Result<(), PgWireError> {
+    if let Some(params) = conn.shared.params.server_parameters(&*socket) {
+        for (k, v) in params {
+            socket
+                .feed(PgWireBackendMessage::ParameterStatus(ParameterStatus::new(
+                    k, v,
+                )))
+                .await?;
+        }
+    }
+    let (pid, key) = socket.pid_and_secret_key();
+    socket
+        .feed(PgWireBackendMessage::BackendKeyData(BackendKeyData::new(
+            pid, key,
+        )))
+        .await?;
+    socket
+        .feed(PgWireBackendMessage::ReadyForQuery(ReadyForQuery::new(
+            TransactionStatus::Idle,
+        )))
+        .await?;
+    socket.flush().await?;
+    socket.set_state(PgWireConnectionState::ReadyForQuery);
+    Ok(())
+}
