@@ -2,8 +2,9 @@
 // Test-only OpenID provider for the Portcullis integration tests.
 //
 //   node tests/idp/idp.mjs --port N --keys FILE [--issuer-host 127.0.0.1] [--rotate]
-//                          [--redirect-uri URL]... [--dev-interactions]
+//                          [--redirect-uri URL]... [--dev-interactions] [--device-ttl SECONDS]
 //
+// --device-ttl sets the device codes' lifetime (default 600 s; tests of expiry use a few).
 // --redirect-uri adds a redirect URI to every client (exact match, as the provider does).
 // --dev-interactions shows the provider's own login and consent pages (for browser tests)
 // instead of completing interactions with redirects alone. With the auto-approving
@@ -44,6 +45,7 @@ try {
       rotate: { type: 'boolean', default: false },
       'redirect-uri': { type: 'string', multiple: true, default: [] },
       'dev-interactions': { type: 'boolean', default: false },
+      'device-ttl': { type: 'string', default: '600' },
     },
     strict: true,
   }));
@@ -284,7 +286,7 @@ function buildConfiguration(jwks) {
       IdToken: 600,
       ClientCredentials: 600,
       AuthorizationCode: 60,
-      DeviceCode: 600,
+      DeviceCode: Number(args['device-ttl']),
       Interaction: 3600,
       Session: 86400,
       Grant: 86400,

@@ -356,9 +356,12 @@ impl CodeFlow {
         let result = self
             .finish(flow, params, browser_state, peer, waiter.protocol, began)
             .await;
-        let delivered = waiter
-            .result
-            .send(result.as_ref().map(|c| c.session.clone()).map_err(Clone::clone));
+        let delivered = waiter.result.send(
+            result
+                .as_ref()
+                .map(|c| c.session.clone())
+                .map_err(Clone::clone),
+        );
         match (result, delivered) {
             (Ok(mut done), Ok(())) => {
                 done.for_terminal = true;

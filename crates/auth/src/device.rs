@@ -201,7 +201,9 @@ impl DeviceFlow {
             return Err(refused(
                 "device authorization",
                 match text("error_description") {
-                    Some(d) => format!("the provider refused to start a device sign-in: {error} ({d})"),
+                    Some(d) => {
+                        format!("the provider refused to start a device sign-in: {error} ({d})")
+                    }
                     None => format!("the provider refused to start a device sign-in: {error}"),
                 },
             ));
@@ -223,7 +225,8 @@ impl DeviceFlow {
             ));
         };
         let seconds = |name: &str| body.get(name).and_then(serde_json::Value::as_u64);
-        let expires_in = Duration::from_secs(seconds("expires_in").unwrap_or(600)).min(MAX_LIFETIME);
+        let expires_in =
+            Duration::from_secs(seconds("expires_in").unwrap_or(600)).min(MAX_LIFETIME);
         // An interval of 0 (or none) means the RFC's default; never poll faster than that.
         let interval = Duration::from_secs(seconds("interval").unwrap_or(0)).max(DEFAULT_INTERVAL);
         let now = Instant::now();
@@ -319,7 +322,9 @@ impl DeviceFlow {
                 other => Err(refused(
                     "device grant",
                     match text("error_description") {
-                        Some(d) => format!("the provider refused the device sign-in: {other} ({d})"),
+                        Some(d) => {
+                            format!("the provider refused the device sign-in: {other} ({d})")
+                        }
                         None => format!("the provider refused the device sign-in: {other}"),
                     },
                 )),
@@ -366,10 +371,7 @@ impl DeviceFlow {
         endpoint: &str,
         form: &[(&str, &str)],
     ) -> Result<(reqwest::StatusCode, serde_json::Value), String> {
-        let secret = self
-            .catalog
-            .client_secret(record)
-            .map_err(|e| e.message)?;
+        let secret = self.catalog.client_secret(record).map_err(|e| e.message)?;
         self.sso
             .providers()
             .fetcher()
@@ -391,7 +393,10 @@ impl DeviceFlow {
                 ));
             }
         }
-        held.insert(code.user_code.clone(), Arc::new(tokio::sync::Mutex::new(grant)));
+        held.insert(
+            code.user_code.clone(),
+            Arc::new(tokio::sync::Mutex::new(grant)),
+        );
         Ok(code)
     }
 
@@ -413,7 +418,12 @@ impl DeviceFlow {
                 ),
             )
         };
-        let grant = self.held.lock().get(user_code).cloned().ok_or_else(unknown)?;
+        let grant = self
+            .held
+            .lock()
+            .get(user_code)
+            .cloned()
+            .ok_or_else(unknown)?;
         let until = Instant::now() + timeout;
         let mut grant = match tokio::time::timeout_at(until.into(), grant.lock()).await {
             Ok(g) => g,

@@ -86,7 +86,10 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
         std::time::Duration::from_secs(settings.sso_flow_seconds),
         std::time::Duration::from_secs(settings.sso_renew_margin_seconds),
     ));
-    let device = Arc::new(portcullis_auth::DeviceFlow::new(catalog.clone(), sso.clone()));
+    let device = Arc::new(portcullis_auth::DeviceFlow::new(
+        catalog.clone(),
+        sso.clone(),
+    ));
     let http_state = Arc::new(http::HttpState {
         auth: auth.clone(),
         sso: sso.clone(),

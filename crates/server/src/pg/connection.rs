@@ -33,7 +33,11 @@ const PGWIRE_SMALL_LIMIT: usize = 10_000;
 type Socket<S> = Framed<MaybeTls, PgWireMessageServerCodec<S>>;
 
 /// Serves one connection to its end.
-pub async fn run(tcp: TcpStream, tls: Option<TlsAcceptor>, conn: Arc<PgConnection>) -> io::Result<()> {
+pub async fn run(
+    tcp: TcpStream,
+    tls: Option<TlsAcceptor>,
+    conn: Arc<PgConnection>,
+) -> io::Result<()> {
     let handlers = Handlers(conn.clone());
     let deadline = tokio::time::sleep(STARTUP_TIMEOUT);
     tokio::pin!(deadline);

@@ -87,9 +87,7 @@ pub fn interactive_login(
         Some(other) => {
             return Some(Err(fatal_with(
                 "22023",
-                format!(
-                    "unknown ssoOAuthFlow \"{other}\"; use deviceGrant or authenticationCode"
-                ),
+                format!("unknown ssoOAuthFlow \"{other}\"; use deviceGrant or authenticationCode"),
             )))
         }
     };

@@ -4,6 +4,7 @@
 
 pub mod idp;
 pub mod web;
+pub mod wire;
 
 use std::io::{BufRead, BufReader};
 use std::path::PathBuf;

@@ -1,0 +1,539 @@
+//! Sign-in from the command line against the real provider (npm oidc-provider): a real `psql`
+//! (and psycopg2) signs in through the device grant while the test approves the code at the
+//! provider's own device pages; denied and expired codes and a query sent before approval end
+//! with FATAL and run nothing; the terminal authorization code flow completes through the
+//! server's `/v1/callback`; and the HTTP device grant (`/v1/sso_device_grant`, `…_verify`).
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod harness;
+
+use std::io::{BufRead, BufReader, Write};
+use std::net::TcpStream;
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::Duration;
+
+use harness::idp::{idp_dir, NodeServer};
+use harness::web::Web;
+use harness::wire::{message, read_all, read_message, startup_with};
+use harness::{Server, ADMIN_PASSWORD};
+use serde_json::json;
+
+/// `example_database` with integration `corp_sso` (rs256-client) and the group
+/// analysts@example_database holding USE; plus `other_database` whose group `visitors` holds
+/// USE, for cross-database sign-in.
+fn configure(server: &Server, issuer: &str) {
+    harness::example(server);
+    let sql = format!(
+        "CREATE SSO INTEGRATION corp_sso PROTOCOL oidc \
+         issuer = \"{issuer}\", client_id = \"rs256-client\", client_secret = \"rs256-client-secret\", \
+         default_group = sso_users, additional_scopes = [email, groups], groups_claim_ids = [groups]"
+    );
+    let (ok, _, err) = server.psql(
+        "admin@system",
+        "example_database",
+        ADMIN_PASSWORD,
+        &[
+            "CREATE GROUP sso_users",
+            &sql,
+            "ALTER DATABASE example_database SET SSO INTEGRATION corp_sso",
+        ],
+    );
+    assert!(ok, "{err}");
+}
+
+fn provider(server: &Server, extra: &[&str]) -> (NodeServer, tempfile::TempDir) {
+    let keys = tempfile::tempdir().unwrap();
+    let redirect = format!("http://127.0.0.1:{}/v1/callback", server.http_port);
+    let mut args = vec!["--redirect-uri", redirect.as_str()];
+    args.extend_from_slice(extra);
+    let idp = NodeServer::provider_with(0, &keys.path().join("keys.json"), &args);
+    (idp, keys)
+}
+
+/// A client process whose stderr lines (psql's notices) arrive on a channel.
+struct Waiting {
+    child: Child,
+    lines: mpsc::Receiver<String>,
+    seen: Vec<String>,
+}
+
+impl Waiting {
+    fn spawn(mut cmd: Command) -> Self {
+        let mut child = cmd
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let (tx, rx) = mpsc::channel();
+        let stderr = child.stderr.take().unwrap();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        Self {
+            child,
+            lines: rx,
+            seen: Vec::new(),
+        }
+    }
+
+    fn psql(server: &Server, user: &str, db: &str, options: &str, command: &str) -> Self {
+        let mut cmd = Command::new("psql");
+        cmd.arg(format!(
+            "host=127.0.0.1 port={} user={user} dbname={db} connect_timeout=60 options='{options}'",
+            server.sql_port
+        ))
+        .args(["-X", "-A", "-t", "-v", "ON_ERROR_STOP=1", "-c", command])
+        .env("PGSSLMODE", "disable")
+        .env_remove("PGPASSWORD");
+        Self::spawn(cmd)
+    }
+
+    /// The first stderr line containing `needle` (waits up to 20 s).
+    fn line_with(&mut self, needle: &str) -> String {
+        if let Some(l) = self.seen.iter().find(|l| l.contains(needle)) {
+            return l.clone();
+        }
+        loop {
+            let line = self
+                .lines
+                .recv_timeout(Duration::from_secs(20))
+                .unwrap_or_else(|_| panic!("no line with {needle:?}; saw {:?}", self.seen));
+            self.seen.push(line.clone());
+            if line.contains(needle) {
+                return line;
+            }
+        }
+    }
+
+    /// Waits for the process; answers (success, stdout, all stderr).
+    fn finish(mut self) -> (bool, String, String) {
+        let mut stdout = String::new();
+        std::io::Read::read_to_string(self.child.stdout.as_mut().unwrap(), &mut stdout).unwrap();
+        let status = self.child.wait().unwrap();
+        while let Ok(l) = self.lines.recv_timeout(Duration::from_secs(2)) {
+            self.seen.push(l);
+        }
+        (
+            status.success(),
+            stdout.trim().to_owned(),
+            self.seen.join("\n"),
+        )
+    }
+}
+
+/// The user code in "… enter the code ABCD-EFGH".
+fn user_code(line: &str) -> String {
+    line.rsplit(' ').next().unwrap().trim().to_owned()
+}
+
+/// Approves (or denies) a user code at the provider's device pages.
+fn approve(idp: &NodeServer, code: &str, deny: bool) {
+    let mut cmd = Command::new("node");
+    cmd.arg(idp_dir().join("device.mjs")).args([
+        "--uri",
+        &format!("{}/device", idp.url),
+        "--user-code",
+        code,
+    ]);
+    if deny {
+        cmd.arg("--deny");
+    }
+    let out = cmd.output().unwrap();
+    assert!(
+        out.status.success(),
+        "device.mjs: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+fn sso_sessions(server: &Server) -> String {
+    server.admin(&["SELECT count(*) FROM sys.sessions WHERE sso_integration IS NOT NULL"])
+}
+
+#[test]
+fn psql_and_psycopg_sign_in_with_the_device_grant() {
+    let server = Server::start();
+    let (idp, _keys) = provider(&server, &[]);
+    configure(&server, &idp.url);
+    server.admin(&[
+        "CREATE DATABASE other_database",
+        "CREATE GROUP visitors@other_database",
+        "GRANT USE ON DATABASE other_database TO GROUP analysts@example_database",
+    ]);
+
+    // The done-when: psql as @example_database prints a code; approval signs it in.
+    let mut psql = Waiting::psql(
+        &server,
+        "@example_database",
+        "example_database",
+        "",
+        "SELECT CURRENT_USER(), CURRENT_DATABASE(), CURRENT_GROUPS(); \
+         SELECT user, authentication_method, protocol FROM sys.sessions WHERE sso_integration = 'corp_sso'",
+    );
+    let line = psql.line_with("enter the code");
+    assert!(line.starts_with("NOTICE:"), "{line}");
+    assert!(line.contains(&format!("{}/device", idp.url)), "{line}");
+    let complete = psql.line_with("user_code=");
+    assert!(complete.contains("/device?user_code="), "{complete}");
+    let code = user_code(&line);
+    approve(&idp, &code, false);
+    let (ok, out, err) = psql.finish();
+    assert!(ok, "{err}");
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(
+        lines[0],
+        "alice@example.com|example_database|analysts@example_database"
+    );
+    assert!(lines[1].starts_with("alice@example.com|"), "{out}");
+    assert_eq!(sso_sessions(&server), "0", "the session ends with psql");
+
+    // Cross-database: the integration of example_database, the session in other_database,
+    // chosen by name; the flow named explicitly.
+    let mut psql = Waiting::psql(
+        &server,
+        "@example_database",
+        "other_database",
+        "-c ssoOAuthFlow=deviceGrant -c identityprovider=corp_sso",
+        "SELECT CURRENT_USER(), CURRENT_DATABASE()",
+    );
+    let code = user_code(&psql.line_with("enter the code"));
+    approve(&idp, &code, false);
+    let (ok, out, err) = psql.finish();
+    assert!(ok, "{err}");
+    assert_eq!(out, "alice@example.com|other_database");
+
+    // psycopg2 (libpq through Python) completes the same flow. (psycopg 3 installs its own
+    // notice handler before connecting and drops startup notices, so its users cannot see
+    // the code; psycopg2 leaves them to libpq, which prints them.)
+    let script = format!(
+        r#"
+import psycopg2
+conn = psycopg2.connect("host=127.0.0.1 port={port} user=@example_database dbname=example_database sslmode=disable connect_timeout=60")
+cur = conn.cursor()
+cur.execute("SELECT CURRENT_USER(), CURRENT_GROUPS()")
+print(cur.fetchone(), flush=True)
+"#,
+        port = server.sql_port
+    );
+    // Debian's python3-psycopg2 (over libpq 15).
+    let mut cmd = Command::new("/usr/bin/python3");
+    cmd.args(["-c", &script]);
+    let mut py = Waiting::spawn(cmd);
+    // libpq prints startup notices on stderr before the connection is handed to Python.
+    let code = user_code(&py.line_with("enter the code"));
+    approve(&idp, &code, false);
+    let (ok, out, err) = py.finish();
+    assert!(ok, "{err}");
+    assert_eq!(out, "('alice@example.com', 'analysts@example_database')");
+}
+
+#[test]
+fn denied_expired_and_early_queries_end_with_fatal_and_run_nothing() {
+    let server = Server::start();
+    let (idp, _keys) = provider(&server, &[]);
+    configure(&server, &idp.url);
+    // A second provider whose device codes live 3 s, as integration short_sso.
+    let (short, _short_keys) = provider(&server, &["--device-ttl", "3"]);
+    let sql = format!(
+        "CREATE SSO INTEGRATION short_sso PROTOCOL oidc issuer = \"{}\", \
+         client_id = \"rs256-client\", client_secret = \"rs256-client-secret\", \
+         default_group = sso_users, groups_claim_ids = [groups]",
+        short.url
+    );
+    let (ok, _, err) = server.psql("admin@system", "example_database", ADMIN_PASSWORD, &[&sql]);
+    assert!(ok, "{err}");
+
+    // Denied at the provider.
+    let mut psql = Waiting::psql(
+        &server,
+        "@example_database",
+        "example_database",
+        "",
+        "SELECT 'ran'",
+    );
+    let code = user_code(&psql.line_with("enter the code"));
+    approve(&idp, &code, true);
+    let (ok, out, err) = psql.finish();
+    assert!(!ok);
+    assert!(out.is_empty(), "{out}");
+    assert!(
+        err.contains(
+            "FATAL:  SSO sign-in refused: the sign-in was denied at the identity provider"
+        ),
+        "{err}"
+    );
+
+    // Expired: nobody approves within the device code's 3 s.
+    let psql = Waiting::psql(
+        &server,
+        "@example_database",
+        "example_database",
+        "-c identityprovider=short_sso",
+        "SELECT 'ran'",
+    );
+    let (ok, out, err) = psql.finish();
+    assert!(!ok);
+    assert!(out.is_empty(), "{out}");
+    assert!(err.contains("enter the code"), "{err}");
+    assert!(err.contains("the device code expired"), "{err}");
+
+    // Bad settings: unknown flow, unknown integration, database without SSO.
+    for (options, db, expected) in [
+        (
+            "-c ssoOAuthFlow=magic",
+            "example_database",
+            "unknown ssoOAuthFlow \"magic\"",
+        ),
+        (
+            "-c identityprovider=nope",
+            "example_database",
+            "SSO integration \"nope\" does not exist",
+        ),
+        ("", "system", "database \"system\" has no SSO integration"),
+    ] {
+        let user = if db == "system" {
+            "sso"
+        } else {
+            "@example_database"
+        };
+        let (ok, out, err) = Waiting::psql(&server, user, db, options, "SELECT 'ran'").finish();
+        assert!(!ok && out.is_empty(), "{out}");
+        assert!(err.contains(expected), "{options}: {err}");
+        assert!(!err.contains("enter the code"), "{err}");
+    }
+
+    // A query sent before approval: FATAL 08P01, no row, the socket closes, no session.
+    let mut s = TcpStream::connect(("127.0.0.1", server.sql_port)).unwrap();
+    s.write_all(&startup_with(&[
+        ("user", "@example_database"),
+        ("database", "example_database"),
+    ]))
+    .unwrap();
+    let (tag, body) = read_message(&mut s);
+    assert_eq!(
+        (tag, body.as_slice()),
+        (b'R', &[0u8, 0, 0, 0][..]),
+        "AuthenticationOk first"
+    );
+    let (tag, body) = read_message(&mut s);
+    assert_eq!(tag, b'N');
+    let notice = String::from_utf8_lossy(&body).into_owned();
+    assert!(notice.contains("enter the code"), "{notice}");
+    s.write_all(&message(b'Q', b"SELECT CURRENT_USER()\0"))
+        .unwrap();
+    let rest = read_all(&mut s);
+    assert!(
+        rest.iter()
+            .all(|(t, _)| *t != b'T' && *t != b'D' && *t != b'Z'),
+        "no rows and no ReadyForQuery: {rest:?}"
+    );
+    let (tag, body) = rest.iter().find(|(t, _)| *t == b'E').unwrap();
+    assert_eq!(*tag, b'E');
+    let text = String::from_utf8_lossy(body);
+    assert!(text.contains("FATAL") && text.contains("08P01"), "{text}");
+    assert!(text.contains("before the sign-in was approved"), "{text}");
+    // Approving that code now signs nobody in.
+    let code = notice
+        .split("enter the code ")
+        .nth(1)
+        .unwrap()
+        .split('\0')
+        .next()
+        .unwrap()
+        .to_owned();
+    approve(&idp, &code, false);
+    std::thread::sleep(Duration::from_secs(1));
+    assert_eq!(sso_sessions(&server), "0");
+}
+
+#[test]
+fn psql_signs_in_with_the_authorization_code_flow_through_the_callback() {
+    let server = Server::start_env(&[("PORTCULLIS_SSO_FLOW_SECONDS", "20")]);
+    let (idp, _keys) = provider(&server, &[]);
+    configure(&server, &idp.url);
+    let web = Web::new();
+
+    let mut psql = Waiting::psql(
+        &server,
+        "@example_database",
+        "example_database",
+        "-c ssoOAuthFlow=authenticationCode",
+        "SELECT CURRENT_USER(), CURRENT_GROUPS()",
+    );
+    psql.line_with("open this address in a browser");
+    let url = psql
+        .line_with(&format!("{}/", idp.url))
+        .trim_start_matches("NOTICE:")
+        .trim()
+        .to_owned();
+    assert!(url.contains("code_challenge_method=S256"), "{url}");
+    let callback = web.follow_until(&url, &server.http("/v1/callback"));
+    let page = web.get(&callback);
+    assert_eq!(page.status, 200, "{}", page.body);
+    assert!(
+        page.body.contains("Return to your terminal"),
+        "{}",
+        page.body
+    );
+    assert!(
+        !page.header("set-cookie").contains("portcullis_session="),
+        "the browser gets no session: {:?}",
+        page.headers
+    );
+    let (ok, out, err) = psql.finish();
+    assert!(ok, "{err}");
+    assert_eq!(out, "alice@example.com|analysts@example_database");
+
+    // The same callback again: refused, and nothing waits for it.
+    let again = web.get(&callback);
+    assert_eq!(again.status, 400, "{}", again.body);
+
+    // Nobody opens the URL: the connection fails cleanly when the flow expires.
+    let psql = Waiting::psql(
+        &server,
+        "@example_database",
+        "example_database",
+        "-c ssoOAuthFlow=authenticationCode",
+        "SELECT 'ran'",
+    );
+    let (ok, out, err) = psql.finish();
+    assert!(!ok && out.is_empty(), "{out}");
+    assert!(err.contains("not completed in time (20 s)"), "{err}");
+
+    // The provider refuses (login_hint=denied makes it answer access_denied): psql hears why.
+    let mut psql = Waiting::psql(
+        &server,
+        "@example_database",
+        "example_database",
+        "-c ssoOAuthFlow=authenticationCode",
+        "SELECT 'ran'",
+    );
+    let url = psql
+        .line_with(&format!("{}/", idp.url))
+        .trim_start_matches("NOTICE:")
+        .trim()
+        .to_owned();
+    // A fresh browser (the first one has a provider session, which would skip the login).
+    let web = Web::new();
+    let callback = web.follow_until(
+        &format!("{url}&login_hint=denied"),
+        &server.http("/v1/callback"),
+    );
+    let page = web.get(&callback);
+    assert_eq!(page.status, 403, "{}", page.body);
+    let (ok, out, err) = psql.finish();
+    assert!(!ok && out.is_empty(), "{out}");
+    assert!(err.contains("access_denied"), "{err}");
+    assert_eq!(sso_sessions(&server), "0");
+}
+
+#[test]
+fn http_device_grant_and_verify() {
+    let server = Server::start();
+    let (idp, _keys) = provider(&server, &[]);
+    configure(&server, &idp.url);
+    let web = Web::new();
+    let post = |path: &str, body: serde_json::Value| {
+        let r = web.post_json(&server.http(path), &body);
+        let v: serde_json::Value = serde_json::from_str(&r.body).unwrap_or(json!(null));
+        (r.status, v)
+    };
+
+    let (status, grant) = post(
+        "/v1/sso_device_grant",
+        json!({"database": "example_database"}),
+    );
+    assert_eq!(status, 200, "{grant}");
+    assert_eq!(grant["status"]["reason"], "Device authorization initiated");
+    let code = grant["user_code"].as_str().unwrap().to_owned();
+    assert!(grant["verification_uri_complete"]
+        .as_str()
+        .unwrap()
+        .ends_with(&format!("user_code={code}")));
+    assert!(
+        grant.get("device_code").is_none(),
+        "the device code stays secret"
+    );
+
+    // Not approved yet: a timeout, callable again.
+    let (status, v) = post(
+        "/v1/sso_device_grant_verify",
+        json!({"user_code": code, "database": "example_database", "timeout": 1}),
+    );
+    assert_eq!(status, 408, "{v}");
+    assert_eq!(v["status"]["sql_state"], "57014");
+    // Wrong database, bad timeout, unknown code, malformed body: clear errors.
+    for (body, want) in [
+        (json!({"user_code": code, "timeout": 1}), 404),
+        (
+            json!({"user_code": code, "database": "example_database", "timeout": 0}),
+            400,
+        ),
+        (
+            json!({"user_code": code, "database": "example_database", "timeout": 601}),
+            400,
+        ),
+        (
+            json!({"user_code": "NOPE-NOPE", "database": "example_database"}),
+            404,
+        ),
+        (json!({"database": "example_database"}), 400),
+    ] {
+        let (status, v) = post("/v1/sso_device_grant_verify", body.clone());
+        assert_eq!(status, want, "{body}: {v}");
+        assert_ne!(v["status"]["sql_state"], "00000");
+    }
+    let (status, v) = post("/v1/sso_device_grant", json!({"database": "nope"}));
+    assert_eq!(status, 404, "{v}");
+    let (status, v) = post("/v1/sso_device_grant", json!({"database": "system"}));
+    assert_eq!(status, 401, "{v}");
+    assert!(v["status"]["reason"]
+        .as_str()
+        .unwrap()
+        .contains("no SSO integration"));
+
+    approve(&idp, &code, false);
+    let (status, v) = post(
+        "/v1/sso_device_grant_verify",
+        json!({"user_code": code, "database": "example_database", "timeout": 30}),
+    );
+    assert_eq!(status, 200, "{v}");
+    assert_eq!(v["username"], "alice@example.com");
+    assert_eq!(v["database"], "example_database");
+    let token = v["access_token"].as_str().unwrap();
+    let r = Command::new("curl")
+        .args(["-sS", "-H", &format!("authorization: Bearer {token}")])
+        .arg(server.http("/v1/execute/example_database?statement=SELECT%20CURRENT_GROUPS()"))
+        .output()
+        .unwrap();
+    let body = String::from_utf8_lossy(&r.stdout);
+    assert!(body.contains("analysts@example_database"), "{body}");
+    // Used once.
+    let (status, _) = post(
+        "/v1/sso_device_grant_verify",
+        json!({"user_code": code, "database": "example_database", "timeout": 1}),
+    );
+    assert_eq!(status, 404);
+
+    // A denied grant answers 401 with the reason, then is forgotten.
+    let (_, grant) = post(
+        "/v1/sso_device_grant",
+        json!({"database": "example_database"}),
+    );
+    let code = grant["user_code"].as_str().unwrap().to_owned();
+    approve(&idp, &code, true);
+    let (status, v) = post(
+        "/v1/sso_device_grant_verify",
+        json!({"user_code": code, "database": "example_database", "timeout": 30}),
+    );
+    assert_eq!(status, 401, "{v}");
+    assert!(
+        v["status"]["reason"].as_str().unwrap().contains("denied"),
+        "{v}"
+    );
+}
