@@ -186,6 +186,13 @@ const CLIENTS = [
   client('rs512-client', 'RS512'),
   client('es256-client', 'ES256'),
   client('ps256-client', 'PS256'),
+  // A public native client (no secret, PKCE), as the seed registers the database's driver:
+  // any loopback port is accepted for its redirect URIs.
+  {
+    ...client('native-client', 'RS256', { application_type: 'native', token_endpoint_auth_method: 'none' }),
+    client_secret: undefined,
+    grant_types: ['authorization_code', 'refresh_token', 'urn:ietf:params:oauth:grant-type:device_code'],
+  },
 ];
 
 // ---------------------------------------------------------------- provider

@@ -15,19 +15,15 @@ use portcullis_catalog::sso::OidcProperties;
 use portcullis_catalog::{Catalog, Protocol, Session};
 use portcullis_store::SsoIntegrationRecord;
 
-use crate::oidc::authorization::scopes;
+use crate::oidc::authorization::{scopes, DeviceAuthorization, DevicePoll};
 use crate::oidc::TokenKind;
 use crate::sso::{choose_integration, IntegrationChoice};
 use crate::{SsoAuthenticator, SsoError, TokenSignIn};
 
-/// RFC 8628 §3.2: the poll interval when the provider names none.
-pub const DEFAULT_INTERVAL: Duration = Duration::from_secs(5);
 /// RFC 8628 §3.5: what every `slow_down` adds, for this and all later polls.
 const SLOW_DOWN_STEP: Duration = Duration::from_secs(5);
 /// The longest wait between polls after transport errors.
 const MAX_BACKOFF: Duration = Duration::from_secs(60);
-/// The longest device-code lifetime honoured, whatever the provider says.
-const MAX_LIFETIME: Duration = Duration::from_secs(1800);
 
 /// Who asks for a device sign-in.
 #[derive(Debug, Clone, Copy)]
@@ -196,59 +192,28 @@ impl DeviceFlow {
             .post(&record, &props, &endpoint, &[("scope", &scope)])
             .await
             .map_err(|e| refused("device authorization", e))?;
-        let text = |name: &str| body.get(name).and_then(|v| v.as_str()).map(str::to_owned);
-        if let Some(error) = text("error") {
-            return Err(refused(
-                "device authorization",
-                match text("error_description") {
-                    Some(d) => {
-                        format!("the provider refused to start a device sign-in: {error} ({d})")
-                    }
-                    None => format!("the provider refused to start a device sign-in: {error}"),
-                },
-            ));
-        }
-        if !status.is_success() {
-            return Err(refused(
-                "device authorization",
-                format!("the provider's device authorization endpoint answered {status}"),
-            ));
-        }
-        let (Some(device_code), Some(user_code), Some(verification_uri)) = (
-            text("device_code"),
-            text("user_code"),
-            text("verification_uri"),
-        ) else {
-            return Err(refused(
-                "device authorization",
-                "the provider's answer lacks device_code, user_code or verification_uri",
-            ));
-        };
-        let seconds = |name: &str| body.get(name).and_then(serde_json::Value::as_u64);
-        let expires_in =
-            Duration::from_secs(seconds("expires_in").unwrap_or(600)).min(MAX_LIFETIME);
-        // An interval of 0 (or none) means the RFC's default; never poll faster than that.
-        let interval = Duration::from_secs(seconds("interval").unwrap_or(0)).max(DEFAULT_INTERVAL);
+        let answer = DeviceAuthorization::from_json(status.as_u16(), &body)
+            .map_err(|e| refused("device authorization", e))?;
         let now = Instant::now();
         self.counters.started.fetch_add(1, Ordering::Relaxed);
         Ok(DeviceGrant {
             code: DeviceCode {
-                verification_uri,
-                verification_uri_complete: text("verification_uri_complete"),
-                user_code,
-                expires_in,
+                verification_uri: answer.verification_uri,
+                verification_uri_complete: answer.verification_uri_complete,
+                user_code: answer.user_code,
+                expires_in: answer.expires_in,
             },
-            device_code,
+            device_code: answer.device_code,
             integration_id: record.id,
             integration: record.name.clone(),
             token_endpoint,
             database: req.database.to_owned(),
             source_database: req.source_database.map(str::to_owned),
             pool_id: req.pool_id,
-            interval,
+            interval: answer.interval,
             backoff: 0,
-            next_poll: now + interval,
-            deadline: now + expires_in,
+            next_poll: now + answer.interval,
+            deadline: now + answer.expires_in,
         })
     }
 
@@ -302,41 +267,27 @@ impl DeviceFlow {
             }
         };
         grant.backoff = 0;
-        let text = |name: &str| body.get(name).and_then(|v| v.as_str()).map(str::to_owned);
-        if let Some(error) = text("error") {
-            return match error.as_str() {
-                "authorization_pending" => {
-                    grant.next_poll = Instant::now() + grant.interval;
-                    Ok(Poll::Pending)
-                }
-                "slow_down" => {
-                    grant.interval += SLOW_DOWN_STEP;
-                    grant.next_poll = Instant::now() + grant.interval;
-                    Ok(Poll::Pending)
-                }
-                "access_denied" => Err(refused(
+        let tokens = match DevicePoll::from_json(status.as_u16(), &body) {
+            DevicePoll::Pending => {
+                grant.next_poll = Instant::now() + grant.interval;
+                return Ok(Poll::Pending);
+            }
+            DevicePoll::SlowDown => {
+                grant.interval += SLOW_DOWN_STEP;
+                grant.next_poll = Instant::now() + grant.interval;
+                return Ok(Poll::Pending);
+            }
+            DevicePoll::Denied => {
+                return Err(refused(
                     "device grant",
                     "the sign-in was denied at the identity provider",
-                )),
-                "expired_token" => Err(expired()),
-                other => Err(refused(
-                    "device grant",
-                    match text("error_description") {
-                        Some(d) => {
-                            format!("the provider refused the device sign-in: {other} ({d})")
-                        }
-                        None => format!("the provider refused the device sign-in: {other}"),
-                    },
-                )),
-            };
-        }
-        if !status.is_success() {
-            return Err(refused(
-                "device grant",
-                format!("the provider's token endpoint answered {status}"),
-            ));
-        }
-        let (kind, token) = match (text("id_token"), text("access_token")) {
+                ))
+            }
+            DevicePoll::Expired => return Err(expired()),
+            DevicePoll::Failed(e) => return Err(refused("device grant", e)),
+            DevicePoll::Approved(tokens) => tokens,
+        };
+        let (kind, token) = match (tokens.id_token, tokens.access_token) {
             (Some(t), _) => (TokenKind::IdToken, t),
             (None, Some(t)) => (TokenKind::AccessToken, t),
             (None, None) => {

@@ -1,4 +1,5 @@
-//! The `portcullis` binary: `serve` and `check-config`.
+//! The `portcullis` binary: `serve` and `check-config` (the server), `sql` and `token` (the
+//! command-line client, `portcullis-cli`).
 
 mod config;
 mod http;
@@ -48,17 +49,26 @@ enum Command {
         #[arg(long, env = "PORTCULLIS_CONFIG")]
         config: Option<PathBuf>,
     },
+    /// Runs SQL statements (-c) or an interactive shell; signs in with a password or SSO.
+    Sql(portcullis_cli::SqlArgs),
+    /// Signs in with SSO (or reuses the cached sign-in) and prints the token, for PGPASSWORD.
+    Token(portcullis_cli::TokenArgs),
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    let filter = tracing_subscriber::EnvFilter::try_from_env("PORTCULLIS_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let client = matches!(cli.command, Command::Sql(_) | Command::Token(_));
+    let filter =
+        tracing_subscriber::EnvFilter::try_from_env("PORTCULLIS_LOG").unwrap_or_else(|_| {
+            tracing_subscriber::EnvFilter::new(if client { "warn" } else { "info" })
+        });
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
         .init();
     let result = match cli.command {
+        Command::Sql(args) => return client_exit(portcullis_cli::sql(&args)),
+        Command::Token(args) => return client_exit(portcullis_cli::token(&args)),
         Command::Serve {
             config,
             data_dir,
@@ -87,6 +97,16 @@ fn main() -> ExitCode {
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("portcullis: {e:#}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+fn client_exit(result: anyhow::Result<u8>) -> ExitCode {
+    match result {
+        Ok(code) => ExitCode::from(code),
         Err(e) => {
             eprintln!("portcullis: {e:#}");
             ExitCode::from(2)

@@ -1,6 +1,7 @@
 //! The pieces of an authorization request (OIDC Core 3.1.2, RFC 7636 PKCE S256, RFC 9700):
 //! random `state`/`nonce`/verifier values, the authorization URL, the pending-flow table that
-//! hands each `state` out once, and the token endpoint's answer.
+//! hands each `state` out once, the token endpoint's answer, and the device authorization
+//! grant's answers (RFC 8628).
 
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
@@ -201,6 +202,95 @@ impl TokenResponse {
     }
 }
 
+/// RFC 8628 §3.2: the poll interval when the provider names none (or 0).
+pub const DEVICE_DEFAULT_INTERVAL: Duration = Duration::from_secs(5);
+/// The longest device-code lifetime honoured, whatever the provider says.
+const DEVICE_MAX_LIFETIME: Duration = Duration::from_secs(1800);
+
+/// The device authorization endpoint's answer (RFC 8628 §3.2). `device_code` is a bearer
+/// secret: never show or log it.
+#[derive(Clone)]
+pub struct DeviceAuthorization {
+    pub device_code: String,
+    pub user_code: String,
+    pub verification_uri: String,
+    pub verification_uri_complete: Option<String>,
+    /// Capped at 30 minutes.
+    pub expires_in: Duration,
+    /// At least 5 s.
+    pub interval: Duration,
+}
+
+impl DeviceAuthorization {
+    pub fn from_json(status: u16, body: &serde_json::Value) -> Result<Self, String> {
+        let text = |name: &str| body.get(name).and_then(|v| v.as_str()).map(str::to_owned);
+        if let Some(error) = text("error") {
+            return Err(match text("error_description") {
+                Some(d) => format!("the provider refused to start a device sign-in: {error} ({d})"),
+                None => format!("the provider refused to start a device sign-in: {error}"),
+            });
+        }
+        if !(200..300).contains(&status) {
+            return Err(format!(
+                "the provider's device authorization endpoint answered {status}"
+            ));
+        }
+        let (Some(device_code), Some(user_code), Some(verification_uri)) = (
+            text("device_code"),
+            text("user_code"),
+            text("verification_uri"),
+        ) else {
+            return Err(
+                "the provider's answer lacks device_code, user_code or verification_uri".into(),
+            );
+        };
+        let seconds = |name: &str| body.get(name).and_then(serde_json::Value::as_u64);
+        Ok(Self {
+            device_code,
+            user_code,
+            verification_uri,
+            verification_uri_complete: text("verification_uri_complete"),
+            expires_in: Duration::from_secs(seconds("expires_in").unwrap_or(600))
+                .min(DEVICE_MAX_LIFETIME),
+            // Never poll faster than the RFC's default, whatever the provider says.
+            interval: Duration::from_secs(seconds("interval").unwrap_or(0))
+                .max(DEVICE_DEFAULT_INTERVAL),
+        })
+    }
+}
+
+/// What one device-code poll of the token endpoint answered (RFC 8628 §3.5).
+#[derive(Debug, Clone)]
+pub enum DevicePoll {
+    /// `authorization_pending`: poll again after the interval.
+    Pending,
+    /// `slow_down`: add 5 s to the interval, for good.
+    SlowDown,
+    Approved(TokenResponse),
+    /// `access_denied`.
+    Denied,
+    /// `expired_token`.
+    Expired,
+    /// Any other error: stop.
+    Failed(String),
+}
+
+impl DevicePoll {
+    pub fn from_json(status: u16, body: &serde_json::Value) -> Self {
+        let text = |name: &str| body.get(name).and_then(|v| v.as_str()).map(str::to_owned);
+        match text("error").as_deref() {
+            Some("authorization_pending") => Self::Pending,
+            Some("slow_down") => Self::SlowDown,
+            Some("access_denied") => Self::Denied,
+            Some("expired_token") => Self::Expired,
+            _ => match TokenResponse::from_json(status, body) {
+                Ok(t) => Self::Approved(t),
+                Err(e) => Self::Failed(e),
+            },
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -312,5 +402,46 @@ mod tests {
             .unwrap_err()
             .contains("invalid_grant"));
         assert!(TokenResponse::from_json(500, &serde_json::json!({})).is_err());
+    }
+
+    #[test]
+    fn device_answers() {
+        let start = serde_json::json!({"device_code": "D", "user_code": "U", "verification_uri": "https://idp/device", "interval": 0, "expires_in": 99999});
+        let d = DeviceAuthorization::from_json(200, &start).unwrap();
+        assert_eq!(
+            d.interval,
+            Duration::from_secs(5),
+            "interval 0 means the default"
+        );
+        assert_eq!(d.expires_in, Duration::from_secs(1800), "lifetime capped");
+        assert!(
+            DeviceAuthorization::from_json(200, &serde_json::json!({"user_code": "U"})).is_err()
+        );
+        let poll = |v| DevicePoll::from_json(400, &v);
+        assert!(matches!(
+            poll(serde_json::json!({"error": "authorization_pending"})),
+            DevicePoll::Pending
+        ));
+        assert!(matches!(
+            poll(serde_json::json!({"error": "slow_down"})),
+            DevicePoll::SlowDown
+        ));
+        assert!(matches!(
+            poll(serde_json::json!({"error": "access_denied"})),
+            DevicePoll::Denied
+        ));
+        assert!(matches!(
+            poll(serde_json::json!({"error": "expired_token"})),
+            DevicePoll::Expired
+        ));
+        assert!(matches!(
+            poll(serde_json::json!({"error": "invalid_grant"})),
+            DevicePoll::Failed(_)
+        ));
+        let ok = DevicePoll::from_json(
+            200,
+            &serde_json::json!({"id_token": "i", "token_type": "Bearer"}),
+        );
+        assert!(matches!(ok, DevicePoll::Approved(t) if t.id_token.as_deref() == Some("i")));
     }
 }

@@ -12,6 +12,7 @@ mod https;
 mod login;
 pub mod pages;
 mod sso_authentication;
+mod sso_config;
 mod sso_token;
 mod tokens;
 
@@ -162,6 +163,7 @@ impl IntoResponse for ApiError {
         sso_authentication::sso_authentication,
         device_grant::device_grant,
         device_grant::device_grant_verify,
+        sso_config::sso_config,
         execute::execute_post,
         execute::execute_get,
         healthz
@@ -179,6 +181,7 @@ impl IntoResponse for ApiError {
         device_grant::DeviceGrantResponse,
         device_grant::DeviceGrantVerifyRequest,
         device_grant::DeviceGrantVerifyResponse,
+        sso_config::SsoConfigResponse,
         execute::ExecuteRequest,
         execute::ExecuteResponse,
         execute::ColumnInfo,
@@ -266,6 +269,7 @@ pub fn app(state: Arc<HttpState>) -> Router {
         )
         .route("/v1/callback", get(sso_authentication::callback))
         .route("/v1/sso_device_grant", post(device_grant::device_grant))
+        .route("/v1/sso_config", get(sso_config::sso_config))
         .route(
             "/v1/sso_device_grant_verify",
             post(device_grant::device_grant_verify),
