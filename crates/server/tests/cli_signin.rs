@@ -346,3 +346,82 @@ fn device_grant_with_qr_code_and_clear_errors() {
     assert_eq!(status, 0, "{err}");
     assert_eq!(only_row(&out), "alice@example_database");
 }
+
+/// The interactive shell as a person uses it, in a real terminal (tmux): a statement over two
+/// lines, the table, the Up arrow recalling it from history, `\q`.
+#[test]
+fn interactive_shell_in_a_terminal() {
+    let server = Server::start();
+    let home = tempfile::tempdir().unwrap();
+    let session = format!("portcullis-{}", server.sql_port);
+    let tmux = |args: &[&str]| {
+        let out = Command::new("tmux").args(args).output().unwrap();
+        assert!(
+            out.status.success(),
+            "tmux {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let command = format!(
+        "env HOME={} PGPASSWORD={ADMIN_PASSWORD} {} sql -p {} -U admin@system -d system; sleep 30",
+        home.path().display(),
+        env!("CARGO_BIN_EXE_portcullis"),
+        server.sql_port
+    );
+    tmux(&[
+        "new-session",
+        "-d",
+        "-s",
+        &session,
+        "-x",
+        "100",
+        "-y",
+        "40",
+        &command,
+    ]);
+    let screen = |want: &str, count: usize| {
+        for _ in 0..50 {
+            let s = tmux(&["capture-pane", "-t", &session, "-p"]);
+            if s.matches(want).count() >= count {
+                return s;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        panic!(
+            "{want:?} did not appear {count} times: {}",
+            tmux(&["capture-pane", "-t", &session, "-p"])
+        );
+    };
+    screen("system=>", 1);
+    tmux(&["send-keys", "-t", &session, "SELECT name", "Enter"]);
+    tmux(&[
+        "send-keys",
+        "-t",
+        &session,
+        "FROM sys.databases ORDER BY id\\;",
+        "Enter",
+    ]);
+    let s = screen("(1 row)", 1);
+    assert!(
+        s.contains("system-> FROM sys.databases"),
+        "a continuation prompt: {s}"
+    );
+    assert!(s.contains(" name\n--------\n system\n(1 row)"), "{s}");
+    tmux(&["send-keys", "-t", &session, "Up"]);
+    tmux(&["send-keys", "-t", &session, "Enter"]);
+    screen("(1 row)", 2);
+    tmux(&["send-keys", "-t", &session, "\\q", "Enter"]);
+    let history = home.path().join(".portcullis_history");
+    for _ in 0..50 {
+        if history.exists() {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let _ = Command::new("tmux")
+        .args(["kill-session", "-t", &session])
+        .output();
+    let saved = std::fs::read_to_string(&history).unwrap();
+    assert!(saved.contains("SELECT name"), "{saved}");
+}
