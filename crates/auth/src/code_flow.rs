@@ -14,10 +14,8 @@ use portcullis_catalog::sso::OidcProperties;
 use portcullis_catalog::{now, Catalog, Protocol, Session};
 use portcullis_store::{AssignmentTarget, SsoIntegrationRecord};
 
-use crate::oidc::authorization::{
-    authorization_url, is_local_path, random_value, FlowTable, PendingFlow, TakeError,
-    TokenResponse,
-};
+use crate::oidc::authorization::{authorization_url, is_local_path, random_value, TokenResponse};
+use crate::oidc::flows::{FlowTable, PendingFlow, TakeError};
 use crate::oidc::TokenKind;
 use crate::sso::{choose_integration, IntegrationChoice};
 use crate::{SsoAuthenticator, SsoError, TokenSignIn};

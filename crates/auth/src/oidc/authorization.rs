@@ -1,14 +1,11 @@
 //! The pieces of an authorization request (OIDC Core 3.1.2, RFC 7636 PKCE S256, RFC 9700):
-//! random `state`/`nonce`/verifier values, the authorization URL, the pending-flow table that
-//! hands each `state` out once, the token endpoint's answer, and the device authorization
+//! random `state`/`nonce`/verifier values, the authorization URL, the token endpoint's answer, and the device authorization
 //! grant's answers (RFC 8628).
 
-use std::collections::HashMap;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine as _;
-use parking_lot::Mutex;
 use portcullis_catalog::sso::OidcProperties;
 
 /// 32 random bytes, base64url (43 characters): state, nonce and PKCE verifier values.
@@ -74,98 +71,6 @@ pub fn is_local_path(path: &str) -> bool {
         && !path
             .chars()
             .any(|c| c == '\\' || c.is_control() || c.is_whitespace())
-}
-
-/// A sign-in waiting for the provider's callback.
-#[derive(Debug, Clone)]
-pub struct PendingFlow {
-    pub state: String,
-    pub nonce: String,
-    pub verifier: String,
-    /// The database the session will be in.
-    pub database: String,
-    /// The database whose integration signs in (`@source_db`), when not `database`.
-    pub source_database: Option<String>,
-    pub integration_id: i64,
-    pub integration: String,
-    pub pool_id: Option<i64>,
-    pub issuer: String,
-    pub redirect_uri: String,
-    /// Where the browser goes after sign-in (a local path).
-    pub callback_path: String,
-    /// Whether the flow was bound to the browser with a cookie that the callback must bring.
-    pub browser_bound: bool,
-    pub created: Instant,
-}
-
-/// Why a callback's `state` found no flow.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum TakeError {
-    /// Never issued, already used, or forgotten.
-    Unknown,
-    Expired,
-}
-
-/// Pending flows by `state`. Each is handed out once (taking removes it under the lock), and
-/// expires after `ttl`. The table holds at most `capacity` flows, so unauthenticated requests
-/// cannot grow it without bound.
-pub struct FlowTable {
-    flows: Mutex<HashMap<String, PendingFlow>>,
-    ttl: Duration,
-    capacity: usize,
-}
-
-impl FlowTable {
-    pub fn new(ttl: Duration, capacity: usize) -> Self {
-        Self {
-            flows: Mutex::new(HashMap::new()),
-            ttl,
-            capacity,
-        }
-    }
-
-    pub fn ttl(&self) -> Duration {
-        self.ttl
-    }
-
-    /// Adds a flow; refuses when the table is full of live flows.
-    pub fn insert(&self, flow: PendingFlow) -> Result<(), String> {
-        let mut flows = self.flows.lock();
-        if flows.len() >= self.capacity {
-            let ttl = self.ttl;
-            flows.retain(|_, f| f.created.elapsed() < ttl);
-            if flows.len() >= self.capacity {
-                return Err(
-                    "too many sign-ins are waiting for their provider; try again later".into(),
-                );
-            }
-        }
-        flows.insert(flow.state.clone(), flow);
-        Ok(())
-    }
-
-    /// Takes the flow of `state`: at most once.
-    pub fn take(&self, state: &str) -> Result<PendingFlow, TakeError> {
-        let flow = self.flows.lock().remove(state).ok_or(TakeError::Unknown)?;
-        if flow.created.elapsed() >= self.ttl {
-            return Err(TakeError::Expired);
-        }
-        Ok(flow)
-    }
-
-    /// Forgets expired flows.
-    pub fn sweep(&self) {
-        let ttl = self.ttl;
-        self.flows.lock().retain(|_, f| f.created.elapsed() < ttl);
-    }
-
-    pub fn len(&self) -> usize {
-        self.flows.lock().len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
 }
 
 /// What the token endpoint answered.
@@ -293,6 +198,8 @@ impl DevicePoll {
 
 #[cfg(test)]
 mod tests {
+    use std::collections::HashMap;
+
     use super::*;
 
     #[test]
@@ -358,37 +265,6 @@ mod tests {
         ] {
             assert!(!is_local_path(bad), "{bad}");
         }
-    }
-
-    fn flow(state: &str) -> PendingFlow {
-        PendingFlow {
-            state: state.into(),
-            nonce: "n".into(),
-            verifier: "v".into(),
-            database: "d".into(),
-            source_database: None,
-            integration_id: 1,
-            integration: "i".into(),
-            pool_id: None,
-            issuer: "https://idp".into(),
-            redirect_uri: "https://db/v1/callback".into(),
-            callback_path: "/".into(),
-            browser_bound: false,
-            created: Instant::now(),
-        }
-    }
-
-    #[test]
-    fn flows_are_taken_once_and_expire() {
-        let t = FlowTable::new(Duration::from_secs(60), 2);
-        t.insert(flow("a")).unwrap();
-        t.insert(flow("b")).unwrap();
-        assert!(t.insert(flow("c")).is_err(), "capacity");
-        assert_eq!(t.take("a").unwrap().state, "a");
-        assert_eq!(t.take("a").unwrap_err(), TakeError::Unknown);
-        let short = FlowTable::new(Duration::ZERO, 2);
-        short.insert(flow("x")).unwrap();
-        assert_eq!(short.take("x").unwrap_err(), TakeError::Expired);
     }
 
     #[test]

@@ -3,6 +3,7 @@
 
 pub mod authorization;
 pub mod fetch;
+pub mod flows;
 pub mod policy;
 pub mod provider;
 pub mod validate;

@@ -1,0 +1,199 @@
+//! Pending sign-ins by `state`: each handed out once (taking removes it under its shard's
+//! lock), each expiring after the flow lifetime, at most `capacity` at once so unauthenticated
+//! requests cannot grow the table without bound. Sharded, and swept in creation order, so
+//! inserting stays cheap with hundreds of thousands of pending flows.
+
+use std::collections::{HashMap, VecDeque};
+use std::hash::{BuildHasher, RandomState};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use parking_lot::Mutex;
+
+/// A sign-in waiting for the provider's callback.
+#[derive(Debug, Clone)]
+pub struct PendingFlow {
+    pub state: String,
+    pub nonce: String,
+    pub verifier: String,
+    /// The database the session will be in.
+    pub database: String,
+    /// The database whose integration signs in (`@source_db`), when not `database`.
+    pub source_database: Option<String>,
+    pub integration_id: i64,
+    pub integration: String,
+    pub pool_id: Option<i64>,
+    pub issuer: String,
+    pub redirect_uri: String,
+    /// Where the browser goes after sign-in (a local path).
+    pub callback_path: String,
+    /// Whether the flow was bound to the browser with a cookie that the callback must bring.
+    pub browser_bound: bool,
+    pub created: Instant,
+}
+
+/// Why a callback's `state` found no flow.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TakeError {
+    /// Never issued, already used, or forgotten.
+    Unknown,
+    Expired,
+}
+
+const SHARDS: usize = 32;
+
+#[derive(Default)]
+struct Shard {
+    flows: HashMap<String, PendingFlow>,
+    /// States in creation order (some already taken), for sweeping from the front.
+    order: VecDeque<(Instant, String)>,
+}
+
+/// The pending-flow table.
+pub struct FlowTable {
+    shards: Vec<Mutex<Shard>>,
+    hasher: RandomState,
+    live: AtomicUsize,
+    ttl: Duration,
+    capacity: usize,
+}
+
+impl FlowTable {
+    pub fn new(ttl: Duration, capacity: usize) -> Self {
+        Self {
+            shards: (0..SHARDS).map(|_| Mutex::new(Shard::default())).collect(),
+            hasher: RandomState::new(),
+            live: AtomicUsize::new(0),
+            ttl,
+            capacity,
+        }
+    }
+
+    pub fn ttl(&self) -> Duration {
+        self.ttl
+    }
+
+    fn shard(&self, state: &str) -> &Mutex<Shard> {
+        let i = self.hasher.hash_one(state) as usize % SHARDS;
+        &self.shards[i]
+    }
+
+    /// Forgets the shard's expired flows (oldest first) and compacts its order list.
+    fn sweep_shard(&self, shard: &mut Shard) {
+        let now = Instant::now();
+        while let Some((created, _)) = shard.order.front() {
+            if now.duration_since(*created) < self.ttl {
+                break;
+            }
+            if let Some((_, state)) = shard.order.pop_front() {
+                if shard.flows.remove(&state).is_some() {
+                    self.live.fetch_sub(1, Ordering::Relaxed);
+                }
+            }
+        }
+        if shard.order.len() > 2 * shard.flows.len() + 64 {
+            let flows = &shard.flows;
+            shard.order.retain(|(_, s)| flows.contains_key(s));
+        }
+    }
+
+    /// Adds a flow; refuses when the table is full of live flows.
+    pub fn insert(&self, flow: PendingFlow) -> Result<(), String> {
+        let mut shard = self.shard(&flow.state).lock();
+        self.sweep_shard(&mut shard);
+        if self.live.load(Ordering::Relaxed) >= self.capacity {
+            drop(shard);
+            self.sweep();
+            if self.live.load(Ordering::Relaxed) >= self.capacity {
+                return Err(
+                    "too many sign-ins are waiting for their provider; try again later".into(),
+                );
+            }
+            shard = self.shard(&flow.state).lock();
+        }
+        shard.order.push_back((flow.created, flow.state.clone()));
+        if shard.flows.insert(flow.state.clone(), flow).is_none() {
+            self.live.fetch_add(1, Ordering::Relaxed);
+        }
+        Ok(())
+    }
+
+    /// Takes the flow of `state`: at most once.
+    pub fn take(&self, state: &str) -> Result<PendingFlow, TakeError> {
+        let flow = self
+            .shard(state)
+            .lock()
+            .flows
+            .remove(state)
+            .ok_or(TakeError::Unknown)?;
+        self.live.fetch_sub(1, Ordering::Relaxed);
+        if flow.created.elapsed() >= self.ttl {
+            return Err(TakeError::Expired);
+        }
+        Ok(flow)
+    }
+
+    /// Forgets expired flows.
+    pub fn sweep(&self) {
+        for shard in &self.shards {
+            self.sweep_shard(&mut shard.lock());
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        self.live.load(Ordering::Relaxed)
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn flow(state: &str) -> PendingFlow {
+        PendingFlow {
+            state: state.into(),
+            nonce: "n".into(),
+            verifier: "v".into(),
+            database: "d".into(),
+            source_database: None,
+            integration_id: 1,
+            integration: "i".into(),
+            pool_id: None,
+            issuer: "https://idp".into(),
+            redirect_uri: "https://db/v1/callback".into(),
+            callback_path: "/".into(),
+            browser_bound: false,
+            created: Instant::now(),
+        }
+    }
+
+    #[test]
+    fn flows_are_taken_once_and_expire() {
+        let t = FlowTable::new(Duration::from_secs(60), 2);
+        t.insert(flow("a")).unwrap();
+        t.insert(flow("b")).unwrap();
+        assert!(t.insert(flow("c")).is_err(), "capacity");
+        assert_eq!(t.take("a").unwrap().state, "a");
+        assert_eq!(t.take("a").unwrap_err(), TakeError::Unknown);
+        let short = FlowTable::new(Duration::ZERO, 2);
+        short.insert(flow("x")).unwrap();
+        assert_eq!(short.take("x").unwrap_err(), TakeError::Expired);
+    }
+
+    #[test]
+    fn expired_flows_make_room() {
+        let t = FlowTable::new(Duration::from_millis(50), 3);
+        for s in ["a", "b", "c"] {
+            t.insert(flow(s)).unwrap();
+        }
+        assert!(t.insert(flow("d")).is_err());
+        std::thread::sleep(Duration::from_millis(60));
+        t.insert(flow("d")).unwrap();
+        assert_eq!(t.len(), 1, "the expired ones were swept");
+        assert_eq!(t.take("a").unwrap_err(), TakeError::Unknown);
+    }
+}
