@@ -99,6 +99,7 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
         https,
         flows: flows.clone(),
         device: device.clone(),
+        device_guesses: http::Throttle::new(20, std::time::Duration::from_secs(60)),
         request_states: http::pages::signin::RequestStates::default(),
         flow_seconds: i64::try_from(settings.sso_flow_seconds).unwrap_or(600),
     });

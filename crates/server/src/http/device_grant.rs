@@ -148,6 +148,13 @@ pub async fn device_grant_verify(
         ));
     }
     let database = req.database.as_deref().unwrap_or(SYSTEM_DATABASE);
+    if !state.device_guesses.allows(peer.ip()) {
+        return Err(ApiError::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            "53400",
+            "too many unknown user codes from this address; wait a minute",
+        ));
+    }
     let session = state
         .device
         .verify(
@@ -157,7 +164,18 @@ pub async fn device_grant_verify(
             &peer.to_string(),
         )
         .await
-        .map_err(provider_error)?
+        .map_err(|e| {
+            if matches!(
+                e,
+                SsoError::Refused {
+                    check: "user code",
+                    ..
+                }
+            ) {
+                state.device_guesses.miss(peer.ip());
+            }
+            provider_error(e)
+        })?
         .ok_or_else(|| {
             ApiError::new(
                 StatusCode::REQUEST_TIMEOUT,

@@ -14,6 +14,7 @@ pub mod pages;
 mod sso_authentication;
 mod sso_config;
 mod sso_token;
+mod throttle;
 mod tokens;
 
 use std::sync::Arc;
@@ -28,6 +29,7 @@ use serde::Serialize;
 use utoipa::{OpenApi, ToSchema};
 
 pub use https::serve_tls;
+pub use throttle::Throttle;
 pub use tokens::TokenTable;
 
 /// What the handlers share.
@@ -43,6 +45,8 @@ pub struct HttpState {
     pub flows: Arc<portcullis_auth::CodeFlow>,
     /// Device grants started over HTTP (`/v1/sso_device_grant`).
     pub device: Arc<portcullis_auth::DeviceFlow>,
+    /// Unknown user codes at `/v1/sso_device_grant_verify`, per address.
+    pub device_guesses: Throttle,
     pub request_states: pages::signin::RequestStates,
     /// Lifetime of a pending browser sign-in (the flow cookie's Max-Age).
     pub flow_seconds: i64,
