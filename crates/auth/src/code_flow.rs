@@ -17,7 +17,7 @@ use portcullis_store::{AssignmentTarget, SsoIntegrationRecord};
 use crate::oidc::authorization::{authorization_url, is_local_path, random_value, TokenResponse};
 use crate::oidc::flows::{FlowTable, PendingFlow, TakeError};
 use crate::oidc::TokenKind;
-use crate::sso::{choose_integration, IntegrationChoice};
+use crate::sso::{FlowIntegration, IntegrationChoice};
 use crate::{SsoAuthenticator, SsoError, TokenSignIn};
 
 /// How the server is reached by browsers, for `redirect_uri` when an integration sets no
@@ -247,31 +247,21 @@ impl CodeFlow {
                  no host, no //, no backslash",
             ));
         }
-        let state = self.catalog.state();
-        let integration = match choose_integration(
-            &state,
-            IntegrationChoice {
-                source_database: req.source_database,
-                database: req.database,
-                integration: req.integration,
-                pool_id: req.pool_id,
-            },
-        ) {
-            Ok(i) => i.clone(),
+        let choice = IntegrationChoice {
+            source_database: req.source_database,
+            database: req.database,
+            integration: req.integration,
+            pool_id: req.pool_id,
+        };
+        let FlowIntegration {
+            record: integration,
+            props,
+            provider,
+        } = match self.sso.flow_integration(choice).await {
+            Ok(i) => i,
             Err(SsoError::NoIntegration(_)) if req.integration.is_none() => return Ok(None),
             Err(e) => return Err(e),
         };
-        let props = OidcProperties::from_json(&integration.properties)
-            .map_err(|e| SsoError::Internal(e.message))?;
-        if props.disabled {
-            return Err(SsoError::Disabled(integration.name.clone()));
-        }
-        let provider = self
-            .sso
-            .providers()
-            .metadata(&props.issuer)
-            .await
-            .map_err(|e| refused("discovery", format!("issuer {}: {e}", props.issuer)))?;
         let endpoint = provider
             .metadata
             .authorization_endpoint

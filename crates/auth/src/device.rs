@@ -17,7 +17,7 @@ use portcullis_store::SsoIntegrationRecord;
 
 use crate::oidc::authorization::{scopes, DeviceAuthorization, DevicePoll};
 use crate::oidc::TokenKind;
-use crate::sso::{choose_integration, IntegrationChoice};
+use crate::sso::{FlowIntegration, IntegrationChoice};
 use crate::{SsoAuthenticator, SsoError, TokenSignIn};
 
 /// RFC 8628 §3.5: what every `slow_down` adds, for this and all later polls.
@@ -146,28 +146,20 @@ impl DeviceFlow {
         if state.database(req.database).is_none() {
             return Err(SsoError::NoDatabase(req.database.to_owned()));
         }
-        let record = choose_integration(
-            &state,
-            IntegrationChoice {
+        drop(state);
+        let FlowIntegration {
+            record,
+            props,
+            provider,
+        } = self
+            .sso
+            .flow_integration(IntegrationChoice {
                 source_database: req.source_database,
                 database: req.database,
                 integration: req.integration,
                 pool_id: req.pool_id,
-            },
-        )?
-        .clone();
-        drop(state);
-        let props = OidcProperties::from_json(&record.properties)
-            .map_err(|e| SsoError::Internal(e.message))?;
-        if props.disabled {
-            return Err(SsoError::Disabled(record.name.clone()));
-        }
-        let provider = self
-            .sso
-            .providers()
-            .metadata(&props.issuer)
-            .await
-            .map_err(|e| refused("discovery", format!("issuer {}: {e}", props.issuer)))?;
+            })
+            .await?;
         let endpoint = provider
             .metadata
             .device_authorization_endpoint

@@ -431,6 +431,42 @@ impl portcullis_catalog::AuthenticationExplainer for SsoAuthenticator {
     }
 }
 
+/// An enabled integration chosen for an interactive flow, with its provider's metadata.
+pub struct FlowIntegration {
+    pub record: SsoIntegrationRecord,
+    pub props: OidcProperties,
+    pub provider: Arc<crate::oidc::provider::ProviderKeys>,
+}
+
+impl SsoAuthenticator {
+    /// Chooses the integration of an interactive flow (code flow or device grant), refuses a
+    /// disabled one, and fetches (or reuses) its provider's metadata.
+    pub async fn flow_integration(
+        &self,
+        choice: IntegrationChoice<'_>,
+    ) -> Result<FlowIntegration, SsoError> {
+        let record = choose_integration(&self.catalog.state(), choice)?.clone();
+        let props = OidcProperties::from_json(&record.properties)
+            .map_err(|e| SsoError::Internal(e.message))?;
+        if props.disabled {
+            return Err(SsoError::Disabled(record.name.clone()));
+        }
+        let provider =
+            self.providers
+                .metadata(&props.issuer)
+                .await
+                .map_err(|e| SsoError::Refused {
+                    check: "discovery",
+                    reason: format!("issuer {}: {e}", props.issuer),
+                })?;
+        Ok(FlowIntegration {
+            record,
+            props,
+            provider,
+        })
+    }
+}
+
 /// What picks the integration of a sign-in.
 #[derive(Debug, Clone, Copy)]
 pub struct IntegrationChoice<'a> {

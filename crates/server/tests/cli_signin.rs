@@ -7,13 +7,12 @@
 
 mod harness;
 
-use std::io::{BufRead, BufReader};
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
-use std::sync::mpsc;
+use std::process::Command;
 use std::time::Duration;
 
 use harness::idp::{idp_dir, NodeServer};
+use harness::process::Watched;
 use harness::web::Web;
 use harness::{Server, ADMIN_PASSWORD};
 
@@ -39,74 +38,22 @@ fn configure(server: &Server, issuer: &str) {
     assert!(ok, "{err}");
 }
 
-struct Cli {
-    child: Child,
-    lines: mpsc::Receiver<String>,
-    seen: Vec<String>,
-}
-
-impl Cli {
-    /// `portcullis <args…>` with the server's HTTP address and a private token cache.
-    fn spawn(server: &Server, cache: &Path, args: &[&str]) -> Self {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_portcullis"))
-            .args(args)
-            .args(["--http", &server.http(""), "--token-cache"])
-            .arg(cache)
-            .args([
-                "--no-browser",
-                "--redirect-port",
-                "0",
-                "--sign-in-timeout",
-                "60",
-            ])
-            .env_remove("PGPASSWORD")
-            .env_remove("BROWSER")
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let (tx, rx) = mpsc::channel();
-        let stderr = child.stderr.take().unwrap();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                if tx.send(line).is_err() {
-                    break;
-                }
-            }
-        });
-        Self {
-            child,
-            lines: rx,
-            seen: Vec::new(),
-        }
-    }
-
-    fn line_with(&mut self, needle: &str) -> String {
-        loop {
-            let line = self
-                .lines
-                .recv_timeout(Duration::from_secs(20))
-                .unwrap_or_else(|_| panic!("no line with {needle:?}; saw {:?}", self.seen));
-            self.seen.push(line.clone());
-            if line.contains(needle) {
-                return line;
-            }
-        }
-    }
-
-    fn finish(mut self) -> (i32, String, String) {
-        let mut stdout = String::new();
-        std::io::Read::read_to_string(self.child.stdout.as_mut().unwrap(), &mut stdout).unwrap();
-        let status = self.child.wait().unwrap();
-        while let Ok(l) = self.lines.recv_timeout(Duration::from_secs(2)) {
-            self.seen.push(l);
-        }
-        (
-            status.code().unwrap_or(-1),
-            stdout.trim().to_owned(),
-            self.seen.join("\n"),
-        )
-    }
+/// `portcullis <args…>` with the server's HTTP address and a private token cache.
+fn cli(server: &Server, cache: &Path, args: &[&str]) -> Watched {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_portcullis"));
+    cmd.args(args)
+        .args(["--http", &server.http(""), "--token-cache"])
+        .arg(cache)
+        .args([
+            "--no-browser",
+            "--redirect-port",
+            "0",
+            "--sign-in-timeout",
+            "60",
+        ])
+        .env_remove("PGPASSWORD")
+        .env_remove("BROWSER");
+    Watched::spawn(cmd)
 }
 
 fn seed_connection(server: &Server) -> String {
@@ -142,8 +89,8 @@ fn code_flow_then_the_cache_then_a_refresh() {
 
     // First run: the code flow. The test is the browser: it follows the printed URL through
     // the provider (auto-approving interactions) to the CLI's loopback listener.
-    let mut cli = Cli::spawn(&server, &cache, &["sql", &conn, "-c", query]);
-    let url = cli.line_with(&format!("{}/auth?", idp.url));
+    let mut run = cli(&server, &cache, &["sql", &conn, "-c", query]);
+    let url = run.line_with(&format!("{}/auth?", idp.url));
     assert!(url.contains("code_challenge_method=S256"), "{url}");
     assert!(url.contains("client_id=native-client"), "{url}");
     assert!(
@@ -158,7 +105,7 @@ fn code_flow_then_the_cache_then_a_refresh() {
     );
     let page = web.get(&callback);
     assert_eq!(page.status, 200, "{}", page.body);
-    let (code, out, err) = cli.finish();
+    let (code, out, err) = run.finish();
     assert_eq!(code, 0, "{err}");
     assert_eq!(
         only_row(&out),
@@ -182,7 +129,7 @@ fn code_flow_then_the_cache_then_a_refresh() {
     assert!(entry["refresh_token"].is_string(), "{entry}");
 
     // Second run: the cache; no URL, no browser.
-    let (code, out, err) = Cli::spawn(&server, &cache, &["sql", &conn, "-c", query]).finish();
+    let (code, out, err) = cli(&server, &cache, &["sql", &conn, "-c", query]).finish();
     assert_eq!(code, 0, "{err}");
     assert!(!err.contains("/auth?"), "no new sign-in: {err}");
     assert_eq!(
@@ -198,7 +145,7 @@ fn code_flow_then_the_cache_then_a_refresh() {
         e["access_token"] = expired.into();
     }
     std::fs::write(&cache, serde_json::to_vec(&stale).unwrap()).unwrap();
-    let (code, out, err) = Cli::spawn(&server, &cache, &["sql", &conn, "-c", query]).finish();
+    let (code, out, err) = cli(&server, &cache, &["sql", &conn, "-c", query]).finish();
     assert_eq!(code, 0, "{err}");
     assert!(err.contains("refreshed token"), "{err}");
     assert!(!err.contains("/auth?"), "{err}");
@@ -208,7 +155,7 @@ fn code_flow_then_the_cache_then_a_refresh() {
     );
 
     // `portcullis token` prints the cached token for psql's PGPASSWORD.
-    let (code, token, err) = Cli::spawn(&server, &cache, &["token", &conn]).finish();
+    let (code, token, err) = cli(&server, &cache, &["token", &conn]).finish();
     assert_eq!(code, 0, "{err}");
     assert_eq!(token.split('.').count(), 3, "a JWT: {token}");
     let (ok, out, err) = server.psql(
@@ -221,7 +168,7 @@ fn code_flow_then_the_cache_then_a_refresh() {
     assert_eq!(out, "alice@example.com");
 
     // A statement error: printed with its position, exit status 1.
-    let (code, _, err) = Cli::spawn(&server, &cache, &["sql", &conn, "-c", "SELEC 1"]).finish();
+    let (code, _, err) = cli(&server, &cache, &["sql", &conn, "-c", "SELEC 1"]).finish();
     assert_eq!(code, 1);
     assert!(
         err.contains("ERROR:  syntax error") && err.contains("at character 1"),
@@ -242,15 +189,15 @@ fn device_grant_with_qr_code_and_clear_errors() {
         server.sql_port
     );
 
-    let mut cli = Cli::spawn(
+    let mut run = cli(
         &server,
         &cache,
         &["sql", &conn, "-c", "SELECT CURRENT_USER()"],
     );
-    let line = cli.line_with("enter the code");
+    let line = run.line_with("enter the code");
     let code = line.rsplit(' ').next().unwrap().to_owned();
-    cli.line_with("/device?user_code=");
-    let qr = cli.line_with("█");
+    run.line_with("/device?user_code=");
+    let qr = run.line_with("█");
     assert!(qr.chars().all(|c| "█▀▄ ".contains(c)), "a QR code: {qr}");
     let out = Command::new("node")
         .arg(idp_dir().join("device.mjs"))
@@ -267,14 +214,14 @@ fn device_grant_with_qr_code_and_clear_errors() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let (status, out, err) = cli.finish();
+    let (status, out, err) = run.finish();
     assert_eq!(status, 0, "{err}");
     assert_eq!(only_row(&out), "alice@example.com");
 
     // Denied: exit status 2 and why; nothing cached for a denied sign-in.
     let denied_cache = home.path().join("denied.json");
-    let mut cli = Cli::spawn(&server, &denied_cache, &["sql", &conn, "-c", "SELECT 1"]);
-    let code = cli
+    let mut run = cli(&server, &denied_cache, &["sql", &conn, "-c", "SELECT 1"]);
+    let code = run
         .line_with("enter the code")
         .rsplit(' ')
         .next()
@@ -292,7 +239,7 @@ fn device_grant_with_qr_code_and_clear_errors() {
         .output()
         .unwrap();
     assert!(out.status.success());
-    let (status, out, err) = cli.finish();
+    let (status, out, err) = run.finish();
     assert_eq!(status, 2);
     assert!(out.is_empty());
     assert!(
@@ -317,7 +264,7 @@ fn device_grant_with_qr_code_and_clear_errors() {
             "SSO integration \"nope\" does not exist",
         ),
     ] {
-        let (status, out, err) = Cli::spawn(&server, &cache, &["sql", &conn, "-c", "SELECT 1"]).finish();
+        let (status, out, err) = cli(&server, &cache, &["sql", &conn, "-c", "SELECT 1"]).finish();
         assert_eq!(status, 2, "{conn}: {err}");
         assert!(out.is_empty(), "{out}");
         assert!(err.contains(expected), "{conn}: {err}");

@@ -1,5 +1,5 @@
 //! Sign-in from the command line against the real provider (npm oidc-provider): a real `psql`
-//! (and psycopg2) signs in through the device grant while the test approves the code at the
+//! (and psycopg2, and node-postgres) signs in through the device grant while the test approves the code at the
 //! provider's own device pages; denied and expired codes and a query sent before approval end
 //! with FATAL and run nothing; the terminal authorization code flow completes through the
 //! server's `/v1/callback`; and the HTTP device grant (`/v1/sso_device_grant`, `…_verify`).
@@ -7,13 +7,13 @@
 
 mod harness;
 
-use std::io::{BufRead, BufReader, Write};
+use std::io::Write;
 use std::net::TcpStream;
-use std::process::{Child, Command, Stdio};
-use std::sync::mpsc;
+use std::process::Command;
 use std::time::Duration;
 
 use harness::idp::{idp_dir, NodeServer};
+use harness::process::Watched;
 use harness::web::Web;
 use harness::wire::{message, read_all, read_message, startup_with};
 use harness::{Server, ADMIN_PASSWORD};
@@ -51,79 +51,17 @@ fn provider(server: &Server, extra: &[&str]) -> (NodeServer, tempfile::TempDir) 
     (idp, keys)
 }
 
-/// A client process whose stderr lines (psql's notices) arrive on a channel.
-struct Waiting {
-    child: Child,
-    lines: mpsc::Receiver<String>,
-    seen: Vec<String>,
-}
-
-impl Waiting {
-    fn spawn(mut cmd: Command) -> Self {
-        let mut child = cmd
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let (tx, rx) = mpsc::channel();
-        let stderr = child.stderr.take().unwrap();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                if tx.send(line).is_err() {
-                    break;
-                }
-            }
-        });
-        Self {
-            child,
-            lines: rx,
-            seen: Vec::new(),
-        }
-    }
-
-    fn psql(server: &Server, user: &str, db: &str, options: &str, command: &str) -> Self {
-        let mut cmd = Command::new("psql");
-        cmd.arg(format!(
-            "host=127.0.0.1 port={} user={user} dbname={db} connect_timeout=60 options='{options}'",
-            server.sql_port
-        ))
-        .args(["-X", "-A", "-t", "-v", "ON_ERROR_STOP=1", "-c", command])
-        .env("PGSSLMODE", "disable")
-        .env_remove("PGPASSWORD");
-        Self::spawn(cmd)
-    }
-
-    /// The first stderr line containing `needle` (waits up to 20 s).
-    fn line_with(&mut self, needle: &str) -> String {
-        if let Some(l) = self.seen.iter().find(|l| l.contains(needle)) {
-            return l.clone();
-        }
-        loop {
-            let line = self
-                .lines
-                .recv_timeout(Duration::from_secs(20))
-                .unwrap_or_else(|_| panic!("no line with {needle:?}; saw {:?}", self.seen));
-            self.seen.push(line.clone());
-            if line.contains(needle) {
-                return line;
-            }
-        }
-    }
-
-    /// Waits for the process; answers (success, stdout, all stderr).
-    fn finish(mut self) -> (bool, String, String) {
-        let mut stdout = String::new();
-        std::io::Read::read_to_string(self.child.stdout.as_mut().unwrap(), &mut stdout).unwrap();
-        let status = self.child.wait().unwrap();
-        while let Ok(l) = self.lines.recv_timeout(Duration::from_secs(2)) {
-            self.seen.push(l);
-        }
-        (
-            status.success(),
-            stdout.trim().to_owned(),
-            self.seen.join("\n"),
-        )
-    }
+/// psql waiting for an interactive sign-in; its notices arrive line by line.
+fn waiting_psql(server: &Server, user: &str, db: &str, options: &str, command: &str) -> Watched {
+    let mut cmd = Command::new("psql");
+    cmd.arg(format!(
+        "host=127.0.0.1 port={} user={user} dbname={db} connect_timeout=60 options='{options}'",
+        server.sql_port
+    ))
+    .args(["-X", "-A", "-t", "-v", "ON_ERROR_STOP=1", "-c", command])
+    .env("PGSSLMODE", "disable")
+    .env_remove("PGPASSWORD");
+    Watched::spawn(cmd)
 }
 
 /// The user code in "… enter the code ABCD-EFGH".
@@ -167,7 +105,7 @@ fn psql_and_psycopg_sign_in_with_the_device_grant() {
     ]);
 
     // The done-when: psql as @example_database prints a code; approval signs it in.
-    let mut psql = Waiting::psql(
+    let mut psql = waiting_psql(
         &server,
         "@example_database",
         "example_database",
@@ -182,8 +120,8 @@ fn psql_and_psycopg_sign_in_with_the_device_grant() {
     assert!(complete.contains("/device?user_code="), "{complete}");
     let code = user_code(&line);
     approve(&idp, &code, false);
-    let (ok, out, err) = psql.finish();
-    assert!(ok, "{err}");
+    let (code, out, err) = psql.finish();
+    assert_eq!(code, 0, "{err}");
     let lines: Vec<&str> = out.lines().collect();
     assert_eq!(
         lines[0],
@@ -194,7 +132,7 @@ fn psql_and_psycopg_sign_in_with_the_device_grant() {
 
     // Cross-database: the integration of example_database, the session in other_database,
     // chosen by name; the flow named explicitly.
-    let mut psql = Waiting::psql(
+    let mut psql = waiting_psql(
         &server,
         "@example_database",
         "other_database",
@@ -203,8 +141,8 @@ fn psql_and_psycopg_sign_in_with_the_device_grant() {
     );
     let code = user_code(&psql.line_with("enter the code"));
     approve(&idp, &code, false);
-    let (ok, out, err) = psql.finish();
-    assert!(ok, "{err}");
+    let (code, out, err) = psql.finish();
+    assert_eq!(code, 0, "{err}");
     assert_eq!(out, "alice@example.com|other_database");
 
     // psycopg2 (libpq through Python) completes the same flow. (psycopg 3 installs its own
@@ -223,13 +161,58 @@ print(cur.fetchone(), flush=True)
     // Debian's python3-psycopg2 (over libpq 15).
     let mut cmd = Command::new("/usr/bin/python3");
     cmd.args(["-c", &script]);
-    let mut py = Waiting::spawn(cmd);
+    let mut py = Watched::spawn(cmd);
     // libpq prints startup notices on stderr before the connection is handed to Python.
     let code = user_code(&py.line_with("enter the code"));
     approve(&idp, &code, false);
-    let (ok, out, err) = py.finish();
-    assert!(ok, "{err}");
+    let (code, out, err) = py.finish();
+    assert_eq!(code, 0, "{err}");
     assert_eq!(out, "('alice@example.com', 'analysts@example_database')");
+}
+
+/// node-postgres: its `notice` events show the code while `connect()` waits; and the token
+/// flow with the provider's access token as the password.
+#[test]
+fn node_postgres_signs_in_with_the_device_grant_and_a_token() {
+    let server = Server::start();
+    let (idp, _keys) = provider(&server, &[]);
+    configure(&server, &idp.url);
+    let node = |user: &str, password: Option<&str>| {
+        let mut cmd = Command::new("node");
+        cmd.arg(idp_dir().join("pg-client.mjs")).args([
+            "--port",
+            &server.sql_port.to_string(),
+            "--user",
+            user,
+            "--database",
+            "example_database",
+            "--query",
+            "SELECT CURRENT_USER() AS u, CURRENT_GROUPS() AS g",
+        ]);
+        if let Some(p) = password {
+            cmd.args(["--password", p]);
+        }
+        Watched::spawn(cmd)
+    };
+    let mut client = node("@example_database", None);
+    let code = user_code(&client.line_with("enter the code"));
+    approve(&idp, &code, false);
+    let (status, out, err) = client.finish();
+    assert_eq!(status, 0, "{err}");
+    assert_eq!(
+        out,
+        r#"[{"u":"alice@example.com","g":"analysts@example_database"}]"#
+    );
+
+    let token = harness::idp::tokens(&idp.url, "rs256-client", "code", "alice");
+    let access = token["access_token"].as_str().unwrap();
+    let (status, out, err) = node("access_token", Some(access)).finish();
+    assert_eq!(status, 0, "{err}");
+    assert!(out.contains("alice@example.com"), "{out}");
+    let (status, out, err) = node("access_token", Some("not-a-token")).finish();
+    assert_ne!(status, 0);
+    assert!(out.is_empty());
+    assert!(err.contains("FATAL 28000"), "{err}");
 }
 
 #[test]
@@ -249,7 +232,7 @@ fn denied_expired_and_early_queries_end_with_fatal_and_run_nothing() {
     assert!(ok, "{err}");
 
     // Denied at the provider.
-    let mut psql = Waiting::psql(
+    let mut psql = waiting_psql(
         &server,
         "@example_database",
         "example_database",
@@ -258,8 +241,8 @@ fn denied_expired_and_early_queries_end_with_fatal_and_run_nothing() {
     );
     let code = user_code(&psql.line_with("enter the code"));
     approve(&idp, &code, true);
-    let (ok, out, err) = psql.finish();
-    assert!(!ok);
+    let (code, out, err) = psql.finish();
+    assert_ne!(code, 0);
     assert!(out.is_empty(), "{out}");
     assert!(
         err.contains(
@@ -269,15 +252,15 @@ fn denied_expired_and_early_queries_end_with_fatal_and_run_nothing() {
     );
 
     // Expired: nobody approves within the device code's 3 s.
-    let psql = Waiting::psql(
+    let psql = waiting_psql(
         &server,
         "@example_database",
         "example_database",
         "-c identityprovider=short_sso",
         "SELECT 'ran'",
     );
-    let (ok, out, err) = psql.finish();
-    assert!(!ok);
+    let (code, out, err) = psql.finish();
+    assert_ne!(code, 0);
     assert!(out.is_empty(), "{out}");
     assert!(err.contains("enter the code"), "{err}");
     assert!(err.contains("the device code expired"), "{err}");
@@ -301,8 +284,8 @@ fn denied_expired_and_early_queries_end_with_fatal_and_run_nothing() {
         } else {
             "@example_database"
         };
-        let (ok, out, err) = Waiting::psql(&server, user, db, options, "SELECT 'ran'").finish();
-        assert!(!ok && out.is_empty(), "{out}");
+        let (code, out, err) = waiting_psql(&server, user, db, options, "SELECT 'ran'").finish();
+        assert!(code != 0 && out.is_empty(), "{out}");
         assert!(err.contains(expected), "{options}: {err}");
         assert!(!err.contains("enter the code"), "{err}");
     }
@@ -358,7 +341,7 @@ fn psql_signs_in_with_the_authorization_code_flow_through_the_callback() {
     configure(&server, &idp.url);
     let web = Web::new();
 
-    let mut psql = Waiting::psql(
+    let mut psql = waiting_psql(
         &server,
         "@example_database",
         "example_database",
@@ -385,8 +368,8 @@ fn psql_signs_in_with_the_authorization_code_flow_through_the_callback() {
         "the browser gets no session: {:?}",
         page.headers
     );
-    let (ok, out, err) = psql.finish();
-    assert!(ok, "{err}");
+    let (code, out, err) = psql.finish();
+    assert_eq!(code, 0, "{err}");
     assert_eq!(out, "alice@example.com|analysts@example_database");
 
     // The same callback again: refused, and nothing waits for it.
@@ -394,19 +377,19 @@ fn psql_signs_in_with_the_authorization_code_flow_through_the_callback() {
     assert_eq!(again.status, 400, "{}", again.body);
 
     // Nobody opens the URL: the connection fails cleanly when the flow expires.
-    let psql = Waiting::psql(
+    let psql = waiting_psql(
         &server,
         "@example_database",
         "example_database",
         "-c ssoOAuthFlow=authenticationCode",
         "SELECT 'ran'",
     );
-    let (ok, out, err) = psql.finish();
-    assert!(!ok && out.is_empty(), "{out}");
+    let (code, out, err) = psql.finish();
+    assert!(code != 0 && out.is_empty(), "{out}");
     assert!(err.contains("not completed in time (20 s)"), "{err}");
 
     // The provider refuses (login_hint=denied makes it answer access_denied): psql hears why.
-    let mut psql = Waiting::psql(
+    let mut psql = waiting_psql(
         &server,
         "@example_database",
         "example_database",
@@ -426,8 +409,8 @@ fn psql_signs_in_with_the_authorization_code_flow_through_the_callback() {
     );
     let page = web.get(&callback);
     assert_eq!(page.status, 403, "{}", page.body);
-    let (ok, out, err) = psql.finish();
-    assert!(!ok && out.is_empty(), "{out}");
+    let (code, out, err) = psql.finish();
+    assert!(code != 0 && out.is_empty(), "{out}");
     assert!(err.contains("access_denied"), "{err}");
     assert_eq!(sso_sessions(&server), "0");
 }
