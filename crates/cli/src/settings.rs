@@ -26,6 +26,15 @@ pub enum Flow {
     DeviceGrant,
 }
 
+/// TLS on the PostgreSQL connection (libpq's names; `verify-ca`/`verify-full` mean `require`:
+/// the certificate and host name are always verified).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SslMode {
+    Disable,
+    Prefer,
+    Require,
+}
+
 /// Everything needed to reach and sign in to the server.
 #[derive(Debug, Clone)]
 pub struct Settings {
@@ -53,6 +62,10 @@ pub struct Settings {
     pub no_browser: bool,
     /// How long to wait for an interactive sign-in, in seconds.
     pub sign_in_timeout: u64,
+    /// Default: `disable` on loopback, `require` elsewhere.
+    pub sslmode: Option<SslMode>,
+    /// PEM file with the certificates to trust (default: the system's).
+    pub sslrootcert: Option<PathBuf>,
 }
 
 impl Default for Settings {
@@ -75,6 +88,8 @@ impl Default for Settings {
             token_cache: None,
             no_browser: false,
             sign_in_timeout: 300,
+            sslmode: None,
+            sslrootcert: None,
         }
     }
 }
@@ -167,6 +182,15 @@ impl Settings {
             "login_hint" => self.login_hint = Some(value.to_owned()),
             "client_secret" => self.client_secret = Some(value.to_owned()),
             "token_cache" => self.token_cache = Some(PathBuf::from(value)),
+            "sslmode" => {
+                self.sslmode = Some(match value.to_ascii_lowercase().as_str() {
+                    "disable" => SslMode::Disable,
+                    "prefer" | "allow" => SslMode::Prefer,
+                    "require" | "verify-ca" | "verify-full" => SslMode::Require,
+                    _ => bail!("unknown sslmode \"{value}\"; use disable, prefer or require"),
+                })
+            }
+            "sslrootcert" => self.sslrootcert = Some(PathBuf::from(value)),
             _ => bail!("unknown connection property \"{key}\""),
         }
         Ok(())
@@ -254,6 +278,7 @@ mod tests {
             "colour=blue",
             "novalue",
             "redirect_path=callback",
+            "sslmode=maybe",
         ] {
             assert!(
                 Settings::default().apply_connection_string(bad).is_err(),

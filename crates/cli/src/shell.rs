@@ -1,5 +1,5 @@
-//! The SQL side of `portcullis sql`: connect over the PostgreSQL protocol (a token as the
-//! password for SSO), print server notices, run `-c` statements or an interactive shell with
+//! The SQL side of `portcullis sql`: connect over the PostgreSQL protocol (TLS with rustls;
+//! a token as the password for SSO, never in the clear beyond loopback), print server notices, run `-c` statements or an interactive shell with
 //! line editing and history, and print results as aligned tables.
 
 use std::net::IpAddr;
@@ -8,7 +8,7 @@ use anyhow::{bail, Context};
 use futures::StreamExt;
 use tokio_postgres::{AsyncMessage, NoTls, SimpleQueryMessage};
 
-use crate::settings::{Handshake, Settings};
+use crate::settings::{Handshake, Settings, SslMode};
 use crate::sso::Token;
 
 /// Connects; `token` is the SSO token to give as the password.
@@ -23,16 +23,9 @@ pub async fn connect(
         .dbname(&settings.database)
         .application_name("portcullis-cli")
         .connect_timeout(std::time::Duration::from_secs(30));
+    let sslmode = transport(settings, token.is_some())?;
     match (settings.handshake, token) {
         (Handshake::Sso, Some(token)) => {
-            if !is_loopback(&settings.host) {
-                bail!(
-                    "{} is not a loopback address: a token must travel over TLS, which this \
-                     client does not speak yet (use psql with sslmode=require and PGPASSWORD from \
-                     `portcullis token`)",
-                    settings.host
-                );
-            }
             let user = match settings.user.split_once('@') {
                 Some((_, db)) if !db.is_empty() => format!("{}@{db}", token.kind.user()),
                 _ => token.kind.user().to_owned(),
@@ -55,24 +48,93 @@ pub async fn connect(
             config.user(&settings.user).password(password);
         }
     }
-    let (client, mut connection) = config
-        .connect(NoTls)
-        .await
-        .with_context(|| format!("connecting to {}:{}", settings.host, settings.port))?;
-    tokio::spawn(async move {
-        let mut messages = futures::stream::poll_fn(move |cx| connection.poll_message(cx));
-        while let Some(message) = messages.next().await {
-            match message {
-                Ok(AsyncMessage::Notice(n)) => eprintln!("NOTICE:  {}", n.message()),
-                Ok(_) => {}
-                Err(e) => {
-                    eprintln!("connection closed: {e}");
-                    break;
-                }
+    let what = || format!("connecting to {}:{}", settings.host, settings.port);
+    let client = if sslmode == SslMode::Disable {
+        let (client, connection) = config.connect(NoTls).await.with_context(what)?;
+        tokio::spawn(print_notices(connection));
+        client
+    } else {
+        config.ssl_mode(match sslmode {
+            SslMode::Prefer => tokio_postgres::config::SslMode::Prefer,
+            _ => tokio_postgres::config::SslMode::Require,
+        });
+        let (client, connection) = config
+            .connect(tls_connector(settings)?)
+            .await
+            .with_context(what)?;
+        tokio::spawn(print_notices(connection));
+        client
+    };
+    Ok(client)
+}
+
+/// The TLS mode: as set, else `disable` on loopback and `require` elsewhere. A token is never
+/// sent in the clear beyond loopback.
+pub fn transport(settings: &Settings, sends_token: bool) -> anyhow::Result<SslMode> {
+    let loopback = is_loopback(&settings.host);
+    let mode = settings.sslmode.unwrap_or(if loopback {
+        SslMode::Disable
+    } else {
+        SslMode::Require
+    });
+    if sends_token && !loopback && mode != SslMode::Require {
+        bail!(
+            "{} is not a loopback address: an SSO token is sent only with sslmode=require",
+            settings.host
+        );
+    }
+    Ok(mode)
+}
+
+/// rustls with the certificates of `sslrootcert`, else the system's.
+fn tls_connector(settings: &Settings) -> anyhow::Result<tokio_postgres_rustls::MakeRustlsConnect> {
+    use rustls_pki_types::pem::PemObject;
+    use rustls_pki_types::CertificateDer;
+    let mut roots = rustls::RootCertStore::empty();
+    match &settings.sslrootcert {
+        Some(path) => {
+            for cert in CertificateDer::pem_file_iter(path)
+                .with_context(|| format!("reading sslrootcert {}", path.display()))?
+            {
+                roots.add(cert.with_context(|| format!("parsing {}", path.display()))?)?;
             }
         }
-    });
-    Ok(client)
+        None => {
+            let found = rustls_native_certs::load_native_certs();
+            for cert in found.certs {
+                let _ = roots.add(cert);
+            }
+            if roots.is_empty() {
+                bail!("no trusted certificates found on this system; set sslrootcert");
+            }
+        }
+    }
+    let config = rustls::ClientConfig::builder_with_provider(std::sync::Arc::new(
+        rustls::crypto::aws_lc_rs::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()?
+    .with_root_certificates(roots)
+    .with_no_client_auth();
+    Ok(tokio_postgres_rustls::MakeRustlsConnect::new(config))
+}
+
+/// Prints the server's notices while the connection lives.
+async fn print_notices<S, T>(mut connection: tokio_postgres::Connection<S, T>)
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+    T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+{
+    let mut messages = futures::stream::poll_fn(move |cx| connection.poll_message(cx));
+    while let Some(message) = messages.next().await {
+        match message {
+            Ok(AsyncMessage::Notice(n)) => eprintln!("NOTICE:  {}", n.message()),
+            Ok(_) => {}
+            Err(e) => {
+                eprintln!("connection closed: {e}");
+                break;
+            }
+        }
+    }
 }
 
 fn is_loopback(host: &str) -> bool {
@@ -237,6 +299,30 @@ mod tests {
         for h in ["db.example", "10.0.0.1", ""] {
             assert!(!is_loopback(h), "{h}");
         }
+    }
+
+    #[test]
+    fn tokens_need_tls_beyond_loopback() {
+        let at = |host: &str, mode: Option<SslMode>| Settings {
+            host: host.into(),
+            sslmode: mode,
+            ..Settings::default()
+        };
+        assert_eq!(
+            transport(&at("127.0.0.1", None), true).unwrap(),
+            SslMode::Disable
+        );
+        assert_eq!(
+            transport(&at("db.example", None), true).unwrap(),
+            SslMode::Require
+        );
+        assert!(transport(&at("db.example", Some(SslMode::Disable)), true).is_err());
+        assert!(transport(&at("db.example", Some(SslMode::Prefer)), true).is_err());
+        assert_eq!(
+            transport(&at("db.example", Some(SslMode::Disable)), false).unwrap(),
+            SslMode::Disable,
+            "a password goes by SCRAM, which never sends it"
+        );
     }
 
     #[test]

@@ -90,6 +90,9 @@ const KNOWN_ENV: &[&str] = &[
     "PORTCULLIS_ADVERTISED_ADDRESS",
     "PORTCULLIS_SSO_FLOW_SECONDS",
     "PORTCULLIS_SSO_RENEW_MARGIN_SECONDS",
+    // Read by the client commands (`portcullis sql`, `portcullis token`), not the server.
+    "PORTCULLIS_CLIENT_SECRET",
+    "PORTCULLIS_TOKEN_CACHE",
 ];
 
 pub fn read_file(path: &Path) -> anyhow::Result<FileConfig> {

@@ -372,3 +372,45 @@ fn interactive_shell_in_a_terminal() {
     let saved = std::fs::read_to_string(&history).unwrap();
     assert!(saved.contains("SELECT name"), "{saved}");
 }
+
+/// TLS: the client verifies the server's certificate (here the dev certificate given as
+/// `sslrootcert`) and refuses one it cannot verify.
+#[test]
+fn tls_with_a_verified_certificate() {
+    let server = Server::start_env(&[("PORTCULLIS_DEV_TLS", "1")]);
+    harness::example(&server);
+    let cert = server.data_dir.join("dev-tls/cert.pem");
+    let run = |extra: &[&str]| {
+        let out = Command::new(env!("CARGO_BIN_EXE_portcullis"))
+            .args([
+                "sql",
+                "--host",
+                "localhost",
+                "-p",
+                &server.sql_port.to_string(),
+            ])
+            .args(["-U", "alice@example_database", "-d", "example_database"])
+            .args(["-c", "SELECT CURRENT_USER()"])
+            .args(extra)
+            .env("PGPASSWORD", "Alice-pass-1")
+            .output()
+            .unwrap();
+        (
+            out.status.code().unwrap_or(-1),
+            String::from_utf8_lossy(&out.stdout).trim().to_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    let root = format!("sslrootcert={}", cert.display());
+    let (code, out, err) = run(&["--set", "sslmode=require", "--set", &root]);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(only_row(&out), "alice@example_database");
+    let tls_sessions =
+        server.admin(&["SELECT count(*) FROM sys.sessions WHERE user = 'alice@example_database'"]);
+    assert_eq!(tls_sessions, "0", "the CLI's session ended with it");
+    // The system's roots do not include the dev certificate: refused, nothing sent.
+    let (code, out, err) = run(&["--set", "sslmode=require"]);
+    assert_eq!(code, 2);
+    assert!(out.is_empty());
+    assert!(err.contains("connecting to localhost"), "{err}");
+}

@@ -96,9 +96,15 @@ pub async fn provider(settings: &Settings, fetcher: &Fetcher) -> anyhow::Result<
     if let Some(idp) = &settings.identityprovider {
         url.query_pairs_mut().append_pair("identityprovider", idp);
     }
-    let response = reqwest::Client::builder()
+    let mut client = reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
-        .timeout(Duration::from_secs(10))
+        .timeout(Duration::from_secs(10));
+    if let Some(path) = &settings.sslrootcert {
+        let pem = std::fs::read(path)
+            .with_context(|| format!("reading sslrootcert {}", path.display()))?;
+        client = client.add_root_certificate(reqwest::Certificate::from_pem(&pem)?);
+    }
+    let response = client
         .build()?
         .get(url.as_str())
         .send()
