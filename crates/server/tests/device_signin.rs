@@ -332,6 +332,33 @@ fn denied_expired_and_early_queries_end_with_fatal_and_run_nothing() {
     approve(&idp, &code, false);
     std::thread::sleep(Duration::from_secs(1));
     assert_eq!(sso_sessions(&server), "0");
+
+    // At most 10 sign-ins wait per address; the 11th is refused until one ends.
+    let open = || {
+        let mut s = TcpStream::connect(("127.0.0.1", server.sql_port)).unwrap();
+        s.write_all(&startup_with(&[
+            ("user", "@example_database"),
+            ("database", "example_database"),
+        ]))
+        .unwrap();
+        let first = read_message(&mut s);
+        (s, first)
+    };
+    let mut waiting: Vec<TcpStream> = (0..10)
+        .map(|_| {
+            let (s, (tag, _)) = open();
+            assert_eq!(tag, b'R');
+            s
+        })
+        .collect();
+    let (_, (tag, body)) = open();
+    assert_eq!(tag, b'E');
+    let text = String::from_utf8_lossy(&body);
+    assert!(text.contains("53300") && text.contains("too many sign-ins are waiting"), "{text}");
+    drop(waiting.pop());
+    std::thread::sleep(Duration::from_millis(300));
+    let (_, (tag, _)) = open();
+    assert_eq!(tag, b'R', "a place came free");
 }
 
 #[test]

@@ -7,6 +7,8 @@
 //! approval.
 
 use std::collections::HashMap;
+use std::net::IpAddr;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use futures::{SinkExt, StreamExt};
@@ -47,8 +49,62 @@ pub struct InteractiveLogin {
     pub integration: Option<String>,
 }
 
-/// A sign-in waiting for the user.
-pub enum Waiting {
+/// How many interactive sign-ins one client address may have waiting at once (each asks the
+/// provider for a code and holds a connection for minutes).
+pub const MAX_WAITING_PER_ADDRESS: usize = 10;
+
+/// Interactive sign-ins waiting, per client address.
+#[derive(Default)]
+pub struct WaitingPerAddress {
+    counts: parking_lot::Mutex<HashMap<IpAddr, usize>>,
+}
+
+/// One place in `WaitingPerAddress`, given back when dropped.
+pub struct WaitSlot {
+    table: Arc<WaitingPerAddress>,
+    ip: IpAddr,
+}
+
+impl WaitingPerAddress {
+    pub fn take(self: &Arc<Self>, ip: IpAddr) -> Result<WaitSlot, PgWireError> {
+        let mut counts = self.counts.lock();
+        let n = counts.entry(ip).or_insert(0);
+        if *n >= MAX_WAITING_PER_ADDRESS {
+            return Err(fatal_with(
+                "53300",
+                format!(
+                    "too many sign-ins are waiting from this address (at most \
+                     {MAX_WAITING_PER_ADDRESS}); finish or cancel one first"
+                ),
+            ));
+        }
+        *n += 1;
+        Ok(WaitSlot {
+            table: self.clone(),
+            ip,
+        })
+    }
+}
+
+impl Drop for WaitSlot {
+    fn drop(&mut self) {
+        let mut counts = self.table.counts.lock();
+        if let Some(n) = counts.get_mut(&self.ip) {
+            *n -= 1;
+            if *n == 0 {
+                counts.remove(&self.ip);
+            }
+        }
+    }
+}
+
+/// A sign-in waiting for the user, holding its address's place.
+pub struct Waiting {
+    pending: Pending,
+    _slot: WaitSlot,
+}
+
+enum Pending {
     Device(Box<DeviceGrant>),
     Code {
         url: String,
@@ -113,7 +169,23 @@ impl PgConnection {
     pub(super) async fn start_interactive(
         &self,
         login: &InteractiveLogin,
+        peer: IpAddr,
     ) -> Result<(Waiting, Vec<String>), PgWireError> {
+        let slot = self.shared.waiting.take(peer)?;
+        let (pending, notices) = self.start_pending(login).await?;
+        Ok((
+            Waiting {
+                pending,
+                _slot: slot,
+            },
+            notices,
+        ))
+    }
+
+    async fn start_pending(
+        &self,
+        login: &InteractiveLogin,
+    ) -> Result<(Pending, Vec<String>), PgWireError> {
         match login.flow {
             FlowKind::DeviceGrant => {
                 let grant = self
@@ -139,7 +211,7 @@ impl PgConnection {
                     "Waiting up to {} s for the sign-in to be approved…",
                     code.expires_in.as_secs()
                 ));
-                Ok((Waiting::Device(Box::new(grant)), notices))
+                Ok((Pending::Device(Box::new(grant)), notices))
             }
             FlowKind::AuthorizationCode => {
                 let flows = &self.shared.flows;
@@ -169,7 +241,7 @@ impl PgConnection {
                     ),
                 ];
                 Ok((
-                    Waiting::Code {
+                    Pending::Code {
                         url: started.url,
                         result,
                         deadline: Instant::now() + flows.ttl(),
@@ -214,8 +286,8 @@ pub async fn wait<S>(
 ) -> Result<bool, PgWireError> {
     let peer = socket.socket_addr().to_string();
     let mut last_notice = Instant::now();
-    let session = match waiting {
-        Waiting::Device(mut grant) => loop {
+    let session = match waiting.pending {
+        Pending::Device(mut grant) => loop {
             let reminder = tokio::time::sleep_until((last_notice + REMINDER_EVERY).into());
             tokio::select! {
                 polled = conn.shared.device.poll(&mut grant, &peer, Protocol::Postgres) => {
@@ -236,7 +308,7 @@ pub async fn wait<S>(
                 }
             }
         },
-        Waiting::Code {
+        Pending::Code {
             url,
             mut result,
             deadline,

@@ -27,6 +27,8 @@ pub struct PgShared {
     pub device: Arc<DeviceFlow>,
     /// Authorization code flows whose callback a waiting connection receives.
     pub flows: Arc<CodeFlow>,
+    /// Interactive sign-ins waiting, per client address.
+    pub waiting: Arc<interactive::WaitingPerAddress>,
     pub driver: AuthDriver<DefaultServerParameterProvider>,
     /// The same parameters, for sign-ins that finish without the driver (tokens).
     pub params: DefaultServerParameterProvider,
@@ -54,6 +56,7 @@ impl PgShared {
             sso,
             device,
             flows,
+            waiting: Arc::default(),
             parser: Arc::new(NoopQueryParser::new()),
         }
     }

@@ -76,7 +76,9 @@ impl StartupHandler for PgConnection {
                 if let Some(login) =
                     interactive_login(&user, database.as_deref(), client.metadata())
                 {
-                    let (waiting, notices) = self.start_interactive(&login?).await?;
+                    let (waiting, notices) = self
+                        .start_interactive(&login?, client.socket_addr().ip())
+                        .await?;
                     client.set_state(PgWireConnectionState::AuthenticationInProgress);
                     announce(client, &notices).await?;
                     *self.interactive.lock() = Some(waiting);
