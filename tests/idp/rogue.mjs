@@ -18,7 +18,13 @@
 //   POST /jwks/rotate                replace the published RS256 key; returns the new kid (text/plain)
 //   POST /fail      {"on": bool}     discovery and jwks answer 503 while on
 //   POST /redirect  {"on": bool, "to"?: URL}   discovery answers 302 (default to <own URL>/elsewhere/.well-known/openid-configuration)
-//   GET  /stats                      {"discovery": n, "jwks": n, "redirected": n}  requests received (including 503/302 answers)
+//   GET  /stats                      {"discovery": n, "jwks": n, "redirected": n, "device_polls": [ms, ...]}
+//                                    requests received (including 503/302 answers); device_polls: when each
+//                                    device-code poll of /token arrived (ms since the epoch)
+//   POST /device/script {"answers": ["slow_down", "authorization_pending", "token", ...], "claims": {...}}
+//                                    scripts the device grant: POST /device/auth answers a fixed code (no
+//                                    interval), each device-code poll of POST /token takes the next answer;
+//                                    "token" answers an ID token (RS256, rogue-rs) with the given claims
 
 import * as http from 'node:http';
 import * as crypto from 'node:crypto';
@@ -127,6 +133,8 @@ function hmacHash(alg) {
 }
 
 let base; // http://127.0.0.1:PORT, set once listening
+let deviceScript = { answers: [], claims: {} };
+const devicePolls = [];
 
 function discoveryDoc() {
   const issuer = args.issuer ?? base;
@@ -135,6 +143,7 @@ function discoveryDoc() {
     jwks_uri: `${base}/jwks`,
     authorization_endpoint: `${base}/auth`,
     token_endpoint: `${base}/token`,
+    device_authorization_endpoint: `${base}/device/auth`,
     response_types_supported: ['code'],
     subject_types_supported: ['public'],
     id_token_signing_alg_values_supported: ['RS256', 'ES256'],
@@ -212,7 +221,34 @@ async function handle(req, res) {
       return send(res, 200, { on: body.on });
     }
     case 'GET /stats':
-      return send(res, 200, stats);
+      return send(res, 200, { ...stats, device_polls: devicePolls });
+    case 'POST /device/script': {
+      let body;
+      try {
+        body = await readJson(req);
+      } catch (err) {
+        return send(res, 400, `bad JSON: ${err.message}\n`, 'text/plain');
+      }
+      if (!Array.isArray(body.answers)) return send(res, 400, 'expected {"answers": [...]}\n', 'text/plain');
+      deviceScript = { answers: [...body.answers], claims: body.claims ?? {} };
+      devicePolls.length = 0;
+      return send(res, 200, { ok: true });
+    }
+    case 'POST /device/auth':
+      return send(res, 200, {
+        device_code: 'rogue-device-code',
+        user_code: 'ROGUE-CODE',
+        verification_uri: `${base}/device`,
+        verification_uri_complete: `${base}/device?user_code=ROGUE-CODE`,
+        expires_in: 120,
+      });
+    case 'POST /token': {
+      devicePolls.push(Date.now());
+      const answer = deviceScript.answers.shift() ?? 'authorization_pending';
+      if (answer !== 'token') return send(res, 400, { error: answer });
+      const idToken = sign({ header: {}, claims: deviceScript.claims, key: 'rogue-rs' });
+      return send(res, 200, { id_token: idToken, token_type: 'Bearer', expires_in: 600 });
+    }
     default:
       return send(res, 404, { error: 'not_found' });
   }

@@ -354,7 +354,10 @@ fn denied_expired_and_early_queries_end_with_fatal_and_run_nothing() {
     let (_, (tag, body)) = open();
     assert_eq!(tag, b'E');
     let text = String::from_utf8_lossy(&body);
-    assert!(text.contains("53300") && text.contains("too many sign-ins are waiting"), "{text}");
+    assert!(
+        text.contains("53300") && text.contains("too many sign-ins are waiting"),
+        "{text}"
+    );
     drop(waiting.pop());
     std::thread::sleep(Duration::from_millis(300));
     let (_, (tag, _)) = open();
@@ -546,4 +549,60 @@ fn http_device_grant_and_verify() {
         v["status"]["reason"].as_str().unwrap().contains("denied"),
         "{v}"
     );
+}
+
+/// RFC 8628 §3.5 against a scripted provider (tests/idp/rogue.mjs): no `interval` means 5 s;
+/// `slow_down` adds 5 s to this and every later poll; `authorization_pending` keeps polling.
+#[test]
+fn slow_down_lengthens_every_later_poll() {
+    let server = Server::start();
+    let rogue = NodeServer::rogue(&[]);
+    harness::example(&server);
+    let sql = format!(
+        "CREATE SSO INTEGRATION rogue_sso PROTOCOL oidc issuer = \"{}\", \
+         client_id = \"rogue-client\", default_group = analysts",
+        rogue.url
+    );
+    let (ok, _, err) = server.psql("admin@system", "example_database", ADMIN_PASSWORD, &[&sql]);
+    assert!(ok, "{err}");
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    harness::idp::rogue_post(
+        &rogue,
+        "/device/script",
+        json!({
+            "answers": ["slow_down", "authorization_pending", "token"],
+            "claims": {"iss": rogue.url, "aud": "rogue-client", "sub": "device-1",
+                       "email": "device@example.com", "iat": now, "exp": now + 600}
+        }),
+    );
+    let (code, out, err) = waiting_psql(
+        &server,
+        "@example_database",
+        "example_database",
+        "-c identityprovider=rogue_sso",
+        "SELECT CURRENT_USER(), CURRENT_GROUPS()",
+    )
+    .finish();
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(out, "device@example.com|analysts@example_database");
+    let stats = Command::new("curl")
+        .args(["-sS", &format!("{}/stats", rogue.url)])
+        .output()
+        .unwrap();
+    let stats: serde_json::Value = serde_json::from_slice(&stats.stdout).unwrap();
+    let polls: Vec<i64> = stats["device_polls"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_i64().unwrap())
+        .collect();
+    assert_eq!(polls.len(), 3, "{polls:?}");
+    assert!(
+        polls[1] - polls[0] >= 9_500,
+        "5 s + 5 s after slow_down: {polls:?}"
+    );
+    assert!(polls[2] - polls[1] >= 9_500, "and it stays 10 s: {polls:?}");
 }
