@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Installs what the tests need (Debian's PostgreSQL client tools, Debian's Chromium for the
-# browser tests, Debian's python3-psycopg2 and tmux, the test OpenID provider's npm packages incl. playwright-core), then runs
+# browser tests, Debian's python3-psycopg2, tmux, pgjdbc and a JDK, the test OpenID provider's npm packages incl. playwright-core), then runs
 # formatting, lints and every test. Usage: bash scripts/test.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -21,10 +21,13 @@ if [ ! -x /usr/bin/chromium ]; then
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq chromium >/dev/null
 fi
 # psycopg2 (Debian's, over libpq) for the device-grant test of a Python client.
-# tmux for the CLI's interactive-shell test.
-if ! /usr/bin/python3 -c 'import psycopg2' 2>/dev/null || ! command -v tmux >/dev/null; then
+# tmux for the CLI's interactive-shell test; pgjdbc and a JDK (single-file java launch) for the
+# JDBC test.
+if ! /usr/bin/python3 -c 'import psycopg2' 2>/dev/null || ! command -v tmux >/dev/null \
+   || [ ! -f /usr/share/java/postgresql.jar ] || ! command -v javac >/dev/null; then
   $SUDO apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq python3-psycopg2 tmux >/dev/null
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq python3-psycopg2 tmux \
+    libpostgresql-jdbc-java default-jdk-headless >/dev/null
 fi
 npm ci --prefix tests/idp --no-audit --no-fund --silent
 cargo fmt --all -- --check
