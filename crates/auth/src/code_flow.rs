@@ -17,7 +17,7 @@ use portcullis_store::{AssignmentTarget, SsoIntegrationRecord};
 use crate::oidc::authorization::{authorization_url, is_local_path, random_value, TokenResponse};
 use crate::oidc::flows::{FlowTable, PendingFlow, TakeError};
 use crate::oidc::TokenKind;
-use crate::sso::{FlowIntegration, IntegrationChoice};
+use crate::sso::{integration_now, FlowIntegration, IntegrationChoice};
 use crate::{SsoAuthenticator, SsoError, TokenSignIn};
 
 /// How the server is reached by browsers, for `redirect_uri` when an integration sets no
@@ -428,14 +428,8 @@ impl CodeFlow {
             .code
             .filter(|c| !c.is_empty())
             .ok_or_else(|| refused("code", "the callback has no code parameter"))?;
-        let record = self
-            .catalog
-            .state()
-            .integration_by_id(flow.integration_id)
-            .cloned()
-            .ok_or_else(|| SsoError::UnknownIntegration(flow.integration.clone()))?;
-        let props = OidcProperties::from_json(&record.properties)
-            .map_err(|e| SsoError::Internal(e.message))?;
+        let (record, props) =
+            integration_now(&self.catalog, flow.integration_id, &flow.integration)?;
         let asked = Instant::now();
         let tokens = self
             .token_request(
@@ -590,14 +584,8 @@ impl CodeFlow {
             .catalog
             .unseal(&refresh_context(&session.id), sealed)
             .map_err(|e| SsoError::Internal(e.message))?;
-        let record = self
-            .catalog
-            .state()
-            .integration_by_id(grant.integration_id)
-            .cloned()
-            .ok_or_else(|| SsoError::UnknownIntegration(grant.integration.clone()))?;
-        let props = OidcProperties::from_json(&record.properties)
-            .map_err(|e| SsoError::Internal(e.message))?;
+        let (record, props) =
+            integration_now(&self.catalog, grant.integration_id, &grant.integration)?;
         let provider = self
             .sso
             .providers()

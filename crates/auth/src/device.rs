@@ -17,7 +17,7 @@ use portcullis_store::SsoIntegrationRecord;
 
 use crate::oidc::authorization::{scopes, DeviceAuthorization, DevicePoll};
 use crate::oidc::TokenKind;
-use crate::sso::{FlowIntegration, IntegrationChoice};
+use crate::sso::{integration_now, FlowIntegration, IntegrationChoice};
 use crate::{SsoAuthenticator, SsoError, TokenSignIn};
 
 /// RFC 8628 §3.5: what every `slow_down` adds, for this and all later polls.
@@ -225,14 +225,8 @@ impl DeviceFlow {
             return Err(expired());
         }
         self.counters.polls.fetch_add(1, Ordering::Relaxed);
-        let record = self
-            .catalog
-            .state()
-            .integration_by_id(grant.integration_id)
-            .cloned()
-            .ok_or_else(|| SsoError::UnknownIntegration(grant.integration.clone()))?;
-        let props = OidcProperties::from_json(&record.properties)
-            .map_err(|e| SsoError::Internal(e.message))?;
+        let (record, props) =
+            integration_now(&self.catalog, grant.integration_id, &grant.integration)?;
         if props.disabled {
             return Err(SsoError::Disabled(record.name.clone()));
         }

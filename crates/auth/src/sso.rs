@@ -467,6 +467,23 @@ impl SsoAuthenticator {
     }
 }
 
+/// The integration a pending flow started with, and its properties, as they are now (it may
+/// have been changed or dropped meanwhile).
+pub fn integration_now(
+    catalog: &Catalog,
+    id: i64,
+    name: &str,
+) -> Result<(SsoIntegrationRecord, OidcProperties), SsoError> {
+    let record = catalog
+        .state()
+        .integration_by_id(id)
+        .cloned()
+        .ok_or_else(|| SsoError::UnknownIntegration(name.to_owned()))?;
+    let props =
+        OidcProperties::from_json(&record.properties).map_err(|e| SsoError::Internal(e.message))?;
+    Ok((record, props))
+}
+
 /// What picks the integration of a sign-in.
 #[derive(Debug, Clone, Copy)]
 pub struct IntegrationChoice<'a> {

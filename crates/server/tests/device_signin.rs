@@ -558,25 +558,10 @@ fn slow_down_lengthens_every_later_poll() {
     let server = Server::start();
     let rogue = NodeServer::rogue(&[]);
     harness::example(&server);
-    let sql = format!(
-        "CREATE SSO INTEGRATION rogue_sso PROTOCOL oidc issuer = \"{}\", \
-         client_id = \"rogue-client\", default_group = analysts",
-        rogue.url
-    );
-    let (ok, _, err) = server.psql("admin@system", "example_database", ADMIN_PASSWORD, &[&sql]);
-    assert!(ok, "{err}");
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_secs();
-    harness::idp::rogue_post(
+    harness::idp::rogue_device_integration(
+        &server,
         &rogue,
-        "/device/script",
-        json!({
-            "answers": ["slow_down", "authorization_pending", "token"],
-            "claims": {"iss": rogue.url, "aud": "rogue-client", "sub": "device-1",
-                       "email": "device@example.com", "iat": now, "exp": now + 600}
-        }),
+        &["slow_down", "authorization_pending", "token"],
     );
     let (code, out, err) = waiting_psql(
         &server,

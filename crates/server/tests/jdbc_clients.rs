@@ -8,9 +8,8 @@ mod harness;
 
 use std::process::Command;
 
-use harness::idp::{idp_dir, rogue_post, tokens, NodeServer};
+use harness::idp::{idp_dir, tokens, NodeServer};
 use harness::{Server, ADMIN_PASSWORD};
-use serde_json::json;
 
 const DRIVER: &str = "/usr/share/java/postgresql.jar";
 
@@ -86,23 +85,7 @@ fn pgjdbc_signs_in_with_a_password_a_token_and_the_device_grant() {
     // The device grant, approved by a scripted provider on its first poll: pgjdbc accepts
     // AuthenticationOk, the notices (as warnings), then the rest of the startup.
     let rogue = NodeServer::rogue(&[]);
-    let sql = format!(
-        "CREATE SSO INTEGRATION rogue_sso PROTOCOL oidc issuer = \"{}\", \
-         client_id = \"rogue-client\", default_group = analysts",
-        rogue.url
-    );
-    let (ok, _, err) = server.psql("admin@system", "example_database", ADMIN_PASSWORD, &[&sql]);
-    assert!(ok, "{err}");
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_secs();
-    rogue_post(
-        &rogue,
-        "/device/script",
-        json!({"answers": ["token"], "claims": {"iss": rogue.url, "aud": "rogue-client",
-               "sub": "d-1", "email": "device@example.com", "iat": now, "exp": now + 600}}),
-    );
+    harness::idp::rogue_device_integration(&server, &rogue, &["token"]);
     let (code, out, err) = jdbc(
         &format!(
             "{}?options=-c%20identityprovider%3Drogue_sso",

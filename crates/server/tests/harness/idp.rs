@@ -135,3 +135,34 @@ pub fn free_port() -> u16 {
         .unwrap()
         .port()
 }
+
+/// Integration `rogue_sso` of `example_database` on the rogue issuer (default group analysts),
+/// whose device grant answers each poll with the next of `answers` ("token" signs in as
+/// device@example.com).
+pub fn rogue_device_integration(server: &super::Server, rogue: &NodeServer, answers: &[&str]) {
+    let sql = format!(
+        "CREATE SSO INTEGRATION rogue_sso PROTOCOL oidc issuer = \"{}\", \
+         client_id = \"rogue-client\", default_group = analysts",
+        rogue.url
+    );
+    let (ok, _, err) = server.psql(
+        "admin@system",
+        "example_database",
+        super::ADMIN_PASSWORD,
+        &[&sql],
+    );
+    assert!(ok, "{err}");
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    rogue_post(
+        rogue,
+        "/device/script",
+        serde_json::json!({
+            "answers": answers,
+            "claims": {"iss": rogue.url, "aud": "rogue-client", "sub": "device-1",
+                       "email": "device@example.com", "iat": now, "exp": now + 600}
+        }),
+    );
+}
