@@ -328,7 +328,7 @@ fn interactive_shell_in_a_terminal() {
         &command,
     ]);
     let screen = |want: &str, count: usize| {
-        for _ in 0..50 {
+        for _ in 0..150 {
             let s = tmux(&["capture-pane", "-t", &session, "-p"]);
             if s.matches(want).count() >= count {
                 return s;
@@ -360,7 +360,7 @@ fn interactive_shell_in_a_terminal() {
     screen("(1 row)", 2);
     tmux(&["send-keys", "-t", &session, "\\q", "Enter"]);
     let history = home.path().join(".portcullis_history");
-    for _ in 0..50 {
+    for _ in 0..150 {
         if history.exists() {
             break;
         }
