@@ -17,7 +17,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use super::pages::signin::{sso_transport_ok, SSO_NEEDS_HTTPS};
-use super::{ApiError, HttpState, Status};
+use super::{bad_body, optional_json, ApiError, HttpState, Status};
 
 /// `timeout` bounds of `/v1/sso_device_grant_verify` (seconds).
 const TIMEOUT_DEFAULT: u64 = 30;
@@ -60,14 +60,6 @@ pub struct DeviceGrantVerifyResponse {
     pub status: Status,
 }
 
-fn bad_body(e: impl std::fmt::Display) -> ApiError {
-    ApiError::new(
-        StatusCode::BAD_REQUEST,
-        "08P01",
-        format!("bad request body: {e}"),
-    )
-}
-
 fn provider_error(e: SsoError) -> ApiError {
     match e {
         SsoError::Refused {
@@ -93,11 +85,7 @@ pub async fn device_grant(
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     body: axum::body::Bytes,
 ) -> Result<Json<DeviceGrantResponse>, ApiError> {
-    let req: DeviceGrantRequest = if body.iter().all(u8::is_ascii_whitespace) {
-        DeviceGrantRequest::default()
-    } else {
-        serde_json::from_slice(&body).map_err(bad_body)?
-    };
+    let req: DeviceGrantRequest = optional_json(&body)?;
     if !sso_transport_ok(&state, &peer) {
         return Err(ApiError::new(
             StatusCode::FORBIDDEN,

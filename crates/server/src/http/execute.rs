@@ -307,13 +307,7 @@ pub async fn execute_post(
     headers: HeaderMap,
     body: Result<Json<ExecuteRequest>, axum::extract::rejection::JsonRejection>,
 ) -> Result<Json<ExecuteResponse>, ApiError> {
-    let Json(body) = body.map_err(|e| {
-        ApiError::new(
-            StatusCode::BAD_REQUEST,
-            "08P01",
-            format!("bad request body: {}", e.body_text()),
-        )
-    })?;
+    let Json(body) = body.map_err(|e| super::bad_body(e.body_text()))?;
     run(
         state,
         headers,

@@ -57,13 +57,7 @@ pub async fn login(
         return super::domain_login::domain_login(&state, peer, query, &bytes).await;
     }
     let body: Result<Json<LoginRequest>, _> = Json::from_bytes(&bytes);
-    let Json(body) = body.map_err(|e| {
-        ApiError::new(
-            axum::http::StatusCode::BAD_REQUEST,
-            "08P01",
-            format!("bad request body: {}", e.body_text()),
-        )
-    })?;
+    let Json(body) = body.map_err(|e| super::bad_body(e.body_text()))?;
     let database = body
         .database
         .clone()

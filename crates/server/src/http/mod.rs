@@ -135,6 +135,23 @@ impl From<portcullis_auth::SsoError> for ApiError {
     }
 }
 
+/// A request body that is not what the endpoint takes: 400, `08P01`.
+pub fn bad_body(e: impl std::fmt::Display) -> ApiError {
+    ApiError::new(
+        StatusCode::BAD_REQUEST,
+        "08P01",
+        format!("bad request body: {e}"),
+    )
+}
+
+/// A JSON body whose fields are all optional: an empty body means the defaults.
+pub fn optional_json<T: Default + serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
+    if body.iter().all(u8::is_ascii_whitespace) {
+        return Ok(T::default());
+    }
+    serde_json::from_slice(body).map_err(bad_body)
+}
+
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let body = StatusBody {

@@ -17,7 +17,7 @@ use utoipa::ToSchema;
 
 use super::pages::signin::{redirect_to_provider, sso_transport_ok, SSO_NEEDS_HTTPS};
 use super::pages::{esc, message, respond};
-use super::{cookies, ApiError, HttpState, Status};
+use super::{cookies, optional_json, ApiError, HttpState, Status};
 
 /// Where the browser lands after sign-in when the request names no path.
 const DEFAULT_CALLBACK_PATH: &str = "/ui/session";
@@ -50,17 +50,7 @@ pub async fn sso_authentication(
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     body: Bytes,
 ) -> Result<Response, ApiError> {
-    let req: SsoAuthenticationRequest = if body.iter().all(u8::is_ascii_whitespace) {
-        SsoAuthenticationRequest::default()
-    } else {
-        serde_json::from_slice(&body).map_err(|e| {
-            ApiError::new(
-                StatusCode::BAD_REQUEST,
-                "08P01",
-                format!("bad request body: {e}"),
-            )
-        })?
-    };
+    let req: SsoAuthenticationRequest = optional_json(&body)?;
     if !sso_transport_ok(&state, &peer) {
         return Err(ApiError::new(
             StatusCode::FORBIDDEN,

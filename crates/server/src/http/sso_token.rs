@@ -42,13 +42,7 @@ pub async fn sso_token(
     ConnectInfo(peer): ConnectInfo<std::net::SocketAddr>,
     body: Result<Json<SsoTokenRequest>, axum::extract::rejection::JsonRejection>,
 ) -> Result<Json<SsoTokenResponse>, ApiError> {
-    let Json(body) = body.map_err(|e| {
-        ApiError::new(
-            StatusCode::BAD_REQUEST,
-            "08P01",
-            format!("bad request body: {}", e.body_text()),
-        )
-    })?;
+    let Json(body) = body.map_err(|e| super::bad_body(e.body_text()))?;
     let (kind, token) = match (&body.id_token, &body.access_token) {
         (Some(t), None) => (TokenKind::IdToken, t),
         (None, Some(t)) => (TokenKind::AccessToken, t),
