@@ -230,20 +230,22 @@ impl SsoAuthenticator {
             Ok(d) => d,
             Err(reason) => return Err(trace.fail("policy", reason).into()),
         };
-        let home = state.database_name(integration.database_id).to_owned();
-        let (mut groups, roles, mut notes) = resolve(&state, &decision, &home);
+        let (mut groups, roles, mut notes) = resolve(&state, integration, &props, &decision);
         // No provider group matched a catalog group: the default group, as seed 003 says.
         if groups.is_empty() && !decision.used_default_group {
-            match portcullis_catalog::resolve_group(&state, &props.default_group, &home) {
-                Some(g) => {
+            match portcullis_catalog::conferred_group(
+                &state,
+                integration,
+                &props,
+                &props.default_group,
+                portcullis_catalog::NameSource::Configured,
+            ) {
+                Ok(g) => {
                     let fq = format!("{}@{}", g.name, state.database_name(g.database_id));
                     notes.push(format!("no provider group matched; default group {fq}"));
                     groups.push((g.id, fq));
                 }
-                None => notes.push(format!(
-                    "default group \"{}\" does not exist",
-                    props.default_group
-                )),
+                Err(note) => notes.push(format!("default group: {note}")),
             }
         }
         trace.pass(
@@ -562,37 +564,42 @@ fn check_nonce(
 
 type Named = Vec<(i64, String)>;
 
-/// Resolves the decision's group and role names in the catalog (relative to the integration's
-/// database); names that match nothing are reported, not fatal.
+/// Resolves the decision's groups and roles to what the integration may confer (see
+/// [`portcullis_catalog::conferred_group`]); names that confer nothing are reported, not fatal.
 fn resolve(
     state: &CatalogState,
+    integration: &SsoIntegrationRecord,
+    props: &OidcProperties,
     decision: &policy::Decision,
-    home: &str,
 ) -> (Named, Named, Vec<String>) {
-    use portcullis_catalog::{resolve_group, resolve_role};
+    use portcullis_catalog::{conferred_group, conferred_role, NameSource};
+    let source = |t: &policy::Target| match t {
+        policy::Target::FromToken(_) => NameSource::Token,
+        policy::Target::Configured(_) => NameSource::Configured,
+    };
     let mut notes = Vec::new();
     let mut groups = Vec::new();
-    for name in &decision.groups {
-        match resolve_group(state, name, home) {
-            Some(g) => {
+    for target in &decision.groups {
+        match conferred_group(state, integration, props, target.name(), source(target)) {
+            Ok(g) => {
                 let fq = format!("{}@{}", g.name, state.database_name(g.database_id));
                 if !groups.iter().any(|(id, _)| *id == g.id) {
                     groups.push((g.id, fq));
                 }
             }
-            None => notes.push(format!("group \"{name}\" does not exist (ignored)")),
+            Err(note) => notes.push(note),
         }
     }
     let mut roles = Vec::new();
-    for name in &decision.roles {
-        match resolve_role(state, name, home) {
-            Some(r) => {
+    for target in &decision.roles {
+        match conferred_role(state, integration, props, target.name(), source(target)) {
+            Ok(r) => {
                 let fq = format!("{}@{}", r.name, state.database_name(r.database_id));
                 if !roles.iter().any(|(id, _)| *id == r.id) {
                     roles.push((r.id, fq));
                 }
             }
-            None => notes.push(format!("role \"{name}\" does not exist (ignored)")),
+            Err(note) => notes.push(note),
         }
     }
     (groups, roles, notes)

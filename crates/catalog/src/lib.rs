@@ -22,7 +22,9 @@ pub mod value;
 pub use catalog::{explain_columns, now, AuthenticationExplainer, Catalog, CatalogOptions};
 pub use error::CatalogError;
 pub use exec::policy_for;
-pub use exec::sso::{resolve_group, resolve_role};
+pub use exec::sso::{
+    conferred_group, conferred_role, is_administrator_role, resolve_group, resolve_role, NameSource,
+};
 pub use query::timestamp;
 pub use sessions::{AuthMethod, Protocol, Session, SessionRegistry, SsoIdentity};
 pub use value::{Column, ColumnType, QueryResult, StatementResult, Value};

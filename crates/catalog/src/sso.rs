@@ -53,6 +53,12 @@ pub struct OidcProperties {
     pub allow_offline_access: bool,
     /// Accepted for compatibility (`protocol_version = 'v1'` in seed 003); only `v1` exists.
     pub protocol_version: String,
+    /// Who last wrote these properties: that writer's principals (`user:7`, `group:12`,
+    /// `role:3`), set by the server, never by a property. A mapping target outside the
+    /// integration's database, or a built-in administrator role, is conferred at sign-in only
+    /// while these principals still hold ALTER on it. Not shown in `sys.oidc_integrations`.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub mapping_authority: Vec<String>,
 }
 
 /// The property names, in the order of the seed's table (plus `protocol_version`).

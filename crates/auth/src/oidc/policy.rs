@@ -11,12 +11,43 @@ pub struct Decision {
     pub identity: String,
     pub provider_groups: Vec<String>,
     pub provider_roles: Vec<String>,
-    /// Catalog group names (as configured: `g` or `g@db`).
-    pub groups: Vec<String>,
-    /// Catalog role names (as configured).
-    pub roles: Vec<String>,
+    /// Catalog groups to resolve: names from the token (only ever looked up unqualified in
+    /// the integration's own database) or targets an administrator configured.
+    pub groups: Vec<Target>,
+    /// Catalog roles to resolve, likewise.
+    pub roles: Vec<Target>,
     /// The default group was used because no provider group mapped.
     pub used_default_group: bool,
+}
+
+/// A catalog name the policy wants resolved, and who wrote it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Target {
+    /// A name that came in the token (no mapping configured): it may only stand for a group or
+    /// role of the integration's own database, unqualified, never a built-in administrator role.
+    FromToken(String),
+    /// A name an administrator wrote (a mapping target or the default group), checked against
+    /// the writer's privileges when written and again at every sign-in.
+    Configured(String),
+}
+
+impl Target {
+    pub fn name(&self) -> &str {
+        match self {
+            Self::FromToken(n) | Self::Configured(n) => n,
+        }
+    }
+}
+
+/// How group names compare (catalog group lookup falls back to lower case): case-insensitively.
+pub fn fold_group(name: &str) -> String {
+    name.trim().to_lowercase()
+}
+
+/// How role names compare (as catalog role lookup does): case-insensitively, spaces read as
+/// underscores.
+pub fn fold_role(name: &str) -> String {
+    name.trim().to_lowercase().replace(' ', "_")
 }
 
 /// The user's identity: the configured `user_id_claims` joined by `::`, or by default the
@@ -50,44 +81,59 @@ pub fn identity(props: &OidcProperties, claims: &Map<String, Value>) -> Result<S
     Ok(parts.join("::"))
 }
 
-/// The values of the named claims: a string, or a list of strings (other values are ignored).
+/// The values of the named claims: a string or number, or a list of them (numbers count as
+/// their decimal text, so a numeric group id can be blocked or mapped; other values are
+/// ignored).
 pub fn claim_values(claims: &Map<String, Value>, names: &[String]) -> Vec<String> {
+    fn scalar(v: &Value) -> Option<String> {
+        match v {
+            Value::String(s) => Some(s.clone()),
+            Value::Number(n) => Some(n.to_string()),
+            _ => None,
+        }
+    }
     let mut out: Vec<String> = Vec::new();
     for name in names {
-        let mut push = |s: &str| {
-            if !s.is_empty() && !out.iter().any(|x| x == s) {
-                out.push(s.to_owned());
-            }
+        let values: Vec<String> = match claims.get(name) {
+            Some(Value::Array(items)) => items.iter().filter_map(scalar).collect(),
+            Some(v) => scalar(v).into_iter().collect(),
+            None => Vec::new(),
         };
-        match claims.get(name) {
-            Some(Value::String(s)) => push(s),
-            Some(Value::Array(items)) => items.iter().filter_map(Value::as_str).for_each(push),
-            _ => {}
+        for s in values {
+            if !s.is_empty() && !out.contains(&s) {
+                out.push(s);
+            }
         }
     }
     out
 }
 
 /// Maps provider names through a mapping; with no mapping configured, a provider name stands
-/// for the catalog object of the same name.
+/// for the catalog object of the same name (resolved only inside the integration's database).
 fn map_names(
     provider: &[String],
     mapping: &std::collections::BTreeMap<String, String>,
-) -> Vec<String> {
-    let mut out: Vec<String> = Vec::new();
+) -> Vec<Target> {
+    let mut out: Vec<Target> = Vec::new();
     for p in provider {
         let target = if mapping.is_empty() {
-            Some(p)
+            Some(Target::FromToken(p.clone()))
         } else {
-            mapping.get(p)
+            mapping.get(p).map(|t| Target::Configured(t.clone()))
         };
         if let Some(t) = target {
-            if !out.contains(t) {
-                out.push(t.clone());
+            if !out.contains(&t) {
+                out.push(t);
             }
         }
     }
     out
+}
+
+/// Whether `name` is in `list` when both are compared with `fold`.
+fn listed(list: &[String], name: &str, fold: fn(&str) -> String) -> bool {
+    let name = fold(name);
+    list.iter().any(|x| fold(x) == name)
 }
 
 /// Applies the integration's policy to validated claims. `Err` is the refusal reason.
@@ -97,7 +143,7 @@ pub fn decide(props: &OidcProperties, claims: &Map<String, Value>) -> Result<Dec
     let provider_roles = claim_values(claims, &props.roles_claim_ids);
     if let Some(g) = provider_groups
         .iter()
-        .find(|g| props.blocked_groups.contains(g))
+        .find(|g| listed(&props.blocked_groups, g, fold_group))
     {
         return Err(format!(
             "provider group \"{g}\" is blocked by the integration"
@@ -105,7 +151,7 @@ pub fn decide(props: &OidcProperties, claims: &Map<String, Value>) -> Result<Dec
     }
     if let Some(r) = provider_roles
         .iter()
-        .find(|r| props.blocked_roles.contains(r))
+        .find(|r| listed(&props.blocked_roles, r, fold_role))
     {
         return Err(format!(
             "provider role \"{r}\" is blocked by the integration"
@@ -114,7 +160,7 @@ pub fn decide(props: &OidcProperties, claims: &Map<String, Value>) -> Result<Dec
     if !props.allowed_groups.is_empty()
         && !provider_groups
             .iter()
-            .any(|g| props.allowed_groups.contains(g))
+            .any(|g| listed(&props.allowed_groups, g, fold_group))
     {
         return Err(format!(
             "the user is in none of the allowed provider groups {:?}",
@@ -124,7 +170,7 @@ pub fn decide(props: &OidcProperties, claims: &Map<String, Value>) -> Result<Dec
     if !props.allowed_roles.is_empty()
         && !provider_roles
             .iter()
-            .any(|r| props.allowed_roles.contains(r))
+            .any(|r| listed(&props.allowed_roles, r, fold_role))
     {
         return Err(format!(
             "the user has none of the allowed provider roles {:?}",
@@ -135,7 +181,7 @@ pub fn decide(props: &OidcProperties, claims: &Map<String, Value>) -> Result<Dec
     let roles = map_names(&provider_roles, &props.roles_claim_mappings);
     let used_default_group = groups.is_empty();
     if used_default_group {
-        groups.push(props.default_group.clone());
+        groups.push(Target::Configured(props.default_group.clone()));
     }
     Ok(Decision {
         identity,
@@ -213,13 +259,23 @@ mod tests {
             json!({"email": "a@x", "groups": ["analysts", "x"], "user_groups": "Example Provider Group"}),
         );
         let d = decide(&p, &c).unwrap();
-        assert_eq!(d.groups, ["analysts", "x"]); // no group mapping: same names
-        assert_eq!(d.roles, ["example_database Analyst"]);
+        // no group mapping: the token's names, to be looked up in the integration's database
+        assert_eq!(
+            d.groups,
+            [
+                Target::FromToken("analysts".into()),
+                Target::FromToken("x".into())
+            ]
+        );
+        assert_eq!(
+            d.roles,
+            [Target::Configured("example_database Analyst".into())]
+        );
         assert!(!d.used_default_group);
         // an explicit mapping maps only what it names; nothing mapped → default group
         p.groups_claim_mappings = [("admins".to_owned(), "dba@sales".to_owned())].into();
         let d = decide(&p, &c).unwrap();
-        assert_eq!(d.groups, ["sso_users"]);
+        assert_eq!(d.groups, [Target::Configured("sso_users".into())]);
         assert!(d.used_default_group);
         // allowed / blocked, block wins
         p.allowed_groups = vec!["analysts".into()];
@@ -238,6 +294,33 @@ mod tests {
         p.blocked_roles.clear();
         p.allowed_roles.clear();
         let bare = claims(json!({"email": "b@x"}));
-        assert_eq!(decide(&p, &bare).unwrap().groups, ["sso_users"]);
+        assert_eq!(
+            decide(&p, &bare).unwrap().groups,
+            [Target::Configured("sso_users".into())]
+        );
+    }
+
+    #[test]
+    fn lists_compare_as_resolution_does_and_numbers_count() {
+        let mut p = props();
+        p.groups_claim_ids = vec!["groups".into()];
+        p.roles_claim_ids = vec!["roles".into()];
+        // a provider group differing only in case is the same catalog group: blocked too
+        p.blocked_groups = vec!["admins".into()];
+        let c = claims(json!({"email": "a@x", "groups": ["ADMINS"]}));
+        assert!(decide(&p, &c).unwrap_err().contains("blocked"));
+        // roles compare like role lookup: case and spaces
+        p.blocked_groups.clear();
+        p.blocked_roles = vec!["database_administrator".into()];
+        let c = claims(json!({"email": "a@x", "roles": ["Database Administrator"]}));
+        assert!(decide(&p, &c).unwrap_err().contains("blocked"));
+        // numeric claim values are strings, in a list or alone
+        p.blocked_roles.clear();
+        p.blocked_groups = vec!["42".into()];
+        let c = claims(json!({"email": "a@x", "groups": [7, 42]}));
+        assert!(decide(&p, &c).unwrap_err().contains("42"));
+        let c = claims(json!({"email": "a@x", "groups": 42}));
+        assert!(decide(&p, &c).is_err());
+        assert_eq!(claim_values(&c, &["groups".into()]), ["42"]);
     }
 }

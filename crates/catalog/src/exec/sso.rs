@@ -112,6 +112,154 @@ fn check_mapped_objects(
     Ok(())
 }
 
+/// The built-in roles that carry administrator privileges: a token never yields one unless an
+/// administrator's explicit mapping names it.
+pub fn is_administrator_role(name: &str) -> bool {
+    use crate::model::roles::*;
+    matches!(
+        name,
+        SYSTEM_ADMINISTRATOR | SECURITY_ADMINISTRATOR | DATABASE_ADMINISTRATOR
+    )
+}
+
+/// The writer's principals as stored in [`OidcProperties::mapping_authority`].
+fn authority_of(principals: &[PrincipalRef]) -> Vec<String> {
+    principals
+        .iter()
+        .map(|p| match p {
+            PrincipalRef::User(id) => format!("user:{id}"),
+            PrincipalRef::Group(id) => format!("group:{id}"),
+            PrincipalRef::Role(id) => format!("role:{id}"),
+        })
+        .collect()
+}
+
+fn authority_principals(props: &OidcProperties) -> Vec<PrincipalRef> {
+    props
+        .mapping_authority
+        .iter()
+        .filter_map(|text| {
+            let (kind, id) = text.split_once(':')?;
+            let id: i64 = id.parse().ok()?;
+            Some(match kind {
+                "user" => PrincipalRef::User(id),
+                "group" => PrincipalRef::Group(id),
+                "role" => PrincipalRef::Role(id),
+                _ => return None,
+            })
+        })
+        .collect()
+}
+
+/// Where a name to resolve at sign-in came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NameSource {
+    /// The provider's token (no mapping configured): only an unqualified name of the
+    /// integration's own database, never a built-in administrator role.
+    Token,
+    /// An administrator's mapping or default group.
+    Configured,
+}
+
+/// The catalog group an integration confers for `name`, or why it confers none. A name from
+/// the token resolves only inside the integration's own database; a configured name may name
+/// another database's group, conferred only while the mapping's writer still holds ALTER on it
+/// (checked here, at every sign-in, not only when the mapping was written).
+pub fn conferred_group<'a>(
+    state: &'a CatalogState,
+    integration: &SsoIntegrationRecord,
+    props: &OidcProperties,
+    name: &str,
+    source: NameSource,
+) -> Result<&'a GroupRecord, String> {
+    let home = state.database_name(integration.database_id).to_owned();
+    let group = match source {
+        NameSource::Token => {
+            if name.contains('@') {
+                return Err(format!(
+                    "provider group \"{name}\" names another database; a token's names resolve \
+                     only in {home} (map it explicitly to use it)"
+                ));
+            }
+            state
+                .group(integration.database_id, name)
+                .or_else(|| state.group(integration.database_id, &name.to_lowercase()))
+        }
+        NameSource::Configured => resolve_group(state, name, &home),
+    }
+    .ok_or_else(|| format!("group \"{name}\" does not exist in {home} (ignored)"))?;
+    if group.database_id != integration.database_id
+        && !holds(
+            state,
+            &authority_principals(props),
+            Privilege::new(Action::Alter),
+            ObjectRef::Group(group.id),
+        )
+    {
+        return Err(format!(
+            "group \"{}@{}\" is not conferred: whoever wrote the mapping no longer holds ALTER on it",
+            group.name,
+            state.database_name(group.database_id)
+        ));
+    }
+    Ok(group)
+}
+
+/// The catalog role an integration confers for `name`, or why it confers none (the same rules
+/// as [`conferred_group`]; a built-in administrator role only through a configured mapping
+/// whose writer still holds ALTER on the role's database).
+pub fn conferred_role<'a>(
+    state: &'a CatalogState,
+    integration: &SsoIntegrationRecord,
+    props: &OidcProperties,
+    name: &str,
+    source: NameSource,
+) -> Result<&'a RoleRecord, String> {
+    let home = state.database_name(integration.database_id).to_owned();
+    let role = match source {
+        NameSource::Token => {
+            if name.contains('@') {
+                return Err(format!(
+                    "provider role \"{name}\" names another database; a token's names resolve \
+                     only in {home} (map it explicitly to use it)"
+                ));
+            }
+            let normal = name.trim().to_lowercase().replace(' ', "_");
+            let role = state
+                .role(integration.database_id, &normal)
+                .ok_or_else(|| format!("role \"{name}\" does not exist in {home} (ignored)"))?;
+            if is_administrator_role(&role.name) {
+                return Err(format!(
+                    "provider role \"{name}\" would be the administrator role {}@{home}; only an \
+                     explicit mapping can confer it",
+                    role.name
+                ));
+            }
+            return Ok(role);
+        }
+        NameSource::Configured => resolve_role(state, name, &home)
+            .ok_or_else(|| format!("role \"{name}\" does not exist (ignored)"))?,
+    };
+    let needs_authority =
+        role.database_id != integration.database_id || is_administrator_role(&role.name);
+    if needs_authority
+        && !holds(
+            state,
+            &authority_principals(props),
+            Privilege::new(Action::Alter),
+            ObjectRef::Database(role.database_id),
+        )
+    {
+        return Err(format!(
+            "role \"{}@{}\" is not conferred: whoever wrote the mapping no longer holds ALTER on \
+             its database",
+            role.name,
+            state.database_name(role.database_id)
+        ));
+    }
+    Ok(role)
+}
+
 /// A group named in a mapping: `name@database`, or `name` in the integration's database.
 pub fn resolve_group<'a>(
     state: &'a CatalogState,
@@ -162,6 +310,8 @@ fn integration_record(
 ) -> Result<SsoIntegrationRecord, CatalogError> {
     props.validate()?;
     check_mapped_objects(actor, state, database_id, &props)?;
+    let mut props = props;
+    props.mapping_authority = authority_of(&actor.principals(state));
     let sealed_secret = match secret {
         SecretChange::Keep => previous.and_then(|p| p.sealed_secret.clone()),
         SecretChange::Clear => None,
