@@ -244,6 +244,7 @@ impl PasswordAuthenticator {
             started_at: now,
             expires_at,
             sso: None,
+            credential_stamp: Some(portcullis_catalog::authority::credential_stamp(&user)),
         }))
     }
 

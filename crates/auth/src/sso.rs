@@ -95,6 +95,7 @@ pub struct TokenSignIn<'a> {
 struct Established {
     identity: String,
     integration: String,
+    integration_id: i64,
     groups: Vec<i64>,
     roles: Vec<i64>,
     expires_at: i64,
@@ -189,10 +190,12 @@ impl SsoAuthenticator {
             expires_at: (req.protocol == Protocol::Http).then_some(e.expires_at),
             sso: Some(SsoIdentity {
                 integration: e.integration,
+                integration_id: e.integration_id,
                 groups: e.groups,
                 roles: e.roles,
                 token_expires_at: e.expires_at,
             }),
+            credential_stamp: None,
         })
     }
 
@@ -285,10 +288,12 @@ impl SsoAuthenticator {
             expires_at: None,
             sso: Some(SsoIdentity {
                 integration: integration.name.clone(),
+                integration_id: integration.id,
                 groups: group_ids.clone(),
                 roles: role_ids.clone(),
                 token_expires_at: token.expires_at,
             }),
+            credential_stamp: None,
         };
         let principals = session_principals(&state, &probe);
         if !holds(
@@ -323,6 +328,7 @@ impl SsoAuthenticator {
         Ok(Established {
             identity: decision.identity,
             integration: integration.name.clone(),
+            integration_id: integration.id,
             groups: group_ids,
             roles: role_ids,
             expires_at: token.expires_at,

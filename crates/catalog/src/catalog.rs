@@ -7,12 +7,13 @@ use std::sync::Arc;
 use parking_lot::RwLock;
 use portcullis_store::{Change, Store};
 
+use crate::authority::Authority;
 use crate::error::{sqlstate, CatalogError};
 use crate::exec::{bootstrap_changes, plan, Actor};
 use crate::model::CatalogState;
 use crate::query::QueryEngine;
 use crate::sealing::Sealer;
-use crate::sessions::{Session, SessionRegistry};
+use crate::sessions::{EndReason, Session, SessionRegistry};
 use crate::sql::{parse_statements, Statement};
 use crate::value::{Column, QueryResult, StatementResult, Value};
 
@@ -137,24 +138,56 @@ impl Catalog {
     /// Commits changes to the store, then to the live model.
     pub async fn commit(&self, changes: &[Change]) -> Result<(), CatalogError> {
         let _guard = self.writer.lock().await;
-        self.commit_locked(changes).await
+        self.commit_locked(changes, None).await
     }
 
-    async fn commit_locked(&self, changes: &[Change]) -> Result<(), CatalogError> {
+    /// Commits under the writer lock, then ends every session whose authority the change
+    /// took away. `actor` is the session that made the change: changing one's own password
+    /// keeps that session (it just proved it knows the old one).
+    async fn commit_locked(
+        &self,
+        changes: &[Change],
+        actor: Option<&Session>,
+    ) -> Result<(), CatalogError> {
         if changes.is_empty() {
             return Ok(());
         }
         self.store.apply(changes).await?;
         let mut next = (*self.state()).clone();
         next.apply(changes);
-        *self.state.write() = Arc::new(next);
+        let next = Arc::new(next);
+        *self.state.write() = next.clone();
         self.generation.fetch_add(1, Ordering::AcqRel);
-        for change in changes {
-            if let Change::DeleteDatabase(id) = change {
-                self.sessions.remove_database(*id);
+        if let Some(actor) = actor.filter(|a| a.sso.is_none()) {
+            let stamp = next
+                .user_by_id(actor.user_id)
+                .map(crate::authority::credential_stamp);
+            if stamp.is_some() && stamp != actor.credential_stamp {
+                if let Some(live) = self.sessions.get(&actor.id) {
+                    let mut renewed = (*live).clone();
+                    renewed.credential_stamp = stamp;
+                    self.sessions.insert(renewed);
+                }
             }
         }
+        let authority = Authority::new(&next);
+        self.sessions.end_where(|s| authority.lapsed(s));
         Ok(())
+    }
+
+    /// The session as it is now, or why it ended: checked before every statement, so a
+    /// statement never runs on authority that is gone.
+    pub fn live_session(&self, id: &str) -> Result<Arc<Session>, EndReason> {
+        let Some(session) = self.sessions.get(id) else {
+            return Err(EndReason::Gone);
+        };
+        match Authority::new(&self.state()).lapsed(&session) {
+            Some(reason) => {
+                self.sessions.end(id, reason.clone());
+                Err(reason)
+            }
+            None => Ok(session),
+        }
     }
 
     /// Like [`Catalog::commit`], but computes the changes from the state under the writer lock
@@ -165,7 +198,7 @@ impl Catalog {
     {
         let _guard = self.writer.lock().await;
         let changes = f(&self.state());
-        self.commit_locked(&changes).await
+        self.commit_locked(&changes, None).await
     }
 
     /// Runs a statement string (one or more statements) for a session.
@@ -191,6 +224,12 @@ impl Catalog {
         let mut working: Option<CatalogState> = None;
         let mut guard = None;
         for stmt in &statements {
+            // Every statement runs on authority that still holds (an earlier one in the same
+            // string may have taken it away).
+            if !session.id.is_empty() {
+                self.live_session(&session.id)
+                    .map_err(|r| CatalogError::new(r.sqlstate(), r.message()))?;
+            }
             if stmt.is_change() {
                 if guard.is_none() {
                     guard = Some(self.writer.lock().await);
@@ -209,7 +248,8 @@ impl Catalog {
                 continue;
             }
             if !pending.is_empty() {
-                self.commit_locked(&std::mem::take(&mut pending)).await?;
+                self.commit_locked(&std::mem::take(&mut pending), Some(session))
+                    .await?;
                 working = None;
             }
             results.push(match stmt {
@@ -232,7 +272,7 @@ impl Catalog {
             });
         }
         if !pending.is_empty() {
-            self.commit_locked(&pending).await?;
+            self.commit_locked(&pending, Some(session)).await?;
         }
         drop(guard);
         Ok(results)

@@ -4,6 +4,7 @@
 //! Nothing here knows about a wire protocol: front ends hand in statement text and get back
 //! [`StatementResult`]s or a [`CatalogError`] carrying its SQLSTATE.
 
+pub mod authority;
 mod catalog;
 pub mod credential;
 pub mod error;
@@ -26,5 +27,5 @@ pub use exec::sso::{
     conferred_group, conferred_role, is_administrator_role, resolve_group, resolve_role, NameSource,
 };
 pub use query::timestamp;
-pub use sessions::{AuthMethod, Protocol, Session, SessionRegistry, SsoIdentity};
+pub use sessions::{AuthMethod, EndReason, Protocol, Session, SessionRegistry, SsoIdentity};
 pub use value::{Column, ColumnType, QueryResult, StatementResult, Value};

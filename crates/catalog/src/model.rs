@@ -145,22 +145,10 @@ impl CatalogState {
         self.snap.connectivity_pools.iter().find(|p| p.name == name)
     }
 
-    /// The next free id (ids are unique across all kinds, which keeps logs unambiguous).
+    /// The next free id: above every id ever given out, deleted objects' included (ids are
+    /// unique across all kinds, which keeps logs unambiguous, and never reused).
     pub fn next_id(&self) -> i64 {
-        let s = &self.snap;
-        let max = [
-            s.databases.iter().map(|d| d.id).max(),
-            s.users.iter().map(|u| u.id).max(),
-            s.groups.iter().map(|g| g.id).max(),
-            s.roles.iter().map(|r| r.id).max(),
-            s.sso_integrations.iter().map(|i| i.id).max(),
-            s.connectivity_pools.iter().map(|p| p.id).max(),
-        ]
-        .into_iter()
-        .flatten()
-        .max()
-        .unwrap_or(0);
-        max + 1
+        self.snap.id_high_water + 1
     }
 
     /// Applies committed changes, with the same cascades as the store.
@@ -186,6 +174,9 @@ impl CatalogState {
     }
 
     fn apply_one(&mut self, change: &Change) {
+        if let Some(id) = change.put_id() {
+            self.snap.id_high_water = self.snap.id_high_water.max(id);
+        }
         match change {
             Change::PutDatabase(d) => upsert(&mut self.snap.databases, d.clone(), |x| x.id == d.id),
             Change::DeleteDatabase(id) => {

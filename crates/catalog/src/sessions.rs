@@ -67,6 +67,9 @@ pub struct Session {
     /// Set for sessions signed in through an SSO integration (no catalog user behind them;
     /// `user_id` is 0).
     pub sso: Option<SsoIdentity>,
+    /// For password sessions, [`crate::authority::credential_stamp`] when they signed in: a
+    /// password changed since (by an administrator) ends the session.
+    pub credential_stamp: Option<i64>,
 }
 
 /// What an SSO sign-in established: the groups and roles the token mapped to.
@@ -74,6 +77,7 @@ pub struct Session {
 pub struct SsoIdentity {
     /// The integration that validated the token.
     pub integration: String,
+    pub integration_id: i64,
     /// Catalog group ids (possibly of another database: cross-database sign-in).
     pub groups: Vec<i64>,
     /// Catalog role ids.
@@ -82,12 +86,66 @@ pub struct SsoIdentity {
     pub token_expires_at: i64,
 }
 
+/// Why a session ended before its client left. Owns what the client is told: the wire's
+/// SQLSTATE (57P01, like PostgreSQL's "terminating connection due to administrator command")
+/// and the sentence; over HTTP the session's token answers 401.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum EndReason {
+    DatabaseDropped,
+    UserDropped,
+    UserDisabled,
+    PasswordChanged,
+    /// A group or role the SSO sign-in conferred was dropped.
+    GroupOrRoleDropped,
+    /// The session's principals no longer hold USE on its database.
+    UseRevoked,
+    IntegrationDropped,
+    IntegrationDisabled,
+    /// Not live any more, for a reason this connection was not told (e.g. it expired).
+    Gone,
+}
+
+impl EndReason {
+    pub fn sqlstate(&self) -> &'static str {
+        "57P01"
+    }
+
+    pub fn message(&self) -> String {
+        let why = match self {
+            Self::DatabaseDropped => "the session's database was dropped",
+            Self::UserDropped => "the user was dropped",
+            Self::UserDisabled => "the user was disabled",
+            Self::PasswordChanged => "the user's password was changed",
+            Self::GroupOrRoleDropped => "a group or role of the sign-in was dropped",
+            Self::UseRevoked => "the USE privilege on the database was revoked",
+            Self::IntegrationDropped => "the SSO integration of the sign-in was dropped",
+            Self::IntegrationDisabled => "the SSO integration of the sign-in was disabled",
+            Self::Gone => "it is no longer live",
+        };
+        format!("terminating connection: session ended because {why}; sign in again")
+    }
+}
+
+struct Entry {
+    session: Arc<Session>,
+    /// Tells the connection holding the session that it ended, and why.
+    end: tokio::sync::watch::Sender<Option<EndReason>>,
+}
+
 /// The live sessions, with a generation number bumped on every change so that readers can
 /// tell when their copy is stale.
-#[derive(Debug, Default)]
+#[derive(Default)]
 pub struct SessionRegistry {
-    sessions: RwLock<HashMap<String, Arc<Session>>>,
+    sessions: RwLock<HashMap<String, Entry>>,
     generation: AtomicU64,
+}
+
+impl std::fmt::Debug for SessionRegistry {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SessionRegistry")
+            .field("sessions", &self.len())
+            .finish()
+    }
 }
 
 impl SessionRegistry {
@@ -97,32 +155,65 @@ impl SessionRegistry {
         bytes.iter().map(|b| format!("{b:02x}")).collect()
     }
 
+    /// Registers a session, or replaces one with the same id (a renewal), keeping whoever
+    /// watches it.
     pub fn insert(&self, session: Session) -> Arc<Session> {
         let session = Arc::new(session);
-        self.sessions
-            .write()
-            .insert(session.id.clone(), session.clone());
+        let mut map = self.sessions.write();
+        match map.get_mut(&session.id) {
+            Some(entry) => entry.session = session.clone(),
+            None => {
+                let (end, _) = tokio::sync::watch::channel(None);
+                map.insert(
+                    session.id.clone(),
+                    Entry {
+                        session: session.clone(),
+                        end,
+                    },
+                );
+            }
+        }
+        drop(map);
         self.generation.fetch_add(1, Ordering::Release);
         session
     }
 
+    /// Forgets a session whose client left (or whose sign-in did not complete).
     pub fn remove(&self, id: &str) -> Option<Arc<Session>> {
         let removed = self.sessions.write().remove(id);
         if removed.is_some() {
             self.generation.fetch_add(1, Ordering::Release);
         }
-        removed
+        removed.map(|e| e.session)
+    }
+
+    /// Ends a session because its authority ended: it is forgotten and its connection told.
+    pub fn end(&self, id: &str, reason: EndReason) -> bool {
+        let removed = self.sessions.write().remove(id);
+        let Some(entry) = removed else {
+            return false;
+        };
+        tracing::info!(target: "portcullis::audit", session = id, user = %entry.session.user, reason = %reason.message(), "session ended");
+        entry.end.send_replace(Some(reason));
+        self.generation.fetch_add(1, Ordering::Release);
+        true
+    }
+
+    /// A receiver that learns why the session ended (it holds `Some(reason)` then), or `None`
+    /// if the session is not live.
+    pub fn watch(&self, id: &str) -> Option<tokio::sync::watch::Receiver<Option<EndReason>>> {
+        self.sessions.read().get(id).map(|e| e.end.subscribe())
     }
 
     pub fn get(&self, id: &str) -> Option<Arc<Session>> {
-        self.sessions.read().get(id).cloned()
+        self.sessions.read().get(id).map(|e| e.session.clone())
     }
 
     /// Removes sessions past their expiry; returns how many.
     pub fn expire(&self, now: i64) -> usize {
         let mut map = self.sessions.write();
         let before = map.len();
-        map.retain(|_, s| s.expires_at.is_none_or(|t| t > now));
+        map.retain(|_, e| e.session.expires_at.is_none_or(|t| t > now));
         let removed = before - map.len();
         if removed > 0 {
             self.generation.fetch_add(1, Ordering::Release);
@@ -130,25 +221,27 @@ impl SessionRegistry {
         removed
     }
 
-    /// Removes every session in a database (it was dropped); returns their ids.
-    pub fn remove_database(&self, database_id: i64) -> Vec<String> {
-        let mut map = self.sessions.write();
-        let ids: Vec<String> = map
+    /// Ends every session `verdict` refuses (after a catalog change); returns how many.
+    pub fn end_where(&self, verdict: impl Fn(&Session) -> Option<EndReason>) -> usize {
+        let doomed: Vec<(String, EndReason)> = self
+            .sessions
+            .read()
             .values()
-            .filter(|s| s.database_id == database_id)
-            .map(|s| s.id.clone())
+            .filter_map(|e| verdict(&e.session).map(|r| (e.session.id.clone(), r)))
             .collect();
-        for id in &ids {
-            map.remove(id);
-        }
-        if !ids.is_empty() {
-            self.generation.fetch_add(1, Ordering::Release);
-        }
-        ids
+        doomed
+            .into_iter()
+            .filter(|(id, reason)| self.end(id, reason.clone()))
+            .count()
     }
 
     pub fn list(&self) -> Vec<Arc<Session>> {
-        let mut list: Vec<_> = self.sessions.read().values().cloned().collect();
+        let mut list: Vec<_> = self
+            .sessions
+            .read()
+            .values()
+            .map(|e| e.session.clone())
+            .collect();
         list.sort_by(|a, b| a.started_at.cmp(&b.started_at).then(a.id.cmp(&b.id)));
         list
     }

@@ -12,7 +12,8 @@
 mod harness;
 
 use harness::idp::{rogue_sign, NodeServer};
-use harness::{catalog_dump, Server, ADMIN_PASSWORD};
+use harness::web::Web;
+use harness::{catalog_dump, LivePsql, Server, ADMIN_PASSWORD};
 use serde_json::json;
 
 fn now() -> i64 {
@@ -164,4 +165,161 @@ fn a_tenant_provider_cannot_mint_system_administrators() {
     );
     assert!(ok, "{err}");
     assert!(out.contains("ops@system"), "{out}");
+}
+
+/// alice@example_database signed in over HTTP: her bearer token.
+fn http_login(server: &Server, web: &Web) -> String {
+    let r = web.post_json(
+        &server.http("/v1/login"),
+        &json!({"username": "alice@example_database", "password": "Alice-pass-1"}),
+    );
+    assert_eq!(r.status, 200, "{}", r.body);
+    let v: serde_json::Value = serde_json::from_str(&r.body).unwrap();
+    v["access_token"].as_str().unwrap().to_owned()
+}
+
+fn http_select(server: &Server, web: &Web, token: &str) -> harness::web::Resp {
+    web.post_json_with(
+        &server.http("/v1/execute/example_database"),
+        &json!({"statement": "SELECT CURRENT_USER()"}),
+        &[&format!("Authorization: Bearer {token}")],
+    )
+}
+
+/// Finding 3: a change that takes a session's authority away ends it at once, over the wire
+/// (FATAL 57P01 with the reason) and over HTTP (401); and ids are never reused, so a dropped
+/// user's connection can never become the next user created.
+#[test]
+fn sessions_end_when_their_authority_ends_and_ids_are_never_reused() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start_in(dir.path().to_path_buf());
+    harness::example(&server);
+    let web = Web::new();
+    let cases: &[(&str, &[&str], &str)] = &[
+        (
+            "disabled",
+            &["ALTER USER alice@example_database DISABLE"],
+            "disabled",
+        ),
+        (
+            "password reset",
+            &["ALTER USER alice@example_database PASSWORD = 'Reset-pass-22'"],
+            "password was changed",
+        ),
+        (
+            "group dropped",
+            &["DROP GROUP analysts@example_database"],
+            "USE privilege",
+        ),
+        (
+            "USE revoked",
+            &["REVOKE USE ON DATABASE example_database FROM GROUP analysts@example_database"],
+            "USE privilege",
+        ),
+        (
+            "role revoked",
+            &[
+                "GRANT ROLE analyst@example_database TO USER alice@example_database",
+                "REVOKE USE ON DATABASE example_database FROM GROUP analysts@example_database",
+                "REVOKE ROLE analyst@example_database FROM USER alice@example_database",
+            ],
+            "USE privilege",
+        ),
+    ];
+    for (what, change, reason) in cases {
+        // A fresh alice with USE through her group (and, for the role case, through a role).
+        server.admin(&[
+            "DROP USER IF EXISTS alice@example_database",
+            "DROP GROUP IF EXISTS analysts@example_database",
+            "CREATE USER \"alice@example_database\" PASSWORD = 'Alice-pass-1'",
+            "CREATE GROUP analysts@example_database",
+            "ALTER GROUP analysts@example_database ADD USER alice",
+            "GRANT USE ON DATABASE example_database TO GROUP analysts@example_database",
+        ]);
+        if *what == "role revoked" {
+            server.admin(&[
+                "GRANT USE ON DATABASE example_database TO ROLE analyst@example_database",
+            ]);
+        }
+        let mut psql = LivePsql::connect(
+            &server,
+            "alice@example_database",
+            "example_database",
+            "Alice-pass-1",
+        );
+        let token = http_login(&server, &web);
+        assert_eq!(http_select(&server, &web, &token).status, 200);
+        if *what == "role revoked" {
+            server.admin(&change[..2]);
+            // Still in through the role.
+            assert_eq!(psql.run("SELECT 'alive'"), "alive", "{what}");
+            server.admin(&change[2..]);
+        } else {
+            server.admin(change);
+        }
+        let sessions = server
+            .admin(&["SELECT count(*) FROM sys.sessions WHERE user = 'alice@example_database'"]);
+        assert_eq!(sessions, "0", "{what}: the session is still listed");
+        let out = psql.run("SELECT 'still here'");
+        assert!(
+            !out.contains("still here"),
+            "{what}: the statement ran: {out}"
+        );
+        assert!(
+            out.contains("FATAL") && out.contains("session ended") && out.contains(reason),
+            "{what}: {out}"
+        );
+        let r = http_select(&server, &web, &token);
+        assert_eq!(r.status, 401, "{what}: {}", r.body);
+        if *what == "role revoked" {
+            server.admin(&[
+                "REVOKE USE ON DATABASE example_database FROM ROLE analyst@example_database",
+            ]);
+        }
+    }
+
+    // Changing one's own password keeps one's own session.
+    server.admin(&[
+        "DROP USER IF EXISTS alice@example_database",
+        "CREATE USER \"alice@example_database\" PASSWORD = 'Alice-pass-1'",
+        "ALTER GROUP analysts@example_database ADD USER alice",
+        "GRANT USE ON DATABASE example_database TO GROUP analysts@example_database",
+    ]);
+    let mut psql = LivePsql::connect(
+        &server,
+        "alice@example_database",
+        "example_database",
+        "Alice-pass-1",
+    );
+    let out = psql.run("ALTER USER alice@example_database PASSWORD = 'Alice-pass-2'");
+    assert!(!out.contains("ERROR") && !out.contains("FATAL"), "{out}");
+    assert_eq!(psql.run("SELECT 'mine'"), "mine");
+
+    // Ids: a dropped user's open connection does not become the next user created.
+    let old_id = server.admin(&["SELECT id FROM sys.users WHERE fqun = 'alice@example_database'"]);
+    server.admin(&["DROP USER alice@example_database"]);
+    server.admin(&[
+        "CREATE USER \"boss@system\" PASSWORD = 'Boss-pass-123'",
+        "GRANT ROLE system_administrator@system TO USER boss@system",
+    ]);
+    let new_id = server.admin(&["SELECT id FROM sys.users WHERE fqun = 'boss@system'"]);
+    assert!(
+        new_id.parse::<i64>().unwrap() > old_id.parse::<i64>().unwrap(),
+        "{old_id} {new_id}"
+    );
+    let out = psql.run("SELECT CURRENT_USER()");
+    assert!(
+        !out.contains("boss") && out.contains("user was dropped"),
+        "{out}"
+    );
+    // After a restart too: the high-water mark is kept.
+    server.admin(&["DROP USER boss@system"]);
+    server.stop();
+    let server = Server::start_in(dir.path().to_path_buf());
+    server.admin(&["CREATE USER \"carol@system\" PASSWORD = 'Carol-pass-123'"]);
+    let carol = server.admin(&["SELECT id FROM sys.users WHERE fqun = 'carol@system'"]);
+    assert!(
+        carol.parse::<i64>().unwrap() > new_id.parse::<i64>().unwrap(),
+        "{new_id} {carol}"
+    );
 }

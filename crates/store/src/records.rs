@@ -167,6 +167,26 @@ pub struct Snapshot {
     pub sso_integrations: Vec<SsoIntegrationRecord>,
     pub sso_assignments: Vec<SsoAssignmentRecord>,
     pub connectivity_pools: Vec<ConnectivityPoolRecord>,
+    /// The largest object id ever given out (databases, users, groups, roles, integrations,
+    /// pools), kept even after the object is deleted: ids are never reused, so nothing that
+    /// still holds an id (a live session, a pending flow, a grant) can come to mean another
+    /// object.
+    pub id_high_water: i64,
+}
+
+impl Change {
+    /// The id of the object this change creates or replaces, if it puts one.
+    pub fn put_id(&self) -> Option<i64> {
+        match self {
+            Self::PutDatabase(r) => Some(r.id),
+            Self::PutUser(r) => Some(r.id),
+            Self::PutGroup(r) => Some(r.id),
+            Self::PutRole(r) => Some(r.id),
+            Self::PutSsoIntegration(r) => Some(r.id),
+            Self::PutConnectivityPool(r) => Some(r.id),
+            _ => None,
+        }
+    }
 }
 
 /// One change to the catalog. Deleting a database, user, group or role also deletes what hangs

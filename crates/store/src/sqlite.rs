@@ -105,6 +105,30 @@ CREATE TABLE sso_assignments (
     PRIMARY KEY (target_kind, target_id)
 );
 "#,
+    // Ids are never reused: the largest one ever given out is kept. Integration names are
+    // unique per database (the table is rebuilt; foreign keys are off while migrating).
+    r#"
+CREATE TABLE id_high_water (high INTEGER NOT NULL);
+INSERT INTO id_high_water SELECT coalesce(max(id), 0) FROM (
+    SELECT id FROM databases UNION ALL SELECT id FROM users UNION ALL SELECT id FROM groups
+    UNION ALL SELECT id FROM roles UNION ALL SELECT id FROM sso_integrations
+    UNION ALL SELECT id FROM connectivity_pools);
+CREATE TABLE sso_integrations_new (
+    id INTEGER PRIMARY KEY,
+    database_id INTEGER NOT NULL REFERENCES databases(id) ON DELETE CASCADE,
+    name TEXT NOT NULL,
+    protocol TEXT NOT NULL,
+    properties TEXT NOT NULL,
+    sealed_secret BLOB,
+    created_at INTEGER NOT NULL,
+    updated_at INTEGER NOT NULL,
+    UNIQUE (database_id, name)
+);
+INSERT INTO sso_integrations_new SELECT id, database_id, name, protocol, properties,
+    sealed_secret, created_at, updated_at FROM sso_integrations;
+DROP TABLE sso_integrations;
+ALTER TABLE sso_integrations_new RENAME TO sso_integrations;
+"#,
 ];
 
 /// The SQLite catalog store.
@@ -128,9 +152,10 @@ impl SqliteStore {
     fn init(mut conn: Connection) -> Result<Self, StoreError> {
         conn.pragma_update(None, "journal_mode", "WAL")?;
         conn.pragma_update(None, "synchronous", "NORMAL")?;
-        conn.pragma_update(None, "foreign_keys", "ON")?;
         conn.busy_timeout(std::time::Duration::from_secs(5))?;
+        // Migrations may rebuild tables, which must not cascade: foreign keys come on after.
         migrate(&mut conn)?;
+        conn.pragma_update(None, "foreign_keys", "ON")?;
         Ok(Self {
             conn: Arc::new(Mutex::new(conn)),
         })
@@ -261,6 +286,7 @@ fn load(conn: &mut Connection) -> Result<Snapshot, StoreError> {
     let tx = conn.transaction()?;
     let mut snap = Snapshot::default();
     {
+        snap.id_high_water = tx.query_row("SELECT high FROM id_high_water", [], |r| r.get(0))?;
         let mut st = tx.prepare("SELECT id, name, created_at FROM databases ORDER BY id")?;
         snap.databases = st
             .query_map([], |r| {
@@ -439,6 +465,9 @@ fn forget_refs(tx: &Transaction, kind: &str, id: i64) -> rusqlite::Result<()> {
 }
 
 fn apply_one(tx: &Transaction, change: &Change) -> Result<(), StoreError> {
+    if let Some(id) = change.put_id() {
+        tx.execute("UPDATE id_high_water SET high = max(high, ?1)", [id])?;
+    }
     match change {
         Change::PutDatabase(d) => {
             tx.execute(

@@ -193,6 +193,23 @@ async fn history_trim_keeps_the_newest() {
 }
 
 #[tokio::test]
+async fn ids_are_never_reused_after_a_delete() {
+    for (name, store, _dir) in backends().await {
+        store.apply(&base()).await.unwrap();
+        let high = store.load().await.unwrap().id_high_water;
+        assert!(high >= 10, "{name}: {high}");
+        store.apply(&[Change::DeleteUser(10)]).await.unwrap();
+        assert_eq!(store.load().await.unwrap().id_high_water, high, "{name}");
+        // A lower id put later does not lower the mark.
+        store
+            .apply(&[Change::PutUser(user(3, 2, "bob"))])
+            .await
+            .unwrap();
+        assert_eq!(store.load().await.unwrap().id_high_water, high, "{name}");
+    }
+}
+
+#[tokio::test]
 async fn reopening_keeps_the_data_and_the_schema_version() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("catalog.db");
@@ -201,8 +218,11 @@ async fn reopening_keeps_the_data_and_the_schema_version() {
         .apply(&base())
         .await
         .unwrap();
+    let store = SqliteStore::open(&path).unwrap();
+    store.apply(&[Change::DeleteUser(10)]).await.unwrap();
     let snap = SqliteStore::open(&path).unwrap().load().await.unwrap();
-    assert_eq!(snap.users.len(), 1);
+    assert!(snap.users.is_empty());
+    assert!(snap.id_high_water >= 10, "{}", snap.id_high_water);
 }
 
 fn integration(id: i64, database_id: i64, name: &str) -> SsoIntegrationRecord {
@@ -252,7 +272,7 @@ async fn integrations_assignments_and_pools_round_trip_and_cascade() {
         );
         assert_eq!(snap.connectivity_pools, vec![pool], "{name}");
         assert_eq!(snap.sso_assignments.len(), 2, "{name}");
-        // Reassigning replaces; the name is unique.
+        // Reassigning replaces; the name is unique within its database only.
         store
             .apply(&[Change::AssignSso(SsoAssignmentRecord {
                 target: AssignmentTarget::Database(2),
@@ -261,9 +281,17 @@ async fn integrations_assignments_and_pools_round_trip_and_cascade() {
             .await
             .unwrap();
         assert!(store
-            .apply(&[Change::PutSsoIntegration(integration(42, 2, "corp"))])
+            .apply(&[Change::PutSsoIntegration(integration(42, 2, "sales_sso"))])
             .await
             .is_err());
+        store
+            .apply(&[Change::PutSsoIntegration(integration(42, 2, "corp"))])
+            .await
+            .unwrap();
+        store
+            .apply(&[Change::DeleteSsoIntegration(42)])
+            .await
+            .unwrap();
         let snap = store.load().await.unwrap();
         assert_eq!(snap.sso_assignments.len(), 2, "{name}");
         // Dropping the database drops its integration and every assignment of it.

@@ -107,7 +107,6 @@ async fn authenticate(
         .ok_or_else(|| {
             unauthorized("sign in first: send Authorization: Bearer <token> or Basic credentials")
         })?;
-    let sessions = &state.auth.catalog().sessions;
     let known = state.tokens.session_id(&token);
     if known.is_none() && looks_like_jwt(&token) {
         // A provider token given directly: signed in for this request only.
@@ -135,10 +134,18 @@ async fn authenticate(
             transient: true,
         });
     }
-    let session = known
-        .and_then(|id| sessions.get(&id))
-        .filter(|s| s.expires_at.is_none_or(|t| t > now()))
+    let id = known
         .ok_or_else(|| unauthorized("the access token is unknown or expired; sign in again"))?;
+    let session = state
+        .auth
+        .catalog()
+        .live_session(&id)
+        .map_err(|reason| unauthorized(&reason.message()))?;
+    if session.expires_at.is_some_and(|t| t <= now()) {
+        return Err(unauthorized(
+            "the access token is unknown or expired; sign in again",
+        ));
+    }
     // A browser session is renewed with its refresh token when its token is about to expire.
     let session = state.flows.renew_if_due(session).await?;
     if session.database != database {

@@ -98,6 +98,8 @@ impl From<CatalogError> for ApiError {
     fn from(e: CatalogError) -> Self {
         let http = match e.sqlstate {
             "42501" => StatusCode::FORBIDDEN,
+            // The session's authority ended (DROP USER, DISABLE, REVOKE …): sign in again.
+            "57P01" => StatusCode::UNAUTHORIZED,
             "42704" | "3D000" | "42P01" => StatusCode::NOT_FOUND,
             "42710" => StatusCode::CONFLICT,
             "XX000" => StatusCode::INTERNAL_SERVER_ERROR,

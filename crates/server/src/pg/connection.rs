@@ -66,7 +66,21 @@ pub async fn run(
                 m = next_auth_message(&mut socket) => m,
             }
         } else {
-            socket.next().await
+            match conn.watch_end() {
+                // Signed in: wait for the client, or for the session's authority to end.
+                Some(mut ended) => tokio::select! {
+                    m = socket.next() => m,
+                    _ = ended.changed() => {
+                        let reason = conn.end_reason().unwrap_or(portcullis_catalog::EndReason::Gone);
+                        let info: pgwire::error::ErrorInfo = super::errors::session_ended(&reason).into();
+                        socket
+                            .send(pgwire::messages::PgWireBackendMessage::ErrorResponse(info.into()))
+                            .await?;
+                        break;
+                    }
+                },
+                None => socket.next().await,
+            }
         };
         let Some(Ok(msg)) = msg else {
             if let Some(Err(e)) = msg {
@@ -173,4 +187,18 @@ async fn fill<S>(socket: &mut Socket<S>, want: usize) -> Result<(), Option<PgWir
         socket.read_buffer_mut().extend_from_slice(&chunk[..n]);
     }
     Ok(())
+}
+
+impl PgConnection {
+    /// A receiver for the end of the signed-in session (subscribed on first use).
+    fn watch_end(
+        &self,
+    ) -> Option<tokio::sync::watch::Receiver<Option<portcullis_catalog::EndReason>>> {
+        let mut ended = self.ended.lock();
+        if ended.is_none() {
+            let id = self.session.lock().as_ref()?.id.clone();
+            *ended = Some(self.shared.auth.catalog().sessions.watch(&id)?);
+        }
+        ended.clone()
+    }
 }

@@ -4,9 +4,15 @@ use pgwire::error::{ErrorInfo, PgWireError};
 use portcullis_auth::SignInError;
 use portcullis_catalog::CatalogError;
 
-/// A statement error: ERROR severity, the connection stays usable.
+/// A statement error: ERROR severity, the connection stays usable — unless the session's
+/// authority ended (57P01), which is FATAL.
 pub fn statement_error(e: CatalogError) -> PgWireError {
-    let mut info = ErrorInfo::new("ERROR".into(), e.sqlstate.into(), e.message);
+    let severity = if e.sqlstate == portcullis_catalog::EndReason::Gone.sqlstate() {
+        "FATAL"
+    } else {
+        "ERROR"
+    };
+    let mut info = ErrorInfo::new(severity.into(), e.sqlstate.into(), e.message);
     info.position = e.position.map(|p| p.to_string());
     PgWireError::UserError(Box::new(info))
 }
@@ -22,4 +28,9 @@ pub fn fatal_with(sqlstate: &str, message: String) -> PgWireError {
         sqlstate.into(),
         message,
     )))
+}
+
+/// The session's authority ended: FATAL 57P01 with the reason.
+pub fn session_ended(reason: &portcullis_catalog::EndReason) -> PgWireError {
+    fatal_with(reason.sqlstate(), reason.message())
 }

@@ -79,6 +79,8 @@ pub struct PgConnection {
     /// An interactive sign-in (device grant or code flow) started by the startup message.
     interactive: Mutex<Option<interactive::Waiting>>,
     session: Mutex<Option<Arc<Session>>>,
+    /// Learns why the session ended when its authority ends (set once signed in).
+    ended: Mutex<Option<tokio::sync::watch::Receiver<Option<portcullis_catalog::EndReason>>>>,
 }
 
 /// The handlers pgwire asks for, all backed by the one connection.
@@ -127,6 +129,7 @@ pub async fn serve(
             token: Mutex::new(None),
             interactive: Mutex::new(None),
             session: Mutex::new(None),
+            ended: Mutex::new(None),
         });
         let tls = tls.clone();
         tokio::spawn(async move {

@@ -16,21 +16,25 @@ use pgwire::api::{ClientInfo, Type};
 use pgwire::error::PgWireResult;
 use portcullis_catalog::{Column, ColumnType, QueryResult, Session, StatementResult, Value};
 
-use super::errors::{fatal_with, statement_error};
+use super::errors::{fatal_with, session_ended, statement_error};
 use super::PgConnection;
 
 impl PgConnection {
-    /// The signed-in session, or FATAL if it is gone (its database was dropped).
+    /// The signed-in session as it is now, or FATAL 57P01 saying why it ended.
     fn live_session(&self) -> PgWireResult<Arc<Session>> {
-        let session = self.session.lock().clone();
-        match session {
-            Some(s) if self.shared.auth.catalog().sessions.get(&s.id).is_some() => Ok(s),
-            Some(_) => Err(fatal_with(
-                "57P01",
-                "terminating connection: the session's database was dropped".into(),
-            )),
-            None => Err(fatal_with("08P01", "not signed in".into())),
-        }
+        let Some(session) = self.session.lock().clone() else {
+            return Err(fatal_with("08P01", "not signed in".into()));
+        };
+        self.shared
+            .auth
+            .catalog()
+            .live_session(&session.id)
+            .map_err(|reason| session_ended(&self.end_reason().unwrap_or(reason)))
+    }
+
+    /// Why the session ended, if the registry told this connection.
+    pub(super) fn end_reason(&self) -> Option<portcullis_catalog::EndReason> {
+        self.ended.lock().as_ref().and_then(|w| w.borrow().clone())
     }
 }
 

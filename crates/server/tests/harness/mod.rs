@@ -172,3 +172,65 @@ pub fn catalog_dump(server: &Server) -> String {
         "SELECT scope, scope_id, name, value FROM sys.password_settings ORDER BY 1, 2, 3",
     ])
 }
+
+/// A psql that stays connected: statements go to its stdin one at a time, and each answer
+/// (stdout and stderr together) is read up to a marker.
+pub struct LivePsql {
+    child: Child,
+    stdin: std::process::ChildStdin,
+    lines: std::sync::mpsc::Receiver<String>,
+}
+
+impl LivePsql {
+    pub fn connect(server: &Server, user: &str, db: &str, password: &str) -> Self {
+        let mut child = Command::new("sh")
+            .args(["-c", "exec psql \"$0\" -X -A -t -q 2>&1"])
+            .arg(server.conninfo(user, db))
+            .env("PGPASSWORD", password)
+            .env("PGSSLMODE", "disable")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let stdin = child.stdin.take().unwrap();
+        let out = BufReader::new(child.stdout.take().unwrap());
+        let (tx, lines) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for line in out.lines().map_while(Result::ok) {
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        let mut live = Self {
+            child,
+            stdin,
+            lines,
+        };
+        let first = live.run("SELECT 'connected'");
+        assert_eq!(first, "connected", "psql did not connect");
+        live
+    }
+
+    /// Runs one statement; returns everything psql printed for it.
+    pub fn run(&mut self, sql: &str) -> String {
+        use std::io::Write;
+        let _ = writeln!(self.stdin, "{sql};\n\\echo __done__");
+        let _ = self.stdin.flush();
+        let mut out = Vec::new();
+        while let Ok(line) = self.lines.recv_timeout(std::time::Duration::from_secs(20)) {
+            if line == "__done__" {
+                break;
+            }
+            out.push(line);
+        }
+        out.join("\n")
+    }
+}
+
+impl Drop for LivePsql {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}

@@ -116,6 +116,26 @@ impl Web {
         )
     }
 
+    /// POSTs JSON with extra headers (`"Authorization: Bearer …"`, `"Origin: …"`).
+    pub fn post_json_with(&self, url: &str, body: &serde_json::Value, headers: &[&str]) -> Resp {
+        let b = body.to_string();
+        let mut args = vec!["-X", "POST", "-H", "Content-Type: application/json"];
+        for h in headers {
+            args.extend(["-H", h]);
+        }
+        args.extend(["--data", &b]);
+        self.run(&args, url)
+    }
+
+    /// GETs with extra headers.
+    pub fn get_with(&self, url: &str, headers: &[&str]) -> Resp {
+        let mut args = Vec::new();
+        for h in headers {
+            args.extend(["-H", *h]);
+        }
+        self.run(&args, url)
+    }
+
     pub fn post_raw(&self, url: &str, content_type: &str, body: &str) -> Resp {
         let ct = format!("Content-Type: {content_type}");
         self.run(&["-X", "POST", "-H", &ct, "--data-binary", body], url)

@@ -1,0 +1,91 @@
+//! Whether a live session still has the authority it signed in with. Checked for every session
+//! after every catalog change (the registry then ends those that lost it) and again before each
+//! statement, so DROP USER, DISABLE, a password reset, DROP GROUP, REVOKE USE or ROLE, and a
+//! dropped or disabled SSO integration end the sessions they cover at once.
+
+use std::collections::HashSet;
+
+use portcullis_store::ObjectRef;
+
+use crate::model::{user_state, CatalogState};
+use crate::privileges::{holds, session_principals, Action, Privilege};
+use crate::sessions::{EndReason, Session};
+use crate::sso::OidcProperties;
+
+/// A short fingerprint of a user's current password verifier (salted, so every password set
+/// gives a new one): a session remembers it, and a password changed since ends the session.
+pub fn credential_stamp(user: &portcullis_store::UserRecord) -> i64 {
+    let digest = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, user.verifier.as_bytes());
+    let mut first = [0u8; 8];
+    first.copy_from_slice(&digest.as_ref()[..8]);
+    i64::from_be_bytes(first)
+}
+
+/// What the checks need of the catalog, worked out once per change rather than per session.
+pub struct Authority<'a> {
+    state: &'a CatalogState,
+    disabled_integrations: HashSet<i64>,
+}
+
+impl<'a> Authority<'a> {
+    pub fn new(state: &'a CatalogState) -> Self {
+        let disabled_integrations = state
+            .snap
+            .sso_integrations
+            .iter()
+            .filter(|i| OidcProperties::from_json(&i.properties).is_ok_and(|p| p.disabled))
+            .map(|i| i.id)
+            .collect();
+        Self {
+            state,
+            disabled_integrations,
+        }
+    }
+
+    /// `Some(reason)` when the session must end.
+    pub fn lapsed(&self, session: &Session) -> Option<EndReason> {
+        let state = self.state;
+        if state.database_by_id(session.database_id).is_none() {
+            return Some(EndReason::DatabaseDropped);
+        }
+        match &session.sso {
+            None => {
+                let Some(user) = state.user_by_id(session.user_id) else {
+                    return Some(EndReason::UserDropped);
+                };
+                if user.state == user_state::DISABLED {
+                    return Some(EndReason::UserDisabled);
+                }
+                if session
+                    .credential_stamp
+                    .is_some_and(|stamp| stamp != credential_stamp(user))
+                {
+                    return Some(EndReason::PasswordChanged);
+                }
+            }
+            Some(sso) => {
+                if state.integration_by_id(sso.integration_id).is_none() {
+                    return Some(EndReason::IntegrationDropped);
+                }
+                if self.disabled_integrations.contains(&sso.integration_id) {
+                    return Some(EndReason::IntegrationDisabled);
+                }
+                let gone = sso.groups.iter().any(|g| state.group_by_id(*g).is_none())
+                    || sso.roles.iter().any(|r| state.role_by_id(*r).is_none());
+                if gone {
+                    return Some(EndReason::GroupOrRoleDropped);
+                }
+            }
+        }
+        let principals = session_principals(state, session);
+        if !holds(
+            state,
+            &principals,
+            Privilege::new(Action::Use),
+            ObjectRef::Database(session.database_id),
+        ) {
+            return Some(EndReason::UseRevoked);
+        }
+        None
+    }
+}
