@@ -9,6 +9,7 @@ mod device;
 pub mod oidc;
 mod password;
 mod sso;
+mod throttle;
 
 pub use code_flow::{
     redirect_uri, Advertised, BeginSignIn, CallbackParams, CodeFlow, Completed, FlowCounters,
@@ -17,3 +18,4 @@ pub use code_flow::{
 pub use device::{DeviceCode, DeviceFlow, DeviceGrant, DeviceRequest, Poll};
 pub use password::{LoginTarget, PasswordAuthenticator, SignInError};
 pub use sso::{choose_integration, IntegrationChoice, SsoAuthenticator, SsoError, TokenSignIn};
+pub use throttle::{address_key, Throttle};

@@ -22,8 +22,14 @@ pub enum SignInError {
     BadPassword(String),
     #[error("the password of user \"{0}\" has expired; an administrator must set a new one with ALTER USER … PASSWORD")]
     Expired(String),
-    #[error("user \"{0}\" is disabled after too many failed sign-ins (or by an administrator); an administrator must run ALTER USER … ENABLE")]
+    /// A disabled user: answered exactly like a wrong password (the audit log says which), so
+    /// that guessing against a locked account learns nothing.
+    #[error("password authentication failed for user \"{0}\"")]
     Locked(String),
+    /// Too many wrong passwords from this address lately: refused before any password is
+    /// looked at, and not counted against the account.
+    #[error("too many failed sign-ins from this address; try again in a minute")]
+    Throttled,
     #[error("database \"{0}\" does not exist")]
     NoDatabase(String),
     #[error(
@@ -39,8 +45,8 @@ pub enum SignInError {
 impl SignInError {
     pub fn sqlstate(&self) -> &'static str {
         match self {
-            Self::BadPassword(_) | Self::Expired(_) => sqlstate::INVALID_PASSWORD,
-            Self::Locked(_) | Self::NoUse { .. } | Self::NoUser => sqlstate::INVALID_AUTHORIZATION,
+            Self::BadPassword(_) | Self::Expired(_) | Self::Locked(_) => sqlstate::INVALID_PASSWORD,
+            Self::NoUse { .. } | Self::NoUser | Self::Throttled => sqlstate::INVALID_AUTHORIZATION,
             Self::NoDatabase(_) => sqlstate::INVALID_CATALOG_NAME,
             Self::Internal(_) => sqlstate::INTERNAL_ERROR,
         }
@@ -51,6 +57,7 @@ impl SignInError {
             Self::BadPassword(_) => "bad_password",
             Self::Expired(_) => "password_expired",
             Self::Locked(_) => "user_disabled",
+            Self::Throttled => "address_throttled",
             Self::NoDatabase(_) => "unknown_database",
             Self::NoUse { .. } => "no_use_privilege",
             Self::NoUser => "no_user",
@@ -78,11 +85,25 @@ pub struct LoginTarget {
     pub verifier: ScramVerifier,
 }
 
+/// Wrong passwords one address may send in [`FAILURE_WINDOW`] before it is refused.
+pub const FAILURES_PER_ADDRESS: u32 = 10;
+pub const FAILURE_WINDOW: std::time::Duration = std::time::Duration::from_secs(60);
+
 /// Password sign-in over the catalog.
 pub struct PasswordAuthenticator {
     catalog: Arc<Catalog>,
     /// Keys the made-up verifiers of unknown users (random per process).
     decoy_key: hmac::Key,
+    /// Wrong passwords per client address.
+    failures: crate::Throttle,
+}
+
+/// The client address of a peer string (`ip:port` or `ip`).
+fn peer_ip(peer: &str) -> Option<std::net::IpAddr> {
+    peer.parse::<std::net::SocketAddr>()
+        .map(|a| a.ip())
+        .or_else(|_| peer.parse())
+        .ok()
 }
 
 impl PasswordAuthenticator {
@@ -91,6 +112,19 @@ impl PasswordAuthenticator {
         Self {
             catalog,
             decoy_key: hmac::Key::new(hmac::HMAC_SHA256, &secret),
+            failures: crate::Throttle::new(FAILURES_PER_ADDRESS, FAILURE_WINDOW),
+        }
+    }
+
+    /// Refuses a password attempt from an address that failed too often lately (checked before
+    /// the exchange, so a throttled guess never reaches the account's own counter).
+    pub fn admit(&self, peer: &str) -> Result<(), SignInError> {
+        match peer_ip(peer) {
+            Some(ip) if !self.failures.allows(ip) => {
+                tracing::warn!(target: "portcullis::audit", peer, "password sign-in throttled");
+                Err(SignInError::Throttled)
+            }
+            _ => Ok(()),
         }
     }
 
@@ -138,6 +172,9 @@ impl PasswordAuthenticator {
         method: AuthMethod,
     ) -> SignInError {
         let error = SignInError::BadPassword(target.fqun.to_string());
+        if let Some(ip) = peer_ip(peer) {
+            self.failures.miss(ip);
+        }
         if let Some(user_id) = target.user_id {
             let result = self
                 .catalog
@@ -149,7 +186,10 @@ impl PasswordAuthenticator {
                     let mut user = user.clone();
                     user.failed_attempts += 1;
                     let limit = policy_for(state, user.database_id, Some(user.id)).invalid_attempt_limit;
-                    if limit > 0 && user.failed_attempts >= limit {
+                    // The built-in administrator is never locked out by guesses (that would
+                    // let anyone lock out the one account that can fix things); guessing is
+                    // throttled per address instead. docs/security.md: recovery from the host.
+                    if limit > 0 && user.failed_attempts >= limit && !is_builtin_admin(state, &user) {
                         user.state = user_state::DISABLED.into();
                         tracing::warn!(target: "portcullis::audit", user = %target.fqun, attempts = user.failed_attempts, "user disabled after too many failed sign-ins");
                     }
@@ -258,6 +298,7 @@ impl PasswordAuthenticator {
         protocol: Protocol,
         expires_at: Option<i64>,
     ) -> Result<Arc<Session>, SignInError> {
+        self.admit(peer)?;
         let target = self.lookup(user, database)?;
         let verifier = target.verifier.clone();
         let password = password.to_owned();
@@ -290,4 +331,13 @@ fn audit(target: &LoginTarget, peer: &str, method: AuthMethod, result: Result<()
             tracing::info!(target: "portcullis::audit", result = "failure", reason = e.reason(), user = %target.fqun, database = %target.database, method = method.name(), peer, "sign-in")
         }
     }
+}
+
+/// `admin@system`, the administrator created at first start.
+fn is_builtin_admin(
+    state: &portcullis_catalog::model::CatalogState,
+    user: &portcullis_store::UserRecord,
+) -> bool {
+    user.name == portcullis_catalog::model::BUILTIN_ADMIN
+        && state.database_name(user.database_id) == portcullis_catalog::model::SYSTEM_DATABASE
 }

@@ -99,6 +99,44 @@ impl Catalog {
         self.commit(&changes).await
     }
 
+    /// Recovery from the server's host (`portcullis recover-admin`): `admin@system` gets
+    /// `password` (no password rules: the host's operator decides), is enabled, its failed
+    /// attempts cleared and the system administrator role given back.
+    pub async fn recover_admin(&self, password: &str) -> Result<(), CatalogError> {
+        use crate::model::{roles, user_state, BUILTIN_ADMIN, SYSTEM_DATABASE};
+        use portcullis_store::{PrincipalRef, RoleMemberRecord};
+        if password.is_empty() {
+            return Err(CatalogError::invalid(
+                "the administrator password must not be empty",
+            ));
+        }
+        let verifier =
+            crate::credential::ScramVerifier::derive(password, self.options.scram_iterations)
+                .encode();
+        self.update(|state| {
+            let Some(system) = state.database(SYSTEM_DATABASE) else {
+                return Vec::new();
+            };
+            let Some(admin) = state.user(system.id, BUILTIN_ADMIN) else {
+                return Vec::new();
+            };
+            let mut admin = admin.clone();
+            admin.verifier = verifier;
+            admin.state = user_state::ACTIVE.into();
+            admin.failed_attempts = 0;
+            admin.password_set_at = now();
+            let mut changes = vec![Change::PutUser(admin.clone())];
+            if let Some(role) = state.role(system.id, roles::SYSTEM_ADMINISTRATOR) {
+                changes.push(Change::AddRoleMember(RoleMemberRecord {
+                    role_id: role.id,
+                    member: PrincipalRef::User(admin.id),
+                }));
+            }
+            changes
+        })
+        .await
+    }
+
     /// Installs the `EXPLAIN AUTHENTICATION` implementation (once, at start-up).
     pub fn set_explainer(&self, explainer: Arc<dyn AuthenticationExplainer>) {
         let _ = self.explainer.set(explainer);

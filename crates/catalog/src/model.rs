@@ -15,6 +15,9 @@ pub mod roles {
 /// The name of the system database.
 pub const SYSTEM_DATABASE: &str = "system";
 
+/// The administrator created at first start (`admin@system`).
+pub const BUILTIN_ADMIN: &str = "admin";
+
 /// User states (seed 003 / vendor password settings).
 pub mod user_state {
     pub const ACTIVE: &str = "ACTIVE";

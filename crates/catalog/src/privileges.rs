@@ -178,6 +178,28 @@ pub fn holds(
     })
 }
 
+/// Whether the principals hold `need` itself (or ALL) on `object` or an ancestor — what handing
+/// `need` on to someone else requires, besides SYSAUTH. Unlike [`holds`], SYSAUTH does not
+/// stand in for other privileges here: an authorization administrator cannot grant what they
+/// do not have (themselves included).
+pub fn holds_to_grant(
+    state: &CatalogState,
+    principals: &[PrincipalRef],
+    need: Privilege,
+    object: ObjectRef,
+) -> bool {
+    let chain = ancestry(state, object);
+    state.snap.grants.iter().any(|g| {
+        principals.contains(&g.grantee)
+            && chain.contains(&g.object)
+            && Privilege::parse(&g.privilege).is_some_and(|held| {
+                held.action == Action::All
+                    || (held.action == need.action
+                        && (held.kind.is_none() || held.kind == need.kind))
+            })
+    })
+}
+
 /// The principals a user acts as in a database: the user, its groups, the roles held by either,
 /// and that database's Public Role.
 pub fn principals_of(state: &CatalogState, user_id: i64, database_id: i64) -> Vec<PrincipalRef> {

@@ -1,4 +1,4 @@
-//! The `portcullis` binary: `serve` and `check-config` (the server), `sql` and `token` (the
+//! The `portcullis` binary: `serve`, `check-config` and `recover-admin` (the server), `sql` and `token` (the
 //! command-line client, `portcullis-cli`).
 
 mod config;
@@ -49,6 +49,15 @@ enum Command {
         #[arg(long, env = "PORTCULLIS_CONFIG")]
         config: Option<PathBuf>,
     },
+    /// Recovers admin@system on the server's host (run it with the server stopped): a new
+    /// password (PORTCULLIS_ADMIN_PASSWORD, or generated and printed), enabled, with the
+    /// system administrator role.
+    RecoverAdmin {
+        #[arg(long, env = "PORTCULLIS_CONFIG")]
+        config: Option<PathBuf>,
+        #[arg(long)]
+        data_dir: Option<PathBuf>,
+    },
     /// Runs SQL statements (-c) or an interactive shell; signs in with a password or SSO.
     Sql(portcullis_cli::SqlArgs),
     /// Signs in with SSO (or reuses the cached sign-in) and prints the token, for PGPASSWORD.
@@ -87,6 +96,18 @@ fn main() -> ExitCode {
                     .enable_all()
                     .build()?
                     .block_on(server::run(settings))
+            })
+        }
+        Command::RecoverAdmin { config, data_dir } => {
+            let overrides = config::Overrides {
+                data_dir,
+                ..Default::default()
+            };
+            config::resolve(config.as_deref(), overrides).and_then(|settings| {
+                tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()?
+                    .block_on(server::recover_admin(settings))
             })
         }
         Command::CheckConfig { config } => {

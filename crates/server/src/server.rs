@@ -12,12 +12,12 @@ use portcullis_store::SqliteStore;
 use crate::config::Settings;
 use crate::{http, pg, tls};
 
-pub async fn run(settings: Settings) -> anyhow::Result<()> {
-    std::fs::create_dir_all(&settings.data_dir)
-        .with_context(|| format!("creating {}", settings.data_dir.display()))?;
+/// Opens the catalog in the data directory (made private first).
+async fn open_catalog(settings: &Settings) -> anyhow::Result<Arc<Catalog>> {
+    crate::secret_file::prepare_data_dir(&settings.data_dir)?;
     let store =
         SqliteStore::open(&settings.data_dir.join("catalog.db")).context("opening the catalog")?;
-    let catalog = Arc::new(
+    Ok(Arc::new(
         Catalog::open(
             Arc::new(store),
             CatalogOptions {
@@ -26,7 +26,39 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
             Sealer::new(&sealing_key(&settings.data_dir)?)?,
         )
         .await?,
-    );
+    ))
+}
+
+/// `portcullis recover-admin`: on the server's host, with the server stopped, gives
+/// `admin@system` a new password (from PORTCULLIS_ADMIN_PASSWORD, or generated and printed),
+/// enables it, clears its failed attempts and gives it back the system administrator role.
+pub async fn recover_admin(settings: Settings) -> anyhow::Result<()> {
+    let catalog = open_catalog(&settings).await?;
+    if catalog.is_empty() {
+        anyhow::bail!(
+            "{} holds no catalog yet; `portcullis serve` creates admin@system on first start",
+            settings.data_dir.display()
+        );
+    }
+    let (password, generated) = admin_password();
+    catalog.recover_admin(&password).await?;
+    if generated {
+        println!("admin@system recovered with password: {password}\nStore it now; it will not be shown again.");
+    } else {
+        println!("admin@system recovered with the password from PORTCULLIS_ADMIN_PASSWORD.");
+    }
+    Ok(())
+}
+
+fn admin_password() -> (String, bool) {
+    match std::env::var("PORTCULLIS_ADMIN_PASSWORD") {
+        Ok(p) if !p.is_empty() => (p, false),
+        _ => (generate_password(), true),
+    }
+}
+
+pub async fn run(settings: Settings) -> anyhow::Result<()> {
+    let catalog = open_catalog(&settings).await?;
     let providers = Arc::new(ProviderCache::new(
         std::time::Duration::from_secs(5),
         std::time::Duration::from_secs(settings.jwks_min_refresh_seconds),
@@ -34,10 +66,7 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
     let sso = Arc::new(SsoAuthenticator::new(catalog.clone(), providers));
     catalog.set_explainer(sso.clone());
     if catalog.is_empty() {
-        let (password, generated) = match std::env::var("PORTCULLIS_ADMIN_PASSWORD") {
-            Ok(p) if !p.is_empty() => (p, false),
-            _ => (generate_password(), true),
-        };
+        let (password, generated) = admin_password();
         catalog.bootstrap(&password).await?;
         if generated {
             // Printed once, on first start only; never logged.
@@ -151,8 +180,8 @@ fn sealing_key(data_dir: &std::path::Path) -> anyhow::Result<[u8; Sealer::KEY_LE
     use base64::Engine as _;
     let engine = base64::engine::general_purpose::STANDARD;
     let path = data_dir.join("secret.key");
-    match std::fs::read_to_string(&path) {
-        Ok(text) => {
+    match crate::secret_file::read(&path)? {
+        Some(text) => {
             let bytes = engine
                 .decode(text.trim())
                 .with_context(|| format!("{} is not base64", path.display()))?;
@@ -160,13 +189,12 @@ fn sealing_key(data_dir: &std::path::Path) -> anyhow::Result<[u8; Sealer::KEY_LE
                 .try_into()
                 .map_err(|_| anyhow::anyhow!("{} must hold a 32-byte key", path.display()))
         }
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+        None => {
             let key = Sealer::generate_key();
             crate::secret_file::write(&path, engine.encode(key).as_bytes())
                 .with_context(|| format!("writing {}", path.display()))?;
             Ok(key)
         }
-        Err(e) => Err(e).with_context(|| format!("reading {}", path.display())),
     }
 }
 

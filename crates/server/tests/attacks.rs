@@ -323,3 +323,235 @@ fn sessions_end_when_their_authority_ends_and_ids_are_never_reused() {
         "{new_id} {carol}"
     );
 }
+
+/// Finding 6: SYSAUTH administers authorization but cannot hand out what its holder lacks —
+/// not ALL on the system, a database or a group, and not a role carrying more than they hold.
+#[test]
+fn sysauth_cannot_escalate_itself() {
+    let server = Server::start();
+    harness::example(&server);
+    server.admin(&[
+        "CREATE USER \"sec@system\" PASSWORD = 'Sec-pass-123'",
+        "GRANT SYSAUTH ON SYSTEM TO USER sec@system",
+        "GRANT USE ON DATABASE system TO USER sec@system",
+        "CREATE USER \"dbsec@example_database\" PASSWORD = 'Dbsec-pass-123'",
+        "GRANT SYSAUTH ON DATABASE example_database TO USER dbsec@example_database",
+        "GRANT USE ON DATABASE example_database TO USER dbsec@example_database",
+        "CREATE USER \"gsec@example_database\" PASSWORD = 'Gsec-pass-123'",
+        "GRANT SYSAUTH ON GROUP analysts@example_database TO USER gsec@example_database",
+        "GRANT USE ON DATABASE example_database TO USER gsec@example_database",
+    ]);
+    let before = catalog_dump(&server);
+    let attempts: &[(&str, &str, &str, &str)] = &[
+        (
+            "sec@system",
+            "Sec-pass-123",
+            "system",
+            "GRANT ALL ON SYSTEM TO USER sec@system",
+        ),
+        (
+            "sec@system",
+            "Sec-pass-123",
+            "system",
+            "GRANT ROLE system_administrator@system TO USER sec@system",
+        ),
+        (
+            "sec@system",
+            "Sec-pass-123",
+            "system",
+            "GRANT CREATE DATABASE ON SYSTEM TO USER sec@system",
+        ),
+        (
+            "sec@system",
+            "Sec-pass-123",
+            "system",
+            "GRANT ROLE database_administrator@example_database TO USER alice@example_database",
+        ),
+        (
+            "dbsec@example_database",
+            "Dbsec-pass-123",
+            "example_database",
+            "GRANT ALL ON DATABASE example_database TO USER dbsec",
+        ),
+        (
+            "dbsec@example_database",
+            "Dbsec-pass-123",
+            "example_database",
+            "GRANT ROLE database_administrator TO USER dbsec",
+        ),
+        (
+            "dbsec@example_database",
+            "Dbsec-pass-123",
+            "example_database",
+            "GRANT DROP ON DATABASE example_database TO GROUP analysts",
+        ),
+        (
+            "gsec@example_database",
+            "Gsec-pass-123",
+            "example_database",
+            "GRANT ALL ON GROUP analysts TO USER gsec",
+        ),
+    ];
+    for (user, password, db, sql) in attempts {
+        let (ok, _, err) = server.psql(user, db, password, &[sql]);
+        assert!(
+            !ok && err.contains("permission denied"),
+            "{user}: {sql}: {err}"
+        );
+    }
+    assert_eq!(before, catalog_dump(&server));
+    // What SYSAUTH is for still works: managing users and handing on SYSAUTH itself.
+    let (ok, _, err) = server.psql(
+        "dbsec@example_database",
+        "example_database",
+        "Dbsec-pass-123",
+        &[
+            "CREATE USER \"bob@example_database\" PASSWORD = 'Bob-pass-1234'",
+            "GRANT SYSAUTH ON DATABASE example_database TO USER bob",
+        ],
+    );
+    assert!(ok, "{err}");
+}
+
+/// Finding 7: a locked account answers exactly like a wrong password; guessing is throttled per
+/// address and cannot lock out admin@system, who is recovered from the server's host.
+#[test]
+fn locked_accounts_are_no_oracle_and_guessing_cannot_lock_out_the_administrator() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start_in(dir.path().to_path_buf());
+    harness::example(&server);
+    server.admin(&[
+        "ALTER SYSTEM SET password_invalid_attempt_limit = 3",
+        "ALTER USER alice@example_database DISABLE",
+    ]);
+    let wrong = server.psql(
+        "alice@example_database",
+        "example_database",
+        "Not-her-pass-1",
+        &["SELECT 1"],
+    );
+    let right = server.psql(
+        "alice@example_database",
+        "example_database",
+        "Alice-pass-1",
+        &["SELECT 1"],
+    );
+    assert!(!wrong.0 && !right.0);
+    let strip = |e: &str| e.replace("Not-her-pass-1", "").replace("Alice-pass-1", "");
+    assert_eq!(strip(&wrong.2), strip(&right.2), "the two answers differ");
+    assert!(
+        right.2.contains("password authentication failed"),
+        "{}",
+        right.2
+    );
+    // Guessing admin@system: after 10 failures the address is refused before any password is
+    // looked at, and the administrator is not disabled.
+    for i in 0..5 {
+        let (ok, _, err) = server.psql(
+            "admin@system",
+            "system",
+            &format!("Guess-{i}-pass"),
+            &["SELECT 1"],
+        );
+        assert!(
+            !ok && err.contains("password authentication failed"),
+            "{err}"
+        );
+    }
+    // Past the limit of 3, yet not disabled.
+    assert_eq!(
+        server.admin(&["SELECT state FROM sys.users WHERE fqun = 'admin@system'"]),
+        "ACTIVE"
+    );
+    let mut throttled = 0;
+    for i in 0..14 {
+        let (ok, _, err) = server.psql(
+            "admin@system",
+            "system",
+            &format!("Guess-{i}-pass"),
+            &["SELECT 1"],
+        );
+        assert!(!ok);
+        if err.contains("too many failed sign-ins from this address") {
+            throttled += 1;
+        } else {
+            assert!(err.contains("password authentication failed"), "{err}");
+        }
+    }
+    assert!(throttled >= 3, "never throttled");
+    let web = Web::new();
+    let r = web.post_json(
+        &server.http("/v1/login"),
+        &json!({"username": "admin@system", "password": ADMIN_PASSWORD}),
+    );
+    assert_eq!(r.status, 429, "{}", r.body);
+    // On the host: recover-admin (server stopped) sets a new password and clears the throttle
+    // with the restart; the administrator was never disabled.
+    server.stop();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_portcullis"))
+        .args(["recover-admin", "--data-dir"])
+        .arg(dir.path())
+        .env("PORTCULLIS_ADMIN_PASSWORD", "Recovered-pass-1")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let server = Server::start_in(dir.path().to_path_buf());
+    let (ok, out, err) = server.psql(
+        "admin@system",
+        "system",
+        "Recovered-pass-1",
+        &["SELECT state, failed_attempts FROM sys.users WHERE fqun = 'admin@system'"],
+    );
+    assert!(ok, "{err}");
+    assert_eq!(out, "ACTIVE|0");
+}
+
+/// Finding 16: the data directory is private, and a sealing key that others can read, or that
+/// is a symbolic link, stops the server with a sentence saying why.
+#[test]
+fn data_files_are_private_and_a_loose_key_is_refused() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let server = Server::start_in(data.clone());
+    server.admin(&["CREATE DATABASE files_check"]);
+    server.stop();
+    let mode = |p: &std::path::Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode(&data), 0o700);
+    for name in ["catalog.db", "secret.key"] {
+        assert_eq!(mode(&data.join(name)), 0o600, "{name}");
+    }
+    for name in ["catalog.db-wal", "catalog.db-shm"] {
+        let p = data.join(name);
+        if p.exists() {
+            assert_eq!(mode(&p) & 0o077, 0, "{name}");
+        }
+    }
+    let serve = |data: &std::path::Path| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_portcullis"))
+            .args(["serve", "--data-dir"])
+            .arg(data)
+            .args(["--sql-addr", "127.0.0.1:0", "--http-addr", "127.0.0.1:0"])
+            .output()
+            .unwrap()
+    };
+    let key = data.join("secret.key");
+    std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let out = serve(&data);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success() && err.contains("chmod 600"), "{err}");
+    std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let elsewhere = dir.path().join("elsewhere.key");
+    std::fs::rename(&key, &elsewhere).unwrap();
+    std::os::unix::fs::symlink(&elsewhere, &key).unwrap();
+    let out = serve(&data);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success() && err.contains("symbolic link"),
+        "{err}"
+    );
+}

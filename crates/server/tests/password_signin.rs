@@ -243,14 +243,18 @@ fn too_many_failures_disable_the_user_until_enabled() {
             "{err}"
         );
     }
-    // The right password now meets a disabled user; a wrong one still sees only 28P01.
+    // The right password now meets a disabled user and sees exactly what a wrong one sees
+    // (no oracle for guessing against a locked account).
     let (ok, _, err) = server.psql(
         "alice@example_database",
         "example_database",
         "Alice-pass-1",
         &["SELECT 1"],
     );
-    assert!(!ok && err.contains("disabled"), "{err}");
+    assert!(
+        !ok && err.contains("password authentication failed") && !err.contains("disabled"),
+        "{err}"
+    );
     assert_eq!(
         server.admin(&["SELECT state FROM sys.users WHERE name = 'alice'"]),
         "DISABLED"

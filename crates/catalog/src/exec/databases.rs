@@ -96,7 +96,7 @@ pub fn bootstrap_changes(admin_password: &str, iterations: u32, now: i64) -> Vec
         Change::PutUser(UserRecord {
             id: 7,
             database_id: 1,
-            name: "admin".into(),
+            name: crate::model::BUILTIN_ADMIN.into(),
             first_name: None,
             last_name: None,
             email: None,

@@ -6,7 +6,7 @@ use super::{database, group, role, user, Actor};
 use crate::error::{sqlstate, CatalogError};
 use crate::model::{roles, CatalogState, SYSTEM_DATABASE};
 use crate::names::QualifiedName;
-use crate::privileges::{holds, Action, Privilege};
+use crate::privileges::{holds_to_grant, Action, Privilege};
 use crate::sql::{GrantTarget, Grantee};
 
 /// A grantee resolved to its principal, its display name and its database (None for users,
@@ -109,10 +109,16 @@ pub fn privileges(
         }
     }
     let mut changes = Vec::new();
+    let principals = actor.principals(state);
     for p in privileges {
         if !p.valid_on(&object) {
             return Err(CatalogError::invalid(format!(
                 "privilege {p} cannot be granted on {object_name}"
+            )));
+        }
+        if is_grant && !holds_to_grant(state, &principals, *p, object) {
+            return Err(CatalogError::denied(format!(
+                "granting {p} on {object_name} needs holding {p} (or ALL) there, besides SYSAUTH"
             )));
         }
         let text = p.to_string();
@@ -175,19 +181,24 @@ pub fn role_membership(
     actor.require(state, Privilege::new(Action::Sysauth), scope, || {
         format!("the scope of role {role_name}")
     })?;
-    // Administrator roles carry ALL: only someone holding ALL there may hand them out.
-    if matches!(
-        r.name.as_str(),
-        roles::SYSTEM_ADMINISTRATOR | roles::DATABASE_ADMINISTRATOR
-    ) && !holds(
-        state,
-        &actor.principals(state),
-        Privilege::new(Action::All),
-        scope,
-    ) {
-        return Err(CatalogError::denied(format!(
-            "ALL on the scope of {role_name} is required to grant or revoke it"
-        )));
+    // A role carries privileges: only someone who holds each of them (or ALL there) may hand
+    // the role out or take it away (administrator roles carry ALL, so they need ALL).
+    let principals = actor.principals(state);
+    for carried in state
+        .snap
+        .grants
+        .iter()
+        .filter(|g| g.grantee == PrincipalRef::Role(r.id))
+    {
+        let Some(p) = Privilege::parse(&carried.privilege) else {
+            continue;
+        };
+        if !holds_to_grant(state, &principals, p, carried.object) {
+            return Err(CatalogError::denied(format!(
+                "{role_name} carries {p}, which you do not hold there; granting or revoking it \
+                 needs holding every privilege it carries (or ALL)"
+            )));
+        }
     }
     if let Some(gdb) = grantee_db {
         if gdb != r.database_id {

@@ -14,7 +14,6 @@ pub mod pages;
 mod sso_authentication;
 mod sso_config;
 mod sso_token;
-mod throttle;
 mod tokens;
 
 use std::sync::Arc;
@@ -29,7 +28,7 @@ use serde::Serialize;
 use utoipa::{OpenApi, ToSchema};
 
 pub use https::serve_tls;
-pub use throttle::Throttle;
+pub use portcullis_auth::Throttle;
 pub use tokens::TokenTable;
 
 /// What the handlers share.
@@ -119,6 +118,7 @@ impl From<SignInError> for ApiError {
             SignInError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
             SignInError::NoDatabase(_) => StatusCode::NOT_FOUND,
             SignInError::NoUse { .. } => StatusCode::FORBIDDEN,
+            SignInError::Throttled => StatusCode::TOO_MANY_REQUESTS,
             _ => StatusCode::UNAUTHORIZED,
         };
         Self::new(http, e.sqlstate(), e.to_string())

@@ -104,6 +104,7 @@ impl StartupHandler for PgConnection {
                     client.flush().await?;
                     return Ok(());
                 }
+                self.shared.auth.admit(&peer).map_err(|e| fatal(&e))?;
                 let target = match self.shared.auth.lookup(&user, database.as_deref()) {
                     Ok(t) => t,
                     Err(e) => return Err(fatal(&e)),
