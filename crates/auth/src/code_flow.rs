@@ -14,7 +14,7 @@ use portcullis_catalog::sso::OidcProperties;
 use portcullis_catalog::{now, Catalog, Protocol, Session};
 use portcullis_store::{AssignmentTarget, SsoIntegrationRecord};
 
-use crate::oidc::authorization::{authorization_url, is_local_path, random_value, TokenResponse};
+use crate::oidc::authorization::{authorization_url, is_own_page, random_value, TokenResponse};
 use crate::oidc::flows::{FlowTable, PendingFlow, TakeError};
 use crate::oidc::TokenKind;
 use crate::sso::{integration_now, FlowIntegration, IntegrationChoice};
@@ -240,11 +240,11 @@ impl CodeFlow {
 
     /// Starts a sign-in. `Ok(None)` when the database has no integration (and none was named).
     pub async fn begin(&self, req: &BeginSignIn<'_>) -> Result<Option<Started>, SsoError> {
-        if !is_local_path(req.callback_path) {
+        if !is_own_page(req.callback_path) {
             return Err(refused(
                 "callback path",
-                "sso_callback_path must be a path on this server (like /ui/session): no scheme, \
-                 no host, no //, no backslash",
+                "sso_callback_path must be one of this server's pages (/ or under /ui/, like \
+                 /ui/session): no scheme, no host, no API path, no //, no backslash",
             ));
         }
         let choice = IntegrationChoice {

@@ -18,6 +18,7 @@ pub mod sqlstate {
     pub const INTERNAL_ERROR: &str = "XX000";
     pub const PROGRAM_LIMIT_EXCEEDED: &str = "54000";
     pub const DEPENDENT_OBJECTS: &str = "2BP01";
+    pub const RESERVED_NAME: &str = "42939";
 }
 
 /// An error a statement or a sign-in ends with.

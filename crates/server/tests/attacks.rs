@@ -555,3 +555,239 @@ fn data_files_are_private_and_a_loose_key_is_refused() {
         "{err}"
     );
 }
+
+/// Finding 8: another client's access token, made out to an API audience we also accept for
+/// access tokens, does not pass as an ID token.
+#[test]
+fn another_clients_access_token_is_no_id_token() {
+    let rogue = NodeServer::rogue(&[]);
+    let server = Server::start();
+    harness::example(&server);
+    let (ok, _, err) = server.psql(
+        "admin@system",
+        "example_database",
+        ADMIN_PASSWORD,
+        &[&format!(
+            "ALTER DATABASE example_database SET SSO INTEGRATION oidc issuer = \"{}\", \
+             client_id = app, default_group = analysts, additional_audiences = [\"https://api.example\"]",
+            rogue.url
+        )],
+    );
+    assert!(ok, "{err}");
+    let n = now();
+    let base =
+        json!({"iss": rogue.url, "sub": "u1", "email": "u1@example.com", "exp": n + 300, "iat": n});
+    let sign = |extra: serde_json::Value| {
+        let mut c = base.clone();
+        for (k, v) in extra.as_object().unwrap() {
+            c[k] = v.clone();
+        }
+        rogue_sign(
+            &rogue,
+            "rogue-rs",
+            json!({"alg": "RS256", "kid": "rogue-rs", "typ": "JWT"}),
+            c,
+        )
+    };
+    let attacks = [
+        (
+            json!({"aud": "https://api.example", "client_id": "other", "scope": "read"}),
+            "aud",
+        ),
+        (json!({"aud": "https://api.example"}), "aud"),
+        (json!({"aud": "app", "cid": "other"}), "not an ID token"),
+        (json!({"aud": "app", "appid": "other"}), "not an ID token"),
+        (json!({"aud": "app", "scp": ["read"]}), "access token"),
+    ];
+    let before = catalog_dump(&server);
+    for (claims, needle) in attacks {
+        let token = sign(claims.clone());
+        let (ok, out, err) = server.psql("id_token", "example_database", &token, &["SELECT 'in'"]);
+        assert!(!ok && !out.contains("in"), "{claims}: signed in");
+        assert!(
+            err.contains("FATAL") && err.contains(needle),
+            "{claims}: {err}"
+        );
+    }
+    assert_eq!(before, catalog_dump(&server));
+    // Our own ID token still signs in.
+    let (ok, _, err) = server.psql(
+        "id_token",
+        "example_database",
+        &sign(json!({"aud": "app"})),
+        &["SELECT 1"],
+    );
+    assert!(ok, "{err}");
+}
+
+/// Findings 2 and 14: another site's page cannot make a signed-in administrator's browser
+/// change anything — not with a link (GET), a form (form or text/plain body), or a script
+/// (cross-origin), and it cannot sign the browser in as someone else (login CSRF).
+#[test]
+fn another_site_cannot_act_through_a_signed_in_browser() {
+    let server = Server::start();
+    let web = Web::new();
+    let r = web.post_json(
+        &server.http("/v1/login"),
+        &json!({"username": "admin@system", "password": ADMIN_PASSWORD}),
+    );
+    assert_eq!(r.status, 200, "{}", r.body);
+    let cookie = r.header("set-cookie");
+    assert!(
+        cookie.contains("SameSite=Strict") && cookie.contains("HttpOnly"),
+        "{cookie}"
+    );
+    let before = catalog_dump(&server);
+    // A link: GET never changes anything, whatever authorizes it.
+    let r = web.get(&server.http("/v1/execute/system?statement=CREATE%20DATABASE%20evil"));
+    assert_eq!(r.status, 405, "{}", r.body);
+    assert!(r.body.contains("POST"), "{}", r.body);
+    // Reads still work by GET.
+    let r = web.get(&server.http("/v1/execute/system?statement=SELECT%201"));
+    assert_eq!(r.status, 200, "{}", r.body);
+    let create = json!({"statement": "CREATE DATABASE evil"}).to_string();
+    let url = server.http("/v1/execute/system");
+    // A form: text/plain or form bodies are refused by the API.
+    for ct in [
+        "text/plain",
+        "application/x-www-form-urlencoded",
+        "multipart/form-data; boundary=x",
+    ] {
+        let r = web.post_raw(&url, ct, &create);
+        assert_eq!(r.status, 415, "{ct}: {}", r.body);
+    }
+    // A script on another origin (or a sibling site): refused by Origin / Sec-Fetch-Site.
+    for h in [
+        "Origin: https://evil.example",
+        "Origin: null",
+        "Sec-Fetch-Site: cross-site",
+        "Sec-Fetch-Site: same-site",
+    ] {
+        let r = web.post_json_with(&url, &json!({"statement": "CREATE DATABASE evil"}), &[h]);
+        assert_eq!(r.status, 403, "{h}: {}", r.body);
+    }
+    // Login CSRF: another site's form cannot sign this browser in.
+    let r = web.post_raw(
+        &server.http("/v1/login"),
+        "text/plain",
+        &json!({"username": "admin@system", "password": ADMIN_PASSWORD}).to_string(),
+    );
+    assert_eq!(r.status, 415, "{}", r.body);
+    let r = web.post_json_with(
+        &server.http("/v1/login"),
+        &json!({"username": "admin@system", "password": ADMIN_PASSWORD}),
+        &["Origin: https://evil.example"],
+    );
+    assert_eq!(r.status, 403, "{}", r.body);
+    // sso_callback_path cannot point a sign-in at the API.
+    let r = web.post_json(
+        &server.http("/v1/sso_authentication"),
+        &json!({"database": "system", "sso_callback_path": "/v1/execute/system?statement=DROP%20USER%20x"}),
+    );
+    assert!(r.status >= 400, "{}", r.body);
+    assert_eq!(before, catalog_dump(&server));
+    // This server's own page (same origin) still changes things.
+    let origin = format!("Origin: http://127.0.0.1:{}", server.http_port);
+    let r = web.post_json_with(
+        &url,
+        &json!({"statement": "CREATE DATABASE mine"}),
+        &[&origin, "Sec-Fetch-Site: same-origin"],
+    );
+    assert_eq!(r.status, 200, "{}", r.body);
+}
+
+/// Finding 18: the smaller ones — an `exp` at the end of time, a gigabyte message after sign-in,
+/// a database created by an SSO user, and user names that could never sign in.
+#[test]
+fn edge_values_are_refused_cleanly() {
+    use harness::wire::{message, read_message, startup_packet};
+    use std::io::Write;
+    let rogue = NodeServer::rogue(&[]);
+    let server = Server::start();
+    harness::example(&server);
+    let (ok, _, err) = server.psql(
+        "admin@system",
+        "example_database",
+        ADMIN_PASSWORD,
+        &[
+            &format!(
+                "ALTER DATABASE example_database SET SSO INTEGRATION oidc issuer = \"{}\", \
+                 client_id = app, default_group = analysts",
+                rogue.url
+            ),
+            "GRANT CREATE DATABASE ON SYSTEM TO GROUP analysts@example_database",
+        ],
+    );
+    assert!(ok, "{err}");
+    let n = now();
+    let sign = |exp: i64| {
+        rogue_sign(
+            &rogue,
+            "rogue-rs",
+            json!({"alg": "RS256", "kid": "rogue-rs", "typ": "JWT"}),
+            json!({"iss": rogue.url, "aud": "app", "sub": "u1", "email": "u1@example.com", "exp": exp, "iat": n}),
+        )
+    };
+    // exp at i64::MAX and i64::MIN: no overflow; the server answers and stays up.
+    let (ok, _, err) = server.psql(
+        "id_token",
+        "example_database",
+        &sign(i64::MAX),
+        &["SELECT 1"],
+    );
+    assert!(ok, "{err}");
+    let (ok, _, err) = server.psql(
+        "id_token",
+        "example_database",
+        &sign(i64::MIN),
+        &["SELECT 1"],
+    );
+    assert!(!ok && err.contains("expired"), "{err}");
+    // A database created by an SSO user grants nothing to a user that does not exist.
+    let good = sign(n + 300);
+    let (ok, _, err) = server.psql(
+        "id_token",
+        "example_database",
+        &good,
+        &["CREATE DATABASE sso_made"],
+    );
+    assert!(ok, "{err}");
+    assert_eq!(
+        server.admin(&["SELECT count(*) FROM sys.privileges WHERE grantee_type = 'user' AND grantee_id NOT IN (SELECT id FROM sys.users)"]),
+        "0"
+    );
+    // A message claiming 1 GiB after sign-in: FATAL 54000 before it is buffered.
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", server.sql_port)).unwrap();
+    s.write_all(&startup_packet("id_token", "example_database"))
+        .unwrap();
+    assert_eq!(read_message(&mut s).0, b'R'); // cleartext password request
+    let mut pw = good.as_bytes().to_vec();
+    pw.push(0);
+    s.write_all(&message(b'p', &pw)).unwrap();
+    loop {
+        let (tag, _) = read_message(&mut s);
+        if tag == b'Z' {
+            break;
+        }
+        assert_ne!(tag, b'E', "sign-in failed");
+    }
+    let mut huge = vec![b'Q'];
+    huge.extend_from_slice(&(1u32 << 30).to_be_bytes());
+    huge.extend_from_slice(&[b'x'; 4096]);
+    s.write_all(&huge).unwrap();
+    let (tag, body) = read_message(&mut s);
+    let text = String::from_utf8_lossy(&body);
+    assert!(
+        tag == b'E' && text.contains("54000") && text.contains("FATAL"),
+        "{text}"
+    );
+    // Names the front end reads as SSO sign-ins cannot be users.
+    let before = catalog_dump(&server);
+    for name in ["id_token", "access_token", "sso", "ID_TOKEN"] {
+        let err = server.admin_fails(&format!(
+            "CREATE USER \"{name}@system\" PASSWORD = 'Some-pass-123'"
+        ));
+        assert!(err.contains("reserved"), "{name}: {err}");
+    }
+    assert_eq!(before, catalog_dump(&server));
+}

@@ -73,6 +73,17 @@ pub fn is_local_path(path: &str) -> bool {
             .any(|c| c == '\\' || c.is_control() || c.is_whitespace())
 }
 
+/// Is `path` one of the server's own pages (`/` or under `/ui/`), the only places a browser
+/// is sent back to after sign-in? Not the API: an address like `/v1/execute/…?statement=…` must
+/// never be where a sign-in lands.
+pub fn is_own_page(path: &str) -> bool {
+    let route = path.split(['?', '#']).next().unwrap_or("");
+    is_local_path(path)
+        && (route == "/" || route.starts_with("/ui/"))
+        && !route.split('/').any(|seg| seg == ".." || seg == ".")
+        && !route.contains('%')
+}
+
 /// What the token endpoint answered.
 #[derive(Debug, Clone)]
 pub struct TokenResponse {
@@ -245,6 +256,22 @@ mod tests {
         assert_eq!(q["prompt"], "consent");
         assert_eq!(q["redirect_uri"], "https://db.example/v1/callback");
         assert!(authorization_url("not a url", &props, "x", "s", "n", "v").is_err());
+    }
+
+    #[test]
+    fn own_pages_only() {
+        for good in ["/", "/ui/session", "/ui/console?x=1"] {
+            assert!(is_own_page(good), "{good}");
+        }
+        for bad in [
+            "/v1/execute/system?statement=DROP%20DATABASE%20x",
+            "/ui/../v1/execute/system",
+            "/ui/%2e%2e/v1/execute",
+            "/healthz",
+            "//evil.example",
+        ] {
+            assert!(!is_own_page(bad), "{bad}");
+        }
     }
 
     #[test]

@@ -350,10 +350,11 @@ pub fn check_claims(
             "aud",
             format!("includes the client_id \"{}\"", props.client_id),
         );
-    } else if let Some(extra) = audiences
-        .iter()
-        .find(|a| props.additional_audiences.iter().any(|x| x == *a))
-    {
+    } else if let Some(extra) = audiences.iter().find(|a| {
+        // Additional audiences are for access tokens (an API's audience); an ID token is for
+        // us only when our client_id is among its audiences (OIDC Core 3.1.3.7 step 3).
+        rules == TokenKind::AccessToken && props.additional_audiences.iter().any(|x| x == *a)
+    }) {
         trace.pass(
             "aud",
             format!("includes the additional audience \"{extra}\""),
@@ -397,11 +398,14 @@ pub fn check_claims(
         Ok(None) => return Err(trace.fail("times", "the token has no exp claim")),
         Err(e) => return Err(trace.fail("times", e)),
     };
-    if exp + LEEWAY_SECS <= now {
-        return Err(trace.fail("times", format!("the token expired {} s ago", now - exp)));
+    if exp.saturating_add(LEEWAY_SECS) <= now {
+        return Err(trace.fail(
+            "times",
+            format!("the token expired {} s ago", now.saturating_sub(exp)),
+        ));
     }
     match time_claim(claims, "nbf") {
-        Ok(Some(nbf)) if nbf > now + LEEWAY_SECS => {
+        Ok(Some(nbf)) if nbf > now.saturating_add(LEEWAY_SECS) => {
             return Err(trace.fail(
                 "times",
                 format!("the token is not valid for another {} s (nbf)", nbf - now),
@@ -411,7 +415,7 @@ pub fn check_claims(
         _ => {}
     }
     match time_claim(claims, "iat") {
-        Ok(Some(iat)) if iat > now + LEEWAY_SECS => {
+        Ok(Some(iat)) if iat > now.saturating_add(LEEWAY_SECS) => {
             return Err(trace.fail(
                 "times",
                 format!("the token was issued {} s in the future (iat)", iat - now),
@@ -423,7 +427,10 @@ pub fn check_claims(
     }
     trace.pass(
         "times",
-        format!("expires in {} s (leeway {LEEWAY_SECS} s)", exp - now),
+        format!(
+            "expires in {} s (leeway {LEEWAY_SECS} s)",
+            exp.saturating_sub(now)
+        ),
     );
     // required claims of the kind
     if string_claim(claims, "sub").is_none_or(str::is_empty) {
@@ -445,6 +452,26 @@ pub fn check_claims(
         }
         trace.pass("claims", "sub, jti and client_id present (RFC 9068)");
     } else {
+        // Another client's access token is no ID token of ours, whatever its typ says.
+        for name in ["client_id", "cid", "appid"] {
+            if let Some(other) = string_claim(claims, name).filter(|c| *c != props.client_id) {
+                return Err(trace.fail(
+                    "claims",
+                    format!(
+                        "the token names client \"{other}\" ({name}), not the integration's \
+                         client_id \"{}\": it is not an ID token issued to us",
+                        props.client_id
+                    ),
+                ));
+            }
+        }
+        if claims.contains_key("scope") || claims.contains_key("scp") {
+            return Err(trace.fail(
+                "claims",
+                "the token carries a scope claim: it is an access token, not an ID token (sign \
+                 in as access_token)",
+            ));
+        }
         trace.pass("claims", "sub present");
     }
     Ok(exp)
@@ -641,15 +668,34 @@ mod tests {
             &mut t
         )
         .is_ok());
-        // an additional audience is accepted; several audiences with azp = client_id too
-        assert!(check_claims(
-            &claims(with("aud", json!("https://api.example"))),
-            TokenKind::IdToken,
-            &p,
-            now,
-            &mut t
-        )
-        .is_ok());
+        // an additional audience is accepted for access tokens only; several audiences with
+        // azp = client_id too
+        let mut api = with("aud", json!("https://api.example"));
+        assert_eq!(
+            check_claims(&claims(api.clone()), TokenKind::IdToken, &p, now, &mut t)
+                .unwrap_err()
+                .check,
+            "aud"
+        );
+        api["jti"] = json!("j0");
+        api["client_id"] = json!("app");
+        assert!(check_claims(&claims(api), TokenKind::AccessToken, &p, now, &mut t).is_ok());
+        // an ID token naming another client, or carrying a scope, is refused
+        for (k, v) in [
+            ("client_id", json!("other")),
+            ("cid", json!("other")),
+            ("appid", json!("other")),
+            ("scope", json!("openid")),
+            ("scp", json!(["read"])),
+        ] {
+            assert_eq!(
+                check_claims(&claims(with(k, v)), TokenKind::IdToken, &p, now, &mut t)
+                    .unwrap_err()
+                    .check,
+                "claims",
+                "{k}"
+            );
+        }
         let mut multi = with("aud", json!(["app", "x"]));
         multi["azp"] = json!("app");
         assert!(check_claims(&claims(multi), TokenKind::IdToken, &p, now, &mut t).is_ok());

@@ -134,14 +134,18 @@ pub fn create(
     let id = state.next_id();
     let grantor = actor.session.user.as_str();
     let mut changes = database_with_roles(id, name, grantor, actor.now);
-    // Creators get every privilege on what they create.
-    changes.push(grant(
-        PrincipalRef::User(actor.session.user_id),
-        "ALL",
-        ObjectRef::Database(id),
-        grantor,
-        actor.now,
-    ));
+    // Creators get every privilege on what they create. A creator signed in with SSO has no
+    // catalog user to hold it (they act through their groups, whose privileges let them create
+    // databases at all): nothing is granted to a user that does not exist.
+    if actor.session.sso.is_none() && state.user_by_id(actor.session.user_id).is_some() {
+        changes.push(grant(
+            PrincipalRef::User(actor.session.user_id),
+            "ALL",
+            ObjectRef::Database(id),
+            grantor,
+            actor.now,
+        ));
+    }
     Ok(changes)
 }
 

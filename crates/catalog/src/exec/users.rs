@@ -46,6 +46,7 @@ pub fn create(
         || format!("database \"{}\"", db.name),
     )?;
     check_name("user", &fq.user)?;
+    check_not_reserved(&fq.user)?;
     if state.user(db.id, &fq.user).is_some() {
         return if if_not_exists {
             Ok(Vec::new())
@@ -127,6 +128,7 @@ pub fn alter(
         }
         AlterUserAction::RenameTo(new_name) => {
             check_name("user", new_name)?;
+            check_not_reserved(new_name)?;
             if state.user(target.database_id, new_name).is_some() {
                 return Err(CatalogError::duplicate(
                     "user",
@@ -207,4 +209,20 @@ pub fn drop(
         changes.push(Change::DeleteUser(target.id));
     }
     Ok(changes)
+}
+
+/// User names the PostgreSQL front end reads as SSO sign-ins (`id_token`, `access_token`,
+/// `sso`): a user so named could never sign in with a password, so none may be created.
+fn check_not_reserved(name: &str) -> Result<(), CatalogError> {
+    const RESERVED: [&str; 3] = ["id_token", "access_token", "sso"];
+    if RESERVED.iter().any(|r| r.eq_ignore_ascii_case(name)) {
+        return Err(CatalogError::new(
+            sqlstate::RESERVED_NAME,
+            format!(
+                "user name \"{name}\" is reserved: it signs in with SSO (as id_token, access_token \
+                 or sso); choose another name"
+            ),
+        ));
+    }
+    Ok(())
 }

@@ -8,3 +8,9 @@ mod parser;
 
 pub use ast::*;
 pub use parser::parse_statements;
+
+/// Whether a statement string holds any statement that changes the catalog (a syntax error is
+/// an error).
+pub fn changes_catalog(sql: &str) -> Result<bool, crate::CatalogError> {
+    Ok(parse_statements(sql)?.iter().any(Statement::is_change))
+}

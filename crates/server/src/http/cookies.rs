@@ -1,5 +1,13 @@
 //! Cookies: reading one by name, and writing them with the attributes the server always sets
-//! (`HttpOnly`, `SameSite=Lax`, `Secure` unless the listener is plain-http loopback).
+//! (`HttpOnly`, `SameSite`, `Secure` unless the listener is plain-http loopback).
+//!
+//! The session cookie is `SameSite=Strict` when a password sign-in sets it, so no other site's
+//! page can make a browser send it. The one exception is the cookie the authorization code
+//! flow sets at `/v1/callback`: that response ends a navigation the provider started, and a
+//! Strict cookie set there would not be sent on the redirect to the page that follows (a
+//! redirect chain begun by another site), so the signed-in user would land signed out; it is
+//! `Lax`, which still never rides on another site's POST (and no GET changes anything). The
+//! flow cookie itself must reach `/v1/callback` from the provider's redirect: `Lax` as well.
 
 use axum::http::{header, HeaderMap};
 
@@ -26,9 +34,31 @@ pub fn all(headers: &HeaderMap) -> impl Iterator<Item = (String, String)> + '_ {
         })
 }
 
-/// A `Set-Cookie` value. `max_age` None makes a browser-session cookie.
+/// A `Set-Cookie` value with `SameSite=Lax`. `max_age` None makes a browser-session cookie.
 pub fn set(name: &str, value: &str, path: &str, max_age: Option<i64>, secure: bool) -> String {
-    let mut c = format!("{name}={value}; Path={path}; HttpOnly; SameSite=Lax");
+    set_same_site(name, value, path, max_age, secure, "Lax")
+}
+
+/// A `Set-Cookie` value with `SameSite=Strict` (the session cookie of password sign-ins).
+pub fn set_strict(
+    name: &str,
+    value: &str,
+    path: &str,
+    max_age: Option<i64>,
+    secure: bool,
+) -> String {
+    set_same_site(name, value, path, max_age, secure, "Strict")
+}
+
+fn set_same_site(
+    name: &str,
+    value: &str,
+    path: &str,
+    max_age: Option<i64>,
+    secure: bool,
+    same_site: &str,
+) -> String {
+    let mut c = format!("{name}={value}; Path={path}; HttpOnly; SameSite={same_site}");
     if let Some(age) = max_age {
         c.push_str(&format!("; Max-Age={age}"));
     }

@@ -109,7 +109,7 @@ pub async fn domain_login(
     };
     let token = state.tokens.issue(&session.id);
     let max_age = session.expires_at.map(|t| (t - now()).max(0));
-    let cookie = cookies::set(
+    let cookie = cookies::set_strict(
         &cookies::domain_cookie_name(&domain),
         &token,
         "/",

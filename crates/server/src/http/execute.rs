@@ -345,6 +345,14 @@ pub async fn execute_get(
             format!("bad query string: {}", e.body_text()),
         )
     })?;
+    // A GET never changes anything: a link on another site must not run DDL.
+    if portcullis_catalog::sql::changes_catalog(&q.statement)? {
+        return Err(ApiError::new(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "25006",
+            "GET runs only statements that read; send statements that change the catalog with POST",
+        ));
+    }
     run(
         state,
         headers,

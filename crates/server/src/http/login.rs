@@ -75,10 +75,12 @@ pub async fn login(
         )
         .await?;
     let token = state.tokens.issue(&session.id);
-    let cookie = format!(
-        "portcullis_session={token}; Path=/; HttpOnly; SameSite=Lax; Max-Age={}{}",
-        state.token_seconds,
-        if state.secure_cookies { "; Secure" } else { "" }
+    let cookie = super::cookies::set_strict(
+        super::cookies::SESSION,
+        &token,
+        "/",
+        Some(state.token_seconds),
+        state.secure_cookies,
     );
     let response = LoginResponse {
         access_token: token,

@@ -5,6 +5,7 @@
 //! headers.
 
 pub mod cookies;
+mod csrf;
 mod device_grant;
 mod domain_login;
 mod execute;
@@ -315,6 +316,7 @@ pub fn app(state: Arc<HttpState>) -> Router {
         .route("/openapi.yaml", get(openapi_yaml))
         .fallback(not_found)
         .layer(axum::extract::DefaultBodyLimit::max(1 << 20))
+        .layer(axum::middleware::from_fn(csrf::guard))
         .layer(axum::middleware::map_response(security_headers))
         .with_state(state)
 }

@@ -29,6 +29,9 @@ pub const MAX_PASSWORD_MESSAGE: usize = 65_535;
 const STARTUP_TIMEOUT: Duration = Duration::from_secs(60);
 /// pgwire's own cap on messages it decodes during startup.
 const PGWIRE_SMALL_LIMIT: usize = 10_000;
+/// The longest message accepted after sign-in (a catalog statement is at most 1 MiB of SQL;
+/// pgwire alone would buffer up to 1 GiB).
+pub const MAX_MESSAGE: usize = 1 << 20;
 
 type Socket<S> = Framed<MaybeTls, PgWireMessageServerCodec<S>>;
 
@@ -69,7 +72,7 @@ pub async fn run(
             match conn.watch_end() {
                 // Signed in: wait for the client, or for the session's authority to end.
                 Some(mut ended) => tokio::select! {
-                    m = socket.next() => m,
+                    m = next_bounded(&mut socket) => m,
                     _ = ended.changed() => {
                         let reason = conn.end_reason().unwrap_or(portcullis_catalog::EndReason::Gone);
                         let info: pgwire::error::ErrorInfo = super::errors::session_ended(&reason).into();
@@ -79,12 +82,24 @@ pub async fn run(
                         break;
                     }
                 },
-                None => socket.next().await,
+                None => next_bounded(&mut socket).await,
             }
         };
         let Some(Ok(msg)) = msg else {
             if let Some(Err(e)) = msg {
                 tracing::debug!(error = %e, "undecodable message; closing");
+                if let PgWireError::MessageTooLarge(limit, len) = e {
+                    let info = pgwire::error::ErrorInfo::new(
+                        "FATAL".into(),
+                        "54000".into(),
+                        format!("message of {len} bytes is longer than the limit of {limit} bytes"),
+                    );
+                    let _ = socket
+                        .send(pgwire::messages::PgWireBackendMessage::ErrorResponse(
+                            info.into(),
+                        ))
+                        .await;
+                }
             }
             break;
         };
@@ -170,6 +185,30 @@ async fn next_auth_message<S>(
         }
     }
     socket.next().await
+}
+
+/// The next message after sign-in, refused (before it is buffered) if longer than
+/// [`MAX_MESSAGE`]. Cancel-safe: bytes read stay in the socket's buffer.
+async fn next_bounded<S>(
+    socket: &mut Socket<S>,
+) -> Option<Result<PgWireFrontendMessage, PgWireError>> {
+    loop {
+        let buf = socket.read_buffer();
+        if buf.len() >= 5 {
+            let len = i32::from_be_bytes([buf[1], buf[2], buf[3], buf[4]]);
+            let len = usize::try_from(len).unwrap_or(usize::MAX);
+            if len > MAX_MESSAGE + 4 {
+                return Some(Err(PgWireError::MessageTooLarge(MAX_MESSAGE, len)));
+            }
+            if buf.len() > len {
+                return socket.next().await;
+            }
+        }
+        let want = socket.read_buffer().len() + 1;
+        if let Err(e) = fill(socket, want).await {
+            return e.map(Err);
+        }
+    }
 }
 
 /// Reads until the buffer holds `want` bytes. `Err(None)` is a clean end of stream.

@@ -63,7 +63,7 @@ pub fn csrf(token: &str) -> String {
 
 /// 303 to the session page, setting the session cookie.
 pub fn to_session_page(state: &HttpState, token: &str) -> Response {
-    let cookie = cookies::set(cookies::SESSION, token, "/", None, state.secure_cookies);
+    let cookie = cookies::set_strict(cookies::SESSION, token, "/", None, state.secure_cookies);
     (
         StatusCode::SEE_OTHER,
         [
