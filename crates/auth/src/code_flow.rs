@@ -184,15 +184,8 @@ impl CodeFlow {
                 out.push((i.clone(), pool));
             }
         };
+        // Only assigned integrations are offered (an unassigned one signs nobody in).
         if let Some(i) = state.assigned_integration(AssignmentTarget::Database(db.id)) {
-            push(i, None);
-        }
-        for i in state
-            .snap
-            .sso_integrations
-            .iter()
-            .filter(|i| i.database_id == db.id)
-        {
             push(i, None);
         }
         for pool in &state.snap.connectivity_pools {

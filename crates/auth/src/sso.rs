@@ -30,7 +30,7 @@ pub enum SsoError {
     NoSourceDatabase(String),
     #[error("database \"{0}\" has no SSO integration; an administrator can add one with ALTER DATABASE … SET SSO INTEGRATION")]
     NoIntegration(String),
-    #[error("SSO integration \"{0}\" does not exist for this database")]
+    #[error("SSO integration \"{0}\" does not exist for this database or is not assigned to it (ALTER DATABASE … SET SSO INTEGRATION)")]
     UnknownIntegration(String),
     #[error(
         "SSO integration \"{0}\" is disabled; sign in with a password or ask an administrator"
@@ -529,10 +529,15 @@ pub fn choose_integration<'a>(
     let pool = req
         .pool_id
         .and_then(|p| state.assigned_integration(AssignmentTarget::ConnectivityPool(p)));
+    // Only an integration someone assigned signs anyone in: the source database's, or the
+    // pool's the client came through. A name (`identityprovider`) only picks between those;
+    // an integration that exists but is not assigned (REMOVE SSO INTEGRATION) is not usable.
     if let Some(name) = req.integration {
-        return state
-            .integration(name)
-            .filter(|i| i.database_id == source.id || pool.is_some_and(|p| p.id == i.id))
+        let assigned = state.assigned_integration(AssignmentTarget::Database(source.id));
+        return [assigned, pool]
+            .into_iter()
+            .flatten()
+            .find(|i| i.name == name)
             .ok_or_else(|| SsoError::UnknownIntegration(name.to_owned()));
     }
     if req.source_database.is_none() {

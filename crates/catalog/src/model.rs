@@ -127,8 +127,12 @@ impl CatalogState {
         list
     }
 
-    pub fn integration(&self, name: &str) -> Option<&SsoIntegrationRecord> {
-        self.snap.sso_integrations.iter().find(|i| i.name == name)
+    /// An integration by name: names are unique within their database only.
+    pub fn integration(&self, database_id: i64, name: &str) -> Option<&SsoIntegrationRecord> {
+        self.snap
+            .sso_integrations
+            .iter()
+            .find(|i| i.database_id == database_id && i.name == name)
     }
 
     pub fn integration_by_id(&self, id: i64) -> Option<&SsoIntegrationRecord> {

@@ -791,3 +791,110 @@ fn edge_values_are_refused_cleanly() {
     }
     assert_eq!(before, catalog_dump(&server));
 }
+
+/// Finding 15: only an assigned integration signs anyone in — not one merely created, nor one
+/// REMOVEd — and integration names belong to their database, so one tenant cannot squat or
+/// change another's.
+#[test]
+fn only_assigned_integrations_sign_in_and_names_stay_in_their_database() {
+    let rogue = NodeServer::rogue(&[]);
+    let server = Server::start();
+    harness::example(&server);
+    tenant(&server);
+    let create = |name: &str| {
+        format!(
+            "CREATE SSO INTEGRATION {name} PROTOCOL oidc issuer = \"{}\", client_id = app, \
+             default_group = analysts",
+            rogue.url
+        )
+    };
+    // Both databases may have a "corp"; tom's ALTER reaches only his own.
+    let (ok, _, err) = server.psql(
+        "admin@system",
+        "example_database",
+        ADMIN_PASSWORD,
+        &[
+            &create("corp"),
+            &create("side"),
+            "ALTER DATABASE example_database SET SSO INTEGRATION corp",
+        ],
+    );
+    assert!(ok, "{err}");
+    let (ok, _, err) = tom(&server, &[&create("corp")]);
+    assert!(
+        ok,
+        "squatting is not possible, but the same name in another database is: {err}"
+    );
+    let (ok, _, err) = tom(&server, &["ALTER SSO INTEGRATION corp disabled = true"]);
+    assert!(ok, "{err}");
+    let (ok, _, err) = tom(
+        &server,
+        &["ALTER SSO INTEGRATION corp@example_database disabled = true"],
+    );
+    assert!(!ok && err.contains("permission denied"), "{err}");
+    let n = now();
+    let token = rogue_sign(
+        &rogue,
+        "rogue-rs",
+        json!({"alg": "RS256", "kid": "rogue-rs", "typ": "JWT"}),
+        json!({"iss": rogue.url, "aud": "app", "sub": "u1", "email": "u1@example.com", "exp": n + 300, "iat": n}),
+    );
+    let with_idp = |idp: &str| {
+        let mut cmd = std::process::Command::new("psql");
+        cmd.arg(format!(
+            "{} options='-c identityprovider={idp}'",
+            server.conninfo("id_token", "example_database")
+        ))
+        .args(["-X", "-A", "-t", "-c", "SELECT CURRENT_USER()"])
+        .env("PGPASSWORD", &token)
+        .env("PGSSLMODE", "disable");
+        let out = cmd.output().unwrap();
+        (
+            out.status.success(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    assert!(with_idp("corp").0, "the assigned one works");
+    let (ok, err) = with_idp("side");
+    assert!(
+        !ok && err.contains("not assigned"),
+        "an unassigned integration signed in: {err}"
+    );
+    // The chooser and seed 004's domain login offer only the assigned one.
+    let web = Web::new();
+    let page = web.get(&server.http("/ui/signin?database=example_database"));
+    assert!(
+        page.body.contains("corp") && !page.body.contains("side"),
+        "{}",
+        page.body
+    );
+    let r = web.post_form(
+        &server.http("/v1/login"),
+        &[("Domain", "side"), ("id_token", &token)],
+    );
+    assert!(
+        r.status >= 400 && !r.body.contains("UserName"),
+        "{}",
+        r.body
+    );
+    // REMOVE turns SSO off for the database, named or not.
+    server.psql(
+        "admin@system",
+        "example_database",
+        ADMIN_PASSWORD,
+        &["ALTER DATABASE example_database REMOVE SSO INTEGRATION"],
+    );
+    let (ok, err) = with_idp("corp");
+    assert!(!ok && err.contains("not assigned"), "{err}");
+    let (ok, _, err) = server.psql("id_token", "example_database", &token, &["SELECT 1"]);
+    assert!(!ok && err.contains("no SSO integration"), "{err}");
+    let r = web.post_form(
+        &server.http("/v1/login"),
+        &[("Domain", "corp"), ("id_token", &token)],
+    );
+    assert!(
+        r.status >= 400 && !r.body.contains("UserName"),
+        "{}",
+        r.body
+    );
+}

@@ -52,13 +52,22 @@ fn require_system_admin(actor: &Actor, state: &CatalogState) -> Result<(), Catal
     )
 }
 
+/// An integration named in a statement: `name@database`, or `name` in the current database
+/// (integration names are unique per database, so one tenant cannot squat another's).
 fn integration<'a>(
+    actor: &Actor,
     state: &'a CatalogState,
     name: &str,
 ) -> Result<&'a SsoIntegrationRecord, CatalogError> {
+    let qualified = crate::names::QualifiedName::parse(name)
+        .ok_or_else(|| CatalogError::undefined("SSO integration", name))?;
+    let db_name = qualified.database_or(actor.current_database());
     state
-        .integration(name)
-        .ok_or_else(|| CatalogError::undefined("SSO integration", name))
+        .database(db_name)
+        .and_then(|d| state.integration(d.id, &qualified.name))
+        .ok_or_else(|| {
+            CatalogError::undefined("SSO integration", &format!("{}@{db_name}", qualified.name))
+        })
 }
 
 /// The seed's rule: the caller needs ALTER on every existing catalog group or role that the
@@ -339,7 +348,13 @@ pub fn create(
     let db = database(state, actor.current_database())?;
     require_sso_admin(actor, state, db.id)?;
     check_name("integration", name)?;
-    if state.integration(name).is_some() {
+    if name.contains('@') {
+        return Err(CatalogError::invalid(
+            "an SSO integration name cannot contain @ (name@database names the integration of \
+             another database)",
+        ));
+    }
+    if state.integration(db.id, name).is_some() {
         return if if_not_exists {
             Ok(Vec::new())
         } else {
@@ -381,7 +396,7 @@ pub fn alter(
     name: &str,
     properties: &[Property],
 ) -> Result<Vec<Change>, CatalogError> {
-    alter_record(actor, state, integration(state, name)?, properties)
+    alter_record(actor, state, integration(actor, state, name)?, properties)
 }
 
 pub fn drop(
@@ -392,7 +407,7 @@ pub fn drop(
 ) -> Result<Vec<Change>, CatalogError> {
     let mut changes = Vec::new();
     for name in names {
-        let existing = match integration(state, name) {
+        let existing = match integration(actor, state, name) {
             Ok(i) => i,
             Err(_) if if_exists => continue,
             Err(e) => return Err(e),
@@ -431,7 +446,7 @@ pub fn assign(
     target: &SsoTarget,
     name: &str,
 ) -> Result<Vec<Change>, CatalogError> {
-    let chosen = integration(state, name)?;
+    let chosen = integration(actor, state, name)?;
     let target = match target {
         SsoTarget::Database(d) => {
             let db = database(state, d)?;
@@ -520,10 +535,7 @@ pub fn database_properties(
         return alter_record(actor, state, current, properties);
     }
     // The database's own integration is named after it.
-    let existing = state.integration(&db.name);
-    if let Some(other) = existing.filter(|i| i.database_id != db.id) {
-        return Err(CatalogError::duplicate("SSO integration", &other.name));
-    }
+    let existing = state.integration(db.id, &db.name);
     let id = existing.map_or_else(|| state.next_id(), |i| i.id);
     let mut props = OidcProperties::default();
     let secret = props.apply(properties)?;

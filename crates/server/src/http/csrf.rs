@@ -1,7 +1,7 @@
 //! Cross-site request forgery: what another site's page can make a signed-in browser send.
 //! Every request that may change something (any method but GET, HEAD and OPTIONS) must come
 //! from this server's own pages — `Sec-Fetch-Site` same-origin (or none: typed by the user),
-//! or an `Origin` equal to this server's — and the API under `/v1/` takes JSON bodies only
+//! or, from browsers that do not send that header, an `Origin` equal to this server's — and the API under `/v1/` takes JSON bodies only
 //! (a cross-site form can send `text/plain` or form bodies, never `application/json`), except
 //! seed 004's form login on `/v1/login`. Clients that are not browsers send neither header and
 //! pass. A GET never changes anything (`GET /v1/execute` runs only statements that read).
@@ -64,15 +64,19 @@ pub fn check(method: &Method, path: &str, headers: &HeaderMap) -> Result<(), Cro
     if matches!(*method, Method::GET | Method::HEAD | Method::OPTIONS) {
         return Ok(());
     }
+    // Sec-Fetch-Site, where the browser sends it, decides (our pages' Referrer-Policy
+    // no-referrer makes browsers send `Origin: null` even on our own forms); older browsers
+    // send only Origin.
     let fetch_site = headers.get("sec-fetch-site").and_then(|v| v.to_str().ok());
-    if let Some(site) = fetch_site {
-        if !matches!(site, "same-origin" | "none") {
-            return Err(CrossSite::FetchSite(site.to_owned()));
-        }
-    }
-    if let Some(origin) = text(headers, &header::ORIGIN) {
-        if !same_origin(origin, text(headers, &header::HOST)) {
-            return Err(CrossSite::Origin(origin.to_owned()));
+    match fetch_site {
+        Some("same-origin" | "none") => {}
+        Some(site) => return Err(CrossSite::FetchSite(site.to_owned())),
+        None => {
+            if let Some(origin) = text(headers, &header::ORIGIN) {
+                if !same_origin(origin, text(headers, &header::HOST)) {
+                    return Err(CrossSite::Origin(origin.to_owned()));
+                }
+            }
         }
     }
     if path.starts_with("/v1/") {
@@ -125,6 +129,12 @@ mod tests {
             headers(&[host, json, ("origin", "https://db.example:9090")]),
             headers(&[host, json, ("sec-fetch-site", "same-origin")]),
             headers(&[host, json, ("sec-fetch-site", "none")]),
+            headers(&[
+                host,
+                json,
+                ("sec-fetch-site", "same-origin"),
+                ("origin", "null"),
+            ]),
             headers(&[host]),
         ];
         for h in &ok {
@@ -135,6 +145,12 @@ mod tests {
             headers(&[host, json, ("origin", "null")]),
             headers(&[host, json, ("sec-fetch-site", "cross-site")]),
             headers(&[host, json, ("sec-fetch-site", "same-site")]),
+            headers(&[
+                host,
+                json,
+                ("sec-fetch-site", "cross-site"),
+                ("origin", "https://db.example:9090"),
+            ]),
             headers(&[host, ("content-type", "text/plain")]),
             headers(&[host, ("content-type", "application/x-www-form-urlencoded")]),
             headers(&[host, ("content-type", "multipart/form-data; boundary=x")]),

@@ -48,11 +48,9 @@ pub async fn domain_login(
     let cstate = catalog.state();
     let peer_text = peer.to_string();
     let (domain, session) = match field("Domain") {
-        Some(domain) if cstate.integration(domain).is_some() => {
-            let integration = cstate
-                .integration(domain)
-                .cloned()
-                .ok_or_else(|| bad("gone"))?;
+        Some(domain) if assigned_domain(&cstate, domain)?.is_some() => {
+            let integration = assigned_domain(&cstate, domain)?.ok_or_else(|| bad("gone"))?;
+            let domain = integration.name.as_str();
             let token = field("id_token").ok_or_else(|| {
                 bad(format!(
                     "domain \"{domain}\" is an OpenID Connect domain: send id_token"
@@ -124,4 +122,39 @@ pub async fn domain_login(
         }),
     )
         .into_response())
+}
+
+/// The integration a `Domain` names: `integration@database`, or an integration name that
+/// exactly one database has assigned (only assigned integrations sign anyone in). A name two
+/// databases use must be qualified.
+fn assigned_domain(
+    state: &portcullis_catalog::model::CatalogState,
+    domain: &str,
+) -> Result<Option<portcullis_store::SsoIntegrationRecord>, ApiError> {
+    use portcullis_store::AssignmentTarget;
+    let assigned = |database_id: i64| {
+        state
+            .assigned_integration(AssignmentTarget::Database(database_id))
+            .cloned()
+    };
+    if let Some((name, database)) = domain.rsplit_once('@') {
+        return Ok(state
+            .database(database)
+            .and_then(|d| assigned(d.id))
+            .filter(|i| i.name == name));
+    }
+    let mut found: Vec<_> = state
+        .snap
+        .databases
+        .iter()
+        .filter_map(|d| assigned(d.id))
+        .filter(|i| i.name == domain)
+        .collect();
+    if found.len() > 1 {
+        return Err(bad(format!(
+            "several databases have an SSO integration named \"{domain}\": name it as \
+             {domain}@database"
+        )));
+    }
+    Ok(found.pop())
 }
