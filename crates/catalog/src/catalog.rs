@@ -11,7 +11,7 @@ use crate::authority::Authority;
 use crate::error::{sqlstate, CatalogError};
 use crate::exec::{bootstrap_changes, plan, Actor};
 use crate::model::CatalogState;
-use crate::query::QueryEngine;
+use crate::query::{QueryEngine, QueryJob, QueryPool};
 use crate::sealing::Sealer;
 use crate::sessions::{EndReason, Session, SessionRegistry};
 use crate::sql::{parse_statements, Statement};
@@ -52,7 +52,10 @@ pub struct Catalog {
     state: RwLock<Arc<CatalogState>>,
     generation: AtomicU64,
     writer: tokio::sync::Mutex<()>,
-    engine: QueryEngine,
+    /// Runs catalog queries off the async workers.
+    queries: QueryPool,
+    /// Describes queries (prepares them only; holds no copy of the catalog).
+    describer: parking_lot::Mutex<QueryEngine>,
     pub sessions: SessionRegistry,
     pub options: CatalogOptions,
 }
@@ -77,7 +80,8 @@ impl Catalog {
             state: RwLock::new(Arc::new(CatalogState::new(snap))),
             generation: AtomicU64::new(1),
             writer: tokio::sync::Mutex::new(()),
-            engine: QueryEngine::new()?,
+            queries: QueryPool::default(),
+            describer: parking_lot::Mutex::new(QueryEngine::new()?),
             sessions: SessionRegistry::default(),
             options,
         })
@@ -290,8 +294,15 @@ impl Catalog {
                     .await?;
                 working = None;
             }
+            if working.is_none() {
+                // What came before is committed: a slow query must not hold up writers (such as
+                // the failed-sign-in counter) while it runs.
+                guard = None;
+            }
             results.push(match stmt {
-                Statement::Query(text) => StatementResult::Rows(self.query(session, text, params)?),
+                Statement::Query(text) => {
+                    StatementResult::Rows(self.query(session, text, params).await?)
+                }
                 Statement::Show(name) => StatementResult::Rows(show(name)?),
                 Statement::ExplainAuthentication { token, database } => {
                     let Some(explainer) = self.explainer.get() else {
@@ -316,24 +327,30 @@ impl Catalog {
         Ok(results)
     }
 
-    /// Runs one catalog query.
-    pub fn query(
+    /// Runs one catalog query, on the query pool (off the async workers).
+    pub async fn query(
         &self,
         session: &Session,
         sql: &str,
         params: &[Value],
     ) -> Result<QueryResult, CatalogError> {
+        // Each generation is read before what it numbers: a change in between makes the copy
+        // look stale (and load again), never fresh.
+        let catalog_generation = self.generation.load(Ordering::Acquire);
         let state = self.state();
+        let session_generation = self.sessions.generation();
         let sessions = self.sessions.list();
-        self.engine.run(
-            sql,
-            params,
-            session,
-            &state,
-            self.generation.load(Ordering::Acquire),
-            &sessions,
-            self.sessions.generation(),
-        )
+        self.queries
+            .run(QueryJob {
+                sql: sql.to_owned(),
+                params: params.to_vec(),
+                session: session.clone(),
+                state,
+                catalog_generation,
+                sessions,
+                session_generation,
+            })
+            .await
     }
 
     /// The result columns of a statement, without running it (for the extended protocol).
@@ -341,7 +358,7 @@ impl Catalog {
     pub fn describe(&self, sql: &str) -> Result<(Vec<Column>, usize), CatalogError> {
         let statements = parse_statements(sql)?;
         match statements.as_slice() {
-            [Statement::Query(text)] => self.engine.describe(text),
+            [Statement::Query(text)] => self.describer.lock().describe(text),
             [Statement::Show(name)] => Ok((show(name)?.columns, 0)),
             [Statement::ExplainAuthentication { .. }] => Ok((explain_columns(), 0)),
             _ => Ok((Vec::new(), 0)),

@@ -123,7 +123,7 @@ impl Privilege {
     }
 
     /// Whether holding `self` satisfies a requirement of `need`.
-    fn covers(&self, need: &Privilege, need_on: &ObjectRef) -> bool {
+    pub(crate) fn covers(&self, need: &Privilege, need_on: &ObjectRef) -> bool {
         match self.action {
             Action::All => true,
             Action::Sysauth => {

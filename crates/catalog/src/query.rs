@@ -1,7 +1,16 @@
-//! Catalog queries: `SELECT`s over the `sys` tables, run by SQLite on an in-memory copy of the
-//! catalog. The copy holds no password verifier, and an authorizer lets a query read only the
-//! `sys` tables — no writes, no PRAGMA, no ATTACH. A progress handler stops runaway queries.
+//! Catalog queries: `SELECT`s over the `sys` tables, run by SQLite on in-memory copies of the
+//! catalog. A copy holds no password verifier; each `sys` table is a view showing only the rows
+//! the caller may VIEW ([`visibility`]), and an authorizer lets a query read only those views —
+//! no writes, no PRAGMA, no ATTACH. Queries run off the async workers on a small pool of engines
+//! ([`QueryPool`]), within the time and size limits of [`limits`].
 
+mod limits;
+mod pool;
+#[cfg(test)]
+mod tests;
+mod visibility;
+
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -17,30 +26,29 @@ use crate::model::CatalogState;
 use crate::sessions::Session;
 use crate::value::{Column, ColumnType, QueryResult, Value};
 
-/// How long one catalog query may run.
-const QUERY_TIME_LIMIT: Duration = Duration::from_secs(5);
-/// The most rows one catalog query may return.
-pub const MAX_ROWS: usize = 100_000;
+pub use pool::{QueryJob, QueryPool};
+use visibility::{Owners, Visibility};
 
+/// The hidden tables; the public `sys.x` are views over `sys.x_all` (see [`visibility`]).
 const SCHEMA: &str = r#"
-CREATE TABLE sys.databases (id INTEGER, name TEXT, created_at TEXT);
-CREATE TABLE sys.users (id INTEGER, name TEXT, fqun TEXT, database_id INTEGER,
+CREATE TABLE sys.databases_all (id INTEGER, name TEXT, created_at TEXT);
+CREATE TABLE sys.users_all (id INTEGER, name TEXT, fqun TEXT, database_id INTEGER,
     database_name TEXT, first_name TEXT, last_name TEXT, email TEXT, state TEXT,
     failed_attempts INTEGER, password_set_at TEXT, created_at TEXT);
-CREATE TABLE sys.groups (id INTEGER, name TEXT, fqgn TEXT, database_id INTEGER,
+CREATE TABLE sys.groups_all (id INTEGER, name TEXT, fqgn TEXT, database_id INTEGER,
     database_name TEXT, created_at TEXT);
-CREATE TABLE sys.group_members (group_id INTEGER, group_name TEXT, user_id INTEGER,
+CREATE TABLE sys.group_members_all (group_id INTEGER, group_name TEXT, user_id INTEGER,
     user_name TEXT);
-CREATE TABLE sys.roles (id INTEGER, name TEXT, database_id INTEGER, database_name TEXT,
+CREATE TABLE sys.roles_all (id INTEGER, name TEXT, database_id INTEGER, database_name TEXT,
     description TEXT);
-CREATE TABLE sys.role_members (role_id INTEGER, role_name TEXT, member_type TEXT,
+CREATE TABLE sys.role_members_all (role_id INTEGER, role_name TEXT, member_type TEXT,
     member_id INTEGER, member_name TEXT);
-CREATE TABLE sys.privileges (privilege TEXT, object_type TEXT, object_id INTEGER,
+CREATE TABLE sys.privileges_all (privilege TEXT, object_type TEXT, object_id INTEGER,
     object_name TEXT, grantee_type TEXT, grantee_id INTEGER, grantee TEXT, grantor TEXT,
     granted_at TEXT);
-CREATE TABLE sys.password_settings (scope TEXT, scope_id INTEGER, scope_name TEXT,
+CREATE TABLE sys.password_settings_all (scope TEXT, scope_id INTEGER, scope_name TEXT,
     name TEXT, value INTEGER);
-CREATE TABLE sys.sessions (id TEXT, user_id INTEGER, user TEXT, database TEXT,
+CREATE TABLE sys.sessions_all (id TEXT, user_id INTEGER, user TEXT, database TEXT,
     database_id INTEGER, authentication_method TEXT, protocol TEXT, peer TEXT,
     start_time TEXT, expires_at TEXT, sso_integration TEXT, groups TEXT, roles TEXT,
     token_expires_at TEXT);
@@ -52,10 +60,8 @@ CREATE TABLE sys.oidc_integrations_all (id INTEGER, name TEXT, database_id INTEG
     roles_claim_ids TEXT, roles_claim_mappings TEXT, allowed_groups TEXT, allowed_roles TEXT,
     blocked_groups TEXT, blocked_roles TEXT, allow_offline_access INTEGER,
     protocol_version TEXT, assigned_to TEXT, created_at TEXT, updated_at TEXT);
-CREATE VIEW sys.oidc_integrations AS SELECT * FROM sys.oidc_integrations_all
-    WHERE portcullis_administers(database_id);
-CREATE TABLE sys.connectivity_pools (id INTEGER, name TEXT, listen TEXT, sso_integration TEXT,
-    created_at TEXT);
+CREATE TABLE sys.connectivity_pools_all (id INTEGER, name TEXT, listen TEXT,
+    sso_integration TEXT, created_at TEXT);
 "#;
 
 /// What the session functions (`CURRENT_USER()` …) answer during one query.
@@ -68,19 +74,24 @@ struct SessionView {
     roles: String,
     /// Databases whose SSO integrations the session may see.
     administers: Vec<i64>,
+    /// Which rows of the `sys` tables the session may see.
+    visible: Visibility,
 }
 
-/// The in-memory query engine. One connection, used by one query at a time.
+/// One in-memory query engine: a connection over its own copy of the catalog, used by one
+/// query at a time (the [`QueryPool`] hands it out).
 pub struct QueryEngine {
-    inner: Mutex<EngineInner>,
-    view: Arc<Mutex<SessionView>>,
-}
-
-struct EngineInner {
     conn: Connection,
     catalog_generation: u64,
     session_generation: u64,
-    deadline: Arc<Mutex<Instant>>,
+    /// When the running query must stop; `None` while no query runs (the copy is loaded with
+    /// no deadline, however long it takes).
+    deadline: Arc<Mutex<Option<Instant>>>,
+    /// Why the authorizer refused the statement being prepared, for a clear error.
+    refusal: Arc<Mutex<Option<CatalogError>>>,
+    view: Arc<Mutex<SessionView>>,
+    owners: Arc<Owners>,
+    time_limit: Duration,
 }
 
 pub fn timestamp(secs: i64) -> String {
@@ -89,83 +100,112 @@ pub fn timestamp(secs: i64) -> String {
         .unwrap_or_default()
 }
 
+/// Arms the deadline for one query; disarms it when dropped.
+struct Armed(Arc<Mutex<Option<Instant>>>);
+
+impl Armed {
+    fn new(deadline: &Arc<Mutex<Option<Instant>>>, at: Instant) -> Self {
+        *deadline.lock() = Some(at);
+        Self(deadline.clone())
+    }
+}
+
+impl Drop for Armed {
+    fn drop(&mut self) {
+        *self.0.lock() = None;
+    }
+}
+
 impl QueryEngine {
     pub fn new() -> Result<Self, CatalogError> {
+        Self::with_time_limit(limits::QUERY_TIME_LIMIT)
+    }
+
+    /// An engine whose queries stop after `time_limit`.
+    pub fn with_time_limit(time_limit: Duration) -> Result<Self, CatalogError> {
         let conn = Connection::open_in_memory().map_err(internal)?;
         conn.execute("ATTACH DATABASE ':memory:' AS sys", [])
             .map_err(internal)?;
-        conn.execute_batch(SCHEMA).map_err(internal)?;
-        conn.set_limit(Limit::SQLITE_LIMIT_LENGTH, 16 << 20);
-        conn.set_limit(Limit::SQLITE_LIMIT_SQL_LENGTH, 1 << 20);
-        conn.set_limit(Limit::SQLITE_LIMIT_ATTACHED, 2);
         let view = Arc::new(Mutex::new(SessionView::default()));
         register_functions(&conn, &view).map_err(internal)?;
-        conn.authorizer(Some(read_only_sys));
-        let deadline = Arc::new(Mutex::new(Instant::now()));
+        visibility::register_functions(&conn, &view).map_err(internal)?;
+        limits::register_functions(&conn).map_err(internal)?;
+        conn.execute_batch(SCHEMA).map_err(internal)?;
+        visibility::create_views(&conn).map_err(internal)?;
+        limits::apply(&conn);
+        conn.set_limit(Limit::SQLITE_LIMIT_ATTACHED, 2);
+        let refusal: Arc<Mutex<Option<CatalogError>>> = Arc::default();
+        conn.authorizer(Some(read_only_sys(refusal.clone())));
+        let deadline: Arc<Mutex<Option<Instant>>> = Arc::default();
         let progress_deadline = deadline.clone();
         conn.progress_handler(
-            10_000,
-            Some(move || Instant::now() > *progress_deadline.lock()),
+            limits::PROGRESS_STEPS,
+            Some(move || progress_deadline.lock().is_some_and(|d| Instant::now() > d)),
         );
         Ok(Self {
-            inner: Mutex::new(EngineInner {
-                conn,
-                catalog_generation: u64::MAX,
-                session_generation: u64::MAX,
-                deadline,
-            }),
+            conn,
+            catalog_generation: u64::MAX,
+            session_generation: u64::MAX,
+            deadline,
+            refusal,
             view,
+            owners: Arc::default(),
+            time_limit,
         })
     }
 
-    /// Describes a query's result columns without running it.
+    /// Describes a query's result columns without running it (needs no copy of the catalog).
     pub fn describe(&self, sql: &str) -> Result<(Vec<Column>, usize), CatalogError> {
-        let inner = self.inner.lock();
         let sql = rewrite_placeholders(sql);
-        let stmt = inner.prepare_guarded(&sql)?;
+        let stmt = self.prepare_guarded(&sql)?;
         Ok((columns_of(&stmt), stmt.parameter_count()))
     }
 
-    /// Runs a query for a session. `refresh` is called when the copy is stale, with the
-    /// generation numbers the copy has, and loads the catalog and session tables if needed.
-    #[allow(clippy::too_many_arguments)]
-    pub fn run(
-        &self,
-        sql: &str,
-        params: &[Value],
-        session: &Session,
-        state: &CatalogState,
-        catalog_generation: u64,
-        sessions: &[Arc<Session>],
-        session_generation: u64,
-    ) -> Result<QueryResult, CatalogError> {
-        let mut inner = self.inner.lock();
-        let stale_catalog = inner.catalog_generation != catalog_generation;
-        let stale_sessions = inner.session_generation != session_generation;
-        if stale_catalog || stale_sessions {
-            // The copy is written with the authorizer off; queries never run without it.
-            inner
-                .conn
-                .authorizer(None::<fn(AuthContext<'_>) -> Authorization>);
-            let loaded = (|| {
-                if stale_catalog {
-                    load_catalog(&mut inner.conn, state)?;
-                }
-                if stale_sessions || stale_catalog {
-                    load_sessions(&mut inner.conn, sessions, state)?;
-                }
-                Ok(())
-            })();
-            inner.conn.authorizer(Some(read_only_sys));
-            loaded.map_err(internal)?;
-            inner.catalog_generation = catalog_generation;
-            inner.session_generation = session_generation;
+    /// Brings the copy up to the job's catalog and session generations.
+    fn refresh(&mut self, job: &QueryJob) -> Result<(), CatalogError> {
+        let stale_catalog = self.catalog_generation != job.catalog_generation;
+        let stale_sessions = self.session_generation != job.session_generation;
+        if !stale_catalog && !stale_sessions {
+            return Ok(());
         }
-        *self.view.lock() = session_view(session, state);
-        let sql = rewrite_placeholders(sql);
-        *inner.deadline.lock() = Instant::now() + QUERY_TIME_LIMIT;
-        let mut stmt = inner.prepare_guarded(&sql)?;
+        // The copy is written with no deadline and with the authorizer off; queries never run
+        // without either.
+        *self.deadline.lock() = None;
+        self.conn
+            .authorizer(None::<fn(AuthContext<'_>) -> Authorization>);
+        let state = &job.state;
+        let loaded = (|| {
+            if stale_catalog {
+                load_catalog(&mut self.conn, state)?;
+            }
+            load_sessions(&mut self.conn, &job.sessions, state)
+        })();
+        self.conn
+            .authorizer(Some(read_only_sys(self.refusal.clone())));
+        if let Err(e) = loaded {
+            // Whatever half got in, load both again next time.
+            self.catalog_generation = u64::MAX;
+            self.session_generation = u64::MAX;
+            return Err(internal(e));
+        }
+        if stale_catalog {
+            self.owners = Arc::new(Owners::of(state));
+        }
+        self.catalog_generation = job.catalog_generation;
+        self.session_generation = job.session_generation;
+        Ok(())
+    }
+
+    /// Runs a query for a session, first bringing the copy up to date if it is stale.
+    pub fn run(&mut self, job: &QueryJob) -> Result<QueryResult, CatalogError> {
+        self.refresh(job)?;
+        *self.view.lock() = session_view(&job.session, &job.state, self.owners.clone());
+        let sql = rewrite_placeholders(&job.sql);
+        let deadline = Instant::now() + self.time_limit;
+        let _armed = Armed::new(&self.deadline, deadline);
+        let mut stmt = self.prepare_guarded(&sql)?;
         let columns = columns_of(&stmt);
+        let params = &job.params;
         if stmt.parameter_count() != params.len() {
             return Err(CatalogError::new(
                 sqlstate::SYNTAX_ERROR,
@@ -187,29 +227,30 @@ impl QueryEngine {
             bound.map_err(query_error)?;
         }
         let mut rows = Vec::new();
+        let mut budget = limits::ResultBudget::new(deadline);
         let mut cursor = stmt.raw_query();
         while let Some(row) = cursor.next().map_err(query_error)? {
-            if rows.len() >= MAX_ROWS {
-                return Err(CatalogError::new(
-                    sqlstate::PROGRAM_LIMIT_EXCEEDED,
-                    format!("the query returns more than {MAX_ROWS} rows; add a LIMIT"),
-                ));
-            }
+            budget.row()?;
             let mut out = Vec::with_capacity(columns.len());
             for (i, col) in columns.iter().enumerate() {
-                let v = row.get_ref(i).map_err(query_error)?;
-                out.push(to_value(v, col.kind));
+                let v = to_value(row.get_ref(i).map_err(query_error)?, col.kind);
+                budget.value(&v)?;
+                out.push(v);
             }
             rows.push(out);
         }
         Ok(QueryResult { columns, rows })
     }
-}
 
-impl EngineInner {
-    fn prepare_guarded<'a>(&'a self, sql: &str) -> Result<rusqlite::Statement<'a>, CatalogError> {
+    /// Prepares a read of the `sys` views, or says clearly why not.
+    fn prepare_guarded(&self, sql: &str) -> Result<rusqlite::Statement<'_>, CatalogError> {
+        limits::check_sql_length(sql)?;
+        visibility::check_cte_names(sql)?;
+        *self.refusal.lock() = None;
         let prepared = self.conn.prepare(sql);
-        let stmt = prepared.map_err(query_error)?;
+        let refused = self.refusal.lock().take();
+        // A refusal fails the prepare, with SQLITE_AUTH or a generic error that names it.
+        let stmt = prepared.map_err(|e| refused.unwrap_or_else(|| query_error(e)))?;
         if !stmt.readonly() {
             return Err(not_a_read());
         }
@@ -217,29 +258,33 @@ impl EngineInner {
     }
 }
 
-fn read_only_sys(ctx: AuthContext<'_>) -> Authorization {
-    match ctx.action {
-        AuthAction::Select | AuthAction::Recursive => Authorization::Allow,
-        // The unfiltered integrations table is readable only through its filtering view.
-        AuthAction::Read {
-            table_name: "oidc_integrations_all",
-            ..
-        } => {
-            if ctx.accessor == Some("oidc_integrations") {
-                Authorization::Allow
-            } else {
+/// The authorizer: reads of the `sys` views (and of each hidden table by its own view only),
+/// and functions other than the refused ones. It notes why it refused in `refusal`.
+fn read_only_sys(
+    refusal: Arc<Mutex<Option<CatalogError>>>,
+) -> impl for<'r> FnMut(AuthContext<'r>) -> Authorization + Send + 'static {
+    move |ctx: AuthContext<'_>| {
+        let decision = match ctx.action {
+            AuthAction::Select | AuthAction::Recursive => Ok(()),
+            AuthAction::Read { table_name, .. } if ctx.database_name == Some("sys") => {
+                match visibility::may_read(table_name, ctx.accessor) {
+                    Some(false) => Err(not_a_read()),
+                    Some(true) | None => Ok(()),
+                }
+            }
+            // A common table expression or a subquery (no database): `count(*)` over one asks
+            // to read it with no column.
+            AuthAction::Read { .. } if ctx.database_name.is_none() => Ok(()),
+            AuthAction::Function { function_name } => limits::check_function(function_name),
+            _ => Err(not_a_read()),
+        };
+        match decision {
+            Ok(()) => Authorization::Allow,
+            Err(reason) => {
+                refusal.lock().get_or_insert(reason);
                 Authorization::Deny
             }
         }
-        AuthAction::Read { .. } if ctx.database_name == Some("sys") => Authorization::Allow,
-        AuthAction::Function { function_name } => {
-            if function_name.eq_ignore_ascii_case("load_extension") {
-                Authorization::Deny
-            } else {
-                Authorization::Allow
-            }
-        }
-        _ => Authorization::Deny,
     }
 }
 
@@ -280,20 +325,16 @@ fn query_error(e: rusqlite::Error) -> CatalogError {
         }
         rusqlite::Error::SqliteFailure(err, msg) => match err.code {
             rusqlite::ErrorCode::AuthorizationForStatementDenied => not_a_read(),
-            rusqlite::ErrorCode::OperationInterrupted => CatalogError::new(
-                sqlstate::QUERY_CANCELED,
-                "the query ran longer than the catalog query time limit and was stopped",
-            ),
-            rusqlite::ErrorCode::TooBig => CatalogError::new(
-                sqlstate::PROGRAM_LIMIT_EXCEEDED,
-                "a value in the query is too large",
-            ),
+            rusqlite::ErrorCode::OperationInterrupted => limits::time_limit_exceeded(),
+            rusqlite::ErrorCode::TooBig => limits::value_too_large(),
             _ => {
                 let text = msg.clone().unwrap_or_else(|| err.to_string());
                 let state = if text.contains("no such table") {
                     sqlstate::UNDEFINED_TABLE
                 } else if text.contains("not authorized") {
                     return not_a_read();
+                } else if text.contains("pattern too complex") {
+                    return limits::pattern_too_long();
                 } else {
                     "22000"
                 };
@@ -327,10 +368,16 @@ fn to_value(v: ValueRef<'_>, kind: ColumnType) -> Value {
         (ValueRef::Integer(i), _) => Value::Text(i.to_string()),
         (ValueRef::Real(f), _) => Value::Text(f.to_string()),
         (ValueRef::Text(t), _) => Value::Text(String::from_utf8_lossy(t).into_owned()),
-        (ValueRef::Blob(b), _) => Value::Text(format!(
-            "\\x{}",
-            b.iter().map(|x| format!("{x:02x}")).collect::<String>()
-        )),
+        (ValueRef::Blob(b), _) => {
+            const HEX: &[u8; 16] = b"0123456789abcdef";
+            let mut text = String::with_capacity(2 + 2 * b.len());
+            text.push_str("\\x");
+            for x in b {
+                text.push(char::from(HEX[usize::from(x >> 4)]));
+                text.push(char::from(HEX[usize::from(x & 15)]));
+            }
+            Value::Text(text)
+        }
     }
 }
 
@@ -416,7 +463,7 @@ fn group_and_role_names(session: &Session, state: &CatalogState) -> (Vec<String>
     (groups, roles)
 }
 
-fn session_view(session: &Session, state: &CatalogState) -> SessionView {
+fn session_view(session: &Session, state: &CatalogState, owners: Arc<Owners>) -> SessionView {
     let (groups, roles) = group_and_role_names(session, state);
     let principals = crate::privileges::session_principals(state, session);
     let administers = state
@@ -433,12 +480,58 @@ fn session_view(session: &Session, state: &CatalogState) -> SessionView {
         groups: groups.join(","),
         roles: roles.join(","),
         administers,
+        visible: Visibility::of(state, session, &principals, owners),
+    }
+}
+
+/// Names by id, so that loading the copy takes time linear in the catalog's size.
+struct Names<'a> {
+    databases: HashMap<i64, &'a str>,
+    users: HashMap<i64, &'a portcullis_store::UserRecord>,
+    groups: HashMap<i64, &'a portcullis_store::GroupRecord>,
+    roles: HashMap<i64, &'a portcullis_store::RoleRecord>,
+}
+
+impl<'a> Names<'a> {
+    fn of(state: &'a CatalogState) -> Self {
+        let s = &state.snap;
+        Self {
+            databases: s
+                .databases
+                .iter()
+                .map(|d| (d.id, d.name.as_str()))
+                .collect(),
+            users: s.users.iter().map(|u| (u.id, u)).collect(),
+            groups: s.groups.iter().map(|g| (g.id, g)).collect(),
+            roles: s.roles.iter().map(|r| (r.id, r)).collect(),
+        }
+    }
+
+    fn database(&self, id: i64) -> &'a str {
+        self.databases.get(&id).copied().unwrap_or("?")
+    }
+
+    /// `name@database` of a user, group or role.
+    fn user(&self, id: i64) -> Option<String> {
+        let u = self.users.get(&id)?;
+        Some(format!("{}@{}", u.name, self.database(u.database_id)))
+    }
+
+    fn group(&self, id: i64) -> Option<String> {
+        let g = self.groups.get(&id)?;
+        Some(format!("{}@{}", g.name, self.database(g.database_id)))
+    }
+
+    fn role(&self, id: i64) -> Option<String> {
+        let r = self.roles.get(&id)?;
+        Some(format!("{}@{}", r.name, self.database(r.database_id)))
     }
 }
 
 fn load_catalog(conn: &mut Connection, state: &CatalogState) -> rusqlite::Result<()> {
     use portcullis_store::{ObjectRef, PrincipalRef, ScopeRef};
     let s = &state.snap;
+    let names = Names::of(state);
     let tx = conn.transaction()?;
     for table in [
         "databases",
@@ -449,26 +542,27 @@ fn load_catalog(conn: &mut Connection, state: &CatalogState) -> rusqlite::Result
         "role_members",
         "privileges",
         "password_settings",
-        "oidc_integrations_all",
+        "oidc_integrations",
         "connectivity_pools",
     ] {
-        tx.execute(&format!("DELETE FROM sys.{table}"), [])?;
+        tx.execute(&format!("DELETE FROM sys.{table}_all"), [])?;
     }
     {
-        let mut st = tx.prepare("INSERT INTO sys.databases VALUES (?1, ?2, ?3)")?;
+        let mut st = tx.prepare("INSERT INTO sys.databases_all VALUES (?1, ?2, ?3)")?;
         for d in &s.databases {
             st.execute(params![d.id, d.name, timestamp(d.created_at)])?;
         }
         let mut st = tx.prepare(
-            "INSERT INTO sys.users VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
+            "INSERT INTO sys.users_all VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
         )?;
         for u in &s.users {
+            let db = names.database(u.database_id);
             st.execute(params![
                 u.id,
                 u.name,
-                state.user_fqun(u),
+                format!("{}@{db}", u.name),
                 u.database_id,
-                state.database_name(u.database_id),
+                db,
                 u.first_name,
                 u.last_name,
                 u.email,
@@ -478,9 +572,9 @@ fn load_catalog(conn: &mut Connection, state: &CatalogState) -> rusqlite::Result
                 timestamp(u.created_at)
             ])?;
         }
-        let mut st = tx.prepare("INSERT INTO sys.groups VALUES (?1, ?2, ?3, ?4, ?5, ?6)")?;
+        let mut st = tx.prepare("INSERT INTO sys.groups_all VALUES (?1, ?2, ?3, ?4, ?5, ?6)")?;
         for g in &s.groups {
-            let db = state.database_name(g.database_id);
+            let db = names.database(g.database_id);
             st.execute(params![
                 g.id,
                 g.name,
@@ -490,71 +584,45 @@ fn load_catalog(conn: &mut Connection, state: &CatalogState) -> rusqlite::Result
                 timestamp(g.created_at)
             ])?;
         }
-        let mut st = tx.prepare("INSERT INTO sys.group_members VALUES (?1, ?2, ?3, ?4)")?;
+        let mut st = tx.prepare("INSERT INTO sys.group_members_all VALUES (?1, ?2, ?3, ?4)")?;
         for m in &s.group_members {
-            let group = state.group_by_id(m.group_id).map(|g| g.name.clone());
-            let user = state.user_by_id(m.user_id).map(|u| state.user_fqun(u));
-            st.execute(params![m.group_id, group, m.user_id, user])?;
+            let group = names.groups.get(&m.group_id).map(|g| g.name.as_str());
+            st.execute(params![m.group_id, group, m.user_id, names.user(m.user_id)])?;
         }
-        let mut st = tx.prepare("INSERT INTO sys.roles VALUES (?1, ?2, ?3, ?4, ?5)")?;
+        let mut st = tx.prepare("INSERT INTO sys.roles_all VALUES (?1, ?2, ?3, ?4, ?5)")?;
         for r in &s.roles {
             st.execute(params![
                 r.id,
                 r.name,
                 r.database_id,
-                state.database_name(r.database_id),
+                names.database(r.database_id),
                 r.description
             ])?;
         }
         let principal = |p: &PrincipalRef| -> (&'static str, i64, Option<String>) {
             match *p {
-                PrincipalRef::User(id) => {
-                    ("USER", id, state.user_by_id(id).map(|u| state.user_fqun(u)))
-                }
-                PrincipalRef::Group(id) => (
-                    "GROUP",
-                    id,
-                    state
-                        .group_by_id(id)
-                        .map(|g| format!("{}@{}", g.name, state.database_name(g.database_id))),
-                ),
-                PrincipalRef::Role(id) => (
-                    "ROLE",
-                    id,
-                    state
-                        .role_by_id(id)
-                        .map(|r| format!("{}@{}", r.name, state.database_name(r.database_id))),
-                ),
+                PrincipalRef::User(id) => ("USER", id, names.user(id)),
+                PrincipalRef::Group(id) => ("GROUP", id, names.group(id)),
+                PrincipalRef::Role(id) => ("ROLE", id, names.role(id)),
             }
         };
-        let mut st = tx.prepare("INSERT INTO sys.role_members VALUES (?1, ?2, ?3, ?4, ?5)")?;
+        let mut st = tx.prepare("INSERT INTO sys.role_members_all VALUES (?1, ?2, ?3, ?4, ?5)")?;
         for m in &s.role_members {
-            let role = state.role_by_id(m.role_id).map(|r| r.name.clone());
+            let role = names.roles.get(&m.role_id).map(|r| r.name.as_str());
             let (kind, id, name) = principal(&m.member);
             st.execute(params![m.role_id, role, kind, id, name])?;
         }
-        let mut st =
-            tx.prepare("INSERT INTO sys.privileges VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)")?;
+        let mut st = tx.prepare(
+            "INSERT INTO sys.privileges_all VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+        )?;
         for g in &s.grants {
             let (object_type, object_id, object_name) = match g.object {
                 ObjectRef::System => ("SYSTEM", None, None),
-                ObjectRef::Database(id) => (
-                    "DATABASE",
-                    Some(id),
-                    Some(state.database_name(id).to_owned()),
-                ),
-                ObjectRef::User(id) => (
-                    "USER",
-                    Some(id),
-                    state.user_by_id(id).map(|u| state.user_fqun(u)),
-                ),
-                ObjectRef::Group(id) => (
-                    "GROUP",
-                    Some(id),
-                    state
-                        .group_by_id(id)
-                        .map(|x| format!("{}@{}", x.name, state.database_name(x.database_id))),
-                ),
+                ObjectRef::Database(id) => {
+                    ("DATABASE", Some(id), Some(names.database(id).to_owned()))
+                }
+                ObjectRef::User(id) => ("USER", Some(id), names.user(id)),
+                ObjectRef::Group(id) => ("GROUP", Some(id), names.group(id)),
             };
             let (kind, id, name) = principal(&g.grantee);
             st.execute(params![
@@ -569,22 +637,15 @@ fn load_catalog(conn: &mut Connection, state: &CatalogState) -> rusqlite::Result
                 timestamp(g.granted_at)
             ])?;
         }
-        let mut st = tx.prepare("INSERT INTO sys.password_settings VALUES (?1, ?2, ?3, ?4, ?5)")?;
+        let mut st =
+            tx.prepare("INSERT INTO sys.password_settings_all VALUES (?1, ?2, ?3, ?4, ?5)")?;
         for r in &s.settings {
             let (scope, id, name) = match r.scope {
                 ScopeRef::System => ("SYSTEM", None, None),
-                ScopeRef::Database(id) => (
-                    "DATABASE",
-                    Some(id),
-                    Some(state.database_name(id).to_owned()),
-                ),
-                ScopeRef::Group(id) => (
-                    "GROUP",
-                    Some(id),
-                    state
-                        .group_by_id(id)
-                        .map(|x| format!("{}@{}", x.name, state.database_name(x.database_id))),
-                ),
+                ScopeRef::Database(id) => {
+                    ("DATABASE", Some(id), Some(names.database(id).to_owned()))
+                }
+                ScopeRef::Group(id) => ("GROUP", Some(id), names.group(id)),
             };
             st.execute(params![scope, id, name, r.name, r.value])?;
         }
@@ -661,7 +722,8 @@ fn load_integrations(tx: &rusqlite::Transaction<'_>, state: &CatalogState) -> ru
             timestamp(i.updated_at)
         ])?;
     }
-    let mut st = tx.prepare("INSERT INTO sys.connectivity_pools VALUES (?1, ?2, ?3, ?4, ?5)")?;
+    let mut st =
+        tx.prepare("INSERT INTO sys.connectivity_pools_all VALUES (?1, ?2, ?3, ?4, ?5)")?;
     for p in &state.snap.connectivity_pools {
         let integration = state
             .assigned_integration(AssignmentTarget::ConnectivityPool(p.id))
@@ -695,10 +757,10 @@ fn load_sessions(
     state: &CatalogState,
 ) -> rusqlite::Result<()> {
     let tx = conn.transaction()?;
-    tx.execute("DELETE FROM sys.sessions", [])?;
+    tx.execute("DELETE FROM sys.sessions_all", [])?;
     {
         let mut st = tx.prepare(
-            "INSERT INTO sys.sessions VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, \
+            "INSERT INTO sys.sessions_all VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, \
              ?13, ?14)",
         )?;
         for s in sessions {
@@ -723,17 +785,4 @@ fn load_sessions(
         }
     }
     tx.commit()
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn placeholders_are_rewritten_outside_quotes() {
-        assert_eq!(
-            rewrite_placeholders("SELECT $1, '$2', \"$3\", $10"),
-            "SELECT ?1, '$2', \"$3\", ?10"
-        );
-    }
 }

@@ -64,7 +64,7 @@ pub async fn admin_page(State(state): State<Arc<HttpState>>, headers: HeaderMap)
         ("Live sessions", "sessions", "SELECT * FROM sys.sessions"),
     ] {
         body.push_str(&format!("<h2>{title}</h2>"));
-        match catalog.query(&session, sql, &[]) {
+        match catalog.query(&session, sql, &[]).await {
             Ok(r) => body.push_str(&table(id, &r)),
             Err(e) => body.push_str(&format!("<p class=\"error\">{}</p>", esc(&e.message))),
         }

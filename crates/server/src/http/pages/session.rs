@@ -111,6 +111,7 @@ pub async fn session_page(State(state): State<Arc<HttpState>>, headers: HeaderMa
             "SELECT current_user(), current_database(), current_groups(), current_roles()",
             &[],
         )
+        .await
         .ok()
         .and_then(|r| r.rows.into_iter().next())
         .map(|row| {
