@@ -84,6 +84,21 @@ pub fn is_own_page(path: &str) -> bool {
         && !route.contains('%')
 }
 
+/// An OAuth error code from a provider's answer, as shown to clients: only a code of the
+/// RFC 6749 form (a short lower-case word), never free text. Nothing else a provider's endpoint
+/// sends is echoed: an endpoint a tenant administrator pointed somewhere else must not become a
+/// way to read that place.
+pub fn oauth_error_code(error: &str) -> &str {
+    let well_formed = !error.is_empty()
+        && error.len() <= 64
+        && error.bytes().all(|b| b.is_ascii_lowercase() || b == b'_');
+    if well_formed {
+        error
+    } else {
+        "an error that is not a standard OAuth error code"
+    }
+}
+
 /// What the token endpoint answered.
 #[derive(Debug, Clone)]
 pub struct TokenResponse {
@@ -97,10 +112,10 @@ impl TokenResponse {
     pub fn from_json(status: u16, body: &serde_json::Value) -> Result<Self, String> {
         let text = |name: &str| body.get(name).and_then(|v| v.as_str()).map(str::to_owned);
         if let Some(error) = text("error") {
-            return Err(match text("error_description") {
-                Some(d) => format!("the provider refused the token request: {error} ({d})"),
-                None => format!("the provider refused the token request: {error}"),
-            });
+            return Err(format!(
+                "the provider refused the token request: {}",
+                oauth_error_code(&error)
+            ));
         }
         if !(200..300).contains(&status) {
             return Err(format!("the provider's token endpoint answered {status}"));
@@ -141,10 +156,10 @@ impl DeviceAuthorization {
     pub fn from_json(status: u16, body: &serde_json::Value) -> Result<Self, String> {
         let text = |name: &str| body.get(name).and_then(|v| v.as_str()).map(str::to_owned);
         if let Some(error) = text("error") {
-            return Err(match text("error_description") {
-                Some(d) => format!("the provider refused to start a device sign-in: {error} ({d})"),
-                None => format!("the provider refused to start a device sign-in: {error}"),
-            });
+            return Err(format!(
+                "the provider refused to start a device sign-in: {}",
+                oauth_error_code(&error)
+            ));
         }
         if !(200..300).contains(&status) {
             return Err(format!(
@@ -305,6 +320,13 @@ mod tests {
             .unwrap_err()
             .contains("invalid_grant"));
         assert!(TokenResponse::from_json(500, &serde_json::json!({})).is_err());
+        // The description and any odd error text are never echoed.
+        let odd = serde_json::json!({"error": "<html>internal admin page</html>", "error_description": "secret"});
+        let e = TokenResponse::from_json(400, &odd).unwrap_err();
+        assert!(!e.contains("internal") && !e.contains("secret"), "{e}");
+        assert!(!TokenResponse::from_json(400, &err)
+            .unwrap_err()
+            .contains("grant request is invalid"));
     }
 
     #[test]

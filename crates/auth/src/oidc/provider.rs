@@ -146,8 +146,25 @@ pub fn parse_discovery(
     }
     let jwks_uri = text("jwks_uri")
         .ok_or_else(|| FetchError("the discovery document has no jwks_uri".into()))?;
-    check_issuer(&jwks_uri)
-        .map_err(|_| FetchError(format!("jwks_uri \"{jwks_uri}\" must be an https URL")))?;
+    // Every endpoint the server will call: https, or http on a loopback address only (the
+    // same rule as the issuer), so an integration cannot point the server at internal http
+    // services.
+    for name in [
+        "jwks_uri",
+        "authorization_endpoint",
+        "token_endpoint",
+        "device_authorization_endpoint",
+        "revocation_endpoint",
+        "userinfo_endpoint",
+    ] {
+        if let Some(url) = text(name) {
+            check_issuer(&url).map_err(|_| {
+                FetchError(format!(
+                    "{name} \"{url}\" must be an https URL (http only on a loopback address)"
+                ))
+            })?;
+        }
+    }
     Ok(ProviderMetadata {
         issuer: found,
         jwks_uri,
@@ -495,5 +512,23 @@ mod tests {
         assert!(parse_discovery("https://idp.example/", &doc).is_ok());
         let doc = json!({"issuer": "https://idp.example", "jwks_uri": "http://idp.example/jwks"});
         assert!(parse_discovery("https://idp.example", &doc).is_err());
+        for endpoint in [
+            "authorization_endpoint",
+            "token_endpoint",
+            "device_authorization_endpoint",
+            "revocation_endpoint",
+            "userinfo_endpoint",
+        ] {
+            let mut doc =
+                json!({"issuer": "https://idp.example", "jwks_uri": "https://idp.example/jwks"});
+            doc[endpoint] = json!("http://169.254.169.254/latest/meta-data");
+            let e = parse_discovery("https://idp.example", &doc).unwrap_err();
+            assert!(e.0.contains(endpoint), "{endpoint}: {}", e.0);
+            doc[endpoint] = json!("http://127.0.0.1:8080/token");
+            assert!(
+                parse_discovery("https://idp.example", &doc).is_ok(),
+                "{endpoint}: loopback"
+            );
+        }
     }
 }

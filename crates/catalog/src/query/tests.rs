@@ -79,6 +79,7 @@ fn session_of(user_id: i64, fqun: &str, database: &str, database_id: i64) -> Ses
         started_at: 0,
         expires_at: None,
         sso: None,
+        credential_stamp: None,
     }
 }
 

@@ -201,7 +201,7 @@ async fn next_bounded<S>(
                 return Some(Err(PgWireError::MessageTooLarge(MAX_MESSAGE, len)));
             }
             if buf.len() > len {
-                return socket.next().await;
+                return decode_buffered(socket);
             }
         }
         let want = socket.read_buffer().len() + 1;
@@ -209,6 +209,19 @@ async fn next_bounded<S>(
             return e.map(Err);
         }
     }
+}
+
+/// Decodes the complete message at the front of the read buffer with the connection's codec.
+/// Not `socket.next()`: after bytes were read here, `Framed` may still believe its buffer holds
+/// no frame and wait for more input before decoding.
+fn decode_buffered<S>(
+    socket: &mut Socket<S>,
+) -> Option<Result<PgWireFrontendMessage, PgWireError>> {
+    use tokio_util::codec::Decoder;
+    let mut buf = std::mem::take(socket.read_buffer_mut());
+    let decoded = socket.codec_mut().decode(&mut buf);
+    *socket.read_buffer_mut() = buf;
+    decoded.transpose()
 }
 
 /// Reads until the buffer holds `want` bytes. `Err(None)` is a clean end of stream.
