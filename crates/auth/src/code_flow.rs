@@ -82,18 +82,6 @@ pub struct CallbackParams<'a> {
 pub struct Completed {
     pub session: Arc<Session>,
     pub callback_path: String,
-    /// The sign-in was started by a waiting terminal (psql): the session went there, and the
-    /// browser only needs to be told to go back to it.
-    pub for_terminal: bool,
-}
-
-/// What a terminal waiting for a browser sign-in receives.
-pub type TerminalResult = Result<Arc<Session>, SsoError>;
-
-/// A terminal (a PostgreSQL connection) waiting for the callback of the flow it started.
-struct Waiter {
-    result: tokio::sync::oneshot::Sender<TerminalResult>,
-    protocol: Protocol,
 }
 
 /// A session's refresh grant, sealed.
@@ -123,7 +111,6 @@ pub struct CodeFlow {
     sso: Arc<SsoAuthenticator>,
     advertised: Advertised,
     flows: FlowTable,
-    waiters: Mutex<HashMap<String, Waiter>>,
     grants: Mutex<HashMap<String, Arc<tokio::sync::Mutex<Grant>>>>,
     /// Sessions are renewed when their token expires within this margin.
     renew_margin: i64,
@@ -154,7 +141,6 @@ impl CodeFlow {
             sso,
             advertised,
             flows: FlowTable::new(flow_ttl, 250_000),
-            waiters: Mutex::new(HashMap::new()),
             grants: Mutex::new(HashMap::new()),
             renew_margin: i64::try_from(renew_margin.as_secs()).unwrap_or(60),
             counters: FlowCounters::default(),
@@ -202,33 +188,6 @@ impl CodeFlow {
     /// How long a started sign-in waits for its callback.
     pub fn ttl(&self) -> Duration {
         self.flows.ttl()
-    }
-
-    /// Starts a sign-in for a terminal that waits on its own connection (psql with
-    /// `ssoOAuthFlow=authenticationCode`): the user opens the URL in any browser, and the
-    /// session (or the refusal) is delivered to the receiver when the callback arrives.
-    pub async fn begin_for_terminal(
-        &self,
-        req: &BeginSignIn<'_>,
-        protocol: Protocol,
-    ) -> Result<(Started, tokio::sync::oneshot::Receiver<TerminalResult>), SsoError> {
-        let req = BeginSignIn {
-            browser_bound: false,
-            ..req.clone()
-        };
-        let started = self
-            .begin(&req)
-            .await?
-            .ok_or_else(|| SsoError::NoIntegration(req.database.to_owned()))?;
-        let (tx, rx) = tokio::sync::oneshot::channel();
-        self.waiters.lock().insert(
-            started.state.clone(),
-            Waiter {
-                result: tx,
-                protocol,
-            },
-        );
-        Ok((started, rx))
     }
 
     /// Starts a sign-in. `Ok(None)` when the database has no integration (and none was named).
@@ -308,7 +267,6 @@ impl CodeFlow {
         let state = params
             .state
             .ok_or_else(|| refused("state", "the callback has no state parameter"))?;
-        let waiter = self.waiters.lock().remove(state);
         let flow = self.flows.take(state).map_err(|e| match e {
             TakeError::Unknown => refused(
                 "state",
@@ -322,41 +280,7 @@ impl CodeFlow {
                 ),
             ),
         })?;
-        let Some(waiter) = waiter else {
-            return self
-                .finish(flow, params, browser_state, peer, Protocol::Http, began)
-                .await;
-        };
-        if waiter.result.is_closed() {
-            return Err(refused(
-                "terminal",
-                "the connection that started this sign-in is gone (it gave up waiting); \
-                 connect again",
-            ));
-        }
-        let result = self
-            .finish(flow, params, browser_state, peer, waiter.protocol, began)
-            .await;
-        let delivered = waiter.result.send(
-            result
-                .as_ref()
-                .map(|c| c.session.clone())
-                .map_err(Clone::clone),
-        );
-        match (result, delivered) {
-            (Ok(mut done), Ok(())) => {
-                done.for_terminal = true;
-                Ok(done)
-            }
-            (Ok(done), Err(_)) => {
-                self.catalog.sessions.remove(&done.session.id);
-                Err(refused(
-                    "terminal",
-                    "the connection that started this sign-in is gone; connect again",
-                ))
-            }
-            (Err(e), _) => Err(e),
-        }
+        self.finish(flow, params, browser_state, peer, began).await
     }
 
     /// The callback's checks, the code exchange and the sign-in, for a flow already taken.
@@ -366,7 +290,6 @@ impl CodeFlow {
         params: &CallbackParams<'_>,
         browser_state: Option<&str>,
         peer: &str,
-        protocol: Protocol,
         began: Instant,
     ) -> Result<Completed, SsoError> {
         if flow.browser_bound {
@@ -452,19 +375,10 @@ impl CodeFlow {
                 integration: Some(&flow.integration),
                 pool_id: flow.pool_id,
                 peer,
-                protocol,
+                protocol: Protocol::Http,
                 nonce: Some(&flow.nonce),
             })
             .await?;
-        if protocol != Protocol::Http {
-            // A terminal's session lives as long as its connection; no refresh grant is kept.
-            self.count_completion(began, provider_time);
-            return Ok(Completed {
-                session,
-                callback_path: flow.callback_path,
-                for_terminal: true,
-            });
-        }
         let sealed_refresh = match &tokens.refresh_token {
             Some(r) => match self.catalog.seal(&refresh_context(&session.id), r) {
                 Ok(s) => Some(s),
@@ -488,7 +402,6 @@ impl CodeFlow {
         Ok(Completed {
             session,
             callback_path: flow.callback_path,
-            for_terminal: false,
         })
     }
 
@@ -697,7 +610,6 @@ impl CodeFlow {
     /// Forgets expired flows and the grants of sessions that are gone.
     pub fn sweep(&self) {
         self.flows.sweep();
-        self.waiters.lock().retain(|_, w| !w.result.is_closed());
         let sessions = &self.catalog.sessions;
         self.grants
             .lock()

@@ -318,8 +318,12 @@ impl DeviceFlow {
     }
 
     /// Keeps a grant started over HTTP until `verify` finishes it.
-    pub fn hold(&self, grant: DeviceGrant) -> Result<DeviceCode, SsoError> {
+    pub fn hold(&self, grant: DeviceGrant) -> Result<(DeviceCode, String), SsoError> {
         let code = grant.code.clone();
+        // The handle, not the user code, names the held grant: the user code is public (the
+        // person types it at the provider, it is short and can be shoulder-surfed), so it
+        // must not be what claims the session.
+        let handle = crate::oidc::authorization::random_value();
         let mut held = self.held.lock();
         if held.len() >= self.capacity {
             held.retain(|_, g| g.try_lock().map_or(true, |g| !g.expired()));
@@ -330,18 +334,15 @@ impl DeviceFlow {
                 ));
             }
         }
-        held.insert(
-            code.user_code.clone(),
-            Arc::new(tokio::sync::Mutex::new(grant)),
-        );
-        Ok(code)
+        held.insert(handle.clone(), Arc::new(tokio::sync::Mutex::new(grant)));
+        Ok((code, handle))
     }
 
     /// Polls a held grant until it is approved, refused, or `timeout` passes. Approval and
     /// refusal forget the grant; a timeout keeps it for the next call.
     pub async fn verify(
         &self,
-        user_code: &str,
+        handle: &str,
         database: &str,
         timeout: Duration,
         peer: &str,
@@ -350,17 +351,12 @@ impl DeviceFlow {
             refused(
                 "user code",
                 format!(
-                    "no device sign-in with this user code is waiting for database \"{database}\" \
+                    "no device sign-in with this handle is waiting for database \"{database}\" \
                      (unknown, finished or expired); start a new one"
                 ),
             )
         };
-        let grant = self
-            .held
-            .lock()
-            .get(user_code)
-            .cloned()
-            .ok_or_else(unknown)?;
+        let grant = self.held.lock().get(handle).cloned().ok_or_else(unknown)?;
         let until = Instant::now() + timeout;
         let mut grant = match tokio::time::timeout_at(until.into(), grant.lock()).await {
             Ok(g) => g,
@@ -377,11 +373,11 @@ impl DeviceFlow {
             match self.poll(&mut grant, peer, Protocol::Http).await {
                 Ok(Poll::Pending) => continue,
                 Ok(Poll::Approved(session)) => {
-                    self.held.lock().remove(user_code);
+                    self.held.lock().remove(handle);
                     return Ok(Some(session));
                 }
                 Err(e) => {
-                    self.held.lock().remove(user_code);
+                    self.held.lock().remove(handle);
                     return Err(e);
                 }
             }

@@ -13,7 +13,7 @@ mod throttle;
 
 pub use code_flow::{
     redirect_uri, Advertised, BeginSignIn, CallbackParams, CodeFlow, Completed, FlowCounters,
-    Started, TerminalResult,
+    Started,
 };
 pub use device::{DeviceCode, DeviceFlow, DeviceGrant, DeviceRequest, Poll};
 pub use password::{LoginTarget, PasswordAuthenticator, SignInError};

@@ -151,7 +151,7 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
     let http_tls = if settings.http_tls { tls.clone() } else { None };
     let pg_task = tokio::spawn(pg::serve(
         sql,
-        Arc::new(pg::PgShared::new(auth, sso, device, flows)),
+        Arc::new(pg::PgShared::new(auth, sso, device)),
         tls,
         settings.max_connections,
     ));

@@ -898,3 +898,61 @@ fn only_assigned_integrations_sign_in_and_names_stay_in_their_database() {
         r.body
     );
 }
+
+/// Finding 9: an attacker's terminal cannot be signed in by a victim's browser. psql asking
+/// for the authorization code flow gets the device grant (no link that signs in whoever opens
+/// it), and the HTTP device grant is claimed only with the start call's secret handle, not the
+/// public user code.
+#[test]
+fn a_terminal_sign_in_cannot_be_handed_a_victims_session() {
+    let rogue = NodeServer::rogue(&[]);
+    let server = Server::start();
+    harness::example(&server);
+    harness::idp::rogue_device_integration(&server, &rogue, &["token"]);
+    let mut cmd = std::process::Command::new("psql");
+    cmd.arg(format!(
+        "{} options='-c ssoOAuthFlow=authenticationCode'",
+        server.conninfo("@example_database", "example_database")
+    ))
+    .args(["-X", "-A", "-t", "-c", "SELECT CURRENT_USER()"])
+    .env("PGSSLMODE", "disable");
+    let out = cmd.output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("not offered to terminals") && err.contains("enter the code"),
+        "{err}"
+    );
+    assert!(
+        !err.contains("response_type=code"),
+        "an authorization link was shown: {err}"
+    );
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout).trim(),
+        "device@example.com",
+        "{err}"
+    );
+
+    // HTTP: whoever knows only the user code (shown on a screen, typed at the provider) gets
+    // nothing; the handle from the start call claims the session.
+    harness::idp::rogue_device_integration(&server, &rogue, &["token"]);
+    let web = Web::new();
+    let start = web.post_json(
+        &server.http("/v1/sso_device_grant"),
+        &json!({"database": "example_database"}),
+    );
+    assert_eq!(start.status, 200, "{}", start.body);
+    let v: serde_json::Value = serde_json::from_str(&start.body).unwrap();
+    let user_code = v["user_code"].as_str().unwrap();
+    let handle = v["device_handle"].as_str().unwrap();
+    let verify =
+        |body: serde_json::Value| web.post_json(&server.http("/v1/sso_device_grant_verify"), &body);
+    let stolen =
+        verify(json!({"user_code": user_code, "database": "example_database", "timeout": 10}));
+    assert_eq!(stolen.status, 400, "{}", stolen.body);
+    let stolen =
+        verify(json!({"device_handle": user_code, "database": "example_database", "timeout": 10}));
+    assert_eq!(stolen.status, 404, "{}", stolen.body);
+    let mine =
+        verify(json!({"device_handle": handle, "database": "example_database", "timeout": 30}));
+    assert_eq!(mine.status, 200, "{}", mine.body);
+}

@@ -1,8 +1,9 @@
 //! Sign-in from the command line against the real provider (npm oidc-provider): a real `psql`
 //! (and psycopg2, and node-postgres) signs in through the device grant while the test approves the code at the
 //! provider's own device pages; denied and expired codes and a query sent before approval end
-//! with FATAL and run nothing; the terminal authorization code flow completes through the
-//! server's `/v1/callback`; and the HTTP device grant (`/v1/sso_device_grant`, `…_verify`).
+//! with FATAL and run nothing; a terminal asking for the code flow gets the device grant; and
+//! the HTTP device grant (`/v1/sso_device_grant`, `…_verify`, which needs the start call's
+//! secret handle).
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod harness;
@@ -251,7 +252,14 @@ fn denied_expired_and_early_queries_end_with_fatal_and_run_nothing() {
         "{err}"
     );
 
-    // Expired: nobody approves within the device code's 3 s.
+    // Expired: nobody approves within the device code's 3 s (short_sso assigned meanwhile:
+    // only an assigned integration signs anyone in).
+    let assign = |name: &str| {
+        let sql = format!("ALTER DATABASE example_database SET SSO INTEGRATION {name}");
+        let (ok, _, err) = server.psql("admin@system", "example_database", ADMIN_PASSWORD, &[&sql]);
+        assert!(ok, "{err}");
+    };
+    assign("short_sso");
     let psql = waiting_psql(
         &server,
         "@example_database",
@@ -264,6 +272,7 @@ fn denied_expired_and_early_queries_end_with_fatal_and_run_nothing() {
     assert!(out.is_empty(), "{out}");
     assert!(err.contains("enter the code"), "{err}");
     assert!(err.contains("the device code expired"), "{err}");
+    assign("corp_sso");
 
     // Bad settings: unknown flow, unknown integration, database without SSO.
     for (options, db, expected) in [
@@ -364,13 +373,13 @@ fn denied_expired_and_early_queries_end_with_fatal_and_run_nothing() {
     assert_eq!(tag, b'R', "a place came free");
 }
 
+/// `ssoOAuthFlow=authenticationCode` from psql is answered with the device grant (issue 11,
+/// finding 9: a server-side code flow's link signs the terminal in as whoever opens it).
 #[test]
-fn psql_signs_in_with_the_authorization_code_flow_through_the_callback() {
-    let server = Server::start_env(&[("PORTCULLIS_SSO_FLOW_SECONDS", "20")]);
+fn psql_asking_for_the_code_flow_gets_the_device_grant() {
+    let server = Server::start();
     let (idp, _keys) = provider(&server, &[]);
     configure(&server, &idp.url);
-    let web = Web::new();
-
     let mut psql = waiting_psql(
         &server,
         "@example_database",
@@ -378,71 +387,17 @@ fn psql_signs_in_with_the_authorization_code_flow_through_the_callback() {
         "-c ssoOAuthFlow=authenticationCode",
         "SELECT CURRENT_USER(), CURRENT_GROUPS()",
     );
-    psql.line_with("open this address in a browser");
-    let url = psql
-        .line_with(&format!("{}/", idp.url))
-        .trim_start_matches("NOTICE:")
-        .trim()
-        .to_owned();
-    assert!(url.contains("code_challenge_method=S256"), "{url}");
-    let callback = web.follow_until(&url, &server.http("/v1/callback"));
-    let page = web.get(&callback);
-    assert_eq!(page.status, 200, "{}", page.body);
-    assert!(
-        page.body.contains("Return to your terminal"),
-        "{}",
-        page.body
-    );
-    assert!(
-        !page.header("set-cookie").contains("portcullis_session="),
-        "the browser gets no session: {:?}",
-        page.headers
-    );
-    let (code, out, err) = psql.finish();
-    assert_eq!(code, 0, "{err}");
+    let why = psql.line_with("not offered to terminals");
+    assert!(why.starts_with("NOTICE:"), "{why}");
+    let code = user_code(&psql.line_with("enter the code"));
+    approve(&idp, &code, false);
+    let (status, out, err) = psql.finish();
+    assert_eq!(status, 0, "{err}");
     assert_eq!(out, "alice@example.com|analysts@example_database");
-
-    // The same callback again: refused, and nothing waits for it.
-    let again = web.get(&callback);
-    assert_eq!(again.status, 400, "{}", again.body);
-
-    // Nobody opens the URL: the connection fails cleanly when the flow expires.
-    let psql = waiting_psql(
-        &server,
-        "@example_database",
-        "example_database",
-        "-c ssoOAuthFlow=authenticationCode",
-        "SELECT 'ran'",
+    assert!(
+        !err.contains("/auth?"),
+        "no authorization link is shown: {err}"
     );
-    let (code, out, err) = psql.finish();
-    assert!(code != 0 && out.is_empty(), "{out}");
-    assert!(err.contains("not completed in time (20 s)"), "{err}");
-
-    // The provider refuses (login_hint=denied makes it answer access_denied): psql hears why.
-    let mut psql = waiting_psql(
-        &server,
-        "@example_database",
-        "example_database",
-        "-c ssoOAuthFlow=authenticationCode",
-        "SELECT 'ran'",
-    );
-    let url = psql
-        .line_with(&format!("{}/", idp.url))
-        .trim_start_matches("NOTICE:")
-        .trim()
-        .to_owned();
-    // A fresh browser (the first one has a provider session, which would skip the login).
-    let web = Web::new();
-    let callback = web.follow_until(
-        &format!("{url}&login_hint=denied"),
-        &server.http("/v1/callback"),
-    );
-    let page = web.get(&callback);
-    assert_eq!(page.status, 403, "{}", page.body);
-    let (code, out, err) = psql.finish();
-    assert!(code != 0 && out.is_empty(), "{out}");
-    assert!(err.contains("access_denied"), "{err}");
-    assert_eq!(sso_sessions(&server), "0");
 }
 
 #[test]
@@ -464,6 +419,8 @@ fn http_device_grant_and_verify() {
     assert_eq!(status, 200, "{grant}");
     assert_eq!(grant["status"]["reason"], "Device authorization initiated");
     let code = grant["user_code"].as_str().unwrap().to_owned();
+    let handle = grant["device_handle"].as_str().unwrap().to_owned();
+    assert!(handle.len() >= 40, "a secret handle: {handle}");
     assert!(grant["verification_uri_complete"]
         .as_str()
         .unwrap()
@@ -476,24 +433,33 @@ fn http_device_grant_and_verify() {
     // Not approved yet: a timeout, callable again.
     let (status, v) = post(
         "/v1/sso_device_grant_verify",
-        json!({"user_code": code, "database": "example_database", "timeout": 1}),
+        json!({"device_handle": handle, "database": "example_database", "timeout": 1}),
     );
     assert_eq!(status, 408, "{v}");
     assert_eq!(v["status"]["sql_state"], "57014");
     // Wrong database, bad timeout, unknown code, malformed body: clear errors.
     for (body, want) in [
-        (json!({"user_code": code, "timeout": 1}), 404),
+        (json!({"device_handle": handle, "timeout": 1}), 404),
         (
-            json!({"user_code": code, "database": "example_database", "timeout": 0}),
+            json!({"device_handle": handle, "database": "example_database", "timeout": 0}),
             400,
         ),
         (
-            json!({"user_code": code, "database": "example_database", "timeout": 601}),
+            json!({"device_handle": handle, "database": "example_database", "timeout": 601}),
             400,
         ),
         (
-            json!({"user_code": "NOPE-NOPE", "database": "example_database"}),
+            json!({"device_handle": "NOPE-NOPE", "database": "example_database"}),
             404,
+        ),
+        // The public user code alone claims nothing (finding 9 of issue 11).
+        (
+            json!({"device_handle": code, "user_code": code, "database": "example_database", "timeout": 1}),
+            404,
+        ),
+        (
+            json!({"user_code": code, "database": "example_database"}),
+            400,
         ),
         (json!({"database": "example_database"}), 400),
     ] {
@@ -513,7 +479,7 @@ fn http_device_grant_and_verify() {
     approve(&idp, &code, false);
     let (status, v) = post(
         "/v1/sso_device_grant_verify",
-        json!({"user_code": code, "database": "example_database", "timeout": 30}),
+        json!({"device_handle": handle, "database": "example_database", "timeout": 30}),
     );
     assert_eq!(status, 200, "{v}");
     assert_eq!(v["username"], "alice@example.com");
@@ -529,7 +495,7 @@ fn http_device_grant_and_verify() {
     // Used once.
     let (status, _) = post(
         "/v1/sso_device_grant_verify",
-        json!({"user_code": code, "database": "example_database", "timeout": 1}),
+        json!({"device_handle": handle, "database": "example_database", "timeout": 1}),
     );
     assert_eq!(status, 404);
 
@@ -539,10 +505,11 @@ fn http_device_grant_and_verify() {
         json!({"database": "example_database"}),
     );
     let code = grant["user_code"].as_str().unwrap().to_owned();
+    let handle = grant["device_handle"].as_str().unwrap().to_owned();
     approve(&idp, &code, true);
     let (status, v) = post(
         "/v1/sso_device_grant_verify",
-        json!({"user_code": code, "database": "example_database", "timeout": 30}),
+        json!({"device_handle": handle, "database": "example_database", "timeout": 30}),
     );
     assert_eq!(status, 401, "{v}");
     assert!(

@@ -32,6 +32,8 @@ pub struct DeviceGrantRequest {
 
 #[derive(Debug, Serialize, ToSchema)]
 pub struct DeviceGrantResponse {
+    /// A secret only the caller holds: `…_verify` needs it (the user code alone is public).
+    pub device_handle: String,
     pub verification_uri_complete: String,
     pub verification_uri: String,
     pub user_code: String,
@@ -43,7 +45,11 @@ pub struct DeviceGrantResponse {
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct DeviceGrantVerifyRequest {
-    pub user_code: String,
+    /// The `device_handle` the start call answered.
+    pub device_handle: String,
+    /// Accepted for compatibility; the handle decides.
+    #[allow(dead_code)]
+    pub user_code: Option<String>,
     /// Default `system`; must be the database the grant was started for.
     pub database: Option<String>,
     /// Seconds to wait for approval, 1–600. Default 30.
@@ -104,8 +110,9 @@ pub async fn device_grant(
         })
         .await
         .map_err(provider_error)?;
-    let code = state.device.hold(grant).map_err(provider_error)?;
+    let (code, device_handle) = state.device.hold(grant).map_err(provider_error)?;
     Ok(Json(DeviceGrantResponse {
+        device_handle,
         verification_uri_complete: code
             .verification_uri_complete
             .unwrap_or_else(|| code.verification_uri.clone()),
@@ -140,13 +147,13 @@ pub async fn device_grant_verify(
         return Err(ApiError::new(
             StatusCode::TOO_MANY_REQUESTS,
             "53400",
-            "too many unknown user codes from this address; wait a minute",
+            "too many unknown device handles from this address; wait a minute",
         ));
     }
     let session = state
         .device
         .verify(
-            &req.user_code,
+            &req.device_handle,
             database,
             Duration::from_secs(timeout),
             &peer.to_string(),

@@ -152,16 +152,6 @@ pub async fn callback(
         .complete(&params, browser_state.as_deref(), &peer.to_string())
         .await
     {
-        Ok(done) if done.for_terminal => {
-            // The session belongs to the waiting PostgreSQL connection; the browser gets none.
-            let body = format!(
-                "<h1>Signed in</h1><p id=\"terminal\">You are signed in to database <b>{}</b> \
-                 as <b>{}</b>. Return to your terminal; you can close this page.</p>",
-                esc(&done.session.database),
-                esc(&done.session.user)
-            );
-            with_cookie(respond(StatusCode::OK, "Signed in", &body), &clear_flow)
-        }
         Ok(done) => {
             let token = state.tokens.issue(&done.session.id);
             let session_cookie =

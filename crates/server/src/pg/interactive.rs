@@ -1,5 +1,10 @@
 //! Interactive SSO sign-in for unmodified PostgreSQL clients (psql, pgjdbc, psycopg): user
-//! `@source_db` (or `sso`), flow chosen with `-c ssoOAuthFlow=deviceGrant|authenticationCode`.
+//! `@source_db` (or `sso`), with the device grant. `-c ssoOAuthFlow=authenticationCode` is
+//! answered with the device grant too: a server-side code flow for a terminal hands the
+//! session to whoever started it, to anyone who opens its link while signed in at the provider
+//! (the provider redirects silently) — a victim's session for an attacker's terminal. The
+//! device grant makes the person type the terminal's code at the provider. (The command-line
+//! client's own code flow is safe: its redirect comes back to the person's own machine.)
 //! libpq and pgjdbc refuse notices before AuthenticationOk, so the server sends
 //! AuthenticationOk first, then NOTICEs with the code or URL, waits for the provider, and only
 //! then finishes the startup (ParameterStatus, BackendKeyData, ReadyForQuery) — or sends FATAL
@@ -19,9 +24,8 @@ use pgwire::messages::response::{ReadyForQuery, TransactionStatus};
 use pgwire::messages::startup::{Authentication, BackendKeyData, ParameterStatus};
 use pgwire::messages::{PgWireBackendMessage, PgWireFrontendMessage};
 use pgwire::tokio::server::PgWireMessageServerCodec;
-use portcullis_auth::{BeginSignIn, DeviceGrant, DeviceRequest, Poll, SsoError, TerminalResult};
+use portcullis_auth::{DeviceGrant, DeviceRequest, Poll, SsoError};
 use portcullis_catalog::Protocol;
-use tokio::sync::oneshot;
 use tokio_util::codec::Framed;
 
 use super::errors::fatal_with;
@@ -30,8 +34,6 @@ use super::PgConnection;
 
 /// At most one "still waiting" notice per this long (pgjdbc allows 1,000 startup messages).
 const REMINDER_EVERY: Duration = Duration::from_secs(30);
-/// Where the browser is sent after a terminal's code flow (the callback answers it itself).
-const TERMINAL_CALLBACK_PATH: &str = "/ui/session";
 
 /// Which interactive flow a connection asked for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -106,11 +108,6 @@ pub struct Waiting {
 
 enum Pending {
     Device(Box<DeviceGrant>),
-    Code {
-        url: String,
-        result: oneshot::Receiver<TerminalResult>,
-        deadline: Instant,
-    },
 }
 
 /// Recognises user `@db`, `sso@db` or `sso`. `Err` for an unknown `ssoOAuthFlow`.
@@ -186,70 +183,39 @@ impl PgConnection {
         &self,
         login: &InteractiveLogin,
     ) -> Result<(Pending, Vec<String>), PgWireError> {
-        match login.flow {
-            FlowKind::DeviceGrant => {
-                let grant = self
-                    .shared
-                    .device
-                    .start(&DeviceRequest {
-                        database: &login.database,
-                        source_database: login.source_database.as_deref(),
-                        integration: login.integration.as_deref(),
-                        pool_id: None,
-                    })
-                    .await
-                    .map_err(|e| sso_fatal(&e))?;
-                let code = &grant.code;
-                let mut notices = vec![format!(
-                    "To sign in to database \"{}\", open {} and enter the code {}",
-                    login.database, code.verification_uri, code.user_code
-                )];
-                if let Some(complete) = &code.verification_uri_complete {
-                    notices.push(format!("Or open {complete}"));
-                }
-                notices.push(format!(
-                    "Waiting up to {} s for the sign-in to be approved…",
-                    code.expires_in.as_secs()
-                ));
-                Ok((Pending::Device(Box::new(grant)), notices))
-            }
-            FlowKind::AuthorizationCode => {
-                let flows = &self.shared.flows;
-                let (started, result) = flows
-                    .begin_for_terminal(
-                        &BeginSignIn {
-                            database: &login.database,
-                            source_database: login.source_database.as_deref(),
-                            integration: login.integration.as_deref(),
-                            pool_id: None,
-                            callback_path: TERMINAL_CALLBACK_PATH,
-                            browser_bound: false,
-                        },
-                        Protocol::Postgres,
-                    )
-                    .await
-                    .map_err(|e| sso_fatal(&e))?;
-                let notices = vec![
-                    format!(
-                        "To sign in to database \"{}\", open this address in a browser:",
-                        login.database
-                    ),
-                    started.url.clone(),
-                    format!(
-                        "Waiting up to {} s for the sign-in to finish…",
-                        flows.ttl().as_secs()
-                    ),
-                ];
-                Ok((
-                    Pending::Code {
-                        url: started.url,
-                        result,
-                        deadline: Instant::now() + flows.ttl(),
-                    },
-                    notices,
-                ))
-            }
+        let grant = self
+            .shared
+            .device
+            .start(&DeviceRequest {
+                database: &login.database,
+                source_database: login.source_database.as_deref(),
+                integration: login.integration.as_deref(),
+                pool_id: None,
+            })
+            .await
+            .map_err(|e| sso_fatal(&e))?;
+        let code = &grant.code;
+        let mut notices = Vec::new();
+        if login.flow == FlowKind::AuthorizationCode {
+            notices.push(
+                "The authorization code flow is not offered to terminals signing in through the \
+                 server (its link would sign this terminal in as whoever opened it); use the \
+                 device grant below, or `portcullis sql`, whose code flow returns to this machine."
+                    .to_owned(),
+            );
         }
+        notices.push(format!(
+            "To sign in to database \"{}\", open {} and enter the code {}",
+            login.database, code.verification_uri, code.user_code
+        ));
+        if let Some(complete) = &code.verification_uri_complete {
+            notices.push(format!("Or open {complete}"));
+        }
+        notices.push(format!(
+            "Waiting up to {} s for the sign-in to be approved…",
+            code.expires_in.as_secs()
+        ));
+        Ok((Pending::Device(Box::new(grant)), notices))
     }
 }
 
@@ -305,32 +271,6 @@ pub async fn wait<S>(
                         "Still waiting for the sign-in to be approved at {} (code {})",
                         code.verification_uri, code.user_code
                     ))).await?;
-                }
-            }
-        },
-        Pending::Code {
-            url,
-            mut result,
-            deadline,
-        } => loop {
-            let reminder = tokio::time::sleep_until((last_notice + REMINDER_EVERY).into());
-            tokio::select! {
-                r = &mut result => match r {
-                    Ok(Ok(session)) => break session,
-                    Ok(Err(e)) => return Err(sso_fatal(&e)),
-                    Err(_) => return Err(fatal_with("28000", "the sign-in request expired or was \
-                        abandoned before the browser came back; connect again".into())),
-                },
-                _ = tokio::time::sleep_until(deadline.into()) => {
-                    return Err(fatal_with("28000", format!(
-                        "the sign-in was not completed in time ({} s); connect again",
-                        conn.shared.flows.ttl().as_secs()
-                    )));
-                }
-                msg = socket.next() => return early_message(msg),
-                _ = reminder => {
-                    last_notice = Instant::now();
-                    socket.send(notice(&format!("Still waiting for the sign-in at {url}"))).await?;
                 }
             }
         },

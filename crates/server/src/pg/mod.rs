@@ -13,7 +13,7 @@ use parking_lot::Mutex;
 use pgwire::api::auth::{AuthDriver, DefaultServerParameterProvider};
 use pgwire::api::stmt::NoopQueryParser;
 use pgwire::api::PgWireServerHandlers;
-use portcullis_auth::{CodeFlow, DeviceFlow, PasswordAuthenticator, SsoAuthenticator};
+use portcullis_auth::{DeviceFlow, PasswordAuthenticator, SsoAuthenticator};
 use portcullis_catalog::Session;
 use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
@@ -25,8 +25,6 @@ pub struct PgShared {
     pub sso: Arc<SsoAuthenticator>,
     /// Device grants for `@source_db` sign-ins.
     pub device: Arc<DeviceFlow>,
-    /// Authorization code flows whose callback a waiting connection receives.
-    pub flows: Arc<CodeFlow>,
     /// Interactive sign-ins waiting, per client address.
     pub waiting: Arc<interactive::WaitingPerAddress>,
     pub driver: AuthDriver<DefaultServerParameterProvider>,
@@ -40,7 +38,6 @@ impl PgShared {
         auth: Arc<PasswordAuthenticator>,
         sso: Arc<SsoAuthenticator>,
         device: Arc<DeviceFlow>,
-        flows: Arc<CodeFlow>,
     ) -> Self {
         let params = || {
             let mut params = DefaultServerParameterProvider::default();
@@ -55,7 +52,6 @@ impl PgShared {
             auth,
             sso,
             device,
-            flows,
             waiting: Arc::default(),
             parser: Arc::new(NoopQueryParser::new()),
         }

@@ -137,11 +137,12 @@ pub fn free_port() -> u16 {
 }
 
 /// Integration `rogue_sso` of `example_database` on the rogue issuer (default group analysts),
+/// assigned to the database (only assigned integrations sign anyone in),
 /// whose device grant answers each poll with the next of `answers` ("token" signs in as
 /// device@example.com).
 pub fn rogue_device_integration(server: &super::Server, rogue: &NodeServer, answers: &[&str]) {
     let sql = format!(
-        "CREATE SSO INTEGRATION rogue_sso PROTOCOL oidc issuer = \"{}\", \
+        "CREATE SSO INTEGRATION IF NOT EXISTS rogue_sso PROTOCOL oidc issuer = \"{}\", \
          client_id = \"rogue-client\", default_group = analysts",
         rogue.url
     );
@@ -149,7 +150,10 @@ pub fn rogue_device_integration(server: &super::Server, rogue: &NodeServer, answ
         "admin@system",
         "example_database",
         super::ADMIN_PASSWORD,
-        &[&sql],
+        &[
+            &sql,
+            "ALTER DATABASE example_database SET SSO INTEGRATION rogue_sso",
+        ],
     );
     assert!(ok, "{err}");
     let now = std::time::SystemTime::now()
