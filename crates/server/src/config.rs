@@ -31,6 +31,9 @@ pub struct FileConfig {
     /// Least time between two key-set refetches of one provider (an unknown `kid` triggers
     /// one), seconds. Default 10.
     pub jwks_min_refresh_seconds: Option<u64>,
+    /// Longest time a provider's key set is trusted without fetching it again (a withdrawn
+    /// key stops being accepted within this long), seconds. Default 900.
+    pub jwks_max_age_seconds: Option<u64>,
     /// Serve HTTPS on the HTTP listener with the SQL listener's certificate. Default false.
     pub http_tls: Option<bool>,
     /// `host:port` browsers use to reach the HTTP listener; the default redirect URI is
@@ -56,6 +59,7 @@ pub struct Settings {
     pub max_connections: usize,
     pub http_token_seconds: i64,
     pub jwks_min_refresh_seconds: u64,
+    pub jwks_max_age_seconds: u64,
     pub http_tls: bool,
     pub advertised_address: Option<String>,
     pub sso_flow_seconds: u64,
@@ -77,6 +81,7 @@ const KNOWN_ENV: &[&str] = &[
     "PORTCULLIS_DATA_DIR",
     "PORTCULLIS_SQL_ADDR",
     "PORTCULLIS_JWKS_MIN_REFRESH_SECONDS",
+    "PORTCULLIS_JWKS_MAX_AGE_SECONDS",
     "PORTCULLIS_HTTP_ADDR",
     "PORTCULLIS_SCRAM_ITERATIONS",
     "PORTCULLIS_TLS_CERT",
@@ -176,6 +181,12 @@ pub fn resolve(file: Option<&Path>, flags: Overrides) -> anyhow::Result<Settings
     if jwks_min_refresh_seconds > 3600 {
         bail!("jwks_min_refresh_seconds must be at most 3600");
     }
+    let jwks_max_age_seconds = parse_env("PORTCULLIS_JWKS_MAX_AGE_SECONDS")?
+        .or(f.jwks_max_age_seconds)
+        .unwrap_or(900);
+    if !(1..=86_400).contains(&jwks_max_age_seconds) {
+        bail!("jwks_max_age_seconds must be between 1 and 86400");
+    }
     let tls_cert = env("PORTCULLIS_TLS_CERT").map(PathBuf::from).or(f.tls_cert);
     let tls_key = env("PORTCULLIS_TLS_KEY").map(PathBuf::from).or(f.tls_key);
     if tls_cert.is_some() != tls_key.is_some() {
@@ -222,6 +233,7 @@ pub fn resolve(file: Option<&Path>, flags: Overrides) -> anyhow::Result<Settings
         max_connections,
         http_token_seconds,
         jwks_min_refresh_seconds,
+        jwks_max_age_seconds,
         http_tls,
         advertised_address,
         sso_flow_seconds,

@@ -62,6 +62,7 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
     let providers = Arc::new(ProviderCache::new(
         std::time::Duration::from_secs(5),
         std::time::Duration::from_secs(settings.jwks_min_refresh_seconds),
+        std::time::Duration::from_secs(settings.jwks_max_age_seconds),
     )?);
     let sso = Arc::new(SsoAuthenticator::new(catalog.clone(), providers));
     catalog.set_explainer(sso.clone());
@@ -139,6 +140,7 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
             loop {
                 tick.tick().await;
                 state.flows.renew_due().await;
+                state.sso.providers().refresh_stale().await;
                 state.flows.sweep();
                 state.device.sweep();
                 state.request_states.sweep();

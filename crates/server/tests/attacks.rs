@@ -956,3 +956,95 @@ fn a_terminal_sign_in_cannot_be_handed_a_victims_session() {
         verify(json!({"device_handle": handle, "database": "example_database", "timeout": 30}));
     assert_eq!(mine.status, 200, "{}", mine.body);
 }
+
+fn rogue_jwks_fetches(rogue: &NodeServer) -> u64 {
+    let out = std::process::Command::new("curl")
+        .args(["-sS", &format!("{}/stats", rogue.url)])
+        .output()
+        .unwrap();
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    v["jwks"].as_u64().unwrap()
+}
+
+/// Finding 10: an attacker's unknown kids do not keep a properly rotated key out, the same
+/// bogus kid is not refetched again and again, and a key the provider withdrew stops being
+/// trusted once the cached set is older than `jwks_max_age_seconds`.
+#[test]
+fn key_rotation_is_not_blocked_and_withdrawn_keys_expire() {
+    let rogue = NodeServer::rogue(&[]);
+    let server = Server::start_env(&[("PORTCULLIS_JWKS_MAX_AGE_SECONDS", "5")]);
+    harness::example(&server);
+    let (ok, _, err) = server.psql(
+        "admin@system",
+        "example_database",
+        ADMIN_PASSWORD,
+        &[&format!(
+            "ALTER DATABASE example_database SET SSO INTEGRATION oidc issuer = \"{}\", \
+             client_id = app, default_group = analysts",
+            rogue.url
+        )],
+    );
+    assert!(ok, "{err}");
+    let n = now();
+    let claims = json!({"iss": rogue.url, "aud": "app", "sub": "u1", "email": "u1@example.com", "exp": n + 300, "iat": n});
+    let sign = |key: &str, kid: &str| {
+        rogue_sign(
+            &rogue,
+            key,
+            json!({"alg": "RS256", "kid": kid, "typ": "JWT"}),
+            claims.clone(),
+        )
+    };
+    let sign_in = |token: &str| server.psql("id_token", "example_database", token, &["SELECT 1"]);
+    let old = sign("rogue-rs", "rogue-rs");
+    assert!(sign_in(&old).0, "the published key signs in");
+    // The attacker's unknown kid spends its own refetch…
+    let bogus = sign("other", "attacker-kid");
+    let (ok, _, err) = sign_in(&bogus);
+    assert!(!ok && err.contains("attacker-kid"), "{err}");
+    // …and the same kid again fetches nothing (within jwks_min_refresh_seconds).
+    let fetched = rogue_jwks_fetches(&rogue);
+    assert!(!sign_in(&bogus).0);
+    assert_eq!(
+        rogue_jwks_fetches(&rogue),
+        fetched,
+        "the same bogus kid was refetched"
+    );
+    // The provider withdraws the key (rotation): the cached set still holds it for a while…
+    let new_kid = harness::idp::rogue_post(&rogue, "/jwks/rotate", json!({}));
+    assert!(sign_in(&old).0, "the cached set answers");
+    // …until the set is older than the maximum age: then it is fetched again and the
+    // withdrawn key is refused.
+    std::thread::sleep(std::time::Duration::from_secs(6));
+    let (ok, _, err) = sign_in(&old);
+    assert!(
+        !ok && err.contains("FATAL"),
+        "a withdrawn key still signs in: {err}"
+    );
+    // An attacker's kid just before a rotation does not keep the new key out (it was refused
+    // for 10 s when one refetch allowance served every kid).
+    let (ok, _, _) = sign_in(&sign("other", "attacker-kid-2"));
+    assert!(!ok);
+    let newer = harness::idp::rogue_post(&rogue, "/jwks/rotate", json!({}));
+    let (ok, _, err) = sign_in(&sign(&newer, &newer));
+    assert!(ok, "the rotated key was refused: {err}");
+    assert!(
+        !sign_in(&sign(&new_kid, &new_kid)).0,
+        "the key rotated away still signs in"
+    );
+    // EXPLAIN says when the set was fetched and when a refetch is allowed.
+    let (ok, out, err) = server.psql(
+        "admin@system",
+        "example_database",
+        ADMIN_PASSWORD,
+        &[&format!(
+            "EXPLAIN AUTHENTICATION '{}'",
+            sign(&newer, &newer)
+        )],
+    );
+    assert!(ok, "{err}");
+    assert!(
+        out.contains("key set fetched") && out.contains("refetch"),
+        "{out}"
+    );
+}

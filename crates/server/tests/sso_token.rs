@@ -139,7 +139,8 @@ fn seed_statements_run_as_written_and_the_catalog_hides_secrets() {
         ("CREATE SSO INTEGRATION sso_test PROTOCOL oidc issuer = \"https://i\", client_id = a, default_group = g", "already exists"),
         ("ALTER SSO INTEGRATION sso_test SET issuer = NULL", "cannot be cleared"),
         ("ALTER DATABASE source_db SET SSO INTEGRATION sso_test", "connect to database"),
-        ("ALTER DATABASE example_database SET SSO INTEGRATION test_sso", "belongs to database"),
+        ("ALTER DATABASE example_database SET SSO INTEGRATION test_sso", "does not exist"),
+        ("ALTER DATABASE example_database SET SSO INTEGRATION test_sso@source_db", "belongs to database"),
         ("CREATE SSO INTEGRATION x PROTOCOL saml issuer = a", "OIDC"),
     ] {
         let (ok, _, err) = admin_in(&server, "example_database", &[sql]);
@@ -269,7 +270,12 @@ fn real_provider_tokens_sign_in_through_psql_and_http() {
         ("ps256-client", "PS256"),
     ] {
         let sql = format!("CREATE SSO INTEGRATION {} PROTOCOL oidc issuer = \"{}\", client_id = \"{client}\", default_group = analysts", client.replace('-', "_"), idp.url);
-        let (ok, _, err) = admin_in(&server, "example_database", &[&sql]);
+        // Only an assigned integration signs anyone in.
+        let assign = format!(
+            "ALTER DATABASE example_database SET SSO INTEGRATION {}",
+            client.replace('-', "_")
+        );
+        let (ok, _, err) = admin_in(&server, "example_database", &[&sql, &assign]);
         assert!(ok, "{err}");
         let tok = tokens(&idp.url, client, "code", "bob");
         let conninfo = format!(
@@ -301,6 +307,12 @@ fn real_provider_tokens_sign_in_through_psql_and_http() {
             "{alg}"
         );
     }
+    let (ok, _, err) = admin_in(
+        &server,
+        "example_database",
+        &["ALTER DATABASE example_database SET SSO INTEGRATION example_database"],
+    );
+    assert!(ok, "{err}");
     // HTTP: exchange at /v1/sso_token, then execute with our token; a provider token directly.
     let http = |args: &[&str]| {
         let out = std::process::Command::new("curl")

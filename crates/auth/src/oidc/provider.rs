@@ -259,17 +259,54 @@ fn usable_key(raw: &serde_json::Value) -> Result<SigningKey, String> {
     })
 }
 
+/// At most one fetch of an issuer per this long for unknown kids, whoever asks (a small global
+/// cap): a later one waits for its turn instead of being refused, so a stream of bogus kids
+/// delays a real, newly rotated key by at most this much.
+const MIN_FETCH_SPACING: Duration = Duration::from_secs(1);
+/// Kids remembered per issuer (the oldest are forgotten first).
+const KIDS_REMEMBERED: usize = 1024;
+
 #[derive(Default)]
 struct Entry {
     current: Option<Arc<ProviderKeys>>,
     last_attempt: Option<Instant>,
     last_error: Option<String>,
+    /// When a fetch was last made for each unknown kid: one kid is refetched at most once per
+    /// `min_refresh`, so one attacker's kid cannot spend the allowance of another.
+    kid_tries: HashMap<String, Instant>,
+}
+
+impl Entry {
+    fn kid_tried_recently(&self, kid: &str, min_refresh: Duration) -> bool {
+        self.kid_tries
+            .get(kid)
+            .is_some_and(|t| t.elapsed() < min_refresh)
+    }
+
+    fn remember_kid(&mut self, kid: &str) {
+        if self.kid_tries.len() >= KIDS_REMEMBERED {
+            if let Some(oldest) = self
+                .kid_tries
+                .iter()
+                .min_by_key(|(_, t)| **t)
+                .map(|(k, _)| k.clone())
+            {
+                self.kid_tries.remove(&oldest);
+            }
+        }
+        self.kid_tries.insert(kid.to_owned(), Instant::now());
+    }
 }
 
 /// The per-issuer cache.
 pub struct ProviderCache {
     fetcher: Fetcher,
     min_refresh: Duration,
+    /// How old a cached key set may get before it is fetched again: a key the provider
+    /// withdrew stops being trusted within this long. The periodic sweep refreshes sets before
+    /// that (off the sign-in path); a lookup that meets an older set fetches first. While the
+    /// provider is down the last good set stays in use.
+    max_age: Duration,
     entries: RwLock<HashMap<String, Entry>>,
     refresh_locks: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
 }
@@ -284,10 +321,15 @@ pub struct Lookup {
 }
 
 impl ProviderCache {
-    pub fn new(fetch_timeout: Duration, min_refresh: Duration) -> Result<Self, FetchError> {
+    pub fn new(
+        fetch_timeout: Duration,
+        min_refresh: Duration,
+        max_age: Duration,
+    ) -> Result<Self, FetchError> {
         Ok(Self {
             fetcher: Fetcher::new(fetch_timeout)?,
             min_refresh,
+            max_age,
             entries: RwLock::new(HashMap::new()),
             refresh_locks: Mutex::new(HashMap::new()),
         })
@@ -336,7 +378,9 @@ impl ProviderCache {
         alg: Algorithm,
     ) -> Result<Lookup, KeyError> {
         if let Some(p) = self.cached(issuer) {
-            if let Ok(key) = p.find(kid, alg) {
+            if p.fetched_at.elapsed() >= self.max_age {
+                self.refresh_aged(issuer).await;
+            } else if let Ok(key) = p.find(kid, alg) {
                 return Ok(Lookup {
                     provider: p,
                     key: Ok(key),
@@ -356,8 +400,10 @@ impl ProviderCache {
         })
     }
 
-    /// Refetches the issuer's metadata and keys unless that happened within `min_refresh` (or
-    /// another task just did it and the wanted key is now there). Returns whether it fetched.
+    /// Refetches the issuer's metadata and keys for a wanted key that is not cached, unless
+    /// that kid was already fetched for within `min_refresh` (or another task just fetched and
+    /// the key is now there). Fetches of one issuer are at least [`MIN_FETCH_SPACING`] apart: a
+    /// request that comes sooner waits its turn. Returns whether it fetched.
     async fn refresh(&self, issuer: &str, wanted: Option<(Option<&str>, Algorithm)>) -> bool {
         let lock = self
             .refresh_locks
@@ -366,26 +412,121 @@ impl ProviderCache {
             .or_default()
             .clone();
         let _guard = lock.lock().await;
-        {
+        let kid = wanted
+            .map(|(kid, alg)| kid.map_or_else(|| format!("(no kid, {alg:?})"), str::to_owned));
+        let wait = {
             let entries = self.entries.read();
-            if let Some(e) = entries.get(issuer) {
-                let found = match (&e.current, wanted) {
-                    (Some(p), Some((kid, alg))) => p.find(kid, alg).is_ok(),
-                    (Some(_), None) => true,
-                    (None, _) => false,
-                };
-                let recent = e
-                    .last_attempt
-                    .is_some_and(|t| t.elapsed() < self.min_refresh);
-                if found || recent {
-                    return false;
+            match entries.get(issuer) {
+                Some(e) => {
+                    let found = match (&e.current, wanted) {
+                        (Some(p), Some((kid, alg))) => p.find(kid, alg).is_ok(),
+                        (Some(_), None) => true,
+                        (None, _) => false,
+                    };
+                    let tried = match &kid {
+                        Some(k) => e.kid_tried_recently(k, self.min_refresh),
+                        // metadata only: the last attempt of any kind counts
+                        None => e
+                            .last_attempt
+                            .is_some_and(|t| t.elapsed() < self.min_refresh),
+                    };
+                    if found || tried {
+                        return false;
+                    }
+                    e.last_attempt
+                        .map(|t| MIN_FETCH_SPACING.saturating_sub(t.elapsed()))
+                        .unwrap_or_default()
                 }
+                None => Duration::ZERO,
             }
+        };
+        if !wait.is_zero() {
+            tokio::time::sleep(wait).await;
         }
+        self.fetch_into(issuer, kid.as_deref()).await;
+        true
+    }
+
+    /// Fetches every cached issuer whose key set is within a minute of `max_age` (called
+    /// periodically, off the sign-in path): withdrawn keys stop being trusted; a failed fetch
+    /// keeps the last good set.
+    pub async fn refresh_stale(&self) {
+        let soon = self.max_age.saturating_sub(Duration::from_secs(60));
+        let stale: Vec<String> = self
+            .entries
+            .read()
+            .iter()
+            .filter(|(_, e)| {
+                e.current
+                    .as_ref()
+                    .is_some_and(|p| p.fetched_at.elapsed() >= soon)
+            })
+            .map(|(issuer, _)| issuer.clone())
+            .collect();
+        for issuer in stale {
+            self.refresh_aged(&issuer).await;
+        }
+    }
+
+    /// Fetches an issuer whose set is old, unless another task just did (or a fetch failed
+    /// within `min_refresh`: the last good set then stays in use).
+    async fn refresh_aged(&self, issuer: &str) {
+        let lock = self
+            .refresh_locks
+            .lock()
+            .entry(issuer.to_owned())
+            .or_default()
+            .clone();
+        let _guard = lock.lock().await;
+        let due = self.entries.read().get(issuer).is_some_and(|e| {
+            let aged = e.current.as_ref().is_none_or(|p| {
+                p.fetched_at.elapsed() >= self.max_age.saturating_sub(Duration::from_secs(60))
+            });
+            // A provider that just failed is not asked again within `min_refresh`; otherwise
+            // only the spacing between fetches applies.
+            let wait = if e.last_error.is_some() {
+                self.min_refresh.max(MIN_FETCH_SPACING)
+            } else {
+                MIN_FETCH_SPACING
+            };
+            let tried = e.last_attempt.is_some_and(|t| t.elapsed() < wait);
+            aged && !tried
+        });
+        if due {
+            self.fetch_into(issuer, None).await;
+        }
+    }
+
+    /// When the issuer's key set was fetched, and when an unknown `kid` may next be fetched
+    /// for (for EXPLAIN AUTHENTICATION).
+    pub fn refetch_status(&self, issuer: &str, kid: Option<&str>) -> String {
+        let entries = self.entries.read();
+        let Some(e) = entries.get(issuer) else {
+            return "not fetched yet".into();
+        };
+        let fetched = e.current.as_ref().map_or_else(
+            || "no key set yet".to_owned(),
+            |p| format!("key set fetched {} s ago", p.fetched_at.elapsed().as_secs()),
+        );
+        let next = kid
+            .and_then(|k| e.kid_tries.get(k))
+            .map(|t| self.min_refresh.saturating_sub(t.elapsed()))
+            .filter(|d| !d.is_zero())
+            .map_or_else(
+                || "a refetch for an unknown kid is allowed now".to_owned(),
+                |d| format!("a refetch for this kid is allowed in {} s", d.as_secs() + 1),
+            );
+        format!("{fetched}; {next}")
+    }
+
+    async fn fetch_into(&self, issuer: &str, kid: Option<&str>) {
         let result = self.fetch(issuer).await;
         let mut entries = self.entries.write();
         let entry = entries.entry(issuer.to_owned()).or_default();
         entry.last_attempt = Some(Instant::now());
+        if let Some(k) = kid {
+            entry.remember_kid(k);
+        }
         match result {
             Ok(p) => {
                 for why in &p.skipped {
@@ -399,7 +540,6 @@ impl ProviderCache {
                 entry.last_error = Some(e.0);
             }
         }
-        true
     }
 
     async fn fetch(&self, issuer: &str) -> Result<ProviderKeys, FetchError> {

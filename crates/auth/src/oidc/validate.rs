@@ -508,13 +508,14 @@ pub async fn validate(
             }
         ),
     );
+    let status = providers.refetch_status(&props.issuer, header.kid.as_deref());
     let key = match lookup.key {
         Ok(k) => k,
-        Err(e) => return Err(trace.fail("key", e.to_string())),
+        Err(e) => return Err(trace.fail("key", format!("{e} ({status})"))),
     };
     trace.pass(
         "key",
-        format!("kid {}", key.kid.as_deref().unwrap_or("(none)")),
+        format!("kid {} ({status})", key.kid.as_deref().unwrap_or("(none)")),
     );
     let claims = check_signature(token, &header, &key, trace)?;
     let expires_at = check_claims(&claims, rules, props, now, trace)?;

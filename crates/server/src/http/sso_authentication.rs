@@ -71,7 +71,9 @@ pub async fn sso_authentication(
                 .sso_callback_path
                 .as_deref()
                 .unwrap_or(DEFAULT_CALLBACK_PATH),
-            browser_bound: do_redirect,
+            // Always bound to this browser, redirect or not: the JSON answer sets the same
+            // flow cookie (a script on this origin then navigates to the URL).
+            browser_bound: true,
         })
         .await
         .map_err(|e| match e {
@@ -93,11 +95,17 @@ pub async fn sso_authentication(
             *r.status_mut() = StatusCode::FOUND;
             Ok(r)
         }
-        (Some(s), false) => Ok(Json(SsoAuthenticationResponse {
-            redirect: s.url,
-            status: Status::ok("Redirect to the identity provider"),
-        })
-        .into_response()),
+        (Some(s), false) => {
+            let cookie = super::pages::signin::flow_cookie(&state, &s);
+            Ok((
+                [(axum::http::header::SET_COOKIE, cookie)],
+                Json(SsoAuthenticationResponse {
+                    redirect: s.url,
+                    status: Status::ok("Redirect to the identity provider"),
+                }),
+            )
+                .into_response())
+        }
         (None, true) => Err(ApiError::new(
             StatusCode::NOT_FOUND,
             "28000",

@@ -247,13 +247,7 @@ pub async fn choose_idp(
 /// 303 See Other to the provider, binding the flow to this browser with a cookie that only
 /// the callback path receives.
 pub fn redirect_to_provider(state: &HttpState, started: &portcullis_auth::Started) -> Response {
-    let cookie = cookies::set(
-        cookies::FLOW,
-        &started.state,
-        "/v1/callback",
-        Some(state.flow_seconds),
-        state.secure_cookies,
-    );
+    let cookie = flow_cookie(state, started);
     (
         StatusCode::SEE_OTHER,
         [
@@ -263,6 +257,18 @@ pub fn redirect_to_provider(state: &HttpState, started: &portcullis_auth::Starte
         ],
     )
         .into_response()
+}
+
+/// The cookie that binds a started sign-in to the browser that started it: the callback is
+/// refused in any other browser (no login CSRF, no session fixation).
+pub fn flow_cookie(state: &HttpState, started: &portcullis_auth::Started) -> String {
+    cookies::set(
+        cookies::FLOW,
+        &started.state,
+        "/v1/callback",
+        Some(state.flow_seconds),
+        state.secure_cookies,
+    )
 }
 
 #[derive(Debug, Deserialize)]
