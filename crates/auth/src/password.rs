@@ -96,6 +96,14 @@ pub struct PasswordAuthenticator {
     decoy_key: hmac::Key,
     /// Wrong passwords per client address.
     failures: crate::Throttle,
+    /// The decoys' iteration count, with the catalog version it was worked out for (a weak
+    /// reference: it keeps no old catalog alive, and its address is not reused while held).
+    iterations_cache: parking_lot::Mutex<
+        Option<(
+            std::sync::Weak<portcullis_catalog::model::CatalogState>,
+            u32,
+        )>,
+    >,
 }
 
 /// The client address of a peer string (`ip:port` or `ip`).
@@ -113,6 +121,7 @@ impl PasswordAuthenticator {
             catalog,
             decoy_key: hmac::Key::new(hmac::HMAC_SHA256, &secret),
             failures: crate::Throttle::new(FAILURES_PER_ADDRESS, FAILURE_WINDOW),
+            iterations_cache: parking_lot::Mutex::new(None),
         }
     }
 
@@ -142,7 +151,7 @@ impl PasswordAuthenticator {
         let verifier = record.and_then(|u| ScramVerifier::parse(&u.verifier));
         let (user_id, verifier) = match (record, verifier) {
             (Some(u), Some(v)) => (Some(u.id), v),
-            _ => (None, self.decoy(&fqun)),
+            _ => (None, self.decoy(&fqun, &state)),
         };
         Ok(LoginTarget {
             fqun,
@@ -152,16 +161,43 @@ impl PasswordAuthenticator {
         })
     }
 
-    /// A stable made-up verifier for a name that has no user.
-    fn decoy(&self, fqun: &Fqun) -> ScramVerifier {
+    /// A stable made-up verifier for a name that has no user, with the iteration count most
+    /// real users have (so that an unknown name costs the same PBKDF2 work as a known one).
+    fn decoy(
+        &self,
+        fqun: &Fqun,
+        state: &Arc<portcullis_catalog::model::CatalogState>,
+    ) -> ScramVerifier {
         let tag = hmac::sign(&self.decoy_key, fqun.to_string().as_bytes());
         let bytes = tag.as_ref();
         ScramVerifier {
-            iterations: self.catalog.options.scram_iterations,
+            iterations: self.usual_iterations(state),
             salt: bytes[..16].to_vec(),
             stored_key: digest::digest(&digest::SHA256, bytes).as_ref().to_vec(),
             server_key: bytes.to_vec(),
         }
+    }
+
+    /// The iteration count most users' verifiers have (the configured one when there are
+    /// none), worked out once per catalog version.
+    fn usual_iterations(&self, state: &Arc<portcullis_catalog::model::CatalogState>) -> u32 {
+        if let Some((seen, n)) = &*self.iterations_cache.lock() {
+            if std::sync::Weak::ptr_eq(seen, &Arc::downgrade(state)) {
+                return *n;
+            }
+        }
+        let mut counts: std::collections::HashMap<u32, usize> = std::collections::HashMap::new();
+        for u in &state.snap.users {
+            if let Some(v) = ScramVerifier::parse(&u.verifier) {
+                *counts.entry(v.iterations).or_default() += 1;
+            }
+        }
+        let usual = counts
+            .into_iter()
+            .max_by_key(|(iterations, n)| (*n, *iterations))
+            .map_or(self.catalog.options.scram_iterations, |(i, _)| i);
+        *self.iterations_cache.lock() = Some((Arc::downgrade(state), usual));
+        usual
     }
 
     /// Records a wrong password: counts the attempt and disables the user at the limit.
@@ -176,8 +212,14 @@ impl PasswordAuthenticator {
             self.failures.miss(ip);
         }
         if let Some(user_id) = target.user_id {
-            let result = self
-                .catalog
+            // Counted after the answer, off the sign-in's path: a known user's wrong password
+            // then costs the client the same time as an unknown user's (no store write, no
+            // writer lock to wait for before the refusal).
+            let catalog = self.catalog.clone();
+            let fqun = target.fqun.clone();
+            tokio::spawn(async move {
+                let target_fqun = fqun;
+                let result = catalog
                 .update(|state| {
                     let Some(user) = state.user_by_id(user_id) else { return Vec::new() };
                     if user.state == user_state::DISABLED {
@@ -191,14 +233,15 @@ impl PasswordAuthenticator {
                     // throttled per address instead. docs/security.md: recovery from the host.
                     if limit > 0 && user.failed_attempts >= limit && !is_builtin_admin(state, &user) {
                         user.state = user_state::DISABLED.into();
-                        tracing::warn!(target: "portcullis::audit", user = %target.fqun, attempts = user.failed_attempts, "user disabled after too many failed sign-ins");
+                        tracing::warn!(target: "portcullis::audit", user = %target_fqun, attempts = user.failed_attempts, "user disabled after too many failed sign-ins");
                     }
                     vec![Change::PutUser(user)]
                 })
                 .await;
-            if let Err(e) = result {
-                tracing::error!(error = %e, "could not record a failed sign-in");
-            }
+                if let Err(e) = result {
+                    tracing::error!(error = %e, "could not record a failed sign-in");
+                }
+            });
         }
         audit(target, peer, method, Err(&error));
         error

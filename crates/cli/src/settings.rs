@@ -210,13 +210,22 @@ impl Settings {
         self.handshake == Handshake::Sso && !(self.password.is_some() && is_token_user(&self.user))
     }
 
+    /// The server's HTTP API: the `http` setting, else port 9090 of the host — over https
+    /// unless the host is a loopback address (what the server asks for crosses the network
+    /// only over TLS).
     pub fn http_base(&self) -> String {
         self.http.clone().unwrap_or_else(|| {
-            if self.host.contains(':') {
-                format!("http://[{}]:9090", self.host)
+            let host = if self.host.contains(':') {
+                format!("[{}]", self.host)
             } else {
-                format!("http://{}:9090", self.host)
-            }
+                self.host.clone()
+            };
+            let scheme = if portcullis_catalog::sso::is_loopback_authority(&host) {
+                "http"
+            } else {
+                "https"
+            };
+            format!("{scheme}://{host}:9090")
         })
     }
 
@@ -257,6 +266,11 @@ mod tests {
             "a token given as the password is used as it is"
         );
         assert_eq!(s.http_base(), "http://127.0.0.1:9090");
+        let mut remote = Settings::default();
+        remote
+            .apply_connection_string("host=db.example;port=4050;database=d")
+            .unwrap();
+        assert_eq!(remote.http_base(), "https://db.example:9090");
 
         let mut s = Settings::default();
         s.apply_connection_string("handshake=sso;user=@source_db")

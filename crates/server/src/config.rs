@@ -34,6 +34,9 @@ pub struct FileConfig {
     /// Longest time a provider's key set is trusted without fetching it again (a withdrawn
     /// key stops being accepted within this long), seconds. Default 900.
     pub jwks_max_age_seconds: Option<u64>,
+    /// Sign-ins an address may start per second over HTTP (browser flows, the IdP chooser,
+    /// device grants); bursts of five times that. 0 turns the limit off. Default 10.
+    pub sso_starts_per_second: Option<u32>,
     /// Serve HTTPS on the HTTP listener with the SQL listener's certificate. Default false.
     pub http_tls: Option<bool>,
     /// `host:port` browsers use to reach the HTTP listener; the default redirect URI is
@@ -60,6 +63,7 @@ pub struct Settings {
     pub http_token_seconds: i64,
     pub jwks_min_refresh_seconds: u64,
     pub jwks_max_age_seconds: u64,
+    pub sso_starts_per_second: u32,
     pub http_tls: bool,
     pub advertised_address: Option<String>,
     pub sso_flow_seconds: u64,
@@ -82,6 +86,7 @@ const KNOWN_ENV: &[&str] = &[
     "PORTCULLIS_SQL_ADDR",
     "PORTCULLIS_JWKS_MIN_REFRESH_SECONDS",
     "PORTCULLIS_JWKS_MAX_AGE_SECONDS",
+    "PORTCULLIS_SSO_STARTS_PER_SECOND",
     "PORTCULLIS_HTTP_ADDR",
     "PORTCULLIS_SCRAM_ITERATIONS",
     "PORTCULLIS_TLS_CERT",
@@ -187,6 +192,9 @@ pub fn resolve(file: Option<&Path>, flags: Overrides) -> anyhow::Result<Settings
     if !(1..=86_400).contains(&jwks_max_age_seconds) {
         bail!("jwks_max_age_seconds must be between 1 and 86400");
     }
+    let sso_starts_per_second = parse_env("PORTCULLIS_SSO_STARTS_PER_SECOND")?
+        .or(f.sso_starts_per_second)
+        .unwrap_or(10);
     let tls_cert = env("PORTCULLIS_TLS_CERT").map(PathBuf::from).or(f.tls_cert);
     let tls_key = env("PORTCULLIS_TLS_KEY").map(PathBuf::from).or(f.tls_key);
     if tls_cert.is_some() != tls_key.is_some() {
@@ -234,6 +242,7 @@ pub fn resolve(file: Option<&Path>, flags: Overrides) -> anyhow::Result<Settings
         http_token_seconds,
         jwks_min_refresh_seconds,
         jwks_max_age_seconds,
+        sso_starts_per_second,
         http_tls,
         advertised_address,
         sso_flow_seconds,

@@ -131,6 +131,7 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
         device: device.clone(),
         device_guesses: http::Throttle::new(20, std::time::Duration::from_secs(60)),
         request_states: http::pages::signin::RequestStates::default(),
+        sign_in_starts: http::SignInStarts::new(settings.sso_starts_per_second),
         flow_seconds: i64::try_from(settings.sso_flow_seconds).unwrap_or(600),
     });
     let sweeper = {
@@ -144,6 +145,7 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
                 state.flows.sweep();
                 state.device.sweep();
                 state.request_states.sweep();
+                state.sign_in_starts.sweep();
                 let sessions = &state.auth.catalog().sessions;
                 sessions.expire(now());
                 state.tokens.retain(|id| sessions.get(id).is_some());
@@ -153,20 +155,19 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
     let http_tls = if settings.http_tls { tls.clone() } else { None };
     let pg_task = tokio::spawn(pg::serve(
         sql,
-        Arc::new(pg::PgShared::new(auth, sso, device)),
+        // Interactive sign-ins may hold at most a quarter of the connection slots.
+        Arc::new(pg::PgShared::new(
+            auth,
+            sso,
+            device,
+            settings.max_connections / 4,
+        )),
         tls,
         settings.max_connections,
     ));
     let router = http::app(http_state);
-    let http_task = tokio::spawn(async move {
-        match http_tls {
-            Some(acceptor) => http::serve_tls(web, router, acceptor).await,
-            None => {
-                let app = router.into_make_service_with_connect_info::<std::net::SocketAddr>();
-                axum::serve(web, app).await
-            }
-        }
-    });
+    let max_connections = settings.max_connections;
+    let http_task = tokio::spawn(http::serve(web, router, http_tls, max_connections));
     tokio::select! {
         _ = tokio::signal::ctrl_c() => tracing::info!("shutting down"),
         r = http_task => tracing::error!(result = ?r.map(|r| r.map_err(|e| e.to_string())), "HTTP listener stopped"),

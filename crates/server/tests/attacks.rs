@@ -1048,3 +1048,66 @@ fn key_rotation_is_not_blocked_and_withdrawn_keys_expire() {
         "{out}"
     );
 }
+
+/// Finding 3, SSO side: a session signed in with a token ends when its integration is disabled
+/// or removed, or when a group the sign-in conferred is dropped.
+#[test]
+fn sso_sessions_end_with_their_integration_and_groups() {
+    let rogue = NodeServer::rogue(&[]);
+    let server = Server::start();
+    harness::example(&server);
+    let configure = format!(
+        "ALTER DATABASE example_database SET SSO INTEGRATION oidc issuer = \"{}\", \
+         client_id = app, default_group = staff",
+        rogue.url
+    );
+    let admin_db = |sql: &[&str]| {
+        let (ok, _, err) = server.psql("admin@system", "example_database", ADMIN_PASSWORD, sql);
+        assert!(ok, "{err}");
+    };
+    admin_db(&[
+        "CREATE GROUP staff",
+        "GRANT USE ON DATABASE example_database TO GROUP staff",
+        &configure,
+    ]);
+    let n = now();
+    let token = rogue_sign(
+        &rogue,
+        "rogue-rs",
+        json!({"alg": "RS256", "kid": "rogue-rs", "typ": "JWT"}),
+        json!({"iss": rogue.url, "aud": "app", "sub": "u1", "email": "u1@example.com", "exp": n + 600, "iat": n}),
+    );
+    let cases: &[(&str, &str)] = &[
+        (
+            "ALTER DATABASE example_database ALTER SSO INTEGRATION oidc disabled = true",
+            "integration of the sign-in was disabled",
+        ),
+        (
+            "DROP GROUP staff@example_database",
+            "group or role of the sign-in was dropped",
+        ),
+        (
+            "ALTER DATABASE example_database REMOVE SSO INTEGRATION",
+            "integration of the sign-in was dropped",
+        ),
+    ];
+    for (change, reason) in cases {
+        admin_db(&[
+            "CREATE GROUP IF NOT EXISTS staff",
+            "GRANT USE ON DATABASE example_database TO GROUP staff",
+            &configure,
+        ]);
+        let mut psql = LivePsql::connect(&server, "id_token", "example_database", &token);
+        assert_eq!(
+            psql.run("SELECT CURRENT_GROUPS()"),
+            "staff@example_database"
+        );
+        admin_db(&[change]);
+        let out = psql.run("SELECT 'still here'");
+        assert!(!out.contains("still here"), "{change}: {out}");
+        assert!(
+            out.contains("FATAL") && out.contains(reason),
+            "{change}: {out}"
+        );
+    }
+}

@@ -178,7 +178,8 @@ fn authorization_code_flow_and_every_refusal() {
         json!({"database": "example_database", "do_redirect": false}),
     );
     let state2 = query_param(&url2, "state").unwrap();
-    let r = web.get(&with_param(&cb, "state", &state2));
+    // (from the browser that started the fresh flow: every flow is bound to its browser)
+    let r = other.get(&with_param(&cb, "state", &state2));
     assert_eq!(r.status, 401, "{}", r.body);
     assert!(r.body.contains("invalid_grant"), "{}", r.body);
 

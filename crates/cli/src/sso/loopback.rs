@@ -160,6 +160,23 @@ async fn callback(
 /// `$BROWSER`, else `xdg-open` when a display is there; failures are not fatal (the URL was
 /// printed).
 fn open_browser(url: &str) {
+    // Only an https address (or http on loopback) is handed to a browser: never a file:,
+    // javascript: or other scheme a hostile answer might carry.
+    let authority_ok = url
+        .strip_prefix("https://")
+        .map(|_| true)
+        .or_else(|| {
+            url.strip_prefix("http://").map(|rest| {
+                portcullis_catalog::sso::is_loopback_authority(
+                    rest.split(['/', '?', '#']).next().unwrap_or_default(),
+                )
+            })
+        })
+        .unwrap_or(false);
+    if !authority_ok {
+        eprintln!("(not opening {url} in a browser: only https addresses are opened)");
+        return;
+    }
     let program = std::env::var("BROWSER")
         .ok()
         .filter(|b| !b.is_empty())

@@ -89,8 +89,14 @@ pub fn claim(jwt: &str, name: &str) -> Option<serde_json::Value> {
 
 /// Asks the server which integration signs in, then the provider for its endpoints.
 pub async fn provider(settings: &Settings, fetcher: &Fetcher) -> anyhow::Result<Provider> {
-    let mut url = url::Url::parse(&format!("{}/v1/sso_config", settings.http_base()))
-        .context("bad http setting")?;
+    let base = settings.http_base();
+    // The same rule as the server's: https, or http to a loopback address only.
+    portcullis_catalog::sso::check_issuer(&base).map_err(|_| {
+        anyhow::anyhow!(
+            "the server's HTTP API {base} must be https (plain http only on a loopback address)"
+        )
+    })?;
+    let mut url = url::Url::parse(&format!("{base}/v1/sso_config")).context("bad http setting")?;
     url.query_pairs_mut()
         .append_pair("database", settings.source_database());
     if let Some(idp) = &settings.identityprovider {
@@ -121,6 +127,8 @@ pub async fn provider(settings: &Settings, fetcher: &Fetcher) -> anyhow::Result<
     }
     let text = |k: &str| body[k].as_str().map(str::to_owned).unwrap_or_default();
     let issuer = text("issuer");
+    portcullis_catalog::sso::check_issuer(&issuer)
+        .map_err(|e| anyhow::anyhow!("the server named an unusable provider: {}", e.message))?;
     let doc = fetcher
         .get_json(&format!("{issuer}/.well-known/openid-configuration"))
         .await

@@ -9,13 +9,15 @@ mod csrf;
 mod device_grant;
 mod domain_login;
 mod execute;
-mod https;
+mod flood;
+mod listener;
 mod login;
 pub mod pages;
 mod sso_authentication;
 mod sso_config;
 mod sso_token;
 mod tokens;
+mod transport;
 
 use std::sync::Arc;
 
@@ -28,7 +30,8 @@ use portcullis_catalog::CatalogError;
 use serde::Serialize;
 use utoipa::{OpenApi, ToSchema};
 
-pub use https::serve_tls;
+pub use flood::SignInStarts;
+pub use listener::serve;
 pub use portcullis_auth::Throttle;
 pub use tokens::TokenTable;
 
@@ -48,6 +51,8 @@ pub struct HttpState {
     /// Unknown user codes at `/v1/sso_device_grant_verify`, per address.
     pub device_guesses: Throttle,
     pub request_states: pages::signin::RequestStates,
+    /// Sign-ins started per address.
+    pub sign_in_starts: flood::SignInStarts,
     /// Lifetime of a pending browser sign-in (the flow cookie's Max-Age).
     pub flow_seconds: i64,
 }
@@ -317,6 +322,14 @@ pub fn app(state: Arc<HttpState>) -> Router {
         .fallback(not_found)
         .layer(axum::extract::DefaultBodyLimit::max(1 << 20))
         .layer(axum::middleware::from_fn(csrf::guard))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            flood::guard,
+        ))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            transport::guard,
+        ))
         .layer(axum::middleware::map_response(security_headers))
         .with_state(state)
 }

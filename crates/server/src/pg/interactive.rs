@@ -56,9 +56,12 @@ pub struct InteractiveLogin {
 pub const MAX_WAITING_PER_ADDRESS: usize = 10;
 
 /// Interactive sign-ins waiting, per client address.
-#[derive(Default)]
 pub struct WaitingPerAddress {
     counts: parking_lot::Mutex<HashMap<IpAddr, usize>>,
+    /// Waiting sign-ins in all: a separate capacity, so that they (each holding a connection
+    /// for minutes) cannot take every connection slot.
+    total: std::sync::atomic::AtomicUsize,
+    capacity: usize,
 }
 
 /// One place in `WaitingPerAddress`, given back when dropped.
@@ -68,8 +71,29 @@ pub struct WaitSlot {
 }
 
 impl WaitingPerAddress {
+    /// At most `capacity` waiting sign-ins in all.
+    pub fn new(capacity: usize) -> Self {
+        Self {
+            counts: parking_lot::Mutex::new(HashMap::new()),
+            total: std::sync::atomic::AtomicUsize::new(0),
+            capacity: capacity.max(1),
+        }
+    }
+
     pub fn take(self: &Arc<Self>, ip: IpAddr) -> Result<WaitSlot, PgWireError> {
+        use std::sync::atomic::Ordering;
+        let ip = portcullis_auth::address_key(ip);
         let mut counts = self.counts.lock();
+        if self.total.load(Ordering::Relaxed) >= self.capacity {
+            return Err(fatal_with(
+                "53300",
+                format!(
+                    "too many interactive sign-ins are waiting (at most {}); try again later or \
+                     sign in with a token",
+                    self.capacity
+                ),
+            ));
+        }
         let n = counts.entry(ip).or_insert(0);
         if *n >= MAX_WAITING_PER_ADDRESS {
             return Err(fatal_with(
@@ -81,6 +105,7 @@ impl WaitingPerAddress {
             ));
         }
         *n += 1;
+        self.total.fetch_add(1, Ordering::Relaxed);
         Ok(WaitSlot {
             table: self.clone(),
             ip,
@@ -91,6 +116,9 @@ impl WaitingPerAddress {
 impl Drop for WaitSlot {
     fn drop(&mut self) {
         let mut counts = self.table.counts.lock();
+        self.table
+            .total
+            .fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
         if let Some(n) = counts.get_mut(&self.ip) {
             *n -= 1;
             if *n == 0 {

@@ -38,6 +38,7 @@ impl PgShared {
         auth: Arc<PasswordAuthenticator>,
         sso: Arc<SsoAuthenticator>,
         device: Arc<DeviceFlow>,
+        max_waiting: usize,
     ) -> Self {
         let params = || {
             let mut params = DefaultServerParameterProvider::default();
@@ -52,7 +53,7 @@ impl PgShared {
             auth,
             sso,
             device,
-            waiting: Arc::default(),
+            waiting: Arc::new(interactive::WaitingPerAddress::new(max_waiting)),
             parser: Arc::new(NoopQueryParser::new()),
         }
     }
