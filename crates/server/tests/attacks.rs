@@ -1111,3 +1111,84 @@ fn sso_sessions_end_with_their_integration_and_groups() {
         );
     }
 }
+
+/// Finding 11: unauthenticated floods. Sign-in starts from one address are rate-limited (429,
+/// and the pending-flow table does not fill); a slowloris client is cut by the header timeout;
+/// the HTTP listener has a connection cap; throughout, a well-behaved client is answered.
+#[test]
+fn floods_and_slow_clients_are_cut_off() {
+    use std::io::{Read, Write};
+    let server = Server::start_env(&[("PORTCULLIS_MAX_CONNECTIONS", "40")]);
+    harness::example(&server);
+    // 200 sign-in starts as fast as one curl can send them.
+    let url = server.http("/v1/sso_authentication");
+    let mut args: Vec<String> = vec![
+        "-s".into(),
+        "-H".into(),
+        "content-type: application/json".into(),
+        "-d".into(),
+        "{\"database\":\"example_database\",\"do_redirect\":false}".into(),
+    ];
+    for _ in 0..200 {
+        args.extend([
+            "-o".into(),
+            "/dev/null".into(),
+            "-w".into(),
+            "%{http_code}\\n".into(),
+            url.clone(),
+        ]);
+    }
+    let out = std::process::Command::new("curl")
+        .args(&args)
+        .output()
+        .unwrap();
+    let codes = String::from_utf8_lossy(&out.stdout);
+    let limited = codes.lines().filter(|c| *c == "429").count();
+    assert!(
+        limited >= 100,
+        "only {limited} of 200 were limited: {codes}"
+    );
+    // Slowloris: a client that never finishes its headers is disconnected (header timeout).
+    let mut slow = std::net::TcpStream::connect(("127.0.0.1", server.http_port)).unwrap();
+    slow.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-Slow: ")
+        .unwrap();
+    slow.set_read_timeout(Some(std::time::Duration::from_secs(30)))
+        .unwrap();
+    let started = std::time::Instant::now();
+    // Meanwhile a well-behaved client is answered.
+    let web = Web::new();
+    assert_eq!(web.get(&server.http("/healthz")).status, 200);
+    let mut buf = [0u8; 512];
+    let n = slow.read(&mut buf).unwrap_or(0);
+    let text = String::from_utf8_lossy(&buf[..n]);
+    assert!(n == 0 || text.contains("408"), "{text}");
+    eprintln!("slowloris cut after {:?}", started.elapsed());
+    // The connection cap: 40 idle connections fill the listener; the next one is closed at
+    // once (no request is served), and a slot frees when the idle ones time out.
+    let idle: Vec<std::net::TcpStream> = (0..40)
+        .map(|_| std::net::TcpStream::connect(("127.0.0.1", server.http_port)).unwrap())
+        .collect();
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    let mut extra = std::net::TcpStream::connect(("127.0.0.1", server.http_port)).unwrap();
+    let _ = extra.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n");
+    extra
+        .set_read_timeout(Some(std::time::Duration::from_secs(5)))
+        .unwrap();
+    let mut answer = Vec::new();
+    let _ = extra.read_to_end(&mut answer);
+    assert!(
+        !String::from_utf8_lossy(&answer).contains("200 OK"),
+        "served beyond the cap"
+    );
+    drop(idle);
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    assert_eq!(web.get(&server.http("/healthz")).status, 200);
+    // Password sign-ins over SQL still work throughout.
+    let (ok, _, err) = server.psql(
+        "alice@example_database",
+        "example_database",
+        "Alice-pass-1",
+        &["SELECT 1"],
+    );
+    assert!(ok, "{err}");
+}
