@@ -384,3 +384,76 @@ fn is_builtin_admin(
     user.name == portcullis_catalog::model::BUILTIN_ADMIN
         && state.database_name(user.database_id) == portcullis_catalog::model::SYSTEM_DATABASE
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use portcullis_catalog::sealing::Sealer;
+    use portcullis_catalog::CatalogOptions;
+    use portcullis_store::{SqliteStore, UserRecord};
+
+    /// Finding 17 of issue 11: an unknown name's decoy costs the PBKDF2 work most real users'
+    /// verifiers cost, even after `scram_iterations` changed; a wrong password for a known
+    /// user writes nothing before the answer.
+    #[tokio::test]
+    async fn unknown_users_cost_what_known_ones_do() {
+        let store = Arc::new(SqliteStore::open_in_memory().unwrap());
+        let catalog = Catalog::open(
+            store,
+            CatalogOptions {
+                scram_iterations: 4096,
+            },
+            Sealer::new(&Sealer::generate_key()).unwrap(),
+        )
+        .await
+        .unwrap();
+        catalog.bootstrap("Admin-pass-1").await.unwrap();
+        let catalog = Arc::new(catalog);
+        let auth = PasswordAuthenticator::new(catalog.clone());
+        assert_eq!(
+            auth.lookup("ghost@system", None)
+                .unwrap()
+                .verifier
+                .iterations,
+            4096
+        );
+        // Most users now have 8192 iterations (the setting changed since): decoys follow.
+        let users: Vec<Change> = (0..3)
+            .map(|i| {
+                Change::PutUser(UserRecord {
+                    id: 1000 + i,
+                    database_id: 1,
+                    name: format!("u{i}"),
+                    first_name: None,
+                    last_name: None,
+                    email: None,
+                    verifier: ScramVerifier::derive("Some-pass-1", 8192).encode(),
+                    password_set_at: 0,
+                    state: user_state::ACTIVE.into(),
+                    failed_attempts: 0,
+                    created_at: 0,
+                })
+            })
+            .collect();
+        catalog.commit(&users).await.unwrap();
+        let ghost = auth.lookup("ghost@system", None).unwrap();
+        assert!(ghost.user_id.is_none());
+        assert_eq!(ghost.verifier.iterations, 8192);
+        // A known user's wrong password answers before the failure is written.
+        let known = auth.lookup("u0@system", None).unwrap();
+        let error = auth.failed(&known, "127.0.0.1:5", AuthMethod::Scram).await;
+        assert_eq!(error, SignInError::BadPassword("u0@system".into()));
+        let unknown = auth.failed(&ghost, "127.0.0.1:5", AuthMethod::Scram).await;
+        assert_eq!(
+            unknown.to_string(),
+            error.to_string().replace("u0", "ghost")
+        );
+        for _ in 0..100 {
+            if catalog.state().user(1, "u0").unwrap().failed_attempts == 1 {
+                return;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
+        panic!("the failure was never counted");
+    }
+}

@@ -3,8 +3,6 @@
 //! statement, so DROP USER, DISABLE, a password reset, DROP GROUP, REVOKE USE or ROLE, and a
 //! dropped or disabled SSO integration end the sessions they cover at once.
 
-use std::collections::HashSet;
-
 use portcullis_store::ObjectRef;
 
 use crate::model::{user_state, CatalogState};
@@ -21,25 +19,22 @@ pub fn credential_stamp(user: &portcullis_store::UserRecord) -> i64 {
     i64::from_be_bytes(first)
 }
 
-/// What the checks need of the catalog, worked out once per change rather than per session.
+/// The checks, over one version of the catalog.
 pub struct Authority<'a> {
     state: &'a CatalogState,
-    disabled_integrations: HashSet<i64>,
 }
 
 impl<'a> Authority<'a> {
     pub fn new(state: &'a CatalogState) -> Self {
-        let disabled_integrations = state
-            .snap
-            .sso_integrations
-            .iter()
-            .filter(|i| OidcProperties::from_json(&i.properties).is_ok_and(|p| p.disabled))
-            .map(|i| i.id)
-            .collect();
-        Self {
-            state,
-            disabled_integrations,
-        }
+        Self { state }
+    }
+
+    /// Whether the integration's properties say `disabled` (read only for SSO sessions, one
+    /// integration each: cheap enough before every statement).
+    fn integration_disabled(&self, id: i64) -> bool {
+        self.state
+            .integration_by_id(id)
+            .is_some_and(|i| OidcProperties::from_json(&i.properties).is_ok_and(|p| p.disabled))
     }
 
     /// `Some(reason)` when the session must end.
@@ -67,7 +62,7 @@ impl<'a> Authority<'a> {
                 if state.integration_by_id(sso.integration_id).is_none() {
                     return Some(EndReason::IntegrationDropped);
                 }
-                if self.disabled_integrations.contains(&sso.integration_id) {
+                if self.integration_disabled(sso.integration_id) {
                     return Some(EndReason::IntegrationDisabled);
                 }
                 let gone = sso.groups.iter().any(|g| state.group_by_id(*g).is_none())

@@ -7,6 +7,18 @@
 //! - a signed-in user of one database looking at or reaching into another;
 //! - another web site whose page a signed-in administrator opens (CSRF);
 //! - anyone on the network who can reach the listeners.
+//!
+//! Issue 11's findings and where their attacks run: 1 `a_tenant_provider_cannot_mint_…`;
+//! 2 and 14 `another_site_cannot_act_…`; 3 `sessions_end_when_…` and `sso_sessions_end_…`;
+//! 4 and 5 `query_limits.rs` (pathological queries, 2,000 users, cross-database reads) with
+//! the catalog's unit tests (100,000 users); 6 `sysauth_cannot_escalate_itself`; 7
+//! `locked_accounts_are_no_oracle_…`; 8 `another_clients_access_token_…`; 9
+//! `a_terminal_sign_in_cannot_…`; 10 `key_rotation_is_not_blocked_…`; 11 `floods_and_slow_…`;
+//! 12 the provider unit tests (every endpoint https, no provider text echoed); 13 the HTTP
+//! transport unit test (a remote client needs TLS; tests here may use loopback only) and the
+//! CLI settings test; 15 `only_assigned_integrations_…`; 16 `data_files_are_private_…`; 17 the
+//! password unit test (decoys cost what real verifiers cost; failures are counted after the
+//! answer); 18 `edge_values_are_refused_cleanly`.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod harness;
