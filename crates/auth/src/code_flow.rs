@@ -267,6 +267,21 @@ impl CodeFlow {
         let state = params
             .state
             .ok_or_else(|| refused("state", "the callback has no state parameter"))?;
+        // Every flow is bound to the browser that started it (its flow cookie holds the
+        // state): another browser is refused before the flow is used up, so whoever learns a
+        // state from an authorization URL cannot cancel someone else's sign-in.
+        {
+            use aws_lc_rs::constant_time::verify_slices_are_equal;
+            let same = browser_state
+                .is_some_and(|b| verify_slices_are_equal(b.as_bytes(), state.as_bytes()).is_ok());
+            if !same && self.flows.is_browser_bound(state) {
+                return Err(refused(
+                    "browser",
+                    "this sign-in was started in another browser (the sign-in cookie is missing \
+                     or different); start the sign-in again",
+                ));
+            }
+        }
         let flow = self.flows.take(state).map_err(|e| match e {
             TakeError::Unknown => refused(
                 "state",

@@ -151,7 +151,14 @@ impl SsoAuthenticator {
                 check: "renewal",
                 reason: "the renewed token names another user".into(),
             }),
-            Ok(e) => Ok(self.open_as(req, e, &session.id, session.started_at)),
+            Ok(e) => self
+                .catalog
+                .sessions
+                .replace(self.session_of(req, e, &session.id, session.started_at))
+                .ok_or_else(|| SsoError::Refused {
+                    check: "renewal",
+                    reason: "the session ended while it was being renewed".into(),
+                }),
             Err(e) => Err(e),
         };
         if renewed.is_err() {
@@ -162,19 +169,22 @@ impl SsoAuthenticator {
     }
 
     fn open(&self, req: &TokenSignIn<'_>, e: Established) -> Arc<Session> {
-        self.open_as(req, e, &SessionRegistry::new_id(), now())
+        let session = self.session_of(req, e, &SessionRegistry::new_id(), now());
+        self.catalog.sessions.insert(session)
     }
 
-    fn open_as(
+    /// The session a sign-in establishes (registered by the caller: inserted, or for a
+    /// renewal replacing the live one of that id, so an ended session never comes back).
+    fn session_of(
         &self,
         req: &TokenSignIn<'_>,
         e: Established,
         id: &str,
         started_at: i64,
-    ) -> Arc<Session> {
+    ) -> Session {
         let state = self.catalog.state();
         let database_id = state.database(req.database).map_or(0, |d| d.id);
-        self.catalog.sessions.insert(Session {
+        Session {
             id: id.to_owned(),
             user_id: 0,
             user: e.identity,
@@ -196,7 +206,7 @@ impl SsoAuthenticator {
                 token_expires_at: e.expires_at,
             }),
             credential_stamp: None,
-        })
+        }
     }
 
     /// Every step of a sign-in, recorded in `trace`.
@@ -346,6 +356,24 @@ impl SsoAuthenticator {
         database: Option<&str>,
     ) -> Result<QueryResult, CatalogError> {
         let database = database.unwrap_or(&session.database).to_owned();
+        // Another database's tokens are explained only to its administrators — refused before
+        // anything is fetched from its provider.
+        if database != session.database {
+            let state = self.catalog.state();
+            let is_admin = state.database(&database).is_some_and(|d| {
+                portcullis_catalog::privileges::administers(
+                    &state,
+                    &session_principals(&state, session),
+                    d.id,
+                )
+            });
+            if !is_admin {
+                return Err(CatalogError::denied(format!(
+                    "EXPLAIN AUTHENTICATION for database \"{database}\" needs administrator \
+                     rights on it"
+                )));
+            }
+        }
         let header_typ = crate::oidc::validate::check_header(token, &mut Trace::default())
             .ok()
             .and_then(|h| h.typ);

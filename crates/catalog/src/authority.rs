@@ -3,7 +3,7 @@
 //! statement, so DROP USER, DISABLE, a password reset, DROP GROUP, REVOKE USE or ROLE, and a
 //! dropped or disabled SSO integration end the sessions they cover at once.
 
-use portcullis_store::ObjectRef;
+use portcullis_store::{ObjectRef, PrincipalRef};
 
 use crate::model::{user_state, CatalogState};
 use crate::privileges::{holds, session_principals, Action, Privilege};
@@ -69,6 +69,29 @@ impl<'a> Authority<'a> {
                     || sso.roles.iter().any(|r| state.role_by_id(*r).is_none());
                 if gone {
                     return Some(EndReason::GroupOrRoleDropped);
+                }
+                // What the sign-in conferred must still be the integration's to confer (it
+                // is still assigned, and its writer still holds what it hands on).
+                let Some(integration) = state.integration_by_id(sso.integration_id) else {
+                    return Some(EndReason::IntegrationDropped);
+                };
+                if !state
+                    .snap
+                    .sso_assignments
+                    .iter()
+                    .any(|a| a.integration_id == integration.id)
+                {
+                    return Some(EndReason::ConferralWithdrawn);
+                }
+                let targets = sso
+                    .groups
+                    .iter()
+                    .map(|g| PrincipalRef::Group(*g))
+                    .chain(sso.roles.iter().map(|r| PrincipalRef::Role(*r)));
+                for target in targets {
+                    if !crate::exec::sso::still_conferred(state, integration, target) {
+                        return Some(EndReason::ConferralWithdrawn);
+                    }
                 }
             }
         }

@@ -117,28 +117,60 @@ impl Catalog {
         let verifier =
             crate::credential::ScramVerifier::derive(password, self.options.scram_iterations)
                 .encode();
+        let mut missing = None;
         self.update(|state| {
             let Some(system) = state.database(SYSTEM_DATABASE) else {
+                missing = Some("the system database");
                 return Vec::new();
             };
-            let Some(admin) = state.user(system.id, BUILTIN_ADMIN) else {
+            let Some(role) = state.role(system.id, roles::SYSTEM_ADMINISTRATOR) else {
+                missing = Some("the system administrator role");
                 return Vec::new();
             };
-            let mut admin = admin.clone();
+            // The user comes back if it was dropped or renamed (with a new id).
+            let mut admin = state
+                .user(system.id, BUILTIN_ADMIN)
+                .cloned()
+                .unwrap_or_else(|| portcullis_store::UserRecord {
+                    id: state.next_id(),
+                    database_id: system.id,
+                    name: BUILTIN_ADMIN.into(),
+                    first_name: None,
+                    last_name: None,
+                    email: None,
+                    verifier: String::new(),
+                    password_set_at: 0,
+                    state: user_state::ACTIVE.into(),
+                    failed_attempts: 0,
+                    created_at: now(),
+                });
             admin.verifier = verifier;
             admin.state = user_state::ACTIVE.into();
             admin.failed_attempts = 0;
             admin.password_set_at = now();
-            let mut changes = vec![Change::PutUser(admin.clone())];
-            if let Some(role) = state.role(system.id, roles::SYSTEM_ADMINISTRATOR) {
-                changes.push(Change::AddRoleMember(RoleMemberRecord {
+            vec![
+                Change::PutUser(admin.clone()),
+                // The role gets ALL on the system back if it was revoked.
+                Change::AddGrant(portcullis_store::GrantRecord {
+                    grantee: PrincipalRef::Role(role.id),
+                    privilege: "ALL".into(),
+                    object: portcullis_store::ObjectRef::System,
+                    grantor: "recover-admin".into(),
+                    granted_at: now(),
+                }),
+                Change::AddRoleMember(RoleMemberRecord {
                     role_id: role.id,
                     member: PrincipalRef::User(admin.id),
-                }));
-            }
-            changes
+                }),
+            ]
         })
-        .await
+        .await?;
+        match missing {
+            Some(what) => Err(CatalogError::internal(format!(
+                "{what} is missing from this catalog; it cannot be recovered"
+            ))),
+            None => Ok(()),
+        }
     }
 
     /// Installs the `EXPLAIN AUTHENTICATION` implementation (once, at start-up).

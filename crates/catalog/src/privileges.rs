@@ -200,6 +200,70 @@ pub fn holds_to_grant(
     })
 }
 
+/// The principals whose grants a principal carries: itself, and for a user its groups, and the
+/// roles held by any of those. (Not a database's Public Role, which every session holds.)
+pub fn carriers(state: &CatalogState, principal: PrincipalRef) -> Vec<PrincipalRef> {
+    let mut list = vec![principal];
+    if let PrincipalRef::User(id) = principal {
+        list.extend(
+            state
+                .groups_of(id)
+                .iter()
+                .map(|g| PrincipalRef::Group(g.id)),
+        );
+    }
+    let roles: Vec<PrincipalRef> = state
+        .roles_of(&list)
+        .iter()
+        .filter(|r| r.name != crate::model::roles::PUBLIC_ROLE)
+        .map(|r| PrincipalRef::Role(r.id))
+        .collect();
+    list.extend(roles);
+    list
+}
+
+/// The first privilege `target` carries (through [`carriers`]) that `principals` could not
+/// grant themselves, or `None` when they hold all of it. Acting on what a principal can do —
+/// setting a user's password, dropping or disabling them, adding someone to a group, handing
+/// a role or group on, mapping SSO users to it — needs this: otherwise an administrator of
+/// authorization could make themselves whoever holds more.
+pub fn uncovered_privilege(
+    state: &CatalogState,
+    principals: &[PrincipalRef],
+    target: PrincipalRef,
+) -> Option<(Privilege, ObjectRef)> {
+    let carriers = carriers(state, target);
+    state
+        .snap
+        .grants
+        .iter()
+        .filter(|g| carriers.contains(&g.grantee))
+        .filter_map(|g| Privilege::parse(&g.privilege).map(|p| (p, g.object)))
+        .find(|(p, object)| !holds_to_grant(state, principals, *p, *object))
+}
+
+/// A readable name of an object, for refusals.
+pub fn object_name(state: &CatalogState, object: ObjectRef) -> String {
+    match object {
+        ObjectRef::System => "the system".into(),
+        ObjectRef::Database(id) => format!("database \"{}\"", state.database_name(id)),
+        ObjectRef::User(id) => state.user_by_id(id).map_or_else(
+            || format!("user {id}"),
+            |u| format!("user \"{}\"", state.user_fqun(u)),
+        ),
+        ObjectRef::Group(id) => state.group_by_id(id).map_or_else(
+            || format!("group {id}"),
+            |g| {
+                format!(
+                    "group \"{}@{}\"",
+                    g.name,
+                    state.database_name(g.database_id)
+                )
+            },
+        ),
+    }
+}
+
 /// The principals a user acts as in a database: the user, its groups, the roles held by either,
 /// and that database's Public Role.
 pub fn principals_of(state: &CatalogState, user_id: i64, database_id: i64) -> Vec<PrincipalRef> {

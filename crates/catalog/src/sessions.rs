@@ -101,6 +101,9 @@ pub enum EndReason {
     UseRevoked,
     IntegrationDropped,
     IntegrationDisabled,
+    /// The integration may no longer confer what the sign-in got (unassigned, or its writer
+    /// lost the privileges it handed on).
+    ConferralWithdrawn,
     /// Not live any more, for a reason this connection was not told (e.g. it expired).
     Gone,
 }
@@ -120,6 +123,9 @@ impl EndReason {
             Self::UseRevoked => "the USE privilege on the database was revoked",
             Self::IntegrationDropped => "the SSO integration of the sign-in was dropped",
             Self::IntegrationDisabled => "the SSO integration of the sign-in was disabled",
+            Self::ConferralWithdrawn => {
+                "the SSO integration may no longer confer the groups or roles of the sign-in"
+            }
             Self::Gone => "it is no longer live",
         };
         format!("terminating connection: session ended because {why}; sign in again")
@@ -176,6 +182,18 @@ impl SessionRegistry {
         drop(map);
         self.generation.fetch_add(1, Ordering::Release);
         session
+    }
+
+    /// Replaces a session that is still live (a renewal); `None` if it ended meanwhile — a
+    /// renewal never brings back a session that was ended or signed out.
+    pub fn replace(&self, session: Session) -> Option<Arc<Session>> {
+        let session = Arc::new(session);
+        let mut map = self.sessions.write();
+        let entry = map.get_mut(&session.id)?;
+        entry.session = session.clone();
+        drop(map);
+        self.generation.fetch_add(1, Ordering::Release);
+        Some(session)
     }
 
     /// Forgets a session whose client left (or whose sign-in did not complete).

@@ -158,7 +158,7 @@ fn a_tenant_provider_cannot_mint_system_administrators() {
         &["ALTER DATABASE tenant ALTER SSO INTEGRATION oidc default_group = staff"],
     );
     assert!(
-        !ok && err.contains("ALTER on group \"ops@system\""),
+        !ok && err.contains("permission denied") && err.contains("ops@system"),
         "{err}"
     );
     // The system administrator may map a system group explicitly: that is honoured.
@@ -337,7 +337,8 @@ fn sessions_end_when_their_authority_ends_and_ids_are_never_reused() {
 }
 
 /// Finding 6: SYSAUTH administers authorization but cannot hand out what its holder lacks —
-/// not ALL on the system, a database or a group, and not a role carrying more than they hold.
+/// not ALL on the system, a database or a group, not a role carrying more than they hold — nor
+/// become (or shut out) someone who holds more: their password, their group, their removal.
 #[test]
 fn sysauth_cannot_escalate_itself() {
     let server = Server::start();
@@ -352,6 +353,10 @@ fn sysauth_cannot_escalate_itself() {
         "CREATE USER \"gsec@example_database\" PASSWORD = 'Gsec-pass-123'",
         "GRANT SYSAUTH ON GROUP analysts@example_database TO USER gsec@example_database",
         "GRANT USE ON DATABASE example_database TO USER gsec@example_database",
+        "CREATE USER \"owner@example_database\" PASSWORD = 'Owner-pass-123'",
+        "GRANT ROLE database_administrator@example_database TO USER owner@example_database",
+        "CREATE GROUP owners@example_database",
+        "GRANT ALL ON DATABASE example_database TO GROUP owners@example_database",
     ]);
     let before = catalog_dump(&server);
     let attempts: &[(&str, &str, &str, &str)] = &[
@@ -402,6 +407,44 @@ fn sysauth_cannot_escalate_itself() {
             "Gsec-pass-123",
             "example_database",
             "GRANT ALL ON GROUP analysts TO USER gsec",
+        ),
+        // Becoming, or shutting out, someone who holds more: their password, their group,
+        // their removal, their role's grant.
+        (
+            "sec@system",
+            "Sec-pass-123",
+            "system",
+            "ALTER USER admin@system PASSWORD = 'Owned-pass-123'",
+        ),
+        (
+            "sec@system",
+            "Sec-pass-123",
+            "system",
+            "ALTER USER admin@system DISABLE",
+        ),
+        (
+            "sec@system",
+            "Sec-pass-123",
+            "system",
+            "DROP USER admin@system",
+        ),
+        (
+            "sec@system",
+            "Sec-pass-123",
+            "system",
+            "REVOKE ALL ON SYSTEM FROM ROLE system_administrator@system",
+        ),
+        (
+            "dbsec@example_database",
+            "Dbsec-pass-123",
+            "example_database",
+            "ALTER USER owner PASSWORD = 'Owned-pass-123'",
+        ),
+        (
+            "dbsec@example_database",
+            "Dbsec-pass-123",
+            "example_database",
+            "ALTER GROUP owners ADD USER dbsec",
         ),
     ];
     for (user, password, db, sql) in attempts {
@@ -1203,4 +1246,62 @@ fn floods_and_slow_clients_are_cut_off() {
         &["SELECT 1"],
     );
     assert!(ok, "{err}");
+}
+
+/// Finding 1, the writer's side: a mapping (or a token's own-database group name) confers a
+/// group or role only while whoever wrote the integration holds everything it carries — a tenant
+/// administrator cannot confer a tenant group the system administrator gave ALL on the system,
+/// nor map to an administrator role they could not grant.
+#[test]
+fn mappings_confer_no_more_than_their_writer_holds() {
+    let rogue = NodeServer::rogue(&[]);
+    let server = Server::start();
+    tenant(&server);
+    server.admin(&[
+        "CREATE GROUP ops@tenant",
+        "GRANT USE ON DATABASE tenant TO GROUP ops@tenant",
+        "GRANT ALL ON SYSTEM TO GROUP ops@tenant",
+        "CREATE GROUP staff@tenant",
+        "GRANT USE ON DATABASE tenant TO GROUP staff@tenant",
+    ]);
+    let (ok, _, err) = tom(
+        &server,
+        &[&format!(
+            "ALTER DATABASE tenant SET SSO INTEGRATION oidc issuer = \"{}\", client_id = app, \
+             default_group = staff, groups_claim_ids = [groups], roles_claim_ids = [roles], \
+             roles_claim_mappings = {{ boss = database_administrator }}",
+            rogue.url
+        )],
+    );
+    assert!(ok, "{err}");
+    // Mapping to the system's administrator role is refused at once.
+    let (ok, _, err) = tom(
+        &server,
+        &["ALTER DATABASE tenant ALTER SSO INTEGRATION oidc roles_claim_mappings = { x = \"system_administrator@system\" }"],
+    );
+    assert!(!ok && err.contains("permission denied"), "{err}");
+    let n = now();
+    let token = rogue_sign(
+        &rogue,
+        "rogue-rs",
+        json!({"alg": "RS256", "kid": "rogue-rs", "typ": "JWT"}),
+        json!({"iss": rogue.url, "aud": "app", "sub": "e", "email": "e@tenant.example",
+               "groups": ["ops", "staff"], "roles": ["boss"], "exp": n + 300, "iat": n}),
+    );
+    // ops carries ALL on the system, which tom does not hold: not conferred. The tenant's own
+    // administrator role, mapped by its administrator, is.
+    let (ok, out, err) = server.psql(
+        "id_token",
+        "tenant",
+        &token,
+        &["SELECT CURRENT_GROUPS(), CURRENT_ROLES()"],
+    );
+    assert!(ok, "{err}");
+    assert!(
+        !out.contains("ops@tenant") && out.contains("staff@tenant"),
+        "{out}"
+    );
+    assert!(out.contains("database_administrator@tenant"), "{out}");
+    let (ok, _, err) = server.psql("id_token@tenant", "system", &token, &["SELECT 1"]);
+    assert!(!ok && err.contains("USE"), "{err}");
 }

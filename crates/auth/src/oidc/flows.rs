@@ -118,6 +118,15 @@ impl FlowTable {
         Ok(())
     }
 
+    /// Whether a pending flow of `state` is bound to a browser (false if there is none).
+    pub fn is_browser_bound(&self, state: &str) -> bool {
+        self.shard(state)
+            .lock()
+            .flows
+            .get(state)
+            .is_some_and(|f| f.browser_bound)
+    }
+
     /// Takes the flow of `state`: at most once.
     pub fn take(&self, state: &str) -> Result<PendingFlow, TakeError> {
         let flow = self

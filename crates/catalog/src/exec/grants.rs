@@ -116,9 +116,12 @@ pub fn privileges(
                 "privilege {p} cannot be granted on {object_name}"
             )));
         }
-        if is_grant && !holds_to_grant(state, &principals, *p, object) {
+        // Granting or revoking a privilege needs holding it (or ALL) there, besides SYSAUTH:
+        // an authorization administrator neither hands on nor takes away more than they hold.
+        if !holds_to_grant(state, &principals, *p, object) {
+            let verb = if is_grant { "granting" } else { "revoking" };
             return Err(CatalogError::denied(format!(
-                "granting {p} on {object_name} needs holding {p} (or ALL) there, besides SYSAUTH"
+                "{verb} {p} on {object_name} needs holding {p} (or ALL) there, besides SYSAUTH"
             )));
         }
         let text = p.to_string();

@@ -77,6 +77,15 @@ pub fn members(
         ObjectRef::Group(g.id),
         || format!("group \"{}@{group_db}\"", g.name),
     )?;
+    // Adding a user to a group hands on what the group holds.
+    if add {
+        actor.require_dominates(state, PrincipalRef::Group(g.id), || {
+            format!(
+                "adding users to group \"{}@{group_db}\" needs holding everything it holds",
+                g.name
+            )
+        })?;
+    }
     let mut changes = Vec::new();
     for u in users {
         // An unqualified member name means the group's database.

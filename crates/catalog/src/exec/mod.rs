@@ -56,6 +56,24 @@ impl Actor<'_> {
     fn current_database(&self) -> &str {
         &self.session.database
     }
+
+    /// Fails with 42501 unless the actor holds every privilege `target` carries (see
+    /// [`crate::privileges::uncovered_privilege`]); `doing` says what was attempted.
+    fn require_dominates(
+        &self,
+        state: &CatalogState,
+        target: PrincipalRef,
+        doing: impl FnOnce() -> String,
+    ) -> Result<(), CatalogError> {
+        match crate::privileges::uncovered_privilege(state, &self.principals(state), target) {
+            None => Ok(()),
+            Some((p, object)) => Err(CatalogError::denied(format!(
+                "{}: it holds {p} on {}, which you do not",
+                doing(),
+                crate::privileges::object_name(state, object)
+            ))),
+        }
+    }
 }
 
 /// The changes a catalog-changing statement makes, or why it may not.

@@ -86,6 +86,39 @@ fn check_mapped_objects(
         .values()
         .chain(props.blocked_groups.iter())
         .chain(std::iter::once(&props.default_group));
+    let confers = |target: PrincipalRef| -> Result<(), CatalogError> {
+        actor.require_dominates(state, target, || {
+            "mapping SSO users to it needs holding everything it holds".into()
+        })
+    };
+    for name in props
+        .groups_claim_mappings
+        .values()
+        .chain(std::iter::once(&props.default_group))
+    {
+        if let Some(g) = resolve_group(state, name, &database) {
+            confers(PrincipalRef::Group(g.id)).map_err(|e| {
+                CatalogError::denied(format!(
+                    "group \"{}@{}\": {}",
+                    g.name,
+                    state.database_name(g.database_id),
+                    e.message.trim_start_matches("permission denied: ")
+                ))
+            })?;
+        }
+    }
+    for name in props.roles_claim_mappings.values() {
+        if let Some(r) = resolve_role(state, name, &database) {
+            confers(PrincipalRef::Role(r.id)).map_err(|e| {
+                CatalogError::denied(format!(
+                    "role \"{}@{}\": {}",
+                    r.name,
+                    state.database_name(r.database_id),
+                    e.message.trim_start_matches("permission denied: ")
+                ))
+            })?;
+        }
+    }
     for name in groups {
         if let Some(g) = resolve_group(state, name, &database) {
             if !holds(
@@ -160,6 +193,82 @@ fn authority_principals(props: &OidcProperties) -> Vec<PrincipalRef> {
         .collect()
 }
 
+/// Whether an integration may confer `target` at sign-in: whoever last wrote it must still hold
+/// every privilege the target carries. An integration written before writers were recorded
+/// confers only what carries privileges inside its own database.
+fn confers_carried(
+    state: &CatalogState,
+    integration: &SsoIntegrationRecord,
+    props: &OidcProperties,
+    target: PrincipalRef,
+) -> Result<(), String> {
+    let authority = authority_principals(props);
+    let uncovered = if authority.is_empty() {
+        let within = |object: &ObjectRef| match *object {
+            ObjectRef::System => false,
+            ObjectRef::Database(id) => id == integration.database_id,
+            ObjectRef::User(id) => state
+                .user_by_id(id)
+                .is_some_and(|u| u.database_id == integration.database_id),
+            ObjectRef::Group(id) => state
+                .group_by_id(id)
+                .is_some_and(|g| g.database_id == integration.database_id),
+        };
+        let carriers = crate::privileges::carriers(state, target);
+        state
+            .snap
+            .grants
+            .iter()
+            .filter(|g| carriers.contains(&g.grantee))
+            .find(|g| !within(&g.object))
+            .and_then(|g| Privilege::parse(&g.privilege).map(|p| (p, g.object)))
+    } else {
+        crate::privileges::uncovered_privilege(state, &authority, target)
+    };
+    match uncovered {
+        None => Ok(()),
+        Some((p, object)) => Err(format!(
+            "it holds {p} on {}, which whoever wrote the integration does not hold",
+            crate::privileges::object_name(state, object)
+        )),
+    }
+}
+
+/// Whether a live SSO session may keep `target`, conferred at its sign-in by `integration`:
+/// the integration is still assigned (to its database or a pool), and whoever wrote it still
+/// holds what the target carries (and ALTER on it, for another database's group or role, or an
+/// administrator role). Checked after every catalog change.
+pub fn still_conferred(
+    state: &CatalogState,
+    integration: &SsoIntegrationRecord,
+    target: PrincipalRef,
+) -> bool {
+    let assigned = state
+        .snap
+        .sso_assignments
+        .iter()
+        .any(|a| a.integration_id == integration.id);
+    let Ok(props) = OidcProperties::from_json(&integration.properties) else {
+        return false;
+    };
+    if !assigned || confers_carried(state, integration, &props, target).is_err() {
+        return false;
+    }
+    let authority = authority_principals(&props);
+    let alter = Privilege::new(Action::Alter);
+    match target {
+        PrincipalRef::Group(id) => state.group_by_id(id).is_some_and(|g| {
+            g.database_id == integration.database_id
+                || holds(state, &authority, alter, ObjectRef::Group(g.id))
+        }),
+        PrincipalRef::Role(id) => state.role_by_id(id).is_some_and(|r| {
+            (r.database_id == integration.database_id && !is_administrator_role(&r.name))
+                || holds(state, &authority, alter, ObjectRef::Database(r.database_id))
+        }),
+        PrincipalRef::User(_) => false,
+    }
+}
+
 /// Where a name to resolve at sign-in came from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum NameSource {
@@ -197,6 +306,13 @@ pub fn conferred_group<'a>(
         NameSource::Configured => resolve_group(state, name, &home),
     }
     .ok_or_else(|| format!("group \"{name}\" does not exist in {home} (ignored)"))?;
+    confers_carried(state, integration, props, PrincipalRef::Group(group.id)).map_err(|why| {
+        format!(
+            "group \"{}@{}\" is not conferred: {why}",
+            group.name,
+            state.database_name(group.database_id)
+        )
+    })?;
     if group.database_id != integration.database_id
         && !holds(
             state,
@@ -244,11 +360,18 @@ pub fn conferred_role<'a>(
                     role.name
                 ));
             }
-            return Ok(role);
+            role
         }
         NameSource::Configured => resolve_role(state, name, &home)
             .ok_or_else(|| format!("role \"{name}\" does not exist (ignored)"))?,
     };
+    confers_carried(state, integration, props, PrincipalRef::Role(role.id)).map_err(|why| {
+        format!(
+            "role \"{}@{}\" is not conferred: {why}",
+            role.name,
+            state.database_name(role.database_id)
+        )
+    })?;
     let needs_authority =
         role.database_id != integration.database_id || is_administrator_role(&role.name);
     if needs_authority

@@ -112,6 +112,13 @@ pub fn alter(
             ObjectRef::User(target.id),
             || format!("user \"{fqun}\""),
         )?;
+        // Setting someone's password (or enabling, disabling, renaming them) is becoming
+        // them, or shutting them out: only for someone who holds all they hold.
+        if !is_self {
+            actor.require_dominates(state, PrincipalRef::User(target.id), || {
+                format!("altering user \"{fqun}\" needs holding everything it holds")
+            })?;
+        }
     }
     let mut record = target.clone();
     let mut changes = Vec::new();
@@ -206,6 +213,9 @@ pub fn drop(
                 "the current user cannot be dropped",
             ));
         }
+        actor.require_dominates(state, PrincipalRef::User(target.id), || {
+            format!("dropping user \"{fqun}\" needs holding everything it holds")
+        })?;
         changes.push(Change::DeleteUser(target.id));
     }
     Ok(changes)
@@ -215,7 +225,9 @@ pub fn drop(
 /// `sso`): a user so named could never sign in with a password, so none may be created.
 fn check_not_reserved(name: &str) -> Result<(), CatalogError> {
     const RESERVED: [&str; 3] = ["id_token", "access_token", "sso"];
-    if RESERVED.iter().any(|r| r.eq_ignore_ascii_case(name)) {
+    // The front end reads the part before the first @ (`id_token@x` is a token sign-in too).
+    let head = name.split('@').next().unwrap_or(name);
+    if name.is_empty() || head.is_empty() || RESERVED.iter().any(|r| r.eq_ignore_ascii_case(head)) {
         return Err(CatalogError::new(
             sqlstate::RESERVED_NAME,
             format!(

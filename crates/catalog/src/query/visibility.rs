@@ -56,8 +56,10 @@ const VIEWS: &[(&str, &str)] = &[
     ),
     (
         "sessions",
-        "id = current_session_id() OR portcullis_may_view_user(user_id) \
-         OR portcullis_may_view_database(database_id)",
+        // Sessions are rows of the database they are in: VIEW there (not on the user, whose
+        // sessions in other databases are those databases' business), or one's own.
+        "id = current_session_id() OR portcullis_may_view_database(database_id) \
+         OR (user_id <> 0 AND user = current_user())",
     ),
     ("oidc_integrations", "portcullis_administers(database_id)"),
     ("connectivity_pools", "portcullis_may_view_system()"),

@@ -34,11 +34,12 @@ pub async fn current(state: &HttpState, headers: &HeaderMap) -> Current {
     let Some(token) = cookies::get(headers, cookies::SESSION) else {
         return Current::None;
     };
-    let sessions = &state.auth.catalog().sessions;
+    // The session as it is now: a session whose authority ended is no session.
+    let catalog = state.auth.catalog();
     let Some(session) = state
         .tokens
         .session_id(&token)
-        .and_then(|id| sessions.get(&id))
+        .and_then(|id| catalog.live_session(&id).ok())
     else {
         return Current::None;
     };
