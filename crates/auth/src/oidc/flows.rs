@@ -118,13 +118,14 @@ impl FlowTable {
         Ok(())
     }
 
-    /// Whether a pending flow of `state` is bound to a browser (false if there is none).
+    /// Whether a live (unexpired) pending flow of `state` is bound to a browser; false if
+    /// there is none (taking it then says why).
     pub fn is_browser_bound(&self, state: &str) -> bool {
         self.shard(state)
             .lock()
             .flows
             .get(state)
-            .is_some_and(|f| f.browser_bound)
+            .is_some_and(|f| f.browser_bound && f.created.elapsed() < self.ttl)
     }
 
     /// Takes the flow of `state`: at most once.
