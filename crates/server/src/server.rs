@@ -161,6 +161,7 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
             sso,
             device,
             settings.max_connections / 4,
+            std::time::Duration::from_secs(settings.sso_flow_seconds),
         )),
         tls,
         settings.max_connections,

@@ -1305,3 +1305,26 @@ fn mappings_confer_no_more_than_their_writer_holds() {
     let (ok, _, err) = server.psql("id_token@tenant", "system", &token, &["SELECT 1"]);
     assert!(!ok && err.contains("USE"), "{err}");
 }
+
+/// Finding 11, the SQL side: a waiting interactive sign-in holds its connection at most
+/// `sso_flow_seconds`, whatever lifetime the provider gives its device code.
+#[test]
+fn a_waiting_terminal_sign_in_gives_its_connection_back() {
+    let rogue = NodeServer::rogue(&[]);
+    let server = Server::start_env(&[("PORTCULLIS_SSO_FLOW_SECONDS", "2")]);
+    harness::example(&server);
+    harness::idp::rogue_device_integration(&server, &rogue, &["authorization_pending"; 20]);
+    let out = std::process::Command::new("psql")
+        .arg(server.conninfo("@example_database", "example_database"))
+        .args(["-X", "-A", "-t", "-c", "SELECT 'ran'"])
+        .env("PGSSLMODE", "disable")
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{err}");
+    assert!(err.contains("Waiting up to 2 s"), "{err}");
+    assert!(
+        err.contains("FATAL") && err.contains("not approved within 2 s"),
+        "{err}"
+    );
+}

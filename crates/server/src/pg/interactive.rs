@@ -241,7 +241,7 @@ impl PgConnection {
         }
         notices.push(format!(
             "Waiting up to {} s for the sign-in to be approved…",
-            code.expires_in.as_secs()
+            code.expires_in.min(self.shared.max_wait).as_secs()
         ));
         Ok((Pending::Device(Box::new(grant)), notices))
     }
@@ -280,10 +280,18 @@ pub async fn wait<S>(
 ) -> Result<bool, PgWireError> {
     let peer = socket.socket_addr().to_string();
     let mut last_notice = Instant::now();
+    // A waiting sign-in holds a connection slot: at most `sso_flow_seconds`.
+    let deadline = Instant::now() + conn.shared.max_wait;
     let session = match waiting.pending {
         Pending::Device(mut grant) => loop {
             let reminder = tokio::time::sleep_until((last_notice + REMINDER_EVERY).into());
             tokio::select! {
+                _ = tokio::time::sleep_until(deadline.into()) => {
+                    return Err(fatal_with("28000", format!(
+                        "the sign-in was not approved within {} s; connect again",
+                        conn.shared.max_wait.as_secs()
+                    )));
+                }
                 polled = conn.shared.device.poll(&mut grant, &peer, Protocol::Postgres) => {
                     match polled {
                         Ok(Poll::Pending) => continue,

@@ -27,6 +27,8 @@ pub struct PgShared {
     pub device: Arc<DeviceFlow>,
     /// Interactive sign-ins waiting, per client address.
     pub waiting: Arc<interactive::WaitingPerAddress>,
+    /// The longest an interactive sign-in may hold its connection waiting (`sso_flow_seconds`).
+    pub max_wait: std::time::Duration,
     pub driver: AuthDriver<DefaultServerParameterProvider>,
     /// The same parameters, for sign-ins that finish without the driver (tokens).
     pub params: DefaultServerParameterProvider,
@@ -39,6 +41,7 @@ impl PgShared {
         sso: Arc<SsoAuthenticator>,
         device: Arc<DeviceFlow>,
         max_waiting: usize,
+        max_wait: std::time::Duration,
     ) -> Self {
         let params = || {
             let mut params = DefaultServerParameterProvider::default();
@@ -54,6 +57,7 @@ impl PgShared {
             sso,
             device,
             waiting: Arc::new(interactive::WaitingPerAddress::new(max_waiting)),
+            max_wait,
             parser: Arc::new(NoopQueryParser::new()),
         }
     }
