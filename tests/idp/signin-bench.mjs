@@ -33,10 +33,13 @@ async function signIn() {
   const { redirect } = await start.json();
   if (!redirect) throw new Error(`no redirect: HTTP ${start.status}`);
   const jar = new CookieJar();
+  // The flow cookie binds the sign-in to this "browser": the callback needs it.
+  jar.store(new URL(`${server}/v1/sso_authentication`), start.headers.getSetCookie());
   let url = new URL(redirect);
   for (let hop = 0; hop < 20; hop += 1) {
     if (url.href.startsWith(`${server}/v1/callback`)) {
-      const res = await fetch(url, { redirect: 'manual' });
+      const cookie = jar.header(url);
+      const res = await fetch(url, { redirect: 'manual', headers: cookie ? { cookie } : {} });
       await res.arrayBuffer();
       if (res.status !== 303 || !res.headers.getSetCookie().some((c) => c.startsWith('portcullis_session='))) {
         throw new Error(`callback answered ${res.status}`);

@@ -244,23 +244,33 @@ impl Catalog {
                 }
             }
         }
+        // Statements compare their session's verified generation with this one: until the
+        // sessions are checked against the new catalog here, a statement checks its own.
+        let generation = self.generation.load(Ordering::Acquire);
         let authority = Authority::new(&next);
-        self.sessions.end_where(|s| authority.lapsed(s));
+        self.sessions.end_where(generation, |s| authority.lapsed(s));
         Ok(())
     }
 
     /// The session as it is now, or why it ended: checked before every statement, so a
     /// statement never runs on authority that is gone.
     pub fn live_session(&self, id: &str) -> Result<Arc<Session>, EndReason> {
-        let Some(session) = self.sessions.get(id) else {
+        let generation = self.generation.load(Ordering::Acquire);
+        let Some((session, verified)) = self.sessions.get_checked(id, generation) else {
             return Err(EndReason::Gone);
         };
+        if verified {
+            return Ok(session);
+        }
         match Authority::new(&self.state()).lapsed(&session) {
             Some(reason) => {
                 self.sessions.end(id, reason.clone());
                 Err(reason)
             }
-            None => Ok(session),
+            None => {
+                self.sessions.mark_checked(id, generation);
+                Ok(session)
+            }
         }
     }
 

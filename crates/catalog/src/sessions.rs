@@ -136,6 +136,9 @@ struct Entry {
     session: Arc<Session>,
     /// Tells the connection holding the session that it ended, and why.
     end: tokio::sync::watch::Sender<Option<EndReason>>,
+    /// The catalog generation this session's authority was last verified at (0: never): a
+    /// statement under the same generation needs no new check.
+    checked: AtomicU64,
 }
 
 /// The live sessions, with a generation number bumped on every change so that readers can
@@ -167,7 +170,10 @@ impl SessionRegistry {
         let session = Arc::new(session);
         let mut map = self.sessions.write();
         match map.get_mut(&session.id) {
-            Some(entry) => entry.session = session.clone(),
+            Some(entry) => {
+                entry.session = session.clone();
+                entry.checked.store(0, Ordering::Release);
+            }
             None => {
                 let (end, _) = tokio::sync::watch::channel(None);
                 map.insert(
@@ -175,6 +181,7 @@ impl SessionRegistry {
                     Entry {
                         session: session.clone(),
                         end,
+                        checked: AtomicU64::new(0),
                     },
                 );
             }
@@ -191,6 +198,7 @@ impl SessionRegistry {
         let mut map = self.sessions.write();
         let entry = map.get_mut(&session.id)?;
         entry.session = session.clone();
+        entry.checked.store(0, Ordering::Release);
         drop(map);
         self.generation.fetch_add(1, Ordering::Release);
         Some(session)
@@ -223,6 +231,23 @@ impl SessionRegistry {
         self.sessions.read().get(id).map(|e| e.end.subscribe())
     }
 
+    /// The session and whether its authority was verified at `generation`.
+    pub fn get_checked(&self, id: &str, generation: u64) -> Option<(Arc<Session>, bool)> {
+        self.sessions.read().get(id).map(|e| {
+            (
+                e.session.clone(),
+                e.checked.load(Ordering::Acquire) == generation,
+            )
+        })
+    }
+
+    /// Records that the session's authority was verified at `generation`.
+    pub fn mark_checked(&self, id: &str, generation: u64) {
+        if let Some(e) = self.sessions.read().get(id) {
+            e.checked.store(generation, Ordering::Release);
+        }
+    }
+
     pub fn get(&self, id: &str) -> Option<Arc<Session>> {
         self.sessions.read().get(id).map(|e| e.session.clone())
     }
@@ -239,13 +264,24 @@ impl SessionRegistry {
         removed
     }
 
-    /// Ends every session `verdict` refuses (after a catalog change); returns how many.
-    pub fn end_where(&self, verdict: impl Fn(&Session) -> Option<EndReason>) -> usize {
+    /// Ends every session `verdict` refuses (after a catalog change); those it accepts are
+    /// marked verified at `generation`. Returns how many ended.
+    pub fn end_where(
+        &self,
+        generation: u64,
+        verdict: impl Fn(&Session) -> Option<EndReason>,
+    ) -> usize {
         let doomed: Vec<(String, EndReason)> = self
             .sessions
             .read()
             .values()
-            .filter_map(|e| verdict(&e.session).map(|r| (e.session.id.clone(), r)))
+            .filter_map(|e| match verdict(&e.session) {
+                Some(r) => Some((e.session.id.clone(), r)),
+                None => {
+                    e.checked.store(generation, Ordering::Release);
+                    None
+                }
+            })
             .collect();
         doomed
             .into_iter()
