@@ -356,23 +356,23 @@ impl SsoAuthenticator {
         database: Option<&str>,
     ) -> Result<QueryResult, CatalogError> {
         let database = database.unwrap_or(&session.database).to_owned();
-        // Another database's tokens are explained only to its administrators — refused before
-        // anything is fetched from its provider.
-        if database != session.database {
+        let administers = |database: &str| {
             let state = self.catalog.state();
-            let is_admin = state.database(&database).is_some_and(|d| {
+            state.database(database).is_some_and(|d| {
                 portcullis_catalog::privileges::administers(
                     &state,
                     &session_principals(&state, session),
                     d.id,
                 )
-            });
-            if !is_admin {
-                return Err(CatalogError::denied(format!(
-                    "EXPLAIN AUTHENTICATION for database \"{database}\" needs administrator \
-                     rights on it"
-                )));
-            }
+            })
+        };
+        // Another database's tokens are explained only to its administrators — refused before
+        // anything is fetched from its provider.
+        if database != session.database && !administers(&database) {
+            return Err(CatalogError::denied(format!(
+                "EXPLAIN AUTHENTICATION for database \"{database}\" needs administrator rights \
+                 on it"
+            )));
         }
         let header_typ = crate::oidc::validate::check_header(token, &mut Trace::default())
             .ok()
@@ -395,14 +395,7 @@ impl SsoAuthenticator {
         };
         let mut trace = Trace::default();
         let result = self.evaluate(&req, &mut trace).await;
-        let state = self.catalog.state();
-        let is_admin = state.database(&database).is_some_and(|d| {
-            portcullis_catalog::privileges::administers(
-                &state,
-                &session_principals(&state, session),
-                d.id,
-            )
-        });
+        let is_admin = administers(&database);
         let own = match &result {
             Ok(e) => e.identity == session.user,
             Err(_) => false,

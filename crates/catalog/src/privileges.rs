@@ -267,19 +267,7 @@ pub fn object_name(state: &CatalogState, object: ObjectRef) -> String {
 /// The principals a user acts as in a database: the user, its groups, the roles held by either,
 /// and that database's Public Role.
 pub fn principals_of(state: &CatalogState, user_id: i64, database_id: i64) -> Vec<PrincipalRef> {
-    let mut list = vec![PrincipalRef::User(user_id)];
-    list.extend(
-        state
-            .groups_of(user_id)
-            .iter()
-            .map(|g| PrincipalRef::Group(g.id)),
-    );
-    let roles: Vec<PrincipalRef> = state
-        .roles_of(&list)
-        .iter()
-        .map(|r| PrincipalRef::Role(r.id))
-        .collect();
-    list.extend(roles);
+    let mut list = carriers(state, PrincipalRef::User(user_id));
     if let Some(public) = state.role(database_id, crate::model::roles::PUBLIC_ROLE) {
         list.push(PrincipalRef::Role(public.id));
     }

@@ -405,12 +405,7 @@ impl ProviderCache {
     /// the key is now there). Fetches of one issuer are at least [`MIN_FETCH_SPACING`] apart: a
     /// request that comes sooner waits its turn. Returns whether it fetched.
     async fn refresh(&self, issuer: &str, wanted: Option<(Option<&str>, Algorithm)>) -> bool {
-        let lock = self
-            .refresh_locks
-            .lock()
-            .entry(issuer.to_owned())
-            .or_default()
-            .clone();
+        let lock = self.refresh_lock(issuer);
         let _guard = lock.lock().await;
         let kid = wanted
             .map(|(kid, alg)| kid.map_or_else(|| format!("(no kid, {alg:?})"), str::to_owned));
@@ -471,12 +466,7 @@ impl ProviderCache {
     /// Fetches an issuer whose set is old, unless another task just did (or a fetch failed
     /// within `min_refresh`: the last good set then stays in use).
     async fn refresh_aged(&self, issuer: &str) {
-        let lock = self
-            .refresh_locks
-            .lock()
-            .entry(issuer.to_owned())
-            .or_default()
-            .clone();
+        let lock = self.refresh_lock(issuer);
         let _guard = lock.lock().await;
         let due = self.entries.read().get(issuer).is_some_and(|e| {
             let aged = e.current.as_ref().is_none_or(|p| {
@@ -517,6 +507,15 @@ impl ProviderCache {
                 |d| format!("a refetch for this kid is allowed in {} s", d.as_secs() + 1),
             );
         format!("{fetched}; {next}")
+    }
+
+    /// The lock one issuer's fetches take turns on.
+    fn refresh_lock(&self, issuer: &str) -> Arc<tokio::sync::Mutex<()>> {
+        self.refresh_locks
+            .lock()
+            .entry(issuer.to_owned())
+            .or_default()
+            .clone()
     }
 
     async fn fetch_into(&self, issuer: &str, kid: Option<&str>) {
