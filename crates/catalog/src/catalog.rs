@@ -259,6 +259,17 @@ impl Catalog {
         let Some((session, verified)) = self.sessions.get_checked(id, generation) else {
             return Err(EndReason::Gone);
         };
+        // A session signed in with a token ends when the token does.
+        if let Some(at) = session
+            .sso
+            .as_ref()
+            .map(|s| s.token_expires_at)
+            .filter(|at| *at <= now())
+        {
+            let reason = EndReason::TokenExpired { at };
+            self.sessions.end(id, reason.clone());
+            return Err(reason);
+        }
         if verified {
             return Ok(session);
         }
@@ -376,6 +387,8 @@ impl Catalog {
         sql: &str,
         params: &[Value],
     ) -> Result<QueryResult, CatalogError> {
+        // Sessions past their time are ended first, so `sys.sessions` never lists them.
+        self.sessions.expire(now());
         // Each generation is read before what it numbers: a change in between makes the copy
         // look stale (and load again), never fresh.
         let catalog_generation = self.generation.load(Ordering::Acquire);

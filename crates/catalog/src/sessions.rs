@@ -104,6 +104,10 @@ pub enum EndReason {
     /// The integration may no longer confer what the sign-in got (unassigned, or its writer
     /// lost the privileges it handed on).
     ConferralWithdrawn,
+    /// The token the session signed in with expired (Unix seconds).
+    TokenExpired {
+        at: i64,
+    },
     /// Not live any more, for a reason this connection was not told (e.g. it expired).
     Gone,
 }
@@ -114,6 +118,16 @@ impl EndReason {
     }
 
     pub fn message(&self) -> String {
+        if let Self::TokenExpired { at } = self {
+            let when = chrono::DateTime::from_timestamp(*at, 0).map_or_else(
+                || at.to_string(),
+                |t| t.format("%Y-%m-%d %H:%M:%SZ").to_string(),
+            );
+            return format!(
+                "terminating connection: session ended: the sign-in token expired at {when}; \
+                 sign in again"
+            );
+        }
         let why = match self {
             Self::DatabaseDropped => "the session's database was dropped",
             Self::UserDropped => "the user was dropped",
@@ -126,7 +140,7 @@ impl EndReason {
             Self::ConferralWithdrawn => {
                 "the SSO integration may no longer confer the groups or roles of the sign-in"
             }
-            Self::Gone => "it is no longer live",
+            Self::Gone | Self::TokenExpired { .. } => "it is no longer live",
         };
         format!("terminating connection: session ended because {why}; sign in again")
     }
@@ -252,8 +266,22 @@ impl SessionRegistry {
         self.sessions.read().get(id).map(|e| e.session.clone())
     }
 
-    /// Removes sessions past their expiry; returns how many.
+    /// Removes sessions past their expiry, and ends those whose sign-in token expired (their
+    /// connections are told); returns how many.
     pub fn expire(&self, now: i64) -> usize {
+        let token_expired: Vec<(String, i64)> = self
+            .sessions
+            .read()
+            .values()
+            .filter_map(|e| {
+                let exp = e.session.sso.as_ref()?.token_expires_at;
+                (exp <= now).then(|| (e.session.id.clone(), exp))
+            })
+            .collect();
+        let ended = token_expired
+            .into_iter()
+            .filter(|(id, at)| self.end(id, EndReason::TokenExpired { at: *at }))
+            .count();
         let mut map = self.sessions.write();
         let before = map.len();
         map.retain(|_, e| e.session.expires_at.is_none_or(|t| t > now));
@@ -261,7 +289,7 @@ impl SessionRegistry {
         if removed > 0 {
             self.generation.fetch_add(1, Ordering::Release);
         }
-        removed
+        removed + ended
     }
 
     /// Ends every session `verdict` refuses (after a catalog change); those it accepts are

@@ -70,9 +70,20 @@ pub async fn run(
             }
         } else {
             match conn.watch_end() {
-                // Signed in: wait for the client, or for the session's authority to end.
+                // Signed in: wait for the client, or for the session's authority to end, or for
+                // its sign-in token to expire. (A statement in flight is not interrupted: the
+                // end is noticed here, between statements, and the next statement checks too.)
                 Some(mut ended) => tokio::select! {
                     m = next_bounded(&mut socket) => m,
+                    _ = token_expiry(&conn) => {
+                        conn.end_expired();
+                        let reason = conn.end_reason().unwrap_or(portcullis_catalog::EndReason::Gone);
+                        let info: pgwire::error::ErrorInfo = super::errors::session_ended(&reason).into();
+                        socket
+                            .send(pgwire::messages::PgWireBackendMessage::ErrorResponse(info.into()))
+                            .await?;
+                        break;
+                    }
                     _ = ended.changed() => {
                         let reason = conn.end_reason().unwrap_or(portcullis_catalog::EndReason::Gone);
                         let info: pgwire::error::ErrorInfo = super::errors::session_ended(&reason).into();
@@ -241,7 +252,43 @@ async fn fill<S>(socket: &mut Socket<S>, want: usize) -> Result<(), Option<PgWir
     Ok(())
 }
 
+/// Resolves when the signed-in session's token expires (never for password sessions).
+async fn token_expiry(conn: &PgConnection) {
+    let at = conn
+        .session
+        .lock()
+        .as_ref()
+        .and_then(|s| s.sso.as_ref().map(|sso| sso.token_expires_at));
+    let Some(at) = at else {
+        return std::future::pending().await;
+    };
+    // In steps of at most a day (a token's exp may be far away, even near i64::MAX).
+    loop {
+        let wait = u64::try_from(at.saturating_sub(portcullis_catalog::now())).unwrap_or(0);
+        if wait == 0 {
+            return;
+        }
+        tokio::time::sleep(Duration::from_secs(wait.min(86_400))).await;
+    }
+}
+
 impl PgConnection {
+    /// Ends the session because its token expired (the registry tells this connection why).
+    fn end_expired(&self) {
+        let session = self.session.lock().clone();
+        if let Some((id, at)) = session.and_then(|s| {
+            s.sso
+                .as_ref()
+                .map(|sso| (s.id.clone(), sso.token_expires_at))
+        }) {
+            self.shared
+                .auth
+                .catalog()
+                .sessions
+                .end(&id, portcullis_catalog::EndReason::TokenExpired { at });
+        }
+    }
+
     /// A receiver for the end of the signed-in session (subscribed on first use).
     fn watch_end(
         &self,

@@ -1,0 +1,79 @@
+//! Sessions end when their credential does (issue 13, first part): a session signed in with a
+//! token ends at the token's `exp` — an idle psql connection is told why and closed at once, and
+//! an HTTP token answers 401 — and the session is gone from `sys.sessions`.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod harness;
+
+use harness::idp::{rogue_sign, NodeServer};
+use harness::web::Web;
+use harness::{LivePsql, Server, ADMIN_PASSWORD};
+use serde_json::json;
+
+fn now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64
+}
+
+#[test]
+fn a_token_session_ends_when_the_token_expires() {
+    let rogue = NodeServer::rogue(&[]);
+    let server = Server::start();
+    harness::example(&server);
+    let (ok, _, err) = server.psql(
+        "admin@system",
+        "example_database",
+        ADMIN_PASSWORD,
+        &[&format!(
+            "ALTER DATABASE example_database SET SSO INTEGRATION oidc issuer = \"{}\", \
+             client_id = app, default_group = analysts",
+            rogue.url
+        )],
+    );
+    assert!(ok, "{err}");
+    let n = now();
+    let token = rogue_sign(
+        &rogue,
+        "rogue-rs",
+        json!({"alg": "RS256", "kid": "rogue-rs", "typ": "JWT"}),
+        json!({"iss": rogue.url, "aud": "app", "sub": "u1", "email": "u1@example.com",
+               "exp": n + 5, "iat": n}),
+    );
+    let sso_sessions =
+        || server.admin(&["SELECT count(*) FROM sys.sessions WHERE sso_integration IS NOT NULL"]);
+    let mut psql = LivePsql::connect(&server, "id_token", "example_database", &token);
+    assert_eq!(psql.run("SELECT CURRENT_USER()"), "u1@example.com");
+    let web = Web::new();
+    let r = web.post_json(
+        &server.http("/v1/sso_token"),
+        &json!({"database": "example_database", "id_token": token}),
+    );
+    assert_eq!(r.status, 200, "{}", r.body);
+    let ours: serde_json::Value = serde_json::from_str(&r.body).unwrap();
+    let bearer = format!(
+        "Authorization: Bearer {}",
+        ours["access_token"].as_str().unwrap()
+    );
+    let select = |web: &Web| {
+        web.post_json_with(
+            &server.http("/v1/execute/example_database"),
+            &json!({"statement": "SELECT 1"}),
+            &[&bearer],
+        )
+    };
+    assert_eq!(select(&web).status, 200);
+    assert_eq!(sso_sessions(), "2");
+    std::thread::sleep(std::time::Duration::from_secs(7));
+    // The idle connection was ended at exp, before the client said anything.
+    assert_eq!(sso_sessions(), "0", "the sessions outlived the token");
+    let out = psql.run("SELECT 'still here'");
+    assert!(!out.contains("still here"), "{out}");
+    assert!(
+        out.contains("FATAL") && out.contains("the sign-in token expired at"),
+        "{out}"
+    );
+    let r = select(&web);
+    assert_eq!(r.status, 401, "{}", r.body);
+}
