@@ -357,6 +357,10 @@ impl Catalog {
                     StatementResult::Rows(self.query(session, text, params).await?)
                 }
                 Statement::Show(name) => StatementResult::Rows(show(name)?),
+                Statement::EndSession { id } => {
+                    self.end_session(session, id)?;
+                    StatementResult::Command(stmt.tag())
+                }
                 Statement::ExplainAuthentication { token, database } => {
                     let Some(explainer) = self.explainer.get() else {
                         return Err(CatalogError::new(
@@ -378,6 +382,27 @@ impl Catalog {
         }
         drop(guard);
         Ok(results)
+    }
+
+    /// `ALTER SYSTEM END SESSION 'id'`: an administrator of the session's database (or of the
+    /// system) ends it; its connection is told at once.
+    fn end_session(&self, actor: &Session, id: &str) -> Result<(), CatalogError> {
+        let state = self.state();
+        let Some(target) = self.sessions.get(id) else {
+            return Err(CatalogError::undefined("session", id));
+        };
+        let principals = crate::privileges::session_principals(&state, actor);
+        if !crate::privileges::administers(&state, &principals, target.database_id) {
+            // Not even whether it exists is told to someone who may not see it.
+            return Err(CatalogError::undefined("session", id));
+        }
+        self.sessions.end(
+            id,
+            EndReason::EndedByAdministrator {
+                by: actor.user.clone(),
+            },
+        );
+        Ok(())
     }
 
     /// Runs one catalog query, on the query pool (off the async workers).

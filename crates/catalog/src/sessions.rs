@@ -108,6 +108,10 @@ pub enum EndReason {
     TokenExpired {
         at: i64,
     },
+    /// An administrator ended it (`ALTER SYSTEM END SESSION`).
+    EndedByAdministrator {
+        by: String,
+    },
     /// Not live any more, for a reason this connection was not told (e.g. it expired).
     Gone,
 }
@@ -128,6 +132,11 @@ impl EndReason {
                  sign in again"
             );
         }
+        if let Self::EndedByAdministrator { by } = self {
+            return format!(
+                "terminating connection: session ended by an administrator ({by}); sign in again"
+            );
+        }
         let why = match self {
             Self::DatabaseDropped => "the session's database was dropped",
             Self::UserDropped => "the user was dropped",
@@ -140,7 +149,9 @@ impl EndReason {
             Self::ConferralWithdrawn => {
                 "the SSO integration may no longer confer the groups or roles of the sign-in"
             }
-            Self::Gone | Self::TokenExpired { .. } => "it is no longer live",
+            Self::Gone | Self::TokenExpired { .. } | Self::EndedByAdministrator { .. } => {
+                "it is no longer live"
+            }
         };
         format!("terminating connection: session ended because {why}; sign in again")
     }

@@ -177,6 +177,10 @@ pub enum Statement {
     },
     /// A catalog query, run by the query engine over the `sys` tables.
     Query(String),
+    /// `ALTER SYSTEM END SESSION 'id'`: ends a live session (not a catalog change).
+    EndSession {
+        id: String,
+    },
     /// `SET name = value` from a client; accepted and ignored.
     SetParameter(String),
     /// `SHOW name`.
@@ -218,6 +222,7 @@ impl Statement {
             Self::CreateConnectivityPool { .. } => "CREATE CONNECTIVITY_POOL",
             Self::DropConnectivityPool { .. } => "DROP CONNECTIVITY_POOL",
             Self::ExplainAuthentication { .. } => "EXPLAIN",
+            Self::EndSession { .. } => "ALTER SYSTEM",
             Self::Query(_) => "SELECT",
             Self::SetParameter(_) => "SET",
             Self::Show(_) => "SHOW",
@@ -228,12 +233,18 @@ impl Statement {
         }
     }
 
+    /// Whether the statement changes anything: the catalog, or a live session.
+    pub fn changes_state(&self) -> bool {
+        self.is_change() || matches!(self, Self::EndSession { .. })
+    }
+
     /// Whether the statement changes the catalog (and so is DDL/DCL needing privileges).
     pub fn is_change(&self) -> bool {
         !matches!(
             self,
             Self::Query(_)
                 | Self::ExplainAuthentication { .. }
+                | Self::EndSession { .. }
                 | Self::SetParameter(_)
                 | Self::Show(_)
                 | Self::Transaction(_)

@@ -9,8 +9,8 @@ mod parser;
 pub use ast::*;
 pub use parser::parse_statements;
 
-/// Whether a statement string holds any statement that changes the catalog (a syntax error is
-/// an error).
+/// Whether a statement string holds any statement that changes anything — the catalog or a
+/// live session (a syntax error is an error).
 pub fn changes_catalog(sql: &str) -> Result<bool, crate::CatalogError> {
-    Ok(parse_statements(sql)?.iter().any(Statement::is_change))
+    Ok(parse_statements(sql)?.iter().any(Statement::changes_state))
 }

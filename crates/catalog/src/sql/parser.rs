@@ -335,6 +335,10 @@ fn setting_change(c: &mut Cursor, scope: SettingScope) -> Result<Statement, Cata
 
 fn alter(c: &mut Cursor) -> Result<Statement, CatalogError> {
     if c.keyword("SYSTEM") {
+        if c.keywords(&["END", "SESSION"]) {
+            let id = c.string("a session id ('…', from sys.sessions)")?;
+            return Ok(Statement::EndSession { id });
+        }
         setting_change(c, SettingScope::System)
     } else if c.keyword("DATABASE") {
         let name = database_name(c)?;
