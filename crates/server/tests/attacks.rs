@@ -25,15 +25,8 @@ mod harness;
 
 use harness::idp::{rogue_sign, NodeServer};
 use harness::web::Web;
-use harness::{catalog_dump, LivePsql, Server, ADMIN_PASSWORD};
+use harness::{catalog_dump, now, LivePsql, Server, ADMIN_PASSWORD};
 use serde_json::json;
-
-fn now() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_secs() as i64
-}
 
 /// A tenant `tenant` administered by `tom@tenant` (database_administrator, i.e. ALL on it).
 fn tenant(server: &Server) {
@@ -618,17 +611,12 @@ fn another_clients_access_token_is_no_id_token() {
     let rogue = NodeServer::rogue(&[]);
     let server = Server::start();
     harness::example(&server);
-    let (ok, _, err) = server.psql(
-        "admin@system",
-        "example_database",
-        ADMIN_PASSWORD,
-        &[&format!(
-            "ALTER DATABASE example_database SET SSO INTEGRATION oidc issuer = \"{}\", \
-             client_id = app, default_group = analysts, additional_audiences = [\"https://api.example\"]",
-            rogue.url
-        )],
+    harness::idp::rogue_example_integration(
+        &server,
+        &rogue,
+        "analysts",
+        ", additional_audiences = [\"https://api.example\"]",
     );
-    assert!(ok, "{err}");
     let n = now();
     let base =
         json!({"iss": rogue.url, "sub": "u1", "email": "u1@example.com", "exp": n + 300, "iat": n});
@@ -760,20 +748,8 @@ fn edge_values_are_refused_cleanly() {
     let rogue = NodeServer::rogue(&[]);
     let server = Server::start();
     harness::example(&server);
-    let (ok, _, err) = server.psql(
-        "admin@system",
-        "example_database",
-        ADMIN_PASSWORD,
-        &[
-            &format!(
-                "ALTER DATABASE example_database SET SSO INTEGRATION oidc issuer = \"{}\", \
-                 client_id = app, default_group = analysts",
-                rogue.url
-            ),
-            "GRANT CREATE DATABASE ON SYSTEM TO GROUP analysts@example_database",
-        ],
-    );
-    assert!(ok, "{err}");
+    harness::idp::rogue_example_integration(&server, &rogue, "analysts", "");
+    server.admin(&["GRANT CREATE DATABASE ON SYSTEM TO GROUP analysts@example_database"]);
     let n = now();
     let sign = |exp: i64| {
         rogue_sign(
@@ -1029,17 +1005,7 @@ fn key_rotation_is_not_blocked_and_withdrawn_keys_expire() {
     let rogue = NodeServer::rogue(&[]);
     let server = Server::start_env(&[("PORTCULLIS_JWKS_MAX_AGE_SECONDS", "5")]);
     harness::example(&server);
-    let (ok, _, err) = server.psql(
-        "admin@system",
-        "example_database",
-        ADMIN_PASSWORD,
-        &[&format!(
-            "ALTER DATABASE example_database SET SSO INTEGRATION oidc issuer = \"{}\", \
-             client_id = app, default_group = analysts",
-            rogue.url
-        )],
-    );
-    assert!(ok, "{err}");
+    harness::idp::rogue_example_integration(&server, &rogue, "analysts", "");
     let n = now();
     let claims = json!({"iss": rogue.url, "aud": "app", "sub": "u1", "email": "u1@example.com", "exp": n + 300, "iat": n});
     let sign = |key: &str, kid: &str| {

@@ -9,32 +9,15 @@ mod harness;
 
 use harness::idp::{rogue_sign, NodeServer};
 use harness::web::Web;
-use harness::{LivePsql, Server, ADMIN_PASSWORD};
+use harness::{now, LivePsql, Server};
 use serde_json::json;
-
-fn now() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_secs() as i64
-}
 
 #[test]
 fn a_token_session_ends_when_the_token_expires() {
     let rogue = NodeServer::rogue(&[]);
     let server = Server::start();
     harness::example(&server);
-    let (ok, _, err) = server.psql(
-        "admin@system",
-        "example_database",
-        ADMIN_PASSWORD,
-        &[&format!(
-            "ALTER DATABASE example_database SET SSO INTEGRATION oidc issuer = \"{}\", \
-             client_id = app, default_group = analysts",
-            rogue.url
-        )],
-    );
-    assert!(ok, "{err}");
+    harness::idp::rogue_example_integration(&server, &rogue, "analysts", "");
     let n = now();
     let token = rogue_sign(
         &rogue,

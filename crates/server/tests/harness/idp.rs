@@ -170,3 +170,25 @@ pub fn rogue_device_integration(server: &super::Server, rogue: &NodeServer, answ
         }),
     );
 }
+
+/// `example_database`'s own integration on the rogue issuer (client `app`, `default_group`),
+/// set by admin@system; `extra` is appended to its properties (`, name = value …`).
+pub fn rogue_example_integration(
+    server: &super::Server,
+    rogue: &NodeServer,
+    default_group: &str,
+    extra: &str,
+) {
+    let sql = format!(
+        "ALTER DATABASE example_database SET SSO INTEGRATION oidc issuer = \"{}\", \
+         client_id = app, default_group = {default_group}{extra}",
+        rogue.url
+    );
+    let (ok, _, err) = server.psql(
+        "admin@system",
+        "example_database",
+        super::ADMIN_PASSWORD,
+        &[&sql],
+    );
+    assert!(ok, "{err}");
+}

@@ -234,3 +234,11 @@ impl Drop for LivePsql {
         let _ = self.child.wait();
     }
 }
+
+/// Unix seconds now (for tokens' `iat` and `exp`).
+pub fn now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64
+}
