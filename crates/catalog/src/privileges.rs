@@ -170,11 +170,23 @@ pub fn holds(
     need: Privilege,
     object: ObjectRef,
 ) -> bool {
+    held_on(state, principals, object, |held| {
+        held.covers(&need, &object)
+    })
+}
+
+/// Whether any of the principals has a grant on `object` or an ancestor that `fits`.
+fn held_on(
+    state: &CatalogState,
+    principals: &[PrincipalRef],
+    object: ObjectRef,
+    fits: impl Fn(Privilege) -> bool,
+) -> bool {
     let chain = ancestry(state, object);
     state.snap.grants.iter().any(|g| {
         principals.contains(&g.grantee)
             && chain.contains(&g.object)
-            && Privilege::parse(&g.privilege).is_some_and(|held| held.covers(&need, &object))
+            && Privilege::parse(&g.privilege).is_some_and(&fits)
     })
 }
 
@@ -188,15 +200,9 @@ pub fn holds_to_grant(
     need: Privilege,
     object: ObjectRef,
 ) -> bool {
-    let chain = ancestry(state, object);
-    state.snap.grants.iter().any(|g| {
-        principals.contains(&g.grantee)
-            && chain.contains(&g.object)
-            && Privilege::parse(&g.privilege).is_some_and(|held| {
-                held.action == Action::All
-                    || (held.action == need.action
-                        && (held.kind.is_none() || held.kind == need.kind))
-            })
+    held_on(state, principals, object, |held| {
+        held.action == Action::All
+            || (held.action == need.action && (held.kind.is_none() || held.kind == need.kind))
     })
 }
 

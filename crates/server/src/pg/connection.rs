@@ -73,26 +73,32 @@ pub async fn run(
                 // Signed in: wait for the client, or for the session's authority to end, or for
                 // its sign-in token to expire. (A statement in flight is not interrupted: the
                 // end is noticed here, between statements, and the next statement checks too.)
-                Some(mut ended) => tokio::select! {
-                    m = next_bounded(&mut socket) => m,
-                    _ = token_expiry(&conn) => {
-                        conn.end_expired();
-                        let reason = conn.end_reason().unwrap_or(portcullis_catalog::EndReason::Gone);
-                        let info: pgwire::error::ErrorInfo = super::errors::session_ended(&reason).into();
-                        socket
-                            .send(pgwire::messages::PgWireBackendMessage::ErrorResponse(info.into()))
-                            .await?;
-                        break;
+                Some(mut ended) => {
+                    let ends = tokio::select! {
+                        m = next_bounded(&mut socket) => Ok(m),
+                        _ = token_expiry(&conn) => {
+                            conn.end_expired();
+                            Err(())
+                        }
+                        _ = ended.changed() => Err(()),
+                    };
+                    match ends {
+                        Ok(m) => m,
+                        Err(()) => {
+                            let reason = conn
+                                .end_reason()
+                                .unwrap_or(portcullis_catalog::EndReason::Gone);
+                            let info: pgwire::error::ErrorInfo =
+                                super::errors::session_ended(&reason).into();
+                            socket
+                                .send(pgwire::messages::PgWireBackendMessage::ErrorResponse(
+                                    info.into(),
+                                ))
+                                .await?;
+                            break;
+                        }
                     }
-                    _ = ended.changed() => {
-                        let reason = conn.end_reason().unwrap_or(portcullis_catalog::EndReason::Gone);
-                        let info: pgwire::error::ErrorInfo = super::errors::session_ended(&reason).into();
-                        socket
-                            .send(pgwire::messages::PgWireBackendMessage::ErrorResponse(info.into()))
-                            .await?;
-                        break;
-                    }
-                },
+                }
                 None => next_bounded(&mut socket).await,
             }
         };
