@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use parking_lot::Mutex;
 use portcullis_catalog::sso::OidcProperties;
-use portcullis_catalog::{now, Catalog, Protocol, Session};
+use portcullis_catalog::{now, Catalog, Protocol, Reason, Session};
 use portcullis_store::{AssignmentTarget, SsoIntegrationRecord};
 
 use crate::oidc::authorization::{authorization_url, is_own_page, random_value, TokenResponse};
@@ -117,11 +117,8 @@ pub struct CodeFlow {
     pub counters: FlowCounters,
 }
 
-fn refused(check: &'static str, reason: impl Into<String>) -> SsoError {
-    SsoError::Refused {
-        check,
-        reason: reason.into(),
-    }
+fn refused(reason: Reason, detail: impl Into<String>) -> SsoError {
+    SsoError::refused(reason, detail)
 }
 
 fn refresh_context(session_id: &str) -> String {
@@ -194,7 +191,7 @@ impl CodeFlow {
     pub async fn begin(&self, req: &BeginSignIn<'_>) -> Result<Option<Started>, SsoError> {
         if !is_own_page(req.callback_path) {
             return Err(refused(
-                "callback path",
+                Reason::CallbackPath,
                 "sso_callback_path must be one of this server's pages (/ or under /ui/, like \
                  /ui/session): no scheme, no host, no API path, no //, no backslash",
             ));
@@ -218,7 +215,12 @@ impl CodeFlow {
             .metadata
             .authorization_endpoint
             .as_deref()
-            .ok_or_else(|| refused("discovery", "the provider names no authorization endpoint"))?;
+            .ok_or_else(|| {
+                refused(
+                    Reason::ProviderDiscovery,
+                    "the provider names no authorization endpoint",
+                )
+            })?;
         let redirect = redirect_uri(&props, &self.advertised);
         let flow = PendingFlow {
             state: random_value(),
@@ -243,14 +245,14 @@ impl CodeFlow {
             &flow.nonce,
             &flow.verifier,
         )
-        .map_err(|e| refused("discovery", e))?;
+        .map_err(|e| refused(Reason::ProviderDiscovery, e))?;
         let started = Started {
             url,
             state: flow.state.clone(),
         };
         self.flows
             .insert(flow)
-            .map_err(|e| refused("capacity", e))?;
+            .map_err(|e| refused(Reason::Capacity, e))?;
         self.counters.started.fetch_add(1, Ordering::Relaxed);
         Ok(Some(started))
     }
@@ -266,7 +268,7 @@ impl CodeFlow {
         let began = Instant::now();
         let state = params
             .state
-            .ok_or_else(|| refused("state", "the callback has no state parameter"))?;
+            .ok_or_else(|| refused(Reason::FlowState, "the callback has no state parameter"))?;
         // Every flow is bound to the browser that started it (its flow cookie holds the
         // state): another browser is refused before the flow is used up, so whoever learns a
         // state from an authorization URL cannot cancel someone else's sign-in.
@@ -276,7 +278,7 @@ impl CodeFlow {
                 .is_some_and(|b| verify_slices_are_equal(b.as_bytes(), state.as_bytes()).is_ok());
             if !same && self.flows.is_browser_bound(state) {
                 return Err(refused(
-                    "browser",
+                    Reason::FlowBrowser,
                     "this sign-in was started in another browser (the sign-in cookie is missing \
                      or different); start the sign-in again",
                 ));
@@ -284,11 +286,11 @@ impl CodeFlow {
         }
         let flow = self.flows.take(state).map_err(|e| match e {
             TakeError::Unknown => refused(
-                "state",
+                Reason::FlowState,
                 "this sign-in request is unknown or was already used; start the sign-in again",
             ),
             TakeError::Expired => refused(
-                "state",
+                Reason::FlowState,
                 format!(
                     "this sign-in request expired (after {} s); start the sign-in again",
                     self.flows.ttl().as_secs()
@@ -314,7 +316,7 @@ impl CodeFlow {
             });
             if !same {
                 return Err(refused(
-                    "browser",
+                    Reason::FlowBrowser,
                     "this sign-in was started in another browser (the sign-in cookie is missing \
                      or different); start the sign-in again",
                 ));
@@ -322,7 +324,7 @@ impl CodeFlow {
         }
         if let Some(error) = params.error {
             return Err(refused(
-                "provider",
+                Reason::ProviderError,
                 match params.error_description {
                     Some(d) => format!("the identity provider did not sign you in: {error} ({d})"),
                     None => format!("the identity provider did not sign you in: {error}"),
@@ -334,11 +336,16 @@ impl CodeFlow {
             .providers()
             .metadata(&flow.issuer)
             .await
-            .map_err(|e| refused("discovery", format!("issuer {}: {e}", flow.issuer)))?;
+            .map_err(|e| {
+                refused(
+                    Reason::ProviderDiscovery,
+                    format!("issuer {}: {e}", flow.issuer),
+                )
+            })?;
         match params.iss {
             Some(iss) if iss != flow.issuer => {
                 return Err(refused(
-                    "iss",
+                    Reason::TokenIssuer,
                     format!(
                         "the authorization response comes from issuer \"{iss}\", not \"{}\" \
                          (RFC 9207 mix-up defence)",
@@ -348,7 +355,7 @@ impl CodeFlow {
             }
             None if provider.metadata.iss_parameter_supported => {
                 return Err(refused(
-                    "iss",
+                    Reason::TokenIssuer,
                     "the authorization response has no iss parameter although the provider \
                      promises one (RFC 9207)",
                 ))
@@ -358,7 +365,7 @@ impl CodeFlow {
         let code = params
             .code
             .filter(|c| !c.is_empty())
-            .ok_or_else(|| refused("code", "the callback has no code parameter"))?;
+            .ok_or_else(|| refused(Reason::FlowCode, "the callback has no code parameter"))?;
         let (record, props) =
             integration_now(&self.catalog, flow.integration_id, &flow.integration)?;
         let asked = Instant::now();
@@ -376,10 +383,12 @@ impl CodeFlow {
             )
             .await?;
         let provider_time = asked.elapsed();
-        let id_token = tokens
-            .id_token
-            .as_deref()
-            .ok_or_else(|| refused("token endpoint", "the provider sent no ID token"))?;
+        let id_token = tokens.id_token.as_deref().ok_or_else(|| {
+            refused(
+                Reason::ProviderTokenEndpoint,
+                "the provider sent no ID token",
+            )
+        })?;
         let session = self
             .sso
             .sign_in(&TokenSignIn {
@@ -437,8 +446,12 @@ impl CodeFlow {
         endpoint: Option<&str>,
         form: &[(&str, &str)],
     ) -> Result<TokenResponse, SsoError> {
-        let endpoint = endpoint
-            .ok_or_else(|| refused("token endpoint", "the provider names no token endpoint"))?;
+        let endpoint = endpoint.ok_or_else(|| {
+            refused(
+                Reason::ProviderTokenEndpoint,
+                "the provider names no token endpoint",
+            )
+        })?;
         let secret = self
             .catalog
             .client_secret(record)
@@ -449,8 +462,9 @@ impl CodeFlow {
             .fetcher()
             .post_form(endpoint, form, &props.client_id, secret.as_deref())
             .await
-            .map_err(|e| refused("token endpoint", e.0))?;
-        TokenResponse::from_json(status.as_u16(), &body).map_err(|e| refused("token endpoint", e))
+            .map_err(|e| refused(Reason::ProviderTokenEndpoint, e.0))?;
+        TokenResponse::from_json(status.as_u16(), &body)
+            .map_err(|e| refused(Reason::ProviderTokenEndpoint, e))
     }
 
     /// Whether a session has a refresh grant.
@@ -478,7 +492,7 @@ impl CodeFlow {
             .catalog
             .sessions
             .get(&session.id)
-            .ok_or_else(|| refused("renewal", "the session has ended"))?;
+            .ok_or_else(|| refused(Reason::Renewal, "the session has ended"))?;
         if current
             .sso
             .as_ref()
@@ -497,7 +511,7 @@ impl CodeFlow {
     async fn renew(&self, session: &Session, grant: &mut Grant) -> Result<Arc<Session>, SsoError> {
         let Some(sealed) = &grant.sealed_refresh else {
             return Err(refused(
-                "renewal",
+                Reason::Renewal,
                 "the session's token expired and the provider gave no refresh token; sign in again",
             ));
         };
@@ -512,7 +526,7 @@ impl CodeFlow {
             .providers()
             .metadata(&props.issuer)
             .await
-            .map_err(|e| refused("renewal", format!("issuer {}: {e}", props.issuer)))?;
+            .map_err(|e| refused(Reason::Renewal, format!("issuer {}: {e}", props.issuer)))?;
         let tokens = self
             .token_request(
                 &record,
@@ -521,10 +535,10 @@ impl CodeFlow {
                 &[("grant_type", "refresh_token"), ("refresh_token", &refresh)],
             )
             .await
-            .map_err(|e| refused("renewal", e.to_string()))?;
+            .map_err(|e| refused(Reason::Renewal, e.to_string()))?;
         let id_token = tokens.id_token.as_deref().ok_or_else(|| {
             refused(
-                "renewal",
+                Reason::Renewal,
                 "the provider sent no ID token when renewing the session",
             )
         })?;

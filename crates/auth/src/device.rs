@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 
 use parking_lot::Mutex;
 use portcullis_catalog::sso::OidcProperties;
-use portcullis_catalog::{Catalog, Protocol, Session};
+use portcullis_catalog::{Catalog, Protocol, Reason, Session};
 use portcullis_store::SsoIntegrationRecord;
 
 use crate::oidc::authorization::{scopes, DeviceAuthorization, DevicePoll};
@@ -112,11 +112,8 @@ pub struct DeviceCounters {
     pub polls: AtomicU64,
 }
 
-fn refused(check: &'static str, reason: impl Into<String>) -> SsoError {
-    SsoError::Refused {
-        check,
-        reason: reason.into(),
-    }
+fn refused(reason: Reason, detail: impl Into<String>) -> SsoError {
+    SsoError::refused(reason, detail)
 }
 
 /// Starts and polls device sign-ins; holds the ones started over HTTP until they are verified.
@@ -166,7 +163,7 @@ impl DeviceFlow {
             .clone()
             .ok_or_else(|| {
                 refused(
-                    "discovery",
+                    Reason::ProviderDiscovery,
                     format!(
                         "the provider of SSO integration \"{}\" offers no device authorization \
                          endpoint; use the authorization code flow or a token",
@@ -174,18 +171,19 @@ impl DeviceFlow {
                     ),
                 )
             })?;
-        let token_endpoint = provider
-            .metadata
-            .token_endpoint
-            .clone()
-            .ok_or_else(|| refused("discovery", "the provider names no token endpoint"))?;
+        let token_endpoint = provider.metadata.token_endpoint.clone().ok_or_else(|| {
+            refused(
+                Reason::ProviderDiscovery,
+                "the provider names no token endpoint",
+            )
+        })?;
         let scope = scopes(&props);
         let (status, body) = self
             .post(&record, &props, &endpoint, &[("scope", &scope)])
             .await
-            .map_err(|e| refused("device authorization", e))?;
+            .map_err(|e| refused(Reason::ProviderDeviceAuthorization, e))?;
         let answer = DeviceAuthorization::from_json(status.as_u16(), &body)
-            .map_err(|e| refused("device authorization", e))?;
+            .map_err(|e| refused(Reason::ProviderDeviceAuthorization, e))?;
         let now = Instant::now();
         self.counters.started.fetch_add(1, Ordering::Relaxed);
         Ok(DeviceGrant {
@@ -265,12 +263,12 @@ impl DeviceFlow {
             }
             DevicePoll::Denied => {
                 return Err(refused(
-                    "device grant",
+                    Reason::DeviceGrant,
                     "the sign-in was denied at the identity provider",
                 ))
             }
             DevicePoll::Expired => return Err(expired()),
-            DevicePoll::Failed(e) => return Err(refused("device grant", e)),
+            DevicePoll::Failed(e) => return Err(refused(Reason::DeviceGrant, e)),
             DevicePoll::Approved(tokens) => tokens,
         };
         let (kind, token) = match (tokens.id_token, tokens.access_token) {
@@ -278,7 +276,7 @@ impl DeviceFlow {
             (None, Some(t)) => (TokenKind::AccessToken, t),
             (None, None) => {
                 return Err(refused(
-                    "device grant",
+                    Reason::DeviceGrant,
                     "the provider approved the sign-in but sent no token",
                 ))
             }
@@ -329,7 +327,7 @@ impl DeviceFlow {
             held.retain(|_, g| g.try_lock().map_or(true, |g| !g.expired()));
             if held.len() >= self.capacity {
                 return Err(refused(
-                    "capacity",
+                    Reason::Capacity,
                     "too many device sign-ins are waiting; try again later",
                 ));
             }
@@ -349,7 +347,7 @@ impl DeviceFlow {
     ) -> Result<Option<Arc<Session>>, SsoError> {
         let unknown = || {
             refused(
-                "user code",
+                Reason::UserCode,
                 format!(
                     "no device sign-in with this handle is waiting for database \"{database}\" \
                      (unknown, finished or expired); start a new one"
@@ -398,7 +396,7 @@ impl DeviceFlow {
 
 fn expired() -> SsoError {
     refused(
-        "device grant",
+        Reason::DeviceGrant,
         "the device code expired before the sign-in was approved; start again",
     )
 }

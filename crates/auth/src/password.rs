@@ -5,12 +5,11 @@ use std::sync::Arc;
 
 use aws_lc_rs::{digest, hmac};
 use portcullis_catalog::credential::ScramVerifier;
-use portcullis_catalog::error::sqlstate;
 use portcullis_catalog::model::user_state;
 use portcullis_catalog::names::{resolve_login, Fqun};
 use portcullis_catalog::privileges::{holds, principals_of, Action, Privilege};
 use portcullis_catalog::{
-    now, policy_for, AuthMethod, Catalog, CatalogError, Protocol, Session, SessionRegistry,
+    now, policy_for, AuthMethod, Catalog, CatalogError, Protocol, Reason, Session, SessionRegistry,
 };
 use portcullis_store::{Change, ObjectRef};
 
@@ -43,26 +42,22 @@ pub enum SignInError {
 }
 
 impl SignInError {
-    pub fn sqlstate(&self) -> &'static str {
+    /// The reason code; it decides the SQLSTATE and the HTTP status.
+    pub fn reason(&self) -> Reason {
         match self {
-            Self::BadPassword(_) | Self::Expired(_) | Self::Locked(_) => sqlstate::INVALID_PASSWORD,
-            Self::NoUse { .. } | Self::NoUser | Self::Throttled => sqlstate::INVALID_AUTHORIZATION,
-            Self::NoDatabase(_) => sqlstate::INVALID_CATALOG_NAME,
-            Self::Internal(_) => sqlstate::INTERNAL_ERROR,
+            Self::BadPassword(_) => Reason::BadPassword,
+            Self::Expired(_) => Reason::PasswordExpired,
+            Self::Locked(_) => Reason::UserDisabled,
+            Self::Throttled => Reason::AddressThrottled,
+            Self::NoDatabase(_) => Reason::UnknownDatabase,
+            Self::NoUse { .. } => Reason::NoUsePrivilege,
+            Self::NoUser => Reason::NoUser,
+            Self::Internal(_) => Reason::Internal,
         }
     }
 
-    fn reason(&self) -> &'static str {
-        match self {
-            Self::BadPassword(_) => "bad_password",
-            Self::Expired(_) => "password_expired",
-            Self::Locked(_) => "user_disabled",
-            Self::Throttled => "address_throttled",
-            Self::NoDatabase(_) => "unknown_database",
-            Self::NoUse { .. } => "no_use_privilege",
-            Self::NoUser => "no_user",
-            Self::Internal(_) => "internal",
-        }
+    pub fn sqlstate(&self) -> &'static str {
+        self.reason().sqlstate()
     }
 }
 
@@ -371,7 +366,7 @@ fn audit(target: &LoginTarget, peer: &str, method: AuthMethod, result: Result<()
             tracing::info!(target: "portcullis::audit", result = "success", user = %target.fqun, database = %target.database, method = method.name(), peer, "sign-in")
         }
         Err(e) => {
-            tracing::info!(target: "portcullis::audit", result = "failure", reason = e.reason(), user = %target.fqun, database = %target.database, method = method.name(), peer, "sign-in")
+            tracing::info!(target: "portcullis::audit", result = "failure", reason = e.reason().code(), user = %target.fqun, database = %target.database, method = method.name(), peer, "sign-in")
         }
     }
 }

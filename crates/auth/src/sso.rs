@@ -5,25 +5,25 @@
 
 use std::sync::Arc;
 
-use portcullis_catalog::error::sqlstate;
 use portcullis_catalog::model::CatalogState;
 use portcullis_catalog::privileges::{holds, session_principals, Action, Privilege};
 use portcullis_catalog::sso::OidcProperties;
 use portcullis_catalog::{
-    explain_columns, now, AuthMethod, Catalog, CatalogError, Protocol, QueryResult, Session,
-    SessionRegistry, SsoIdentity, Value,
+    explain_columns, now, AuthMethod, Catalog, CatalogError, Protocol, QueryResult, Reason,
+    Session, SessionRegistry, SsoIdentity, Value,
 };
 use portcullis_store::{AssignmentTarget, ObjectRef, SsoIntegrationRecord};
 
 use crate::oidc::policy;
 use crate::oidc::provider::ProviderCache;
-use crate::oidc::validate::{validate, Check, Refusal, TokenKind, Trace};
+use crate::oidc::validate::{validate, Refusal, TokenKind, Trace};
 
 /// Why an SSO sign-in was refused. Every variant is FATAL on the wire.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum SsoError {
-    #[error("SSO sign-in refused: {reason}")]
-    Refused { check: &'static str, reason: String },
+    /// A check refused: the code says which, the detail says why (safe to show the client).
+    #[error("SSO sign-in refused: {detail}")]
+    Refused { reason: Reason, detail: String },
     #[error("database \"{0}\" does not exist")]
     NoDatabase(String),
     #[error("source database \"{0}\" (named after @ in the user name) does not exist")]
@@ -41,24 +41,28 @@ pub enum SsoError {
 }
 
 impl SsoError {
-    pub fn sqlstate(&self) -> &'static str {
+    /// The reason code; it decides the SQLSTATE and the HTTP status.
+    pub fn reason(&self) -> Reason {
         match self {
-            Self::NoDatabase(_) | Self::NoSourceDatabase(_) => sqlstate::INVALID_CATALOG_NAME,
-            Self::Internal(_) => sqlstate::INTERNAL_ERROR,
-            _ => sqlstate::INVALID_AUTHORIZATION,
+            Self::Refused { reason, .. } => *reason,
+            Self::NoDatabase(_) => Reason::UnknownDatabase,
+            Self::NoSourceDatabase(_) => Reason::UnknownSourceDatabase,
+            Self::NoIntegration(_) => Reason::NoIntegration,
+            Self::UnknownIntegration(_) => Reason::UnknownIntegration,
+            Self::Disabled(_) => Reason::IntegrationDisabled,
+            Self::Internal(_) => Reason::Internal,
         }
     }
 
-    /// The short reason code of the audit log.
-    pub fn reason_code(&self) -> &'static str {
-        match self {
-            Self::Refused { check, .. } => check,
-            Self::NoDatabase(_) => "unknown_database",
-            Self::NoSourceDatabase(_) => "unknown_source_database",
-            Self::NoIntegration(_) => "no_integration",
-            Self::UnknownIntegration(_) => "unknown_integration",
-            Self::Disabled(_) => "integration_disabled",
-            Self::Internal(_) => "internal",
+    pub fn sqlstate(&self) -> &'static str {
+        self.reason().sqlstate()
+    }
+
+    /// A refusal with its code and the sentence the client sees.
+    pub fn refused(reason: Reason, detail: impl Into<String>) -> Self {
+        Self::Refused {
+            reason,
+            detail: detail.into(),
         }
     }
 }
@@ -66,8 +70,8 @@ impl SsoError {
 impl From<Refusal> for SsoError {
     fn from(r: Refusal) -> Self {
         Self::Refused {
-            check: r.check,
             reason: r.reason,
+            detail: r.detail,
         }
     }
 }
@@ -147,17 +151,19 @@ impl SsoAuthenticator {
             .as_ref()
             .map_or(String::new(), |e| e.identity.clone());
         let renewed = match result {
-            Ok(e) if e.identity != session.user => Err(SsoError::Refused {
-                check: "renewal",
-                reason: "the renewed token names another user".into(),
-            }),
+            Ok(e) if e.identity != session.user => Err(SsoError::refused(
+                Reason::Renewal,
+                "the renewed token names another user",
+            )),
             Ok(e) => self
                 .catalog
                 .sessions
                 .replace(self.session_of(req, e, &session.id, session.started_at))
-                .ok_or_else(|| SsoError::Refused {
-                    check: "renewal",
-                    reason: "the session ended while it was being renewed".into(),
+                .ok_or_else(|| {
+                    SsoError::refused(
+                        Reason::Renewal,
+                        "the session ended while it was being renewed",
+                    )
                 }),
             Err(e) => Err(e),
         };
@@ -222,7 +228,7 @@ impl SsoAuthenticator {
             .clone();
         let integration = choose_integration(&state, req.into())?;
         trace.pass(
-            "integration",
+            Reason::IntegrationDisabled,
             format!(
                 "{} of database {}",
                 integration.name,
@@ -232,7 +238,7 @@ impl SsoAuthenticator {
         let props = OidcProperties::from_json(&integration.properties)
             .map_err(|e| SsoError::Internal(e.message))?;
         if props.disabled {
-            trace.fail("integration", "the integration is disabled");
+            trace.fail(Reason::IntegrationDisabled, "the integration is disabled");
             return Err(SsoError::Disabled(integration.name.clone()));
         }
         let token = validate(&self.providers, &props, req.token, req.kind, now(), trace).await?;
@@ -241,7 +247,7 @@ impl SsoAuthenticator {
         }
         let decision = match policy::decide(&props, &token.claims) {
             Ok(d) => d,
-            Err(reason) => return Err(trace.fail("policy", reason).into()),
+            Err(reason) => return Err(trace.fail(Reason::Policy, reason).into()),
         };
         let (mut groups, roles, mut notes) = resolve(&state, integration, &props, &decision);
         // No provider group matched a catalog group: the default group, as seed 003 says.
@@ -262,7 +268,7 @@ impl SsoAuthenticator {
             }
         }
         trace.pass(
-            "policy",
+            Reason::Policy,
             format!(
                 "user {}; provider groups {:?}, roles {:?}; groups {:?}{}; roles {:?}{}",
                 decision.identity,
@@ -314,7 +320,7 @@ impl SsoAuthenticator {
         ) {
             return Err(trace
                 .fail(
-                    "database access",
+                    Reason::NoUsePrivilege,
                     format!(
                         "none of the user's groups ({}) has the USE privilege on database \"{}\"",
                         if groups.is_empty() {
@@ -332,7 +338,7 @@ impl SsoAuthenticator {
                 .into());
         }
         trace.pass(
-            "database access",
+            Reason::NoUsePrivilege,
             format!("USE on database {}", target.name),
         );
         Ok(Established {
@@ -406,41 +412,36 @@ impl SsoAuthenticator {
                  database \"{database}\""
             )));
         }
-        let mut checks: Vec<Check> = trace.checks;
-        match result {
-            Ok(_) => checks.push(Check {
-                name: "result",
-                passed: true,
-                detail: "the token would sign in".into(),
-            }),
-            Err(e) => {
-                if !matches!(e, SsoError::Refused { .. }) {
-                    checks.push(Check {
-                        name: "result",
-                        passed: false,
-                        detail: e.to_string(),
-                    });
-                } else {
-                    checks.push(Check {
-                        name: "result",
-                        passed: false,
-                        detail: "the token would be refused".into(),
-                    });
-                }
-            }
-        }
-        let rows = checks
+        // One row per check; the last says what the sign-in would do. A failed row carries
+        // the reason code the sign-in would be refused with.
+        let outcome = match &result {
+            Ok(_) => (true, "the token would sign in".to_owned(), None),
+            Err(e @ SsoError::Refused { .. }) => (
+                false,
+                "the token would be refused".to_owned(),
+                Some(e.reason()),
+            ),
+            Err(e) => (false, e.to_string(), Some(e.reason())),
+        };
+        let row = |step: usize, check: &str, passed: bool, detail: String, code: Option<Reason>| {
+            vec![
+                Value::Int(step as i64 + 1),
+                Value::Text(check.to_owned()),
+                Value::Text(if passed { "pass" } else { "fail" }.to_owned()),
+                Value::Text(detail),
+                code.map_or(Value::Null, |r| Value::Text(r.code().to_owned())),
+            ]
+        };
+        let mut rows: Vec<Vec<Value>> = trace
+            .checks
             .into_iter()
             .enumerate()
             .map(|(i, c)| {
-                vec![
-                    Value::Int(i as i64 + 1),
-                    Value::Text(c.name.to_owned()),
-                    Value::Text(if c.passed { "pass" } else { "fail" }.to_owned()),
-                    Value::Text(c.detail),
-                ]
+                let code = (!c.passed).then_some(c.reason);
+                row(i, c.reason.check(), c.passed, c.detail, code)
             })
             .collect();
+        rows.push(row(rows.len(), "result", outcome.0, outcome.1, outcome.2));
         Ok(QueryResult {
             columns: explain_columns(),
             rows,
@@ -480,14 +481,12 @@ impl SsoAuthenticator {
         if props.disabled {
             return Err(SsoError::Disabled(record.name.clone()));
         }
-        let provider =
-            self.providers
-                .metadata(&props.issuer)
-                .await
-                .map_err(|e| SsoError::Refused {
-                    check: "discovery",
-                    reason: format!("issuer {}: {e}", props.issuer),
-                })?;
+        let provider = self.providers.metadata(&props.issuer).await.map_err(|e| {
+            SsoError::refused(
+                Reason::ProviderDiscovery,
+                format!("issuer {}: {e}", props.issuer),
+            )
+        })?;
         Ok(FlowIntegration {
             record,
             props,
@@ -580,15 +579,15 @@ fn check_nonce(
     use aws_lc_rs::constant_time::verify_slices_are_equal;
     match claims.get("nonce").and_then(|v| v.as_str()) {
         Some(n) if verify_slices_are_equal(n.as_bytes(), expected.as_bytes()).is_ok() => {
-            trace.pass("nonce", "matches the sign-in request");
+            trace.pass(Reason::TokenNonce, "matches the sign-in request");
             Ok(())
         }
         Some(_) => Err(trace.fail(
-            "nonce",
+            Reason::TokenNonce,
             "the ID token's nonce is not the one this sign-in sent (a replayed or injected token)",
         )),
         None => Err(trace.fail(
-            "nonce",
+            Reason::TokenNonce,
             "the ID token has no nonce although the sign-in request sent one",
         )),
     }
@@ -646,7 +645,7 @@ fn audit(req: &TokenSignIn<'_>, identity: &str, integration: &str, result: Resul
             tracing::info!(target: "portcullis::audit", result = "success", user = identity, integration, database = req.database, method, peer = req.peer, "sso sign-in")
         }
         Err(e) => {
-            tracing::info!(target: "portcullis::audit", result = "failure", reason = e.reason_code(), detail = %e, database = req.database, method, peer = req.peer, "sso sign-in")
+            tracing::info!(target: "portcullis::audit", result = "failure", reason = e.reason().code(), detail = %e, database = req.database, method, peer = req.peer, "sso sign-in")
         }
     }
 }

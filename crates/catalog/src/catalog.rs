@@ -448,7 +448,7 @@ impl Catalog {
 
 /// The columns of `EXPLAIN AUTHENTICATION`: one row per check.
 pub fn explain_columns() -> Vec<Column> {
-    ["step", "check", "result", "detail"]
+    ["step", "check", "result", "detail", "reason"]
         .into_iter()
         .map(|name| Column {
             name: name.to_owned(),

@@ -13,6 +13,7 @@ pub mod model;
 pub mod names;
 pub mod privileges;
 mod query;
+pub mod reason;
 pub mod sealing;
 pub mod sessions;
 pub mod settings;
@@ -27,5 +28,6 @@ pub use exec::sso::{
     conferred_group, conferred_role, is_administrator_role, resolve_group, resolve_role, NameSource,
 };
 pub use query::timestamp;
+pub use reason::Reason;
 pub use sessions::{AuthMethod, EndReason, Protocol, Session, SessionRegistry, SsoIdentity};
 pub use value::{Column, ColumnType, QueryResult, StatementResult, Value};

@@ -6,6 +6,8 @@ use std::sync::Arc;
 
 use parking_lot::RwLock;
 
+use crate::reason::Reason;
+
 /// How a session was authenticated.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum AuthMethod {
@@ -112,11 +114,47 @@ pub enum EndReason {
     EndedByAdministrator {
         by: String,
     },
+    /// Renewing the session with the provider's refresh token failed (revoked, blocked
+    /// meanwhile, provider refused).
+    RenewalFailed,
+    /// No statement or request for `seconds` (the idle timeout).
+    IdleTimeout {
+        seconds: i64,
+    },
+    /// The session reached the maximum session age (`seconds`).
+    MaxAge {
+        seconds: i64,
+    },
     /// Not live any more, for a reason this connection was not told (e.g. it expired).
     Gone,
 }
 
 impl EndReason {
+    /// The reason code (`sys.authentication_events`, metrics, audit log).
+    pub fn reason(&self) -> Reason {
+        match self {
+            Self::DatabaseDropped => Reason::DatabaseDropped,
+            Self::UserDropped => Reason::UserDropped,
+            Self::UserDisabled => Reason::UserDisabled,
+            Self::PasswordChanged => Reason::PasswordChanged,
+            Self::GroupOrRoleDropped => Reason::GroupOrRoleDropped,
+            Self::UseRevoked => Reason::UseRevoked,
+            Self::IntegrationDropped => Reason::IntegrationDropped,
+            Self::IntegrationDisabled => Reason::IntegrationDisabled,
+            Self::ConferralWithdrawn => Reason::ConferralWithdrawn,
+            Self::TokenExpired { .. } => Reason::TokenExpired,
+            Self::EndedByAdministrator { .. } => Reason::EndedByAdministrator,
+            Self::RenewalFailed => Reason::RenewalFailed,
+            Self::IdleTimeout { .. } => Reason::IdleTimeout,
+            Self::MaxAge { .. } => Reason::MaxSessionAge,
+            Self::Gone => Reason::SessionGone,
+        }
+    }
+
+    /// Always 57P01, like PostgreSQL's "terminating connection due to administrator command"
+    /// — also for the codes a refused sign-in shares (a user disabled, an integration
+    /// disabled), which refuse a sign-in with their own [`Reason::sqlstate`]. Over HTTP the
+    /// session's token answers 401 ([`Reason::http_status`] of every end).
     pub fn sqlstate(&self) -> &'static str {
         "57P01"
     }
@@ -148,6 +186,19 @@ impl EndReason {
             Self::IntegrationDisabled => "the SSO integration of the sign-in was disabled",
             Self::ConferralWithdrawn => {
                 "the SSO integration may no longer confer the groups or roles of the sign-in"
+            }
+            Self::RenewalFailed => "the provider no longer renews the sign-in",
+            Self::IdleTimeout { seconds } => {
+                return format!(
+                    "terminating connection: session ended after {seconds} s without activity \
+                     (idle timeout); sign in again"
+                )
+            }
+            Self::MaxAge { seconds } => {
+                return format!(
+                    "terminating connection: session ended: it reached the maximum session age \
+                     of {seconds} s; sign in again"
+                )
             }
             Self::Gone | Self::TokenExpired { .. } | Self::EndedByAdministrator { .. } => {
                 "it is no longer live"

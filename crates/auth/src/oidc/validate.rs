@@ -6,6 +6,7 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine as _;
 use jsonwebtoken::{Algorithm, Validation};
 use portcullis_catalog::sso::OidcProperties;
+use portcullis_catalog::Reason;
 use serde_json::{Map, Value};
 
 use super::provider::{ProviderCache, SigningKey};
@@ -42,7 +43,8 @@ impl TokenKind {
 /// One check and its outcome.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Check {
-    pub name: &'static str,
+    /// The code a failure of this check refuses with ([`Reason::check`] names the check).
+    pub reason: Reason,
     pub passed: bool,
     pub detail: String,
 }
@@ -50,8 +52,8 @@ pub struct Check {
 /// The first failed check.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Refusal {
-    pub check: &'static str,
-    pub reason: String,
+    pub reason: Reason,
+    pub detail: String,
 }
 
 /// A token that passed every check.
@@ -70,25 +72,22 @@ pub struct Trace {
 }
 
 impl Trace {
-    pub fn pass(&mut self, name: &'static str, detail: impl Into<String>) {
+    pub fn pass(&mut self, reason: Reason, detail: impl Into<String>) {
         self.checks.push(Check {
-            name,
+            reason,
             passed: true,
             detail: detail.into(),
         });
     }
 
-    pub fn fail(&mut self, name: &'static str, reason: impl Into<String>) -> Refusal {
-        let reason = reason.into();
+    pub fn fail(&mut self, reason: Reason, detail: impl Into<String>) -> Refusal {
+        let detail = detail.into();
         self.checks.push(Check {
-            name,
-            passed: false,
-            detail: reason.clone(),
-        });
-        Refusal {
-            check: name,
             reason,
-        }
+            passed: false,
+            detail: detail.clone(),
+        });
+        Refusal { reason, detail }
     }
 }
 
@@ -126,38 +125,49 @@ fn decode_part(part: &str) -> Option<Map<String, Value>> {
 pub fn check_header(token: &str, trace: &mut Trace) -> Result<HeaderInfo, Refusal> {
     if token.len() > MAX_TOKEN_BYTES {
         return Err(trace.fail(
-            "format",
+            Reason::TokenFormat,
             format!("the token is longer than {MAX_TOKEN_BYTES} bytes"),
         ));
     }
     let parts: Vec<&str> = token.split('.').collect();
     match parts.len() {
         3 => {}
-        5 => return Err(trace.fail("format", "encrypted tokens (JWE) are not accepted")),
+        5 => {
+            return Err(trace.fail(
+                Reason::TokenFormat,
+                "encrypted tokens (JWE) are not accepted",
+            ))
+        }
         _ => {
             return Err(trace.fail(
-                "format",
+                Reason::TokenFormat,
                 "the token is not a JWT (three base64url parts separated by dots)",
             ))
         }
     }
     let Some(header) = decode_part(parts[0]) else {
-        return Err(trace.fail("format", "the token header is not base64url-encoded JSON"));
+        return Err(trace.fail(
+            Reason::TokenFormat,
+            "the token header is not base64url-encoded JSON",
+        ));
     };
-    trace.pass("format", "a signed JWT (JWS compact form)");
+    trace.pass(Reason::TokenFormat, "a signed JWT (JWS compact form)");
     let alg_text = header
         .get("alg")
         .and_then(Value::as_str)
         .unwrap_or_default();
     if alg_text.is_empty() {
-        return Err(trace.fail("algorithm", "the token header has no alg"));
+        return Err(trace.fail(Reason::TokenAlgorithm, "the token header has no alg"));
     }
     if alg_text.eq_ignore_ascii_case("none") {
-        return Err(trace.fail("algorithm", "unsigned tokens (alg none) are never accepted"));
+        return Err(trace.fail(
+            Reason::TokenAlgorithm,
+            "unsigned tokens (alg none) are never accepted",
+        ));
     }
     if alg_text.starts_with("HS") {
         return Err(trace.fail(
-            "algorithm",
+            Reason::TokenAlgorithm,
             format!("symmetric algorithm {alg_text} is never accepted for provider tokens"),
         ));
     }
@@ -166,11 +176,14 @@ pub fn check_header(token: &str, trace: &mut Trace) -> Result<HeaderInfo, Refusa
         .ok()
         .filter(|a| ALLOWED.contains(a));
     let Some(alg) = alg else {
-        return Err(trace.fail("algorithm", format!("algorithm {alg_text} is not accepted")));
+        return Err(trace.fail(
+            Reason::TokenAlgorithm,
+            format!("algorithm {alg_text} is not accepted"),
+        ));
     };
     if let Some(crit) = header.get("crit") {
         return Err(trace.fail(
-            "algorithm",
+            Reason::TokenAlgorithm,
             format!("the token marks header parameters {crit} as critical; none are supported"),
         ));
     }
@@ -179,7 +192,10 @@ pub fn check_header(token: &str, trace: &mut Trace) -> Result<HeaderInfo, Refusa
         .and_then(Value::as_str)
         .is_some_and(|c| c.eq_ignore_ascii_case("jwt"))
     {
-        return Err(trace.fail("format", "nested tokens (cty JWT) are not accepted"));
+        return Err(trace.fail(
+            Reason::TokenFormat,
+            "nested tokens (cty JWT) are not accepted",
+        ));
     }
     let ignored: Vec<&str> = ["jku", "x5u", "jwk", "x5c"]
         .into_iter()
@@ -189,11 +205,13 @@ pub fn check_header(token: &str, trace: &mut Trace) -> Result<HeaderInfo, Refusa
     if !ignored.is_empty() {
         detail.push_str(&format!(" (header {} ignored)", ignored.join(", ")));
     }
-    trace.pass("algorithm", detail);
+    trace.pass(Reason::TokenAlgorithm, detail);
     let kid = match header.get("kid") {
         None => None,
         Some(Value::String(k)) if k.len() <= 256 => Some(k.clone()),
-        Some(_) => return Err(trace.fail("key", "the token's kid is not a short string")),
+        Some(_) => {
+            return Err(trace.fail(Reason::TokenKey, "the token's kid is not a short string"))
+        }
     };
     let typ = match header.get("typ") {
         None => None,
@@ -205,7 +223,7 @@ pub fn check_header(token: &str, trace: &mut Trace) -> Result<HeaderInfo, Refusa
                     .unwrap_or(t),
             )
         }
-        Some(_) => return Err(trace.fail("token type", "the token's typ is not a string")),
+        Some(_) => return Err(trace.fail(Reason::TokenType, "the token's typ is not a string")),
     };
     Ok(HeaderInfo { alg, kid, typ })
 }
@@ -224,33 +242,36 @@ pub fn choose_rules(
         .as_deref()
         .filter(|t| *t != "at+jwt" && *t != "jwt")
     {
-        return Err(trace.fail("token type", format!("token type \"{t}\" is not accepted")));
+        return Err(trace.fail(
+            Reason::TokenType,
+            format!("token type \"{t}\" is not accepted"),
+        ));
     }
     match (presented_as, is_access) {
         (TokenKind::AccessToken, true) => {
-            trace.pass("token type", "JWT access token (typ at+jwt, RFC 9068)");
+            trace.pass(Reason::TokenType, "JWT access token (typ at+jwt, RFC 9068)");
             Ok(TokenKind::AccessToken)
         }
         (TokenKind::AccessToken, false) if props.enable_id_token_authentication => {
             trace.pass(
-                "token type",
+                Reason::TokenType,
                 "ID token standing in as the access token (enable_id_token_authentication)",
             );
             Ok(TokenKind::IdToken)
         }
         (TokenKind::AccessToken, false) => Err(trace.fail(
-            "token type",
+            Reason::TokenType,
             "the token is not a JWT access token (typ at+jwt); ID tokens may sign in as \
              access_token only when the integration sets enable_id_token_authentication = true \
              (or sign in as user id_token)",
         )),
         (TokenKind::IdToken, true) => Err(trace.fail(
-            "token type",
+            Reason::TokenType,
             "the token is an access token (typ at+jwt), not an ID token; sign in as user \
              access_token",
         )),
         (TokenKind::IdToken, false) => {
-            trace.pass("token type", "ID token");
+            trace.pass(Reason::TokenType, "ID token");
             Ok(TokenKind::IdToken)
         }
     }
@@ -272,7 +293,7 @@ pub fn check_signature(
     match jsonwebtoken::decode::<Map<String, Value>>(token, &key.key, &validation) {
         Ok(data) => {
             trace.pass(
-                "signature",
+                Reason::TokenSignature,
                 format!(
                     "valid {:?} signature by key {}",
                     header.alg,
@@ -288,7 +309,7 @@ pub fn check_signature(
                 }
                 other => format!("the token could not be verified ({other:?})"),
             };
-            Err(trace.fail("signature", why))
+            Err(trace.fail(Reason::TokenSignature, why))
         }
     }
 }
@@ -319,17 +340,17 @@ pub fn check_claims(
 ) -> Result<i64, Refusal> {
     // iss
     match string_claim(claims, "iss") {
-        Some(iss) if iss == props.issuer => trace.pass("iss", format!("\"{iss}\"")),
+        Some(iss) if iss == props.issuer => trace.pass(Reason::TokenIssuer, format!("\"{iss}\"")),
         Some(iss) => {
             return Err(trace.fail(
-                "iss",
+                Reason::TokenIssuer,
                 format!(
                     "token issuer \"{iss}\" is not the integration's issuer \"{}\"",
                     props.issuer
                 ),
             ))
         }
-        None => return Err(trace.fail("iss", "the token has no iss claim")),
+        None => return Err(trace.fail(Reason::TokenIssuer, "the token has no iss claim")),
     }
     // aud
     let audiences: Vec<&str> = match claims.get("aud") {
@@ -339,15 +360,18 @@ pub fn check_claims(
             match items {
                 Some(items) if !items.is_empty() => items,
                 _ => {
-                    return Err(trace.fail("aud", "claim aud is not a string or a list of strings"))
+                    return Err(trace.fail(
+                        Reason::TokenAudience,
+                        "claim aud is not a string or a list of strings",
+                    ))
                 }
             }
         }
-        _ => return Err(trace.fail("aud", "the token has no aud claim")),
+        _ => return Err(trace.fail(Reason::TokenAudience, "the token has no aud claim")),
     };
     if audiences.contains(&props.client_id.as_str()) {
         trace.pass(
-            "aud",
+            Reason::TokenAudience,
             format!("includes the client_id \"{}\"", props.client_id),
         );
     } else if let Some(extra) = audiences.iter().find(|a| {
@@ -356,12 +380,12 @@ pub fn check_claims(
         rules == TokenKind::AccessToken && props.additional_audiences.iter().any(|x| x == *a)
     }) {
         trace.pass(
-            "aud",
+            Reason::TokenAudience,
             format!("includes the additional audience \"{extra}\""),
         );
     } else {
         return Err(trace.fail(
-            "aud",
+            Reason::TokenAudience,
             format!(
                 "token audience {audiences:?} does not include the integration's client_id \"{}\"{}",
                 props.client_id,
@@ -371,62 +395,65 @@ pub fn check_claims(
     }
     // azp
     match claims.get("azp") {
-        Some(Value::String(azp)) if *azp == props.client_id => {
-            trace.pass("azp", format!("\"{azp}\" is the client_id"))
-        }
+        Some(Value::String(azp)) if *azp == props.client_id => trace.pass(
+            Reason::TokenAuthorizedParty,
+            format!("\"{azp}\" is the client_id"),
+        ),
         Some(Value::String(azp)) => {
             return Err(trace.fail(
-                "azp",
+                Reason::TokenAuthorizedParty,
                 format!(
                     "authorized party \"{azp}\" is not the integration's client_id \"{}\"",
                     props.client_id
                 ),
             ))
         }
-        Some(_) => return Err(trace.fail("azp", "claim azp is not a string")),
+        Some(_) => {
+            return Err(trace.fail(Reason::TokenAuthorizedParty, "claim azp is not a string"))
+        }
         None if audiences.len() > 1 => {
             return Err(trace.fail(
-                "azp",
+                Reason::TokenAuthorizedParty,
                 "a token with several audiences must name its authorized party (azp)",
             ))
         }
-        None => trace.pass("azp", "absent (single audience)"),
+        None => trace.pass(Reason::TokenAuthorizedParty, "absent (single audience)"),
     }
     // times
     let exp = match time_claim(claims, "exp") {
         Ok(Some(exp)) => exp,
-        Ok(None) => return Err(trace.fail("times", "the token has no exp claim")),
-        Err(e) => return Err(trace.fail("times", e)),
+        Ok(None) => return Err(trace.fail(Reason::TokenTimes, "the token has no exp claim")),
+        Err(e) => return Err(trace.fail(Reason::TokenTimes, e)),
     };
     if exp.saturating_add(LEEWAY_SECS) <= now {
         return Err(trace.fail(
-            "times",
+            Reason::TokenTimes,
             format!("the token expired {} s ago", now.saturating_sub(exp)),
         ));
     }
     match time_claim(claims, "nbf") {
         Ok(Some(nbf)) if nbf > now.saturating_add(LEEWAY_SECS) => {
             return Err(trace.fail(
-                "times",
+                Reason::TokenTimes,
                 format!("the token is not valid for another {} s (nbf)", nbf - now),
             ))
         }
-        Err(e) => return Err(trace.fail("times", e)),
+        Err(e) => return Err(trace.fail(Reason::TokenTimes, e)),
         _ => {}
     }
     match time_claim(claims, "iat") {
         Ok(Some(iat)) if iat > now.saturating_add(LEEWAY_SECS) => {
             return Err(trace.fail(
-                "times",
+                Reason::TokenTimes,
                 format!("the token was issued {} s in the future (iat)", iat - now),
             ))
         }
         Ok(Some(_)) => {}
-        Ok(None) => return Err(trace.fail("times", "the token has no iat claim")),
-        Err(e) => return Err(trace.fail("times", e)),
+        Ok(None) => return Err(trace.fail(Reason::TokenTimes, "the token has no iat claim")),
+        Err(e) => return Err(trace.fail(Reason::TokenTimes, e)),
     }
     trace.pass(
-        "times",
+        Reason::TokenTimes,
         format!(
             "expires in {} s (leeway {LEEWAY_SECS} s)",
             exp.saturating_sub(now)
@@ -434,29 +461,35 @@ pub fn check_claims(
     );
     // required claims of the kind
     if string_claim(claims, "sub").is_none_or(str::is_empty) {
-        return Err(trace.fail("claims", "the token has no sub claim"));
+        return Err(trace.fail(Reason::TokenClaims, "the token has no sub claim"));
     }
     if rules == TokenKind::AccessToken {
         if string_claim(claims, "jti").is_none_or(str::is_empty) {
-            return Err(trace.fail("claims", "an access token must have a jti claim (RFC 9068)"));
+            return Err(trace.fail(
+                Reason::TokenClaims,
+                "an access token must have a jti claim (RFC 9068)",
+            ));
         }
         match string_claim(claims, "client_id") {
             Some(c) if c == props.client_id => {}
             Some(c) => {
                 return Err(trace.fail(
-                    "claims",
+                    Reason::TokenClaims,
                     format!("the access token was issued to client \"{c}\", not to the integration's client_id \"{}\"", props.client_id),
                 ))
             }
-            None => return Err(trace.fail("claims", "an access token must have a client_id claim (RFC 9068)")),
+            None => return Err(trace.fail(Reason::TokenClaims, "an access token must have a client_id claim (RFC 9068)")),
         }
-        trace.pass("claims", "sub, jti and client_id present (RFC 9068)");
+        trace.pass(
+            Reason::TokenClaims,
+            "sub, jti and client_id present (RFC 9068)",
+        );
     } else {
         // Another client's access token is no ID token of ours, whatever its typ says.
         for name in ["client_id", "cid", "appid"] {
             if let Some(other) = string_claim(claims, name).filter(|c| *c != props.client_id) {
                 return Err(trace.fail(
-                    "claims",
+                    Reason::TokenClaims,
                     format!(
                         "the token names client \"{other}\" ({name}), not the integration's \
                          client_id \"{}\": it is not an ID token issued to us",
@@ -467,12 +500,12 @@ pub fn check_claims(
         }
         if claims.contains_key("scope") || claims.contains_key("scp") {
             return Err(trace.fail(
-                "claims",
+                Reason::TokenClaims,
                 "the token carries a scope claim: it is an access token, not an ID token (sign \
                  in as access_token)",
             ));
         }
-        trace.pass("claims", "sub present");
+        trace.pass(Reason::TokenClaims, "sub present");
     }
     Ok(exp)
 }
@@ -493,10 +526,15 @@ pub async fn validate(
         .await
     {
         Ok(l) => l,
-        Err(e) => return Err(trace.fail("discovery", format!("issuer {}: {e}", props.issuer))),
+        Err(e) => {
+            return Err(trace.fail(
+                Reason::ProviderDiscovery,
+                format!("issuer {}: {e}", props.issuer),
+            ))
+        }
     };
     trace.pass(
-        "discovery",
+        Reason::ProviderDiscovery,
         format!(
             "issuer {} ({} usable keys{})",
             lookup.provider.metadata.issuer,
@@ -511,10 +549,10 @@ pub async fn validate(
     let status = providers.refetch_status(&props.issuer, header.kid.as_deref());
     let key = match lookup.key {
         Ok(k) => k,
-        Err(e) => return Err(trace.fail("key", format!("{e} ({status})"))),
+        Err(e) => return Err(trace.fail(Reason::TokenKey, format!("{e} ({status})"))),
     };
     trace.pass(
-        "key",
+        Reason::TokenKey,
         format!("kid {} ({status})", key.kid.as_deref().unwrap_or("(none)")),
     );
     let claims = check_signature(token, &header, &key, trace)?;
@@ -563,12 +601,12 @@ mod tests {
         for (h, needle) in cases {
             let mut t = Trace::default();
             let e = check_header(&token(h.clone()), &mut t).unwrap_err();
-            assert!(e.reason.contains(needle), "{h}: {}", e.reason);
+            assert!(e.detail.contains(needle), "{h}: {}", e.detail);
         }
         let mut t = Trace::default();
         assert!(check_header("a.b.c.d.e", &mut t)
             .unwrap_err()
-            .reason
+            .detail
             .contains("JWE"));
         let mut t = Trace::default();
         let h = check_header(
@@ -601,7 +639,7 @@ mod tests {
         assert!(choose_rules(&at, TokenKind::IdToken, &p, &mut t).is_err());
         assert!(choose_rules(&id, TokenKind::AccessToken, &p, &mut t)
             .unwrap_err()
-            .reason
+            .detail
             .contains("enable_id_token_authentication"));
         p.enable_id_token_authentication = true;
         assert_eq!(
@@ -657,7 +695,7 @@ mod tests {
             let mut t = Trace::default();
             let e =
                 check_claims(&claims(c.clone()), TokenKind::IdToken, &p, now, &mut t).unwrap_err();
-            assert_eq!(e.check, check, "{c}: {}", e.reason);
+            assert_eq!(e.reason.check(), check, "{c}: {}", e.detail);
         }
         // within the leeway
         let mut t = Trace::default();
@@ -675,8 +713,8 @@ mod tests {
         assert_eq!(
             check_claims(&claims(api.clone()), TokenKind::IdToken, &p, now, &mut t)
                 .unwrap_err()
-                .check,
-            "aud"
+                .reason,
+            Reason::TokenAudience
         );
         api["jti"] = json!("j0");
         api["client_id"] = json!("app");
@@ -692,8 +730,8 @@ mod tests {
             assert_eq!(
                 check_claims(&claims(with(k, v)), TokenKind::IdToken, &p, now, &mut t)
                     .unwrap_err()
-                    .check,
-                "claims",
+                    .reason,
+                Reason::TokenClaims,
                 "{k}"
             );
         }
@@ -709,7 +747,7 @@ mod tests {
         assert!(
             check_claims(&claims(good), TokenKind::AccessToken, &p, now, &mut t)
                 .unwrap_err()
-                .reason
+                .detail
                 .contains("jti")
         );
     }

@@ -10,9 +10,9 @@ use std::time::Duration;
 use axum::extract::{ConnectInfo, State};
 use axum::http::StatusCode;
 use axum::Json;
-use portcullis_auth::{DeviceRequest, SsoError};
+use portcullis_auth::DeviceRequest;
 use portcullis_catalog::model::SYSTEM_DATABASE;
-use portcullis_catalog::now;
+use portcullis_catalog::{now, Reason};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
@@ -66,22 +66,6 @@ pub struct DeviceGrantVerifyResponse {
     pub status: Status,
 }
 
-fn provider_error(e: SsoError) -> ApiError {
-    match e {
-        SsoError::Refused {
-            check: "capacity", ..
-        } => ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "53300", e.to_string()),
-        SsoError::Refused {
-            check: "discovery" | "device authorization",
-            ..
-        } => ApiError::new(StatusCode::BAD_GATEWAY, "08001", e.to_string()),
-        SsoError::Refused {
-            check: "user code", ..
-        } => ApiError::new(StatusCode::NOT_FOUND, "28000", e.to_string()),
-        e => e.into(),
-    }
-}
-
 /// Starts a device sign-in.
 #[utoipa::path(post, path = "/v1/sso_device_grant", request_body = DeviceGrantRequest,
     responses((status = 200, body = DeviceGrantResponse), (status = 404, body = super::StatusBody),
@@ -109,8 +93,8 @@ pub async fn device_grant(
             pool_id: None,
         })
         .await
-        .map_err(provider_error)?;
-    let (code, device_handle) = state.device.hold(grant).map_err(provider_error)?;
+        .map_err(ApiError::from)?;
+    let (code, device_handle) = state.device.hold(grant).map_err(ApiError::from)?;
     Ok(Json(DeviceGrantResponse {
         device_handle,
         verification_uri_complete: code
@@ -160,16 +144,10 @@ pub async fn device_grant_verify(
         )
         .await
         .map_err(|e| {
-            if matches!(
-                e,
-                SsoError::Refused {
-                    check: "user code",
-                    ..
-                }
-            ) {
+            if e.reason() == Reason::UserCode {
                 state.device_guesses.miss(peer.ip());
             }
-            provider_error(e)
+            ApiError::from(e)
         })?
         .ok_or_else(|| {
             ApiError::new(

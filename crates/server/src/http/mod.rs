@@ -26,7 +26,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use portcullis_auth::{PasswordAuthenticator, SignInError};
-use portcullis_catalog::CatalogError;
+use portcullis_catalog::{CatalogError, Reason};
 use serde::Serialize;
 use utoipa::{OpenApi, ToSchema};
 
@@ -118,28 +118,29 @@ impl From<CatalogError> for ApiError {
     }
 }
 
+impl ApiError {
+    /// A refusal: its reason code decides the HTTP status and the SQLSTATE.
+    pub fn refused(reason: Reason, message: impl Into<String>) -> Self {
+        let http = StatusCode::from_u16(reason.http_status()).unwrap_or(StatusCode::UNAUTHORIZED);
+        Self::new(http, reason.sqlstate(), message)
+    }
+}
+
 impl From<SignInError> for ApiError {
     fn from(e: SignInError) -> Self {
-        let http = match e {
-            SignInError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
-            SignInError::NoDatabase(_) => StatusCode::NOT_FOUND,
-            SignInError::NoUse { .. } => StatusCode::FORBIDDEN,
-            SignInError::Throttled => StatusCode::TOO_MANY_REQUESTS,
-            _ => StatusCode::UNAUTHORIZED,
-        };
-        Self::new(http, e.sqlstate(), e.to_string())
+        Self::refused(e.reason(), e.to_string())
     }
 }
 
 impl From<portcullis_auth::SsoError> for ApiError {
     fn from(e: portcullis_auth::SsoError) -> Self {
-        use portcullis_auth::SsoError;
-        let http = match e {
-            SsoError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
-            SsoError::NoDatabase(_) | SsoError::NoSourceDatabase(_) => StatusCode::NOT_FOUND,
-            _ => StatusCode::UNAUTHORIZED,
-        };
-        Self::new(http, e.sqlstate(), e.to_string())
+        Self::refused(e.reason(), e.to_string())
+    }
+}
+
+impl From<portcullis_catalog::EndReason> for ApiError {
+    fn from(e: portcullis_catalog::EndReason) -> Self {
+        Self::refused(e.reason(), e.message())
     }
 }
 

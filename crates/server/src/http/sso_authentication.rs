@@ -76,19 +76,7 @@ pub async fn sso_authentication(
             browser_bound: true,
         })
         .await
-        .map_err(|e| match e {
-            portcullis_auth::SsoError::Refused {
-                check: "callback path",
-                ..
-            } => ApiError::new(StatusCode::BAD_REQUEST, "22023", e.to_string()),
-            portcullis_auth::SsoError::Refused {
-                check: "capacity", ..
-            } => ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "53300", e.to_string()),
-            portcullis_auth::SsoError::Refused { .. } => {
-                ApiError::new(StatusCode::BAD_GATEWAY, "08001", e.to_string())
-            }
-            e => e.into(),
-        })?;
+        .map_err(ApiError::from)?;
     match (started, do_redirect) {
         (Some(s), true) => {
             let mut r = redirect_to_provider(&state, &s);
@@ -177,19 +165,10 @@ pub async fn callback(
             r
         }
         Err(e) => {
-            tracing::info!(target: "portcullis::audit", result = "failure", reason = e.reason_code(),
+            tracing::info!(target: "portcullis::audit", result = "failure", reason = e.reason().code(),
                 detail = %e, method = "authorization_code", peer = %peer, "sso sign-in");
-            let status = match &e {
-                portcullis_auth::SsoError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
-                portcullis_auth::SsoError::Refused {
-                    check: "provider", ..
-                } => StatusCode::FORBIDDEN,
-                portcullis_auth::SsoError::Refused {
-                    check: "state" | "code" | "browser",
-                    ..
-                } => StatusCode::BAD_REQUEST,
-                _ => StatusCode::UNAUTHORIZED,
-            };
+            let status =
+                StatusCode::from_u16(e.reason().http_status()).unwrap_or(StatusCode::UNAUTHORIZED);
             let body = format!(
                 "<h1>Sign-in failed</h1><p class=\"error\" id=\"error\">{}</p>\
                  <p>No session was opened. <a href=\"/ui/signin\">Sign in again</a></p>",
