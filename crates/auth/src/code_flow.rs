@@ -5,13 +5,12 @@
 //! renew sessions before their tokens expire, and revoke the refresh token at sign-out.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use parking_lot::Mutex;
 use portcullis_catalog::sso::OidcProperties;
-use portcullis_catalog::{now, Catalog, Protocol, Reason, Session};
+use portcullis_catalog::{now, Catalog, Client, Protocol, Reason, Session, SignInMethod};
 use portcullis_store::{AssignmentTarget, SsoIntegrationRecord};
 
 use crate::oidc::authorization::{authorization_url, is_own_page, random_value, TokenResponse};
@@ -92,18 +91,14 @@ struct Grant {
     sealed_refresh: Option<Vec<u8>>,
 }
 
-/// Counters for `/healthz` and the benchmark.
-#[derive(Debug, Default)]
-pub struct FlowCounters {
-    pub started: AtomicU64,
-    pub completed: AtomicU64,
-    pub renewed: AtomicU64,
-    pub revoked: AtomicU64,
-    /// Time spent in successful callbacks, and the part of it spent waiting for the provider's
-    /// token endpoint (microseconds): the server's own share is the difference.
-    pub callback_micros: AtomicU64,
-    pub provider_micros: AtomicU64,
-}
+/// Browser flows started, sessions renewed, refresh tokens revoked (`/metrics`).
+pub const FLOWS_STARTED: &str = "portcullis_sso_flows_started_total";
+pub const SESSIONS_RENEWED: &str = "portcullis_sso_sessions_renewed_total";
+pub const REFRESH_TOKENS_REVOKED: &str = "portcullis_sso_refresh_tokens_revoked_total";
+/// Time in successful callbacks, and the part of it spent waiting for the provider's token
+/// endpoint: the server's own share is the difference.
+pub const CALLBACK_SECONDS: &str = "portcullis_sso_callback_seconds";
+pub const CALLBACK_PROVIDER_SECONDS: &str = "portcullis_sso_callback_provider_seconds";
 
 /// The authorization code flow for browsers and its sessions' refresh grants.
 pub struct CodeFlow {
@@ -114,7 +109,6 @@ pub struct CodeFlow {
     grants: Mutex<HashMap<String, Arc<tokio::sync::Mutex<Grant>>>>,
     /// Sessions are renewed when their token expires within this margin.
     renew_margin: i64,
-    pub counters: FlowCounters,
 }
 
 fn refused(reason: Reason, detail: impl Into<String>) -> SsoError {
@@ -140,7 +134,6 @@ impl CodeFlow {
             flows: FlowTable::new(flow_ttl, 250_000),
             grants: Mutex::new(HashMap::new()),
             renew_margin: i64::try_from(renew_margin.as_secs()).unwrap_or(60),
-            counters: FlowCounters::default(),
         }
     }
 
@@ -253,7 +246,7 @@ impl CodeFlow {
         self.flows
             .insert(flow)
             .map_err(|e| refused(Reason::Capacity, e))?;
-        self.counters.started.fetch_add(1, Ordering::Relaxed);
+        metrics::counter!(FLOWS_STARTED).increment(1);
         Ok(Some(started))
     }
 
@@ -263,7 +256,7 @@ impl CodeFlow {
         &self,
         params: &CallbackParams<'_>,
         browser_state: Option<&str>,
-        peer: &str,
+        client: &Client,
     ) -> Result<Completed, SsoError> {
         let began = Instant::now();
         let state = params
@@ -297,7 +290,8 @@ impl CodeFlow {
                 ),
             ),
         })?;
-        self.finish(flow, params, browser_state, peer, began).await
+        self.finish(flow, params, browser_state, client, began)
+            .await
     }
 
     /// The callback's checks, the code exchange and the sign-in, for a flow already taken.
@@ -306,7 +300,7 @@ impl CodeFlow {
         flow: PendingFlow,
         params: &CallbackParams<'_>,
         browser_state: Option<&str>,
-        peer: &str,
+        client: &Client,
         began: Instant,
     ) -> Result<Completed, SsoError> {
         if flow.browser_bound {
@@ -398,7 +392,8 @@ impl CodeFlow {
                 database: &flow.database,
                 integration: Some(&flow.integration),
                 pool_id: flow.pool_id,
-                peer,
+                client,
+                via: SignInMethod::CodeFlow,
                 protocol: Protocol::Http,
                 nonce: Some(&flow.nonce),
             })
@@ -407,7 +402,7 @@ impl CodeFlow {
             Some(r) => match self.catalog.seal(&refresh_context(&session.id), r) {
                 Ok(s) => Some(s),
                 Err(e) => {
-                    self.catalog.sessions.remove(&session.id);
+                    self.catalog.sessions.remove(&session.id, Reason::Internal);
                     return Err(SsoError::Internal(e.message));
                 }
             },
@@ -430,13 +425,8 @@ impl CodeFlow {
     }
 
     fn count_completion(&self, began: Instant, provider_time: Duration) {
-        let micros = |d: Duration| u64::try_from(d.as_micros()).unwrap_or(u64::MAX);
-        let c = &self.counters;
-        c.completed.fetch_add(1, Ordering::Relaxed);
-        c.callback_micros
-            .fetch_add(micros(began.elapsed()), Ordering::Relaxed);
-        c.provider_micros
-            .fetch_add(micros(provider_time), Ordering::Relaxed);
+        metrics::histogram!(CALLBACK_SECONDS).record(began.elapsed().as_secs_f64());
+        metrics::histogram!(CALLBACK_PROVIDER_SECONDS).record(provider_time.as_secs_f64());
     }
 
     async fn token_request(
@@ -502,7 +492,10 @@ impl CodeFlow {
         }
         let result = self.renew(&current, &mut grant).await;
         if result.is_err() {
-            self.catalog.sessions.remove(&session.id);
+            // The connection is told; the event says the renewal failed.
+            self.catalog
+                .sessions
+                .end(&session.id, portcullis_catalog::EndReason::RenewalFailed);
             self.grants.lock().remove(&session.id);
         }
         result
@@ -553,7 +546,8 @@ impl CodeFlow {
                     database: &session.database,
                     integration: Some(&grant.integration),
                     pool_id: grant.pool_id,
-                    peer: &session.peer,
+                    client: &Client::new(session.peer.clone(), session.application.as_deref()),
+                    via: session.via,
                     protocol: Protocol::Http,
                     nonce: None,
                 },
@@ -566,14 +560,14 @@ impl CodeFlow {
                     .map_err(|e| SsoError::Internal(e.message))?,
             );
         }
-        self.counters.renewed.fetch_add(1, Ordering::Relaxed);
+        metrics::counter!(SESSIONS_RENEWED).increment(1);
         Ok(renewed)
     }
 
     /// Ends a session and revokes its refresh token where the provider has a revocation
     /// endpoint. Answers whether the provider confirmed the revocation.
     pub async fn sign_out(&self, session_id: &str) -> bool {
-        self.catalog.sessions.remove(session_id);
+        self.catalog.sessions.remove(session_id, Reason::SignedOut);
         let Some(grant) = self.grants.lock().remove(session_id) else {
             return false;
         };
@@ -583,7 +577,7 @@ impl CodeFlow {
         };
         let revoked = self.revoke(session_id, &grant, sealed).await;
         if revoked {
-            self.counters.revoked.fetch_add(1, Ordering::Relaxed);
+            metrics::counter!(REFRESH_TOKENS_REVOKED).increment(1);
         }
         revoked
     }

@@ -6,13 +6,12 @@
 //! itself is a secret: it never leaves this module.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use parking_lot::Mutex;
 use portcullis_catalog::sso::OidcProperties;
-use portcullis_catalog::{Catalog, Protocol, Reason, Session};
+use portcullis_catalog::{Catalog, Client, Protocol, Reason, Session, SignInMethod};
 use portcullis_store::SsoIntegrationRecord;
 
 use crate::oidc::authorization::{scopes, DeviceAuthorization, DevicePoll};
@@ -104,13 +103,10 @@ pub enum Poll {
     Approved(Arc<Session>),
 }
 
-/// Counters for `/healthz`.
-#[derive(Debug, Default)]
-pub struct DeviceCounters {
-    pub started: AtomicU64,
-    pub approved: AtomicU64,
-    pub polls: AtomicU64,
-}
+/// Device grants started, polls sent, grants approved (`/metrics`).
+pub const DEVICE_STARTED: &str = "portcullis_sso_device_started_total";
+pub const DEVICE_POLLS: &str = "portcullis_sso_device_polls_total";
+pub const DEVICE_APPROVED: &str = "portcullis_sso_device_approved_total";
 
 fn refused(reason: Reason, detail: impl Into<String>) -> SsoError {
     SsoError::refused(reason, detail)
@@ -123,7 +119,6 @@ pub struct DeviceFlow {
     /// Grants started by `POST /v1/sso_device_grant`, by user code.
     held: Mutex<HashMap<String, Arc<tokio::sync::Mutex<DeviceGrant>>>>,
     capacity: usize,
-    pub counters: DeviceCounters,
 }
 
 impl DeviceFlow {
@@ -133,7 +128,6 @@ impl DeviceFlow {
             sso,
             held: Mutex::new(HashMap::new()),
             capacity: 10_000,
-            counters: DeviceCounters::default(),
         }
     }
 
@@ -185,7 +179,7 @@ impl DeviceFlow {
         let answer = DeviceAuthorization::from_json(status.as_u16(), &body)
             .map_err(|e| refused(Reason::ProviderDeviceAuthorization, e))?;
         let now = Instant::now();
-        self.counters.started.fetch_add(1, Ordering::Relaxed);
+        metrics::counter!(DEVICE_STARTED).increment(1);
         Ok(DeviceGrant {
             code: DeviceCode {
                 verification_uri: answer.verification_uri,
@@ -212,7 +206,7 @@ impl DeviceFlow {
     pub async fn poll(
         &self,
         grant: &mut DeviceGrant,
-        peer: &str,
+        client: &Client,
         protocol: Protocol,
     ) -> Result<Poll, SsoError> {
         if grant.expired() {
@@ -222,7 +216,7 @@ impl DeviceFlow {
         if grant.expired() {
             return Err(expired());
         }
-        self.counters.polls.fetch_add(1, Ordering::Relaxed);
+        metrics::counter!(DEVICE_POLLS).increment(1);
         let (record, props) =
             integration_now(&self.catalog, grant.integration_id, &grant.integration)?;
         if props.disabled {
@@ -290,12 +284,13 @@ impl DeviceFlow {
                 database: &grant.database,
                 integration: Some(&grant.integration),
                 pool_id: grant.pool_id,
-                peer,
+                client,
+                via: SignInMethod::DeviceGrant,
                 protocol,
                 nonce: None,
             })
             .await?;
-        self.counters.approved.fetch_add(1, Ordering::Relaxed);
+        metrics::counter!(DEVICE_APPROVED).increment(1);
         Ok(Poll::Approved(session))
     }
 
@@ -343,7 +338,7 @@ impl DeviceFlow {
         handle: &str,
         database: &str,
         timeout: Duration,
-        peer: &str,
+        client: &Client,
     ) -> Result<Option<Arc<Session>>, SsoError> {
         let unknown = || {
             refused(
@@ -368,7 +363,7 @@ impl DeviceFlow {
                 tokio::time::sleep_until(until.into()).await;
                 return Ok(None);
             }
-            match self.poll(&mut grant, peer, Protocol::Http).await {
+            match self.poll(&mut grant, client, Protocol::Http).await {
                 Ok(Poll::Pending) => continue,
                 Ok(Poll::Approved(session)) => {
                     self.held.lock().remove(handle);

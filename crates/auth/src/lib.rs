@@ -12,8 +12,7 @@ mod sso;
 mod throttle;
 
 pub use code_flow::{
-    redirect_uri, Advertised, BeginSignIn, CallbackParams, CodeFlow, Completed, FlowCounters,
-    Started,
+    redirect_uri, Advertised, BeginSignIn, CallbackParams, CodeFlow, Completed, Started,
 };
 pub use device::{DeviceCode, DeviceFlow, DeviceGrant, DeviceRequest, Poll};
 pub use password::{LoginTarget, PasswordAuthenticator, SignInError};

@@ -9,7 +9,8 @@ use portcullis_catalog::model::user_state;
 use portcullis_catalog::names::{resolve_login, Fqun};
 use portcullis_catalog::privileges::{holds, principals_of, Action, Privilege};
 use portcullis_catalog::{
-    now, policy_for, AuthMethod, Catalog, CatalogError, Protocol, Reason, Session, SessionRegistry,
+    now, policy_for, Attempt, AuthMethod, Catalog, CatalogError, Client, Protocol, Reason, Session,
+    SessionRegistry, SignInMethod,
 };
 use portcullis_store::{Change, ObjectRef};
 
@@ -67,10 +68,15 @@ impl From<CatalogError> for SignInError {
     }
 }
 
-/// Who a client says it is, resolved against the catalog.
+/// Who a client says it is, resolved against the catalog, and where it connects from.
 #[derive(Debug, Clone)]
 pub struct LoginTarget {
     pub fqun: Fqun,
+    /// How it signs in (`Password` over the PostgreSQL protocol, `HttpLogin`, `DomainLogin`).
+    pub via: SignInMethod,
+    pub client: Client,
+    /// When the attempt began (the sign-in latency metric).
+    pub began: std::time::Instant,
     /// The database the session will be in.
     pub database: String,
     /// The user's id, if the user exists.
@@ -120,25 +126,38 @@ impl PasswordAuthenticator {
         }
     }
 
-    /// Refuses a password attempt from an address that failed too often lately (checked before
-    /// the exchange, so a throttled guess never reaches the account's own counter).
-    pub fn admit(&self, peer: &str) -> Result<(), SignInError> {
-        match peer_ip(peer) {
-            Some(ip) if !self.failures.allows(ip) => {
-                tracing::warn!(target: "portcullis::audit", peer, "password sign-in throttled");
-                Err(SignInError::Throttled)
-            }
-            _ => Ok(()),
-        }
-    }
-
     pub fn catalog(&self) -> &Arc<Catalog> {
         &self.catalog
     }
 
-    /// Resolves the startup user and database.
-    pub fn lookup(&self, user: &str, database: Option<&str>) -> Result<LoginTarget, SignInError> {
-        let (fqun, database) = resolve_login(user, database).ok_or(SignInError::NoUser)?;
+    /// Refuses a password attempt from an address that failed too often lately (checked
+    /// before the exchange, so a throttled guess never reaches the account's own counter),
+    /// then resolves the startup user and database. A refusal here is recorded.
+    pub fn lookup(
+        &self,
+        user: &str,
+        database: Option<&str>,
+        client: &Client,
+        via: SignInMethod,
+    ) -> Result<LoginTarget, SignInError> {
+        let refuse = |e: SignInError| {
+            let attempt = Attempt {
+                method: via,
+                identity: user.to_owned(),
+                database: database.unwrap_or_default().to_owned(),
+                client: client.clone(),
+                ..Attempt::default()
+            };
+            self.catalog.refused(&attempt, e.reason(), &e.to_string());
+            e
+        };
+        if let Some(ip) = peer_ip(&client.peer) {
+            if !self.failures.allows(ip) {
+                return Err(refuse(SignInError::Throttled));
+            }
+        }
+        let (fqun, database) =
+            resolve_login(user, database).ok_or_else(|| refuse(SignInError::NoUser))?;
         let state = self.catalog.state();
         let record = state
             .database(&fqun.database)
@@ -150,6 +169,9 @@ impl PasswordAuthenticator {
         };
         Ok(LoginTarget {
             fqun,
+            via,
+            client: client.clone(),
+            began: std::time::Instant::now(),
             database,
             user_id,
             verifier,
@@ -196,14 +218,9 @@ impl PasswordAuthenticator {
     }
 
     /// Records a wrong password: counts the attempt and disables the user at the limit.
-    pub async fn failed(
-        &self,
-        target: &LoginTarget,
-        peer: &str,
-        method: AuthMethod,
-    ) -> SignInError {
+    pub async fn failed(&self, target: &LoginTarget) -> SignInError {
         let error = SignInError::BadPassword(target.fqun.to_string());
-        if let Some(ip) = peer_ip(peer) {
+        if let Some(ip) = peer_ip(&target.client.peer) {
             self.failures.miss(ip);
         }
         if let Some(user_id) = target.user_id {
@@ -238,32 +255,47 @@ impl PasswordAuthenticator {
                 }
             });
         }
-        audit(target, peer, method, Err(&error));
+        self.refused(target, &error);
+        portcullis_catalog::metrics::sign_in_took(target.via, false, target.began.elapsed());
         error
+    }
+
+    fn refused(&self, target: &LoginTarget, error: &SignInError) {
+        let attempt = Attempt {
+            method: target.via,
+            identity: target.fqun.to_string(),
+            database: target.database.clone(),
+            client: target.client.clone(),
+            ..Attempt::default()
+        };
+        self.catalog
+            .refused(&attempt, error.reason(), &error.to_string());
     }
 
     /// Finishes a sign-in whose password was right: state, expiry and USE checks, then the
     /// session.
+    /// (The session's sign-in is recorded when it is registered; a refusal here.)
     pub async fn succeeded(
         &self,
         target: &LoginTarget,
-        peer: &str,
-        method: AuthMethod,
         protocol: Protocol,
         expires_at: Option<i64>,
     ) -> Result<Arc<Session>, SignInError> {
-        let result = self
-            .open_session(target, peer, method, protocol, expires_at)
-            .await;
-        audit(target, peer, method, result.as_ref().map(|_| ()));
+        let result = self.open_session(target, protocol, expires_at).await;
+        if let Err(e) = &result {
+            self.refused(target, e);
+        }
+        portcullis_catalog::metrics::sign_in_took(
+            target.via,
+            result.is_ok(),
+            target.began.elapsed(),
+        );
         result
     }
 
     async fn open_session(
         &self,
         target: &LoginTarget,
-        peer: &str,
-        method: AuthMethod,
         protocol: Protocol,
         expires_at: Option<i64>,
     ) -> Result<Arc<Session>, SignInError> {
@@ -316,13 +348,19 @@ impl PasswordAuthenticator {
             user: name,
             database: database.name.clone(),
             database_id: database.id,
-            method,
+            method: match target.via {
+                SignInMethod::Password => AuthMethod::Scram,
+                _ => AuthMethod::HttpPassword,
+            },
             protocol,
-            peer: peer.to_owned(),
+            peer: target.client.peer.clone(),
             started_at: now,
             expires_at,
             sso: None,
             credential_stamp: Some(portcullis_catalog::authority::credential_stamp(&user)),
+            via: target.via,
+            application: target.client.application.clone(),
+            token_id: None,
         }))
     }
 
@@ -332,12 +370,11 @@ impl PasswordAuthenticator {
         user: &str,
         database: Option<&str>,
         password: &str,
-        peer: &str,
-        protocol: Protocol,
+        client: &Client,
+        via: SignInMethod,
         expires_at: Option<i64>,
     ) -> Result<Arc<Session>, SignInError> {
-        self.admit(peer)?;
-        let target = self.lookup(user, database)?;
+        let target = self.lookup(user, database, client, via)?;
         let verifier = target.verifier.clone();
         let password = password.to_owned();
         // PBKDF2 takes milliseconds: keep it off the async workers.
@@ -345,28 +382,9 @@ impl PasswordAuthenticator {
             .await
             .map_err(|e| SignInError::Internal(e.to_string()))?;
         if ok && target.user_id.is_some() {
-            self.succeeded(
-                &target,
-                peer,
-                AuthMethod::HttpPassword,
-                protocol,
-                expires_at,
-            )
-            .await
+            self.succeeded(&target, Protocol::Http, expires_at).await
         } else {
-            Err(self.failed(&target, peer, AuthMethod::HttpPassword).await)
-        }
-    }
-}
-
-/// One structured event per sign-in attempt; never a password or token.
-fn audit(target: &LoginTarget, peer: &str, method: AuthMethod, result: Result<(), &SignInError>) {
-    match result {
-        Ok(()) => {
-            tracing::info!(target: "portcullis::audit", result = "success", user = %target.fqun, database = %target.database, method = method.name(), peer, "sign-in")
-        }
-        Err(e) => {
-            tracing::info!(target: "portcullis::audit", result = "failure", reason = e.reason().code(), user = %target.fqun, database = %target.database, method = method.name(), peer, "sign-in")
+            Err(self.failed(&target).await)
         }
     }
 }
@@ -383,6 +401,10 @@ fn is_builtin_admin(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn client() -> Client {
+        Client::new("127.0.0.1:5", None)
+    }
     use portcullis_catalog::sealing::Sealer;
     use portcullis_catalog::CatalogOptions;
     use portcullis_store::{SqliteStore, UserRecord};
@@ -406,7 +428,7 @@ mod tests {
         let catalog = Arc::new(catalog);
         let auth = PasswordAuthenticator::new(catalog.clone());
         assert_eq!(
-            auth.lookup("ghost@system", None)
+            auth.lookup("ghost@system", None, &client(), SignInMethod::Password)
                 .unwrap()
                 .verifier
                 .iterations,
@@ -431,14 +453,18 @@ mod tests {
             })
             .collect();
         catalog.commit(&users).await.unwrap();
-        let ghost = auth.lookup("ghost@system", None).unwrap();
+        let ghost = auth
+            .lookup("ghost@system", None, &client(), SignInMethod::Password)
+            .unwrap();
         assert!(ghost.user_id.is_none());
         assert_eq!(ghost.verifier.iterations, 8192);
         // A known user's wrong password answers before the failure is written.
-        let known = auth.lookup("u0@system", None).unwrap();
-        let error = auth.failed(&known, "127.0.0.1:5", AuthMethod::Scram).await;
+        let known = auth
+            .lookup("u0@system", None, &client(), SignInMethod::Password)
+            .unwrap();
+        let error = auth.failed(&known).await;
         assert_eq!(error, SignInError::BadPassword("u0@system".into()));
-        let unknown = auth.failed(&ghost, "127.0.0.1:5", AuthMethod::Scram).await;
+        let unknown = auth.failed(&ghost).await;
         assert_eq!(
             unknown.to_string(),
             error.to_string().replace("u0", "ghost")

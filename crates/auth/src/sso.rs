@@ -5,12 +5,13 @@
 
 use std::sync::Arc;
 
+use portcullis_catalog::events::token_id;
 use portcullis_catalog::model::CatalogState;
 use portcullis_catalog::privileges::{holds, session_principals, Action, Privilege};
 use portcullis_catalog::sso::OidcProperties;
 use portcullis_catalog::{
-    explain_columns, now, AuthMethod, Catalog, CatalogError, Protocol, QueryResult, Reason,
-    Session, SessionRegistry, SsoIdentity, Value,
+    explain_columns, now, Attempt, AuthMethod, Catalog, CatalogError, Client, Protocol,
+    QueryResult, Reason, Session, SessionRegistry, SignInMethod, SsoIdentity, Value,
 };
 use portcullis_store::{AssignmentTarget, ObjectRef, SsoIntegrationRecord};
 
@@ -89,7 +90,9 @@ pub struct TokenSignIn<'a> {
     pub integration: Option<&'a str>,
     /// The connectivity pool the connection arrived on.
     pub pool_id: Option<i64>,
-    pub peer: &'a str,
+    pub client: &'a Client,
+    /// How the token was obtained (token, device grant, code flow, OAUTHBEARER, domain login).
+    pub via: SignInMethod,
     pub protocol: Protocol,
     /// The nonce the authorization request sent (code flow): the ID token must carry it.
     pub nonce: Option<&'a str>,
@@ -104,6 +107,8 @@ struct Established {
     roles: Vec<i64>,
     expires_at: i64,
     validated_as: TokenKind,
+    /// The token's `jti` or hash prefix.
+    token_id: String,
 }
 
 /// Token sign-ins and their explanation.
@@ -123,18 +128,36 @@ impl SsoAuthenticator {
 
     /// Signs in with a token and opens a session (or explains why not).
     pub async fn sign_in(&self, req: &TokenSignIn<'_>) -> Result<Arc<Session>, SsoError> {
+        let began = std::time::Instant::now();
         let mut trace = Trace::default();
-        let result = self.evaluate(req, &mut trace).await;
-        let (identity, integration) = match &result {
-            Ok(e) => (e.identity.clone(), e.integration.clone()),
-            Err(_) => (String::new(), String::new()),
-        };
-        let session = match result {
+        let result = match self.evaluate(req, &mut trace).await {
             Ok(e) => Ok(self.open(req, e)),
-            Err(e) => Err(e),
+            Err(e) => {
+                self.record_refusal(req, &trace, &e);
+                Err(e)
+            }
         };
-        audit(req, &identity, &integration, session.as_ref().map(|_| ()));
-        session
+        portcullis_catalog::metrics::sign_in_took(req.via, result.is_ok(), began.elapsed());
+        result
+    }
+
+    /// Records a refused token sign-in (never the token: its hash prefix).
+    fn record_refusal(&self, req: &TokenSignIn<'_>, trace: &Trace, e: &SsoError) {
+        let integration = trace
+            .checks
+            .iter()
+            .find(|c| c.reason == Reason::IntegrationDisabled)
+            .and_then(|c| c.detail.split(" of database ").next())
+            .map(str::to_owned);
+        let attempt = Attempt {
+            method: req.via,
+            identity: String::new(),
+            database: req.database.to_owned(),
+            integration,
+            client: req.client.clone(),
+            token_id: (!req.token.is_empty()).then(|| token_id(req.token, None)),
+        };
+        self.catalog.refused(&attempt, e.reason(), &e.to_string());
     }
 
     /// Re-checks a fresh token of a live session (a browser session renewed with its refresh
@@ -147,9 +170,6 @@ impl SsoAuthenticator {
     ) -> Result<Arc<Session>, SsoError> {
         let mut trace = Trace::default();
         let result = self.evaluate(req, &mut trace).await;
-        let identity = result
-            .as_ref()
-            .map_or(String::new(), |e| e.identity.clone());
         let renewed = match result {
             Ok(e) if e.identity != session.user => Err(SsoError::refused(
                 Reason::Renewal,
@@ -167,10 +187,14 @@ impl SsoAuthenticator {
                 }),
             Err(e) => Err(e),
         };
-        if renewed.is_err() {
-            self.catalog.sessions.remove(&session.id);
+        if let Err(e) = &renewed {
+            // Blocked meanwhile, no USE any more, another user: the session ends, its
+            // connection is told, and the event says why renewal failed.
+            self.record_refusal(req, &trace, e);
+            self.catalog
+                .sessions
+                .end(&session.id, portcullis_catalog::EndReason::RenewalFailed);
         }
-        audit(req, &identity, "", renewed.as_ref().map(|_| ()));
         renewed
     }
 
@@ -201,7 +225,7 @@ impl SsoAuthenticator {
                 TokenKind::AccessToken => AuthMethod::SsoAccessToken,
             },
             protocol: req.protocol,
-            peer: req.peer.to_owned(),
+            peer: req.client.peer.clone(),
             started_at,
             expires_at: (req.protocol == Protocol::Http).then_some(e.expires_at),
             sso: Some(SsoIdentity {
@@ -212,6 +236,9 @@ impl SsoAuthenticator {
                 token_expires_at: e.expires_at,
             }),
             credential_stamp: None,
+            via: req.via,
+            application: req.client.application.clone(),
+            token_id: Some(e.token_id),
         }
     }
 
@@ -310,6 +337,9 @@ impl SsoAuthenticator {
                 token_expires_at: token.expires_at,
             }),
             credential_stamp: None,
+            via: req.via,
+            application: None,
+            token_id: None,
         };
         let principals = session_principals(&state, &probe);
         if !holds(
@@ -349,6 +379,10 @@ impl SsoAuthenticator {
             roles: role_ids,
             expires_at: token.expires_at,
             validated_as: token.validated_as,
+            token_id: token_id(
+                req.token,
+                token.claims.get("jti").and_then(serde_json::Value::as_str),
+            ),
         })
     }
 
@@ -395,7 +429,8 @@ impl SsoAuthenticator {
             database: &database,
             integration: None,
             pool_id: None,
-            peer: &session.peer,
+            client: &Client::new(session.peer.clone(), None),
+            via: SignInMethod::Token,
             protocol: session.protocol,
             nonce: None,
         };
@@ -634,18 +669,4 @@ fn resolve(
         }
     }
     (groups, roles, notes)
-}
-
-/// One structured event per attempt: result, reason code, identity, integration, peer. Never
-/// the token.
-fn audit(req: &TokenSignIn<'_>, identity: &str, integration: &str, result: Result<(), &SsoError>) {
-    let method = req.kind.name();
-    match result {
-        Ok(()) => {
-            tracing::info!(target: "portcullis::audit", result = "success", user = identity, integration, database = req.database, method, peer = req.peer, "sso sign-in")
-        }
-        Err(e) => {
-            tracing::info!(target: "portcullis::audit", result = "failure", reason = e.reason().code(), detail = %e, database = req.database, method, peer = req.peer, "sso sign-in")
-        }
-    }
 }

@@ -9,11 +9,13 @@ use portcullis_store::{Change, Store};
 
 use crate::authority::Authority;
 use crate::error::{sqlstate, CatalogError};
+use crate::events::EventLog;
 use crate::exec::{bootstrap_changes, plan, Actor};
 use crate::model::CatalogState;
 use crate::query::{QueryEngine, QueryJob, QueryPool};
 use crate::sealing::Sealer;
-use crate::sessions::{EndReason, Session, SessionRegistry};
+use crate::sessions::{EndReason, Session, SessionLimits, SessionRegistry};
+use crate::settings::SecuritySetting;
 use crate::sql::{parse_statements, Statement};
 use crate::value::{Column, QueryResult, StatementResult, Value};
 
@@ -22,12 +24,18 @@ use crate::value::{Column, QueryResult, StatementResult, Value};
 pub struct CatalogOptions {
     /// PBKDF2 iterations of new SCRAM verifiers.
     pub scram_iterations: u32,
+    /// Days `sys.authentication_events` rows are kept.
+    pub event_retention_days: i64,
+    /// The newest events kept in memory for queries.
+    pub event_capacity: usize,
 }
 
 impl Default for CatalogOptions {
     fn default() -> Self {
         Self {
             scram_iterations: 4096,
+            event_retention_days: 30,
+            event_capacity: crate::events::DEFAULT_CAPACITY,
         }
     }
 }
@@ -73,6 +81,10 @@ impl Catalog {
         sealer: Sealer,
     ) -> Result<Self, CatalogError> {
         let snap = store.load().await?;
+        let events = Arc::new(EventLog::new(options.event_capacity));
+        events
+            .load(store.as_ref(), options.event_retention_days)
+            .await?;
         Ok(Self {
             sealer,
             explainer: std::sync::OnceLock::new(),
@@ -82,7 +94,7 @@ impl Catalog {
             writer: tokio::sync::Mutex::new(()),
             queries: QueryPool::default(),
             describer: parking_lot::Mutex::new(QueryEngine::new()?),
-            sessions: SessionRegistry::default(),
+            sessions: SessionRegistry::with_events(events),
             options,
         })
     }
@@ -240,7 +252,7 @@ impl Catalog {
                 if let Some(live) = self.sessions.get(&actor.id) {
                     let mut renewed = (*live).clone();
                     renewed.credential_stamp = stamp;
-                    self.sessions.insert(renewed);
+                    self.sessions.replace(renewed);
                 }
             }
         }
@@ -252,24 +264,83 @@ impl Catalog {
         Ok(())
     }
 
+    /// The idle timeout and maximum session age of a session: the strictest of the system's,
+    /// its database's and (password users) its user's groups' settings.
+    pub fn session_limits(&self, session: &Session) -> SessionLimits {
+        limits_in(&self.state(), session)
+    }
+
+    /// Ends the sessions whose time is up (token expired, lifetime, idle, maximum age).
+    pub fn expire_sessions(&self) -> usize {
+        let state = self.state();
+        self.sessions.expire(now(), |s| limits_in(&state, s))
+    }
+
+    /// The authentication event log.
+    pub fn events(&self) -> &Arc<EventLog> {
+        self.sessions.events()
+    }
+
+    /// Writes the pending authentication events to the store, and keeps doing so (every
+    /// quarter second, pruning by retention hourly) until the process ends.
+    pub fn spawn_event_writer(&self) -> tokio::task::JoinHandle<()> {
+        tokio::spawn(
+            self.events()
+                .clone()
+                .run_writer(self.store.clone(), self.options.event_retention_days),
+        )
+    }
+
+    /// Writes the pending authentication events now (shutdown, tests).
+    pub async fn flush_events(&self) -> usize {
+        self.events().flush(self.store.as_ref()).await
+    }
+
+    /// Records a refused sign-in (the database named resolved to its id, 0 if none).
+    pub fn refused(&self, attempt: &crate::events::Attempt, reason: crate::Reason, detail: &str) {
+        let database_id = self.state().database(&attempt.database).map_or(0, |d| d.id);
+        self.events().refused(attempt, database_id, reason, detail);
+    }
+
     /// The session as it is now, or why it ended: checked before every statement, so a
-    /// statement never runs on authority that is gone.
+    /// statement never runs on authority that is gone. Counts as activity (idle timeout).
     pub fn live_session(&self, id: &str) -> Result<Arc<Session>, EndReason> {
         let generation = self.generation.load(Ordering::Acquire);
         let Some((session, verified)) = self.sessions.get_checked(id, generation) else {
             return Err(EndReason::Gone);
         };
-        // A session signed in with a token ends when the token does.
-        if let Some(at) = session
+        // A session signed in with a token ends when the token does; any session at its
+        // maximum age or past its idle timeout ends too.
+        let now = now();
+        let limits = self.session_limits(&session);
+        let ended = if let Some(at) = session
             .sso
             .as_ref()
             .map(|s| s.token_expires_at)
-            .filter(|at| *at <= now())
+            .filter(|at| *at <= now)
         {
-            let reason = EndReason::TokenExpired { at };
+            Some(EndReason::TokenExpired { at })
+        } else if limits.max_age_seconds > 0 && session.started_at + limits.max_age_seconds <= now {
+            Some(EndReason::MaxAge {
+                seconds: limits.max_age_seconds,
+            })
+        } else if limits.idle_seconds > 0
+            && self
+                .sessions
+                .last_active(id)
+                .is_some_and(|t| t + limits.idle_seconds <= now)
+        {
+            Some(EndReason::IdleTimeout {
+                seconds: limits.idle_seconds,
+            })
+        } else {
+            None
+        };
+        if let Some(reason) = ended {
             self.sessions.end(id, reason.clone());
             return Err(reason);
         }
+        self.sessions.touch(id, now);
         if verified {
             return Ok(session);
         }
@@ -413,7 +484,7 @@ impl Catalog {
         params: &[Value],
     ) -> Result<QueryResult, CatalogError> {
         // Sessions past their time are ended first, so `sys.sessions` never lists them.
-        self.sessions.expire(now());
+        self.expire_sessions();
         // Each generation is read before what it numbers: a change in between makes the copy
         // look stale (and load again), never fresh.
         let catalog_generation = self.generation.load(Ordering::Acquire);
@@ -429,6 +500,7 @@ impl Catalog {
                 catalog_generation,
                 sessions,
                 session_generation,
+                events: Some(self.events().clone()),
             })
             .await
     }
@@ -459,6 +531,23 @@ pub fn explain_columns() -> Vec<Column> {
             },
         })
         .collect()
+}
+
+/// The limits of `session` under `state`.
+fn limits_in(state: &CatalogState, session: &Session) -> SessionLimits {
+    // Most catalogs set neither: no policy to work out on every statement then.
+    if !state.snap.settings.iter().any(|r| {
+        r.name == SecuritySetting::SessionIdleTimeout.name()
+            || r.name == SecuritySetting::SessionMaxAge.name()
+    }) {
+        return SessionLimits::default();
+    }
+    let user = (session.sso.is_none() && session.user_id != 0).then_some(session.user_id);
+    let policy = crate::exec::policy_for(state, session.database_id, user);
+    SessionLimits {
+        idle_seconds: policy.session_idle_timeout_seconds,
+        max_age_seconds: policy.session_max_age_seconds,
+    }
 }
 
 /// `SHOW name` for the parameters clients ask about.

@@ -7,7 +7,7 @@ use aws_lc_rs::{constant_time, digest, hmac, pbkdf2};
 use base64::engine::general_purpose::STANDARD as B64;
 use base64::Engine;
 
-use crate::settings::PasswordPolicy;
+use crate::settings::SecurityPolicy;
 
 /// The longest password accepted (the vendor caps at 32; we allow long passphrases).
 pub const MAX_PASSWORD_LENGTH: usize = 1024;
@@ -142,7 +142,7 @@ impl std::fmt::Display for PasswordRejection {
 /// the current one included). `previous` is only read as far as the no-repeat count reaches.
 pub fn check_new_password(
     password: &str,
-    policy: &PasswordPolicy,
+    policy: &SecurityPolicy,
     previous: &[ScramVerifier],
 ) -> Result<(), PasswordRejection> {
     let length = password.chars().count();
@@ -226,7 +226,7 @@ mod tests {
 
     #[test]
     fn password_rules() {
-        let strict = PasswordPolicy {
+        let strict = SecurityPolicy {
             minimum_length: 8,
             complexity_level: 2,
             no_repeat_count: 2,
@@ -252,12 +252,12 @@ mod tests {
         }
         let long = "a".repeat(300);
         assert_eq!(
-            check_new_password(&long, &PasswordPolicy::default(), &[]),
+            check_new_password(&long, &SecurityPolicy::default(), &[]),
             Ok(())
         );
         let too_long = "a".repeat(MAX_PASSWORD_LENGTH + 1);
         assert_eq!(
-            check_new_password(&too_long, &PasswordPolicy::default(), &[]),
+            check_new_password(&too_long, &SecurityPolicy::default(), &[]),
             Err(PasswordRejection::TooLong)
         );
     }

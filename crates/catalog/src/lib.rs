@@ -8,7 +8,9 @@ pub mod authority;
 mod catalog;
 pub mod credential;
 pub mod error;
+pub mod events;
 mod exec;
+pub mod metrics;
 pub mod model;
 pub mod names;
 pub mod privileges;
@@ -23,11 +25,14 @@ pub mod value;
 
 pub use catalog::{explain_columns, now, AuthenticationExplainer, Catalog, CatalogOptions};
 pub use error::CatalogError;
+pub use events::{Attempt, Client, SignInMethod};
 pub use exec::policy_for;
 pub use exec::sso::{
     conferred_group, conferred_role, is_administrator_role, resolve_group, resolve_role, NameSource,
 };
 pub use query::timestamp;
 pub use reason::Reason;
-pub use sessions::{AuthMethod, EndReason, Protocol, Session, SessionRegistry, SsoIdentity};
+pub use sessions::{
+    AuthMethod, EndReason, Protocol, Session, SessionLimits, SessionRegistry, SsoIdentity,
+};
 pub use value::{Column, ColumnType, QueryResult, StatementResult, Value};

@@ -22,9 +22,11 @@ use rusqlite::types::ValueRef;
 use rusqlite::{params, Connection};
 
 use crate::error::{sqlstate, CatalogError};
+use crate::events::EventLog;
 use crate::model::CatalogState;
 use crate::sessions::Session;
 use crate::value::{Column, ColumnType, QueryResult, Value};
+use portcullis_store::AuthEventRecord;
 
 pub use pool::{QueryJob, QueryPool};
 use visibility::{Owners, Visibility};
@@ -62,6 +64,10 @@ CREATE TABLE sys.oidc_integrations_all (id INTEGER, name TEXT, database_id INTEG
     protocol_version TEXT, assigned_to TEXT, created_at TEXT, updated_at TEXT);
 CREATE TABLE sys.connectivity_pools_all (id INTEGER, name TEXT, listen TEXT,
     sso_integration TEXT, created_at TEXT);
+CREATE TABLE sys.authentication_events_all (id INTEGER PRIMARY KEY, time TEXT, event TEXT,
+    method TEXT, identity TEXT, database TEXT, database_id INTEGER, sso_integration TEXT,
+    peer TEXT, application TEXT, result TEXT, reason TEXT, detail TEXT, session_id TEXT,
+    token_id TEXT);
 "#;
 
 /// What the session functions (`CURRENT_USER()` …) answer during one query.
@@ -84,6 +90,8 @@ pub struct QueryEngine {
     conn: Connection,
     catalog_generation: u64,
     session_generation: u64,
+    /// The newest authentication event in the copy.
+    events_through: i64,
     /// When the running query must stop; `None` while no query runs (the copy is loaded with
     /// no deadline, however long it takes).
     deadline: Arc<Mutex<Option<Instant>>>,
@@ -146,6 +154,7 @@ impl QueryEngine {
             conn,
             catalog_generation: u64::MAX,
             session_generation: u64::MAX,
+            events_through: 0,
             deadline,
             refusal,
             view,
@@ -161,8 +170,12 @@ impl QueryEngine {
         Ok((columns_of(&stmt), stmt.parameter_count()))
     }
 
-    /// Brings the copy up to the job's catalog and session generations.
+    /// Brings the copy up to the job's catalog and session generations, and appends the
+    /// authentication events recorded since the last query.
     fn refresh(&mut self, job: &QueryJob) -> Result<(), CatalogError> {
+        if let Some(log) = &job.events {
+            self.load_events(log)?;
+        }
         let stale_catalog = self.catalog_generation != job.catalog_generation;
         let stale_sessions = self.session_generation != job.session_generation;
         if !stale_catalog && !stale_sessions {
@@ -193,6 +206,27 @@ impl QueryEngine {
         }
         self.catalog_generation = job.catalog_generation;
         self.session_generation = job.session_generation;
+        Ok(())
+    }
+
+    /// Appends the events newer than the copy's and drops those the log no longer keeps.
+    fn load_events(&mut self, log: &EventLog) -> Result<(), CatalogError> {
+        let (fresh, oldest) = log.since(self.events_through);
+        let nothing_dropped = oldest <= self.events_through.saturating_add(1)
+            || (oldest == i64::MAX && self.events_through == 0);
+        if fresh.is_empty() && nothing_dropped {
+            return Ok(());
+        }
+        *self.deadline.lock() = None;
+        self.conn
+            .authorizer(None::<fn(AuthContext<'_>) -> Authorization>);
+        let loaded = append_events(&mut self.conn, &fresh, oldest);
+        self.conn
+            .authorizer(Some(read_only_sys(self.refusal.clone())));
+        loaded.map_err(internal)?;
+        if let Some(last) = fresh.last() {
+            self.events_through = last.id;
+        }
         Ok(())
     }
 
@@ -749,6 +783,51 @@ mod erased_json {
             serde_json::to_string(self).unwrap_or_default()
         }
     }
+}
+
+/// The event time with microseconds, UTC.
+fn event_time(micros: i64) -> String {
+    chrono::DateTime::from_timestamp_micros(micros)
+        .map(|t| t.format("%Y-%m-%d %H:%M:%S%.6f+00").to_string())
+        .unwrap_or_default()
+}
+
+fn append_events(
+    conn: &mut Connection,
+    fresh: &[Arc<AuthEventRecord>],
+    oldest: i64,
+) -> rusqlite::Result<()> {
+    let tx = conn.transaction()?;
+    tx.execute(
+        "DELETE FROM sys.authentication_events_all WHERE id < ?1",
+        params![oldest],
+    )?;
+    {
+        let mut st = tx.prepare(
+            "INSERT OR REPLACE INTO sys.authentication_events_all VALUES (?1, ?2, ?3, ?4, ?5, ?6, \
+             ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)",
+        )?;
+        for e in fresh {
+            st.execute(params![
+                e.id,
+                event_time(e.at_micros),
+                e.kind,
+                e.method,
+                e.identity,
+                e.database,
+                e.database_id,
+                e.integration,
+                e.peer,
+                e.application,
+                e.result,
+                e.reason,
+                e.detail,
+                e.session_id,
+                e.token_id
+            ])?;
+        }
+    }
+    tx.commit()
 }
 
 fn load_sessions(

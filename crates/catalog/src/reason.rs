@@ -70,6 +70,8 @@ pub enum Reason {
     RenewalFailed,
     IdleTimeout,
     MaxSessionAge,
+    /// An HTTP session's lifetime ran out.
+    SessionExpired,
     EndedByAdministrator,
     SessionGone,
     Internal,
@@ -126,6 +128,7 @@ impl Reason {
         Self::RenewalFailed,
         Self::IdleTimeout,
         Self::MaxSessionAge,
+        Self::SessionExpired,
         Self::EndedByAdministrator,
         Self::SessionGone,
         Self::Internal,
@@ -182,6 +185,7 @@ impl Reason {
             Self::RenewalFailed => "renewal_failed",
             Self::IdleTimeout => "idle_timeout",
             Self::MaxSessionAge => "max_session_age",
+            Self::SessionExpired => "session_expired",
             Self::EndedByAdministrator => "ended_by_administrator",
             Self::SessionGone => "session_gone",
             Self::Internal => "internal",
@@ -228,6 +232,7 @@ impl Reason {
                 | Self::RenewalFailed
                 | Self::IdleTimeout
                 | Self::MaxSessionAge
+                | Self::SessionExpired
                 | Self::EndedByAdministrator
                 | Self::SessionGone
         )

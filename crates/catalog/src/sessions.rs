@@ -1,11 +1,12 @@
 //! Sessions: authenticated connections (SQL or HTTP), listed in `sys.sessions` while they last.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::Arc;
 
 use parking_lot::RwLock;
 
+use crate::events::{EventLog, SignInMethod};
 use crate::reason::Reason;
 
 /// How a session was authenticated.
@@ -72,6 +73,12 @@ pub struct Session {
     /// For password sessions, [`crate::authority::credential_stamp`] when they signed in: a
     /// password changed since (by an administrator) ends the session.
     pub credential_stamp: Option<i64>,
+    /// How the sign-in was made (`sys.authentication_events`).
+    pub via: SignInMethod,
+    /// The client's `application_name` (or User-Agent product).
+    pub application: Option<String>,
+    /// The sign-in token's `jti` or hash prefix (never the token).
+    pub token_id: Option<String>,
 }
 
 /// What an SSO sign-in established: the groups and roles the token mapped to.
@@ -86,6 +93,13 @@ pub struct SsoIdentity {
     pub roles: Vec<i64>,
     /// The token's `exp`, Unix seconds.
     pub token_expires_at: i64,
+}
+
+/// The idle timeout and maximum session age that apply to a session (0 = none).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct SessionLimits {
+    pub idle_seconds: i64,
+    pub max_age_seconds: i64,
 }
 
 /// Why a session ended before its client left. Owns what the client is told: the wire's
@@ -125,6 +139,10 @@ pub enum EndReason {
     MaxAge {
         seconds: i64,
     },
+    /// An HTTP session's lifetime (its access token's) ran out (Unix seconds).
+    Expired {
+        at: i64,
+    },
     /// Not live any more, for a reason this connection was not told (e.g. it expired).
     Gone,
 }
@@ -147,6 +165,7 @@ impl EndReason {
             Self::RenewalFailed => Reason::RenewalFailed,
             Self::IdleTimeout { .. } => Reason::IdleTimeout,
             Self::MaxAge { .. } => Reason::MaxSessionAge,
+            Self::Expired { .. } => Reason::SessionExpired,
             Self::Gone => Reason::SessionGone,
         }
     }
@@ -200,6 +219,7 @@ impl EndReason {
                      of {seconds} s; sign in again"
                 )
             }
+            Self::Expired { .. } => "its lifetime ran out",
             Self::Gone | Self::TokenExpired { .. } | Self::EndedByAdministrator { .. } => {
                 "it is no longer live"
             }
@@ -215,14 +235,17 @@ struct Entry {
     /// The catalog generation this session's authority was last verified at (0: never): a
     /// statement under the same generation needs no new check.
     checked: AtomicU64,
+    /// Unix seconds of the last statement or request (the idle timeout counts from it).
+    last_active: AtomicI64,
 }
 
 /// The live sessions, with a generation number bumped on every change so that readers can
-/// tell when their copy is stale.
+/// tell when their copy is stale. Every sign-in and every end is recorded in the event log.
 #[derive(Default)]
 pub struct SessionRegistry {
     sessions: RwLock<HashMap<String, Entry>>,
     generation: AtomicU64,
+    events: Arc<EventLog>,
 }
 
 impl std::fmt::Debug for SessionRegistry {
@@ -240,30 +263,38 @@ impl SessionRegistry {
         bytes.iter().map(|b| format!("{b:02x}")).collect()
     }
 
-    /// Registers a session, or replaces one with the same id (a renewal), keeping whoever
-    /// watches it.
+    /// A registry whose sign-ins and ends go to `events`.
+    pub fn with_events(events: Arc<EventLog>) -> Self {
+        Self {
+            events,
+            ..Self::default()
+        }
+    }
+
+    /// The authentication event log.
+    pub fn events(&self) -> &Arc<EventLog> {
+        &self.events
+    }
+
+    /// Registers a new session (a sign-in: recorded in the event log).
     pub fn insert(&self, session: Session) -> Arc<Session> {
         let session = Arc::new(session);
-        let mut map = self.sessions.write();
-        match map.get_mut(&session.id) {
-            Some(entry) => {
-                entry.session = session.clone();
-                entry.checked.store(0, Ordering::Release);
-            }
-            None => {
-                let (end, _) = tokio::sync::watch::channel(None);
-                map.insert(
-                    session.id.clone(),
-                    Entry {
-                        session: session.clone(),
-                        end,
-                        checked: AtomicU64::new(0),
-                    },
-                );
-            }
-        }
-        drop(map);
+        let (end, _) = tokio::sync::watch::channel(None);
+        let replaced = self.sessions.write().insert(
+            session.id.clone(),
+            Entry {
+                session: session.clone(),
+                end,
+                checked: AtomicU64::new(0),
+                last_active: AtomicI64::new(session.started_at),
+            },
+        );
+        debug_assert!(
+            replaced.is_none(),
+            "session ids are random and never reused"
+        );
         self.generation.fetch_add(1, Ordering::Release);
+        self.events.signed_in(&session);
         session
     }
 
@@ -280,13 +311,19 @@ impl SessionRegistry {
         Some(session)
     }
 
-    /// Forgets a session whose client left (or whose sign-in did not complete).
-    pub fn remove(&self, id: &str) -> Option<Arc<Session>> {
+    /// Forgets a session whose client left, signed out, or whose sign-in did not complete
+    /// (`why`: [`Reason::ClientDisconnected`] or [`Reason::SignedOut`]).
+    pub fn remove(&self, id: &str, why: Reason) -> Option<Arc<Session>> {
         let removed = self.sessions.write().remove(id);
-        if removed.is_some() {
-            self.generation.fetch_add(1, Ordering::Release);
-        }
-        removed.map(|e| e.session)
+        let entry = removed?;
+        self.generation.fetch_add(1, Ordering::Release);
+        let detail = match why {
+            Reason::SignedOut => "signed out",
+            Reason::ClientDisconnected => "the client closed the connection",
+            _ => "the sign-in could not complete",
+        };
+        self.events.ended(&entry.session, why, detail);
+        Some(entry.session)
     }
 
     /// Ends a session because its authority ended: it is forgotten and its connection told.
@@ -295,10 +332,26 @@ impl SessionRegistry {
         let Some(entry) = removed else {
             return false;
         };
-        tracing::info!(target: "portcullis::audit", session = id, user = %entry.session.user, reason = %reason.message(), "session ended");
+        self.events
+            .ended(&entry.session, reason.reason(), &reason.message());
         entry.end.send_replace(Some(reason));
         self.generation.fetch_add(1, Ordering::Release);
         true
+    }
+
+    /// Records activity on a session (a statement, a request): the idle timeout starts again.
+    pub fn touch(&self, id: &str, now: i64) {
+        if let Some(e) = self.sessions.read().get(id) {
+            e.last_active.fetch_max(now, Ordering::AcqRel);
+        }
+    }
+
+    /// Unix seconds of the session's last activity.
+    pub fn last_active(&self, id: &str) -> Option<i64> {
+        self.sessions
+            .read()
+            .get(id)
+            .map(|e| e.last_active.load(Ordering::Acquire))
     }
 
     /// A receiver that learns why the session ended (it holds `Some(reason)` then), or `None`
@@ -328,30 +381,45 @@ impl SessionRegistry {
         self.sessions.read().get(id).map(|e| e.session.clone())
     }
 
-    /// Removes sessions past their expiry, and ends those whose sign-in token expired (their
-    /// connections are told); returns how many.
-    pub fn expire(&self, now: i64) -> usize {
-        let token_expired: Vec<(String, i64)> = self
+    /// Ends the sessions whose time is up — the sign-in token expired, the HTTP session's
+    /// lifetime ran out, idle longer than the idle timeout, older than the maximum session
+    /// age (`limits` gives both for a session's database; 0 = none) — and tells their
+    /// connections why. Returns how many ended.
+    pub fn expire(&self, now: i64, limits: impl Fn(&Session) -> SessionLimits) -> usize {
+        let doomed: Vec<(String, EndReason)> = self
             .sessions
             .read()
             .values()
             .filter_map(|e| {
-                let exp = e.session.sso.as_ref()?.token_expires_at;
-                (exp <= now).then(|| (e.session.id.clone(), exp))
+                let s = &e.session;
+                if let Some(exp) = s.sso.as_ref().map(|i| i.token_expires_at) {
+                    if exp <= now {
+                        return Some((s.id.clone(), EndReason::TokenExpired { at: exp }));
+                    }
+                }
+                if let Some(at) = s.expires_at.filter(|t| *t <= now) {
+                    return Some((s.id.clone(), EndReason::Expired { at }));
+                }
+                let limits = limits(s);
+                if limits.max_age_seconds > 0 && s.started_at + limits.max_age_seconds <= now {
+                    return Some((
+                        s.id.clone(),
+                        EndReason::MaxAge {
+                            seconds: limits.max_age_seconds,
+                        },
+                    ));
+                }
+                let idle = limits.idle_seconds;
+                if idle > 0 && e.last_active.load(Ordering::Acquire) + idle <= now {
+                    return Some((s.id.clone(), EndReason::IdleTimeout { seconds: idle }));
+                }
+                None
             })
             .collect();
-        let ended = token_expired
+        doomed
             .into_iter()
-            .filter(|(id, at)| self.end(id, EndReason::TokenExpired { at: *at }))
-            .count();
-        let mut map = self.sessions.write();
-        let before = map.len();
-        map.retain(|_, e| e.session.expires_at.is_none_or(|t| t > now));
-        let removed = before - map.len();
-        if removed > 0 {
-            self.generation.fetch_add(1, Ordering::Release);
-        }
-        removed + ended
+            .filter(|(id, reason)| self.end(id, reason.clone()))
+            .count()
     }
 
     /// Ends every session `verdict` refuses (after a catalog change); those it accepts are

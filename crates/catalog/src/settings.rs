@@ -1,25 +1,32 @@
-//! The five password security settings and how the strictest value across the system, a
-//! database and a user's groups is chosen.
+//! The security settings — five password rules, the session idle timeout and the maximum
+//! session age — and how the strictest value across the system, a database and a user's
+//! groups is chosen.
 
 use portcullis_store::{ScopeRef, SettingRecord};
 
 /// A password security setting (seed 003, "Password security settings").
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum PasswordSetting {
+pub enum SecuritySetting {
     MinimumLength,
     ComplexityLevel,
     NoRepeatCount,
     LifetimeDays,
     InvalidAttemptLimit,
+    /// Seconds without a statement or request after which a session ends (0: none).
+    SessionIdleTimeout,
+    /// Seconds after sign-in at which a session ends, whatever it does (0: none).
+    SessionMaxAge,
 }
 
-impl PasswordSetting {
-    pub const ALL: [PasswordSetting; 5] = [
+impl SecuritySetting {
+    pub const ALL: [SecuritySetting; 7] = [
         Self::MinimumLength,
         Self::ComplexityLevel,
         Self::NoRepeatCount,
         Self::LifetimeDays,
         Self::InvalidAttemptLimit,
+        Self::SessionIdleTimeout,
+        Self::SessionMaxAge,
     ];
 
     pub fn name(self) -> &'static str {
@@ -29,6 +36,8 @@ impl PasswordSetting {
             Self::NoRepeatCount => "password_no_repeat_count",
             Self::LifetimeDays => "password_lifetime_days",
             Self::InvalidAttemptLimit => "password_invalid_attempt_limit",
+            Self::SessionIdleTimeout => "session_idle_timeout_seconds",
+            Self::SessionMaxAge => "session_max_age_seconds",
         }
     }
 
@@ -46,15 +55,20 @@ impl PasswordSetting {
             Self::NoRepeatCount => (0, 100),
             Self::LifetimeDays => (0, 36_500),
             Self::InvalidAttemptLimit => (0, 1_000_000),
+            // A year at most.
+            Self::SessionIdleTimeout | Self::SessionMaxAge => (0, 31_536_000),
         }
     }
 
     /// Larger is stricter for length, complexity and no-repeat; a smaller non-zero value is
-    /// stricter for lifetime and attempt limit (0 = not enforced).
+    /// stricter for lifetime, attempt limit, idle timeout and maximum age (0 = not enforced).
     fn stricter(self, a: i64, b: i64) -> i64 {
         match self {
             Self::MinimumLength | Self::ComplexityLevel | Self::NoRepeatCount => a.max(b),
-            Self::LifetimeDays | Self::InvalidAttemptLimit => match (a, b) {
+            Self::LifetimeDays
+            | Self::InvalidAttemptLimit
+            | Self::SessionIdleTimeout
+            | Self::SessionMaxAge => match (a, b) {
                 (0, x) | (x, 0) => x,
                 (x, y) => x.min(y),
             },
@@ -64,22 +78,26 @@ impl PasswordSetting {
 
 /// The effective settings for one user.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct PasswordPolicy {
+pub struct SecurityPolicy {
     pub minimum_length: i64,
     pub complexity_level: i64,
     pub no_repeat_count: i64,
     pub lifetime_days: i64,
     pub invalid_attempt_limit: i64,
+    pub session_idle_timeout_seconds: i64,
+    pub session_max_age_seconds: i64,
 }
 
-impl PasswordPolicy {
-    fn slot(&mut self, s: PasswordSetting) -> &mut i64 {
+impl SecurityPolicy {
+    fn slot(&mut self, s: SecuritySetting) -> &mut i64 {
         match s {
-            PasswordSetting::MinimumLength => &mut self.minimum_length,
-            PasswordSetting::ComplexityLevel => &mut self.complexity_level,
-            PasswordSetting::NoRepeatCount => &mut self.no_repeat_count,
-            PasswordSetting::LifetimeDays => &mut self.lifetime_days,
-            PasswordSetting::InvalidAttemptLimit => &mut self.invalid_attempt_limit,
+            SecuritySetting::MinimumLength => &mut self.minimum_length,
+            SecuritySetting::ComplexityLevel => &mut self.complexity_level,
+            SecuritySetting::NoRepeatCount => &mut self.no_repeat_count,
+            SecuritySetting::LifetimeDays => &mut self.lifetime_days,
+            SecuritySetting::InvalidAttemptLimit => &mut self.invalid_attempt_limit,
+            SecuritySetting::SessionIdleTimeout => &mut self.session_idle_timeout_seconds,
+            SecuritySetting::SessionMaxAge => &mut self.session_max_age_seconds,
         }
     }
 
@@ -87,7 +105,7 @@ impl PasswordPolicy {
     pub fn strictest(records: &[SettingRecord], scopes: &[ScopeRef]) -> Self {
         let mut policy = Self::default();
         for record in records.iter().filter(|r| scopes.contains(&r.scope)) {
-            if let Some(setting) = PasswordSetting::from_name(&record.name) {
+            if let Some(setting) = SecuritySetting::from_name(&record.name) {
                 let slot = policy.slot(setting);
                 *slot = setting.stricter(*slot, record.value);
             }
@@ -100,7 +118,7 @@ impl PasswordPolicy {
 mod tests {
     use super::*;
 
-    fn rec(scope: ScopeRef, s: PasswordSetting, value: i64) -> SettingRecord {
+    fn rec(scope: ScopeRef, s: SecuritySetting, value: i64) -> SettingRecord {
         SettingRecord {
             scope,
             name: s.name().into(),
@@ -110,7 +128,7 @@ mod tests {
 
     #[test]
     fn strictest_wins_per_setting() {
-        use PasswordSetting::*;
+        use SecuritySetting::*;
         let (sys, db, grp) = (ScopeRef::System, ScopeRef::Database(2), ScopeRef::Group(9));
         let records = vec![
             rec(sys, MinimumLength, 8),
@@ -124,19 +142,20 @@ mod tests {
             rec(ScopeRef::Database(3), InvalidAttemptLimit, 1),
             rec(db, ComplexityLevel, 1),
         ];
-        let all = PasswordPolicy::strictest(&records, &[sys, db, grp]);
+        let all = SecurityPolicy::strictest(&records, &[sys, db, grp]);
         assert_eq!(
             all,
-            PasswordPolicy {
+            SecurityPolicy {
                 minimum_length: 12,
                 complexity_level: 1,
                 no_repeat_count: 0,
                 lifetime_days: 30,
-                invalid_attempt_limit: 5
+                invalid_attempt_limit: 5,
+                ..SecurityPolicy::default()
             }
         );
         // At user creation only the system and database count.
-        let creation = PasswordPolicy::strictest(&records, &[sys, db]);
+        let creation = SecurityPolicy::strictest(&records, &[sys, db]);
         assert_eq!((creation.minimum_length, creation.lifetime_days), (10, 90));
     }
 }

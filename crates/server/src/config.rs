@@ -47,6 +47,12 @@ pub struct FileConfig {
     /// Browser sessions are renewed with their refresh token when the token expires within
     /// this many seconds. Default 120.
     pub sso_renew_margin_seconds: Option<u64>,
+    /// Days `sys.authentication_events` rows are kept in the store. Default 30.
+    pub event_retention_days: Option<i64>,
+    /// The newest events kept in memory for `sys.authentication_events`. Default 100000.
+    pub event_rows: Option<usize>,
+    /// Where the JSON audit log goes: `stderr` (default) or a file path (appended to).
+    pub audit_log: Option<String>,
 }
 
 /// The resolved settings.
@@ -68,6 +74,9 @@ pub struct Settings {
     pub advertised_address: Option<String>,
     pub sso_flow_seconds: u64,
     pub sso_renew_margin_seconds: u64,
+    pub event_retention_days: i64,
+    pub event_rows: usize,
+    pub audit_log: Option<PathBuf>,
 }
 
 /// Overrides from the command line (already merged with their environment variables).
@@ -100,6 +109,9 @@ const KNOWN_ENV: &[&str] = &[
     "PORTCULLIS_ADVERTISED_ADDRESS",
     "PORTCULLIS_SSO_FLOW_SECONDS",
     "PORTCULLIS_SSO_RENEW_MARGIN_SECONDS",
+    "PORTCULLIS_EVENT_RETENTION_DAYS",
+    "PORTCULLIS_EVENT_ROWS",
+    "PORTCULLIS_AUDIT_LOG",
     // Read by the client commands (`portcullis sql`, `portcullis token`), not the server.
     "PORTCULLIS_CLIENT_SECRET",
     "PORTCULLIS_TOKEN_CACHE",
@@ -230,6 +242,22 @@ pub fn resolve(file: Option<&Path>, flags: Overrides) -> anyhow::Result<Settings
     if sso_renew_margin_seconds > 86_400 {
         bail!("sso_renew_margin_seconds must be at most 86400");
     }
+    let event_retention_days = parse_env("PORTCULLIS_EVENT_RETENTION_DAYS")?
+        .or(f.event_retention_days)
+        .unwrap_or(30);
+    if !(1..=3650).contains(&event_retention_days) {
+        bail!("event_retention_days must be between 1 and 3650");
+    }
+    let event_rows = parse_env("PORTCULLIS_EVENT_ROWS")?
+        .or(f.event_rows)
+        .unwrap_or(100_000);
+    if !(100..=10_000_000).contains(&event_rows) {
+        bail!("event_rows must be between 100 and 10000000");
+    }
+    let audit_log = env("PORTCULLIS_AUDIT_LOG")
+        .or(f.audit_log)
+        .filter(|v| v != "stderr")
+        .map(PathBuf::from);
     Ok(Settings {
         data_dir,
         sql_addr: addr("sql_addr", &sql_addr)?,
@@ -247,6 +275,9 @@ pub fn resolve(file: Option<&Path>, flags: Overrides) -> anyhow::Result<Settings
         advertised_address,
         sso_flow_seconds,
         sso_renew_margin_seconds,
+        event_retention_days,
+        event_rows,
+        audit_log,
     })
 }
 

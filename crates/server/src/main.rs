@@ -3,6 +3,7 @@
 
 mod config;
 mod http;
+mod logging;
 mod pg;
 mod secret_file;
 mod server;
@@ -66,18 +67,15 @@ enum Command {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    let client = matches!(cli.command, Command::Sql(_) | Command::Token(_));
-    let filter =
-        tracing_subscriber::EnvFilter::try_from_env("PORTCULLIS_LOG").unwrap_or_else(|_| {
-            tracing_subscriber::EnvFilter::new(if client { "warn" } else { "info" })
-        });
-    tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .init();
     let result = match cli.command {
-        Command::Sql(args) => return client_exit(portcullis_cli::sql(&args)),
-        Command::Token(args) => return client_exit(portcullis_cli::token(&args)),
+        Command::Sql(args) => {
+            let _ = logging::init(true, None);
+            return client_exit(portcullis_cli::sql(&args));
+        }
+        Command::Token(args) => {
+            let _ = logging::init(true, None);
+            return client_exit(portcullis_cli::token(&args));
+        }
         Command::Serve {
             config,
             data_dir,
@@ -92,6 +90,7 @@ fn main() -> ExitCode {
                 dev_tls,
             };
             config::resolve(config.as_deref(), overrides).and_then(|settings| {
+                logging::init(false, settings.audit_log.as_deref())?;
                 tokio::runtime::Builder::new_multi_thread()
                     .enable_all()
                     .build()?
@@ -104,6 +103,7 @@ fn main() -> ExitCode {
                 ..Default::default()
             };
             config::resolve(config.as_deref(), overrides).and_then(|settings| {
+                logging::init(false, None)?;
                 tokio::runtime::Builder::new_current_thread()
                     .enable_all()
                     .build()?

@@ -6,7 +6,7 @@ use anyhow::Context;
 use portcullis_auth::oidc::ProviderCache;
 use portcullis_auth::{PasswordAuthenticator, SsoAuthenticator};
 use portcullis_catalog::sealing::Sealer;
-use portcullis_catalog::{now, Catalog, CatalogOptions};
+use portcullis_catalog::{Catalog, CatalogOptions};
 use portcullis_store::SqliteStore;
 
 use crate::config::Settings;
@@ -22,6 +22,8 @@ async fn open_catalog(settings: &Settings) -> anyhow::Result<Arc<Catalog>> {
             Arc::new(store),
             CatalogOptions {
                 scram_iterations: settings.scram_iterations,
+                event_retention_days: settings.event_retention_days,
+                event_capacity: settings.event_rows,
             },
             Sealer::new(&sealing_key(&settings.data_dir)?)?,
         )
@@ -58,7 +60,15 @@ fn admin_password() -> (String, bool) {
 }
 
 pub async fn run(settings: Settings) -> anyhow::Result<()> {
+    let metrics = match http::metrics::install() {
+        Ok(handle) => Some(handle),
+        Err(e) => {
+            tracing::warn!(error = %e, "metrics are not recorded");
+            None
+        }
+    };
     let catalog = open_catalog(&settings).await?;
+    let event_writer = catalog.spawn_event_writer();
     let providers = Arc::new(ProviderCache::new(
         std::time::Duration::from_secs(5),
         std::time::Duration::from_secs(settings.jwks_min_refresh_seconds),
@@ -133,6 +143,7 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
         request_states: http::pages::signin::RequestStates::default(),
         sign_in_starts: http::SignInStarts::new(settings.sso_starts_per_second),
         flow_seconds: i64::try_from(settings.sso_flow_seconds).unwrap_or(600),
+        metrics,
     });
     let sweeper = {
         let state = http_state.clone();
@@ -146,9 +157,9 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
                 state.device.sweep();
                 state.request_states.sweep();
                 state.sign_in_starts.sweep();
-                let sessions = &state.auth.catalog().sessions;
-                sessions.expire(now());
-                state.tokens.retain(|id| sessions.get(id).is_some());
+                let catalog = state.auth.catalog();
+                catalog.expire_sessions();
+                state.tokens.retain(|id| catalog.sessions.get(id).is_some());
             }
         })
     };
@@ -175,6 +186,9 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
         r = pg_task => tracing::error!(result = ?r.map_err(|e| e.to_string()), "SQL listener stopped"),
     }
     sweeper.abort();
+    event_writer.abort();
+    let written = catalog.flush_events().await;
+    tracing::info!(events = written, "authentication events written; stopped");
     Ok(())
 }
 

@@ -6,10 +6,12 @@
 //! [`Snapshot`]. No SQL dialect, protocol or authentication type appears here.
 
 mod error;
+mod events;
 mod records;
 mod sqlite;
 
 pub use error::StoreError;
+pub use events::{AuthEventRecord, StoredEvents};
 pub use records::{
     AssignmentTarget, Change, ConnectivityPoolRecord, DatabaseRecord, GrantRecord,
     GroupMemberRecord, GroupRecord, ObjectRef, PasswordHistoryRecord, PrincipalRef,
@@ -29,4 +31,14 @@ pub trait Store: Send + Sync + 'static {
     async fn apply(&self, changes: &[Change]) -> Result<(), StoreError>;
     /// A short name of the backend, for logs (`sqlite`, `postgres`).
     fn kind(&self) -> &'static str;
+    /// Appends authentication events (one transaction per batch).
+    async fn append_events(&self, events: &[AuthEventRecord]) -> Result<(), StoreError>;
+    /// The newest `limit` events at or after `since_micros`, oldest first.
+    async fn load_events(
+        &self,
+        since_micros: i64,
+        limit: usize,
+    ) -> Result<StoredEvents, StoreError>;
+    /// Deletes events older than `before_micros`; returns how many.
+    async fn prune_events(&self, before_micros: i64) -> Result<usize, StoreError>;
 }

@@ -8,7 +8,7 @@ use parking_lot::Mutex;
 use rusqlite::{params, Connection, OptionalExtension, Transaction};
 
 use crate::records::*;
-use crate::{Store, StoreError};
+use crate::{AuthEventRecord, Store, StoreError, StoredEvents};
 
 /// Migrations, applied in order; the index + 1 is the schema version. Never edit a released one.
 const MIGRATIONS: &[&str] = &[
@@ -129,6 +129,27 @@ INSERT INTO sso_integrations_new SELECT id, database_id, name, protocol, propert
 DROP TABLE sso_integrations;
 ALTER TABLE sso_integrations_new RENAME TO sso_integrations;
 "#,
+    // Authentication events (sys.authentication_events): appended in batches, pruned by age.
+    r#"
+CREATE TABLE authentication_events (
+    id INTEGER PRIMARY KEY,
+    at_micros INTEGER NOT NULL,
+    kind TEXT NOT NULL,
+    method TEXT NOT NULL,
+    identity TEXT NOT NULL,
+    database_id INTEGER NOT NULL,
+    database_name TEXT NOT NULL,
+    integration TEXT,
+    peer TEXT NOT NULL,
+    application TEXT,
+    result TEXT NOT NULL,
+    reason TEXT,
+    detail TEXT NOT NULL,
+    session_id TEXT,
+    token_id TEXT
+);
+CREATE INDEX authentication_events_at ON authentication_events (at_micros);
+"#,
 ];
 
 /// The SQLite catalog store.
@@ -207,6 +228,97 @@ impl Store for SqliteStore {
 
     fn kind(&self) -> &'static str {
         "sqlite"
+    }
+
+    async fn append_events(&self, events: &[AuthEventRecord]) -> Result<(), StoreError> {
+        let events = events.to_vec();
+        self.with_conn(move |conn| {
+            let tx = conn.transaction()?;
+            {
+                let mut insert = tx.prepare_cached(
+                    "INSERT OR IGNORE INTO authentication_events (id, at_micros, kind, method, \
+                     identity, database_id, database_name, integration, peer, application, \
+                     result, reason, detail, session_id, token_id) \
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)",
+                )?;
+                for e in &events {
+                    insert.execute(params![
+                        e.id,
+                        e.at_micros,
+                        e.kind,
+                        e.method,
+                        e.identity,
+                        e.database_id,
+                        e.database,
+                        e.integration,
+                        e.peer,
+                        e.application,
+                        e.result,
+                        e.reason,
+                        e.detail,
+                        e.session_id,
+                        e.token_id
+                    ])?;
+                }
+            }
+            tx.commit()?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn load_events(
+        &self,
+        since_micros: i64,
+        limit: usize,
+    ) -> Result<StoredEvents, StoreError> {
+        self.with_conn(move |conn| {
+            let max_id: i64 = conn.query_row(
+                "SELECT coalesce(max(id), 0) FROM authentication_events",
+                [],
+                |r| r.get(0),
+            )?;
+            let mut stmt = conn.prepare(
+                "SELECT id, at_micros, kind, method, identity, database_id, database_name, \
+                 integration, peer, application, result, reason, detail, session_id, token_id \
+                 FROM authentication_events WHERE at_micros >= ?1 ORDER BY id DESC LIMIT ?2",
+            )?;
+            let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+            let mut events = stmt
+                .query_map(params![since_micros, limit], |r| {
+                    Ok(AuthEventRecord {
+                        id: r.get(0)?,
+                        at_micros: r.get(1)?,
+                        kind: r.get(2)?,
+                        method: r.get(3)?,
+                        identity: r.get(4)?,
+                        database_id: r.get(5)?,
+                        database: r.get(6)?,
+                        integration: r.get(7)?,
+                        peer: r.get(8)?,
+                        application: r.get(9)?,
+                        result: r.get(10)?,
+                        reason: r.get(11)?,
+                        detail: r.get(12)?,
+                        session_id: r.get(13)?,
+                        token_id: r.get(14)?,
+                    })
+                })?
+                .collect::<Result<Vec<_>, _>>()?;
+            events.reverse();
+            Ok(StoredEvents { events, max_id })
+        })
+        .await
+    }
+
+    async fn prune_events(&self, before_micros: i64) -> Result<usize, StoreError> {
+        self.with_conn(move |conn| {
+            Ok(conn.execute(
+                "DELETE FROM authentication_events WHERE at_micros < ?1",
+                params![before_micros],
+            )?)
+        })
+        .await
     }
 }
 

@@ -1,8 +1,13 @@
 //! Fetching provider documents: no redirects, connect and total time limits, a size limit, JSON
-//! only. Counts every request so that benchmarks can show the hot path makes none.
+//! only. Counts every request (`portcullis_provider_requests_total`, by the provider's origin)
+//! so that benchmarks can show the hot path makes none.
 
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
+
+/// Requests to providers, by origin and HTTP status (or `unreachable`).
+pub const PROVIDER_REQUESTS: &str = "portcullis_provider_requests_total";
+/// How long provider requests took, by origin.
+pub const PROVIDER_REQUEST_SECONDS: &str = "portcullis_provider_request_seconds";
 
 /// The largest discovery document or key set accepted.
 pub const MAX_DOCUMENT_BYTES: usize = 256 * 1024;
@@ -15,7 +20,6 @@ pub struct FetchError(pub String);
 /// An HTTP client for provider documents.
 pub struct Fetcher {
     client: reqwest::Client,
-    requests: AtomicU64,
 }
 
 impl Fetcher {
@@ -27,15 +31,7 @@ impl Fetcher {
             .user_agent(concat!("portcullis/", env!("CARGO_PKG_VERSION")))
             .build()
             .map_err(|e| FetchError(format!("HTTP client: {e}")))?;
-        Ok(Self {
-            client,
-            requests: AtomicU64::new(0),
-        })
-    }
-
-    /// How many requests were sent so far.
-    pub fn request_count(&self) -> u64 {
-        self.requests.load(Ordering::Relaxed)
+        Ok(Self { client })
     }
 
     /// GETs a JSON document.
@@ -90,11 +86,20 @@ impl Fetcher {
         url: &str,
         request: reqwest::RequestBuilder,
     ) -> Result<(reqwest::StatusCode, Result<serde_json::Value, FetchError>), FetchError> {
-        self.requests.fetch_add(1, Ordering::Relaxed);
-        let mut response = request
-            .send()
-            .await
-            .map_err(|e| FetchError(describe(url, &e)))?;
+        let origin = url::Url::parse(url)
+            .map(|u| u.origin().ascii_serialization())
+            .unwrap_or_default();
+        let started = std::time::Instant::now();
+        let sent = request.send().await;
+        let outcome = match &sent {
+            Ok(r) => r.status().as_u16().to_string(),
+            Err(_) => "unreachable".to_owned(),
+        };
+        metrics::counter!(PROVIDER_REQUESTS, "provider" => origin.clone(), "status" => outcome)
+            .increment(1);
+        metrics::histogram!(PROVIDER_REQUEST_SECONDS, "provider" => origin)
+            .record(started.elapsed().as_secs_f64());
+        let mut response = sent.map_err(|e| FetchError(describe(url, &e)))?;
         let status = response.status();
         if status.is_redirection() {
             return Err(FetchError(format!(

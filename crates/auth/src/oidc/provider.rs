@@ -19,6 +19,9 @@ use portcullis_catalog::sso::check_issuer;
 
 use super::fetch::{FetchError, Fetcher};
 
+/// Key-set (discovery + JWKS) fetches, by issuer and result.
+pub const KEY_REFRESHES: &str = "portcullis_key_refreshes_total";
+
 /// The shortest RSA modulus accepted (RFC 7518 §3.3).
 const MIN_RSA_BITS: usize = 2048;
 
@@ -341,9 +344,6 @@ impl ProviderCache {
     }
 
     /// Requests sent to providers so far.
-    pub fn request_count(&self) -> u64 {
-        self.fetcher.request_count()
-    }
 
     /// The cached metadata of an issuer, fetching it when there is none.
     pub async fn metadata(&self, issuer: &str) -> Result<Arc<ProviderKeys>, KeyError> {
@@ -528,6 +528,8 @@ impl ProviderCache {
         }
         match result {
             Ok(p) => {
+                metrics::counter!(KEY_REFRESHES, "issuer" => issuer.to_owned(), "result" => "ok")
+                    .increment(1);
                 for why in &p.skipped {
                     tracing::warn!(issuer, "skipped a provider key: {why}");
                 }
@@ -535,6 +537,8 @@ impl ProviderCache {
                 entry.last_error = None;
             }
             Err(e) => {
+                metrics::counter!(KEY_REFRESHES, "issuer" => issuer.to_owned(), "result" => "failed")
+                    .increment(1);
                 tracing::warn!(issuer, error = %e, "provider metadata fetch failed; cached keys stay in use");
                 entry.last_error = Some(e.0);
             }

@@ -105,7 +105,7 @@ pub fn plan(
         Statement::AlterGroupMembers { group, add, users } => {
             groups::members(actor, state, group, *add, users)
         }
-        Statement::SetPasswordSetting {
+        Statement::SetSecuritySetting {
             scope,
             setting,
             value,

@@ -6,14 +6,14 @@ use super::{database, group, Actor};
 use crate::error::CatalogError;
 use crate::model::CatalogState;
 use crate::privileges::{Action, Privilege};
-use crate::settings::PasswordSetting;
+use crate::settings::SecuritySetting;
 use crate::sql::SettingScope;
 
 pub fn set(
     actor: &Actor,
     state: &CatalogState,
     scope: &SettingScope,
-    setting: PasswordSetting,
+    setting: SecuritySetting,
     value: Option<i64>,
 ) -> Result<Vec<Change>, CatalogError> {
     let (scope_ref, object, describe) = match scope {

@@ -8,19 +8,19 @@ use crate::error::{sqlstate, CatalogError};
 use crate::model::{user_state, CatalogState};
 use crate::names::QualifiedName;
 use crate::privileges::{Action, ObjectKind, Privilege};
-use crate::settings::PasswordPolicy;
+use crate::settings::SecurityPolicy;
 use crate::sql::{AlterUserAction, UserAttribute};
 
 /// How many old verifiers are kept (the largest `password_no_repeat_count` allowed).
 const HISTORY_KEPT: usize = 100;
 
 /// The effective password policy for a user of a database, with or without its groups.
-pub fn policy_for(state: &CatalogState, database_id: i64, user_id: Option<i64>) -> PasswordPolicy {
+pub fn policy_for(state: &CatalogState, database_id: i64, user_id: Option<i64>) -> SecurityPolicy {
     let mut scopes = vec![ScopeRef::System, ScopeRef::Database(database_id)];
     if let Some(id) = user_id {
         scopes.extend(state.groups_of(id).iter().map(|g| ScopeRef::Group(g.id)));
     }
-    PasswordPolicy::strictest(&state.snap.settings, &scopes)
+    SecurityPolicy::strictest(&state.snap.settings, &scopes)
 }
 
 fn rejected(reason: impl std::fmt::Display) -> CatalogError {

@@ -31,6 +31,8 @@ pub struct QueryJob {
     pub sessions: Vec<Arc<Session>>,
     /// The session registry's generation (read before `sessions`).
     pub session_generation: u64,
+    /// The authentication events (`sys.authentication_events`).
+    pub events: Option<Arc<crate::events::EventLog>>,
 }
 
 /// The engines, created when first needed, and the permits that bound how many run.

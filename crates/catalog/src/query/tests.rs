@@ -80,6 +80,9 @@ fn session_of(user_id: i64, fqun: &str, database: &str, database_id: i64) -> Ses
         expires_at: None,
         sso: None,
         credential_stamp: None,
+        via: Default::default(),
+        application: None,
+        token_id: None,
     }
 }
 
@@ -92,6 +95,7 @@ fn job(sql: &str, state: &Arc<CatalogState>, generation: u64) -> QueryJob {
         catalog_generation: generation,
         sessions: Vec::new(),
         session_generation: 0,
+        events: None,
     }
 }
 

@@ -61,6 +61,14 @@ const VIEWS: &[(&str, &str)] = &[
         "id = current_session_id() OR portcullis_may_view_database(database_id) \
          OR (user_id <> 0 AND user = current_user())",
     ),
+    (
+        "authentication_events",
+        // Rows of the database named (VIEW there; an unknown database's: VIEW on the system),
+        // or one's own sign-ins and ends.
+        "CASE WHEN database_id = 0 THEN portcullis_may_view_system() \
+         ELSE portcullis_may_view_database(database_id) END \
+         OR (identity <> '' AND identity = current_user())",
+    ),
     ("oidc_integrations", "portcullis_administers(database_id)"),
     ("connectivity_pools", "portcullis_may_view_system()"),
 ];

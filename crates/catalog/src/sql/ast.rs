@@ -2,7 +2,7 @@
 
 use crate::names::QualifiedName;
 use crate::privileges::Privilege;
-use crate::settings::PasswordSetting;
+use crate::settings::SecuritySetting;
 use crate::sso::Property;
 
 /// What an SSO integration is assigned to.
@@ -103,9 +103,9 @@ pub enum Statement {
         users: Vec<QualifiedName>,
     },
     /// `ALTER { SYSTEM | DATABASE d | GROUP g } { SET setting = n | RESET setting }`.
-    SetPasswordSetting {
+    SetSecuritySetting {
         scope: SettingScope,
-        setting: PasswordSetting,
+        setting: SecuritySetting,
         /// `None` = RESET.
         value: Option<i64>,
     },
@@ -202,7 +202,7 @@ impl Statement {
             Self::CreateGroup { .. } => "CREATE GROUP",
             Self::DropGroup { .. } => "DROP GROUP",
             Self::AlterGroupMembers { .. } => "ALTER GROUP",
-            Self::SetPasswordSetting { scope, .. } => match scope {
+            Self::SetSecuritySetting { scope, .. } => match scope {
                 SettingScope::System => "ALTER SYSTEM",
                 SettingScope::Database(_) => "ALTER DATABASE",
                 SettingScope::Group(_) => "ALTER GROUP",

@@ -7,7 +7,7 @@ use super::cursor::{Cursor, LineIndex, PortcullisDialect};
 use crate::error::CatalogError;
 use crate::names::QualifiedName;
 use crate::privileges::{Action, ObjectKind, Privilege};
-use crate::settings::PasswordSetting;
+use crate::settings::SecuritySetting;
 use crate::sso::{Property, PropertyValue};
 
 /// The longest statement text accepted (a guard, far above any real admin statement).
@@ -308,13 +308,13 @@ fn setting_change(c: &mut Cursor, scope: SettingScope) -> Result<Statement, Cata
         Some(_) => true,
         None => return c.expected("SET or RESET"),
     };
-    let name = c.identifier("a password setting name")?;
-    let Some(setting) = PasswordSetting::from_name(&name) else {
+    let name = c.identifier("a setting name")?;
+    let Some(setting) = SecuritySetting::from_name(&name) else {
         return Err(CatalogError::new(
             crate::error::sqlstate::UNDEFINED_OBJECT,
             format!(
                 "unknown setting \"{name}\"; the settings are {}",
-                PasswordSetting::ALL.map(|s| s.name()).join(", ")
+                SecuritySetting::ALL.map(|s| s.name()).join(", ")
             ),
         ));
     };
@@ -326,7 +326,7 @@ fn setting_change(c: &mut Cursor, scope: SettingScope) -> Result<Statement, Cata
         }
         Some(c.integer("an integer")?)
     };
-    Ok(Statement::SetPasswordSetting {
+    Ok(Statement::SetSecuritySetting {
         scope,
         setting,
         value,

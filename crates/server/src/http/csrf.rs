@@ -102,6 +102,7 @@ pub async fn guard(request: Request, next: Next) -> Response {
         Ok(()) => next.run(request).await,
         Err(refusal) => {
             tracing::info!(target: "portcullis::audit", path = %request.uri().path(), refusal = ?refusal, "cross-site request refused");
+            super::metrics::refused("cross_site");
             refusal.into_api_error().into_response()
         }
     }

@@ -115,6 +115,7 @@ pub async fn device_grant(
 pub async fn device_grant_verify(
     State(state): State<Arc<HttpState>>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: axum::http::HeaderMap,
     body: Result<Json<DeviceGrantVerifyRequest>, axum::extract::rejection::JsonRejection>,
 ) -> Result<Json<DeviceGrantVerifyResponse>, ApiError> {
     let Json(req) = body.map_err(|e| bad_body(e.body_text()))?;
@@ -140,7 +141,7 @@ pub async fn device_grant_verify(
             &req.device_handle,
             database,
             Duration::from_secs(timeout),
-            &peer.to_string(),
+            &super::client_of(peer, &headers),
         )
         .await
         .map_err(|e| {

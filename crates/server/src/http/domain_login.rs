@@ -12,7 +12,7 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 use portcullis_auth::oidc::TokenKind;
 use portcullis_auth::TokenSignIn;
-use portcullis_catalog::{now, Protocol};
+use portcullis_catalog::{now, Protocol, SignInMethod};
 use serde::Serialize;
 
 use super::{cookies, ApiError, HttpState};
@@ -31,6 +31,7 @@ fn bad(reason: impl Into<String>) -> ApiError {
 pub async fn domain_login(
     state: &HttpState,
     peer: SocketAddr,
+    headers: &axum::http::HeaderMap,
     query: HashMap<String, String>,
     body: &[u8],
 ) -> Result<Response, ApiError> {
@@ -46,7 +47,7 @@ pub async fn domain_login(
     let field = |name: &str| form.get(name).map(String::as_str).filter(|v| !v.is_empty());
     let catalog = state.auth.catalog();
     let cstate = catalog.state();
-    let peer_text = peer.to_string();
+    let client = super::client_of(peer, headers);
     let (domain, session) = match field("Domain") {
         Some(domain) if assigned_domain(&cstate, domain)?.is_some() => {
             let integration = assigned_domain(&cstate, domain)?.ok_or_else(|| bad("gone"))?;
@@ -66,7 +67,8 @@ pub async fn domain_login(
                     database: &database,
                     integration: Some(domain),
                     pool_id: None,
-                    peer: &peer_text,
+                    client: &client,
+                    via: SignInMethod::DomainLogin,
                     protocol: Protocol::Http,
                     nonce: None,
                 })
@@ -97,8 +99,8 @@ pub async fn domain_login(
                     user,
                     database.as_deref(),
                     password,
-                    &peer_text,
-                    Protocol::Http,
+                    &client,
+                    SignInMethod::DomainLogin,
                     Some(now() + state.token_seconds),
                 )
                 .await?;

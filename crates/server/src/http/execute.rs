@@ -9,7 +9,9 @@ use axum::http::{header, HeaderMap, StatusCode};
 use axum::Json;
 use base64::engine::general_purpose::STANDARD as B64;
 use base64::Engine;
-use portcullis_catalog::{now, Protocol, Session, StatementResult, Value};
+use portcullis_catalog::{
+    now, Client, Protocol, Reason, Session, SignInMethod, StatementResult, Value,
+};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
@@ -81,7 +83,7 @@ async fn authenticate(
     state: &HttpState,
     headers: &HeaderMap,
     database: &str,
-    peer: &str,
+    client: &Client,
 ) -> Result<RequestSession, ApiError> {
     let unauthorized = |reason: &str| ApiError::new(StatusCode::UNAUTHORIZED, "28000", reason);
     if let Some((user, password)) = basic(headers) {
@@ -91,8 +93,8 @@ async fn authenticate(
                 &user,
                 Some(database),
                 &password,
-                peer,
-                Protocol::Http,
+                client,
+                SignInMethod::HttpLogin,
                 Some(now() + 60),
             )
             .await?;
@@ -124,7 +126,8 @@ async fn authenticate(
                 database,
                 integration: None,
                 pool_id: None,
-                peer,
+                client,
+                via: SignInMethod::Token,
                 protocol: Protocol::Http,
                 nonce: None,
             })
@@ -239,7 +242,7 @@ async fn run(
     state: Arc<HttpState>,
     headers: HeaderMap,
     database: String,
-    peer: String,
+    peer: std::net::SocketAddr,
     statement: String,
     format: Option<String>,
     params: HashMap<String, serde_json::Value>,
@@ -255,12 +258,15 @@ async fn run(
             ))
         }
     };
-    let request = authenticate(&state, &headers, &database, &peer).await?;
+    let client = super::client_of(peer, &headers);
+    let request = authenticate(&state, &headers, &database, &client).await?;
     let (statement, values) = bind_named(&statement, &params)?;
     let catalog = state.auth.catalog();
     let result = catalog.execute(&request.session, &statement, &values).await;
     if request.transient {
-        catalog.sessions.remove(&request.session.id);
+        catalog
+            .sessions
+            .remove(&request.session.id, Reason::ClientDisconnected);
     }
     let results = result?;
     let query_id = portcullis_catalog::SessionRegistry::new_id();
@@ -319,7 +325,7 @@ pub async fn execute_post(
         state,
         headers,
         database,
-        peer.to_string(),
+        peer,
         body.statement,
         body.format,
         body.params.unwrap_or_default(),
@@ -357,7 +363,7 @@ pub async fn execute_get(
         state,
         headers,
         database,
-        peer.to_string(),
+        peer,
         q.statement,
         q.format,
         HashMap::new(),

@@ -67,6 +67,7 @@ pub async fn guard(
         && !state.sign_in_starts.allows(peer.ip())
     {
         tracing::info!(target: "portcullis::audit", %peer, path = %request.uri().path(), "sign-in start refused: too many from this address");
+        super::metrics::refused("sign_in_flood");
         return ApiError::new(
             StatusCode::TOO_MANY_REQUESTS,
             "53400",

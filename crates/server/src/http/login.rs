@@ -13,7 +13,7 @@ use axum::extract::{ConnectInfo, Query, State};
 use axum::http::{header, HeaderMap};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use portcullis_catalog::{now, Protocol};
+use portcullis_catalog::{now, SignInMethod};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
@@ -54,7 +54,7 @@ pub async fn login(
         .and_then(|v| v.to_str().ok())
         .is_some_and(|v| v.starts_with("application/x-www-form-urlencoded"));
     if is_form {
-        return super::domain_login::domain_login(&state, peer, query, &bytes).await;
+        return super::domain_login::domain_login(&state, peer, &headers, query, &bytes).await;
     }
     let body: Result<Json<LoginRequest>, _> = Json::from_bytes(&bytes);
     let Json(body) = body.map_err(|e| super::bad_body(e.body_text()))?;
@@ -69,8 +69,8 @@ pub async fn login(
             &body.username,
             database.as_deref(),
             &body.password,
-            &peer.to_string(),
-            Protocol::Http,
+            &super::client_of(peer, &headers),
+            SignInMethod::HttpLogin,
             Some(expires_at),
         )
         .await?;

@@ -145,7 +145,11 @@ pub async fn callback(
     let browser_state = cookies::get(&headers, cookies::FLOW);
     match state
         .flows
-        .complete(&params, browser_state.as_deref(), &peer.to_string())
+        .complete(
+            &params,
+            browser_state.as_deref(),
+            &super::client_of(peer, &headers),
+        )
         .await
     {
         Ok(done) => {
@@ -165,8 +169,29 @@ pub async fn callback(
             r
         }
         Err(e) => {
-            tracing::info!(target: "portcullis::audit", result = "failure", reason = e.reason().code(),
-                detail = %e, method = "authorization_code", peer = %peer, "sso sign-in");
+            // A token the provider sent but we refused was recorded by the token sign-in;
+            // the flow's own refusals are recorded here.
+            use portcullis_catalog::Reason as R;
+            if matches!(
+                e.reason(),
+                R::FlowState
+                    | R::FlowCode
+                    | R::FlowBrowser
+                    | R::ProviderError
+                    | R::ProviderTokenEndpoint
+                    | R::IntegrationDisabled
+                    | R::UnknownIntegration
+            ) {
+                let attempt = portcullis_catalog::Attempt {
+                    method: portcullis_catalog::SignInMethod::CodeFlow,
+                    client: super::client_of(peer, &headers),
+                    ..Default::default()
+                };
+                state
+                    .auth
+                    .catalog()
+                    .refused(&attempt, e.reason(), &e.to_string());
+            }
             let status =
                 StatusCode::from_u16(e.reason().http_status()).unwrap_or(StatusCode::UNAUTHORIZED);
             let body = format!(

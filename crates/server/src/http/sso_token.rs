@@ -8,7 +8,7 @@ use axum::http::StatusCode;
 use axum::Json;
 use portcullis_auth::oidc::TokenKind;
 use portcullis_auth::TokenSignIn;
-use portcullis_catalog::{now, Protocol};
+use portcullis_catalog::{now, Protocol, SignInMethod};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
@@ -40,6 +40,7 @@ pub struct SsoTokenResponse {
 pub async fn sso_token(
     State(state): State<Arc<HttpState>>,
     ConnectInfo(peer): ConnectInfo<std::net::SocketAddr>,
+    headers: axum::http::HeaderMap,
     body: Result<Json<SsoTokenRequest>, axum::extract::rejection::JsonRejection>,
 ) -> Result<Json<SsoTokenResponse>, ApiError> {
     let Json(body) = body.map_err(|e| super::bad_body(e.body_text()))?;
@@ -54,7 +55,7 @@ pub async fn sso_token(
             ))
         }
     };
-    let peer = peer.to_string();
+    let client = super::client_of(peer, &headers);
     let session = state
         .sso
         .sign_in(&TokenSignIn {
@@ -64,7 +65,8 @@ pub async fn sso_token(
             database: &body.database,
             integration: None,
             pool_id: None,
-            peer: &peer,
+            client: &client,
+            via: SignInMethod::Token,
             protocol: Protocol::Http,
             nonce: None,
         })

@@ -31,6 +31,7 @@ pub async fn guard(
     if allowed(state.https, &peer, request.uri().path()) {
         return next.run(request).await;
     }
+    super::metrics::refused("plain_http");
     ApiError::new(
         StatusCode::FORBIDDEN,
         "28000",

@@ -25,7 +25,7 @@ use pgwire::messages::startup::{Authentication, BackendKeyData, ParameterStatus}
 use pgwire::messages::{PgWireBackendMessage, PgWireFrontendMessage};
 use pgwire::tokio::server::PgWireMessageServerCodec;
 use portcullis_auth::{DeviceGrant, DeviceRequest, Poll, SsoError};
-use portcullis_catalog::Protocol;
+use portcullis_catalog::{Attempt, Client, Protocol, Reason, SignInMethod};
 use tokio_util::codec::Framed;
 
 use super::errors::fatal_with;
@@ -131,6 +131,9 @@ impl Drop for WaitSlot {
 /// A sign-in waiting for the user, holding its address's place.
 pub struct Waiting {
     pending: Pending,
+    /// Who waits, and for which database (the event of a refusal names them).
+    client: Client,
+    database: String,
     _slot: WaitSlot,
 }
 
@@ -194,13 +197,20 @@ impl PgConnection {
     pub(super) async fn start_interactive(
         &self,
         login: &InteractiveLogin,
-        peer: IpAddr,
+        client: Client,
     ) -> Result<(Waiting, Vec<String>), PgWireError> {
+        let peer: IpAddr = client
+            .peer
+            .parse::<std::net::SocketAddr>()
+            .map(|a| a.ip())
+            .map_err(|e| fatal_with("08P01", format!("peer address: {e}")))?;
         let slot = self.shared.waiting.take(peer)?;
         let (pending, notices) = self.start_pending(login).await?;
         Ok((
             Waiting {
                 pending,
+                client,
+                database: login.database.clone(),
                 _slot: slot,
             },
             notices,
@@ -278,7 +288,20 @@ pub async fn wait<S>(
     conn: &PgConnection,
     waiting: Waiting,
 ) -> Result<bool, PgWireError> {
-    let peer = socket.socket_addr().to_string();
+    let client = &waiting.client;
+    let refused = |reason: Reason, e: PgWireError| {
+        let attempt = Attempt {
+            method: SignInMethod::DeviceGrant,
+            database: waiting.database.clone(),
+            client: client.clone(),
+            ..Attempt::default()
+        };
+        conn.shared
+            .auth
+            .catalog()
+            .refused(&attempt, reason, &e.to_string());
+        e
+    };
     let mut last_notice = Instant::now();
     // A waiting sign-in holds a connection slot: at most `sso_flow_seconds`.
     let deadline = Instant::now() + conn.shared.max_wait;
@@ -287,15 +310,19 @@ pub async fn wait<S>(
             let reminder = tokio::time::sleep_until((last_notice + REMINDER_EVERY).into());
             tokio::select! {
                 _ = tokio::time::sleep_until(deadline.into()) => {
-                    return Err(fatal_with("28000", format!(
+                    return Err(refused(Reason::DeviceGrant, fatal_with("28000", format!(
                         "the sign-in was not approved within {} s; connect again",
                         conn.shared.max_wait.as_secs()
-                    )));
+                    ))));
                 }
-                polled = conn.shared.device.poll(&mut grant, &peer, Protocol::Postgres) => {
+                polled = conn.shared.device.poll(&mut grant, client, Protocol::Postgres) => {
                     match polled {
                         Ok(Poll::Pending) => continue,
                         Ok(Poll::Approved(session)) => break session,
+                        // A token the provider sent but we refused is recorded by sign_in.
+                        Err(e) if e.reason() == Reason::DeviceGrant => {
+                            return Err(refused(e.reason(), sso_fatal(&e)))
+                        }
                         Err(e) => return Err(sso_fatal(&e)),
                     }
                 }
@@ -313,7 +340,11 @@ pub async fn wait<S>(
     };
     *conn.session.lock() = Some(session.clone());
     if let Err(e) = ready(socket, conn).await {
-        conn.shared.auth.catalog().sessions.remove(&session.id);
+        conn.shared
+            .auth
+            .catalog()
+            .sessions
+            .remove(&session.id, Reason::ClientDisconnected);
         return Err(e);
     }
     Ok(true)

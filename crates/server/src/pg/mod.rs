@@ -12,10 +12,19 @@ use std::sync::Arc;
 use parking_lot::Mutex;
 use pgwire::api::auth::{AuthDriver, DefaultServerParameterProvider};
 use pgwire::api::stmt::NoopQueryParser;
+use pgwire::api::ClientInfo;
 use pgwire::api::PgWireServerHandlers;
 use portcullis_auth::{DeviceFlow, PasswordAuthenticator, SsoAuthenticator};
-use portcullis_catalog::Session;
+use portcullis_catalog::{Client, Reason, Session};
 use tokio::net::TcpListener;
+
+/// Who is connecting: the peer address and the `application_name` it sent.
+pub(crate) fn client_info(c: &impl ClientInfo) -> Client {
+    Client::new(
+        c.socket_addr().to_string(),
+        c.metadata().get("application_name").map(String::as_str),
+    )
+}
 use tokio::sync::Semaphore;
 use tokio_rustls::TlsAcceptor;
 
@@ -138,7 +147,11 @@ pub async fn serve(
                 tracing::debug!(%peer, error = %e, "connection ended with an error");
             }
             if let Some(session) = conn.session.lock().take() {
-                conn.shared.auth.catalog().sessions.remove(&session.id);
+                conn.shared
+                    .auth
+                    .catalog()
+                    .sessions
+                    .remove(&session.id, Reason::ClientDisconnected);
             }
             drop(permit);
         });

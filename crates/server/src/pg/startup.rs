@@ -21,7 +21,7 @@ use pgwire::messages::{PgWireBackendMessage, PgWireFrontendMessage};
 use portcullis_auth::oidc::TokenKind;
 use portcullis_auth::TokenSignIn;
 use portcullis_catalog::credential::ScramVerifier;
-use portcullis_catalog::{AuthMethod, Protocol};
+use portcullis_catalog::{Protocol, Reason, SignInMethod};
 
 use super::errors::{fatal, fatal_with};
 use super::interactive::{announce, interactive_login};
@@ -66,7 +66,6 @@ impl StartupHandler for PgConnection {
         C::Error: Debug,
         PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
     {
-        let peer = client.socket_addr().to_string();
         match message {
             PgWireFrontendMessage::Startup(ref startup) => {
                 protocol_negotiation(client, startup).await?;
@@ -77,7 +76,7 @@ impl StartupHandler for PgConnection {
                     interactive_login(&user, database.as_deref(), client.metadata())
                 {
                     let (waiting, notices) = self
-                        .start_interactive(&login?, client.socket_addr().ip())
+                        .start_interactive(&login?, super::client_info(client))
                         .await?;
                     client.set_state(PgWireConnectionState::AuthenticationInProgress);
                     announce(client, &notices).await?;
@@ -104,11 +103,16 @@ impl StartupHandler for PgConnection {
                     client.flush().await?;
                     return Ok(());
                 }
-                self.shared.auth.admit(&peer).map_err(|e| fatal(&e))?;
-                let target = match self.shared.auth.lookup(&user, database.as_deref()) {
-                    Ok(t) => t,
-                    Err(e) => return Err(fatal(&e)),
-                };
+                let target = self
+                    .shared
+                    .auth
+                    .lookup(
+                        &user,
+                        database.as_deref(),
+                        &super::client_info(client),
+                        SignInMethod::Password,
+                    )
+                    .map_err(|e| fatal(&e))?;
                 let mut scram =
                     ScramAuth::new(Arc::new(ConnectionVerifier(target.verifier.clone())));
                 scram.set_iterations(target.verifier.iterations as usize);
@@ -146,7 +150,8 @@ impl StartupHandler for PgConnection {
                     database: &pending.database,
                     integration: pending.integration.as_deref(),
                     pool_id: None,
-                    peer: &peer,
+                    client: &super::client_info(client),
+                    via: SignInMethod::Token,
                     protocol: Protocol::Postgres,
                     nonce: None,
                 };
@@ -158,7 +163,11 @@ impl StartupHandler for PgConnection {
                     .map_err(|e| fatal_with(e.sqlstate(), e.to_string()))?;
                 *self.session.lock() = Some(session.clone());
                 if let Err(e) = finish_authentication(client, &self.shared.params).await {
-                    self.shared.auth.catalog().sessions.remove(&session.id);
+                    self.shared
+                        .auth
+                        .catalog()
+                        .sessions
+                        .remove(&session.id, Reason::ClientDisconnected);
                     return Err(e);
                 }
                 Ok(())
@@ -175,7 +184,7 @@ impl StartupHandler for PgConnection {
                     Ok(AuthOutcome::Authenticated { final_message, .. }) => {
                         let auth = &self.shared.auth;
                         let session = auth
-                            .succeeded(&target, &peer, AuthMethod::Scram, Protocol::Postgres, None)
+                            .succeeded(&target, Protocol::Postgres, None)
                             .await
                             .map_err(|e| fatal(&e))?;
                         *self.session.lock() = Some(session.clone());
@@ -185,26 +194,20 @@ impl StartupHandler for PgConnection {
                             .complete_authentication(client, final_message)
                             .await
                         {
-                            auth.catalog().sessions.remove(&session.id);
+                            auth.catalog()
+                                .sessions
+                                .remove(&session.id, Reason::ClientDisconnected);
                             return Err(e);
                         }
                         Ok(())
                     }
                     Err(PgWireError::InvalidPassword(_)) => {
-                        let e = self
-                            .shared
-                            .auth
-                            .failed(&target, &peer, AuthMethod::Scram)
-                            .await;
+                        let e = self.shared.auth.failed(&target).await;
                         Err(fatal(&e))
                     }
                     Err(e) => {
                         // A malformed SCRAM message counts as a failed attempt too.
-                        let counted = self
-                            .shared
-                            .auth
-                            .failed(&target, &peer, AuthMethod::Scram)
-                            .await;
+                        let counted = self.shared.auth.failed(&target).await;
                         tracing::debug!(error = %e, "SCRAM exchange failed");
                         Err(fatal(&counted))
                     }

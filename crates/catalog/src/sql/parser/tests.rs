@@ -129,25 +129,25 @@ fn grants() {
 fn password_settings_and_user_changes() {
     assert_eq!(
         one("ALTER SYSTEM SET password_minimum_length = 12"),
-        Statement::SetPasswordSetting {
+        Statement::SetSecuritySetting {
             scope: SettingScope::System,
-            setting: PasswordSetting::MinimumLength,
+            setting: SecuritySetting::MinimumLength,
             value: Some(12)
         }
     );
     assert_eq!(
         one("ALTER DATABASE d SET PASSWORD_LIFETIME_DAYS TO 90"),
-        Statement::SetPasswordSetting {
+        Statement::SetSecuritySetting {
             scope: SettingScope::Database("d".into()),
-            setting: PasswordSetting::LifetimeDays,
+            setting: SecuritySetting::LifetimeDays,
             value: Some(90)
         }
     );
     assert_eq!(
         one("ALTER GROUP g RESET password_complexity_level"),
-        Statement::SetPasswordSetting {
+        Statement::SetSecuritySetting {
             scope: SettingScope::Group(q("g", None)),
-            setting: PasswordSetting::ComplexityLevel,
+            setting: SecuritySetting::ComplexityLevel,
             value: None
         }
     );

@@ -16,7 +16,7 @@ use portcullis_auth::oidc::authorization::random_value;
 use portcullis_auth::BeginSignIn;
 use portcullis_catalog::model::SYSTEM_DATABASE;
 use portcullis_catalog::sso::OidcProperties;
-use portcullis_catalog::{now, Protocol};
+use portcullis_catalog::{now, SignInMethod};
 use serde::Deserialize;
 
 use super::{esc, message, respond};
@@ -284,6 +284,7 @@ pub struct PasswordForm {
 pub async fn password(
     State(state): State<Arc<HttpState>>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: axum::http::HeaderMap,
     form: Result<Form<PasswordForm>, axum::extract::rejection::FormRejection>,
 ) -> Response {
     let Ok(Form(f)) = form else {
@@ -308,8 +309,8 @@ pub async fn password(
             &f.username,
             Some(&f.database),
             &f.password,
-            &peer.to_string(),
-            Protocol::Http,
+            &crate::http::client_of(peer, &headers),
+            SignInMethod::HttpLogin,
             Some(now() + state.token_seconds),
         )
         .await;
