@@ -7,7 +7,7 @@
 # the measured run (target 0: keys are cached).
 # Then browser sign-in: POST /v1/sso_authentication requests per second and latency with wrk
 # (8 connections, 2 threads), and full code-flow sign-ins through the provider, with the
-# server's own share of their latency (from /healthz: time in callbacks minus the time spent
+# server's own share of their latency (from /metrics: time in callbacks minus the time spent
 # waiting for the provider's token endpoint, plus the start request).
 # Prints rates, ratios and pgbench's average connection time.
 # Usage: bash scripts/bench.sh [seconds per run, default 20]
@@ -62,13 +62,14 @@ PGPASSWORD=$PASS psql -X -q -h 127.0.0.1 -p 45050 -U admin@system system \
   -c "ALTER DATABASE system SET SSO INTEGRATION oidc issuer = \"$ISSUER\", client_id = \"rs256-client\", client_secret = \"rs256-client-secret\", default_group = robots, groups_claim_ids = [groups], additional_scopes = [email, groups]" >/dev/null
 TOKEN=$(node tests/idp/token.mjs --issuer "$ISSUER" --client rs256-client --grant client_credentials | python3 -c 'import json,sys; print(json.load(sys.stdin)["access_token"])')
 PGPASSWORD=$TOKEN psql -X -q -h 127.0.0.1 -p 45050 -U access_token system -c "SELECT 1" >/dev/null  # warms the key cache
-fetches() { curl -s http://127.0.0.1:49090/healthz | python3 -c 'import json,sys; print(json.load(sys.stdin)["provider_requests"])'; }
+# metric NAME: the sum of a Prometheus metric's samples at /metrics (0 if none yet).
+metric() { curl -s http://127.0.0.1:49090/metrics | awk -v m="$1" '$1 == m || index($1, m "{") == 1 { s += $2 } END { printf "%.6f\n", s + 0 }'; }
+fetches() { metric portcullis_provider_requests_total | cut -d. -f1; }
 before=$(fetches)
 TK=$(BENCH_PASSWORD=$TOKEN run token -h 127.0.0.1 -p 45050 -U access_token system)
 after=$(fetches)
 
 # Browser sign-in: starting flows (no provider involved), then full sign-ins.
-health() { curl -s http://127.0.0.1:49090/healthz | python3 -c "import json,sys; print(json.load(sys.stdin)['$1'])"; }
 cat > "$WORK/start.lua" <<'LUA'
 wrk.method = "POST"
 wrk.body = '{"database":"system","do_redirect":false}'
@@ -80,9 +81,10 @@ START_RPS=$(awk '/Requests\/sec/ {print $2}' "$WORK/wrk.out")
 START_P99=$(awk '$1 == "99%" {print $2}' "$WORK/wrk.out")
 START_P50=$(awk '$1 == "50%" {print $2}' "$WORK/wrk.out")
 START_ERR=$(grep -Eo 'Non-2xx or 3xx responses: [0-9]+' "$WORK/wrk.out" | grep -Eo '[0-9]+$' || echo 0)
-c0=$(health sso_flows_completed); cb0=$(health sso_callback_micros); pv0=$(health sso_callback_provider_micros)
+snap() { echo "$(metric portcullis_sso_callback_seconds_count) $(metric portcullis_sso_callback_seconds_sum) $(metric portcullis_sso_callback_provider_seconds_sum)"; }
+read -r c0 cb0 pv0 <<<"$(snap)"
 FULL=$(node tests/idp/signin-bench.mjs --server http://127.0.0.1:49090 --database system --count 200)
-c1=$(health sso_flows_completed); cb1=$(health sso_callback_micros); pv1=$(health sso_callback_provider_micros)
+read -r c1 cb1 pv1 <<<"$(snap)"
 
 read -r _ pc_tps pc_conn <<<"$PC"
 read -r _ pg_tps pg_conn <<<"$PG"
@@ -97,9 +99,10 @@ echo "provider requests during the token run: $((after - before))  (target 0)"
 echo
 echo "browser sign-in: POST /v1/sso_authentication (wrk -t2 -c8 -d${WRK_SECS}s)"
 echo "  requests/s: $START_RPS  (target >= 10000)   p50: $START_P50   p99: $START_P99  (target <= 5ms)   non-2xx: $START_ERR"
-python3 - "$FULL" "$((c1 - c0))" "$((cb1 - cb0))" "$((pv1 - pv0))" <<'PY'
+python3 - "$FULL" "$c0" "$c1" "$cb0" "$cb1" "$pv0" "$pv1" <<'PY'
 import json, sys
-full = json.loads(sys.argv[1]); n = int(sys.argv[2]); cb = int(sys.argv[3]) / 1000; pv = int(sys.argv[4]) / 1000
+full = json.loads(sys.argv[1]); a = [float(x) for x in sys.argv[2:]]
+n = round(a[1] - a[0]); cb = (a[3] - a[2]) * 1000; pv = (a[5] - a[4]) * 1000
 own = (cb - pv) / max(n, 1)
 print(f"full code-flow sign-ins (provider on loopback, one at a time): {full['count']}, mean {full['mean_ms']} ms, p50 {full['p50_ms']} ms, p99 {full['p99_ms']} ms")
 print(f"  per callback: {cb / max(n, 1):.2f} ms, of which waiting for the provider's token endpoint {pv / max(n, 1):.2f} ms")

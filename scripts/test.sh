@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs what the tests need (Debian's PostgreSQL client tools, Debian's Chromium for the
-# browser tests, Debian's python3-psycopg2, tmux, pgjdbc and a JDK, the test OpenID provider's npm packages incl. playwright-core), then runs
+# browser tests, Debian's python3-psycopg2, tmux, pgjdbc and a JDK, the test OpenID provider's npm packages incl. playwright-core,
+# the Python packages of tests/python/requirements.txt in a virtual environment), then runs
 # formatting, lints and every test. Usage: bash scripts/test.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -30,6 +31,16 @@ if ! /usr/bin/python3 -c 'import psycopg2' 2>/dev/null || ! command -v tmux >/de
     libpostgresql-jdbc-java default-jdk-headless >/dev/null
 fi
 npm ci --prefix tests/idp --no-audit --no-fund --silent
+# Python packages of the tests (prometheus_client's parser for /metrics), pinned, in a virtual
+# environment outside the clone.
+if ! /usr/bin/python3 -m venv --help >/dev/null 2>&1 || ! /usr/bin/python3 -c 'import ensurepip' 2>/dev/null; then
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq python3-venv >/dev/null
+fi
+export PORTCULLIS_TEST_PYTHON="${PORTCULLIS_TEST_PYTHON:-$HOME/.cache/portcullis-venv/bin/python}"
+venv="$(dirname "$(dirname "$PORTCULLIS_TEST_PYTHON")")"
+[ -x "$PORTCULLIS_TEST_PYTHON" ] || /usr/bin/python3 -m venv "$venv"
+"$venv/bin/pip" install -q --disable-pip-version-check -r tests/python/requirements.txt
 cargo fmt --all -- --check
 cargo clippy --all-targets --quiet -- -D warnings
 log=$(mktemp)

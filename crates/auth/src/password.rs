@@ -419,6 +419,7 @@ mod tests {
             store,
             CatalogOptions {
                 scram_iterations: 4096,
+                ..CatalogOptions::default()
             },
             Sealer::new(&Sealer::generate_key()).unwrap(),
         )

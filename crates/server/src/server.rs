@@ -158,8 +158,19 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
                 state.request_states.sweep();
                 state.sign_in_starts.sweep();
                 let catalog = state.auth.catalog();
-                catalog.expire_sessions();
                 state.tokens.retain(|id| catalog.sessions.get(id).is_some());
+            }
+        })
+    };
+    // Sessions whose time is up (token expired, idle timeout, maximum age) end within a
+    // second, and their idle connections are told then.
+    let session_sweeper = {
+        let catalog = catalog.clone();
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(std::time::Duration::from_secs(1));
+            loop {
+                tick.tick().await;
+                catalog.expire_sessions();
             }
         })
     };
@@ -186,6 +197,7 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
         r = pg_task => tracing::error!(result = ?r.map_err(|e| e.to_string()), "SQL listener stopped"),
     }
     sweeper.abort();
+    session_sweeper.abort();
     event_writer.abort();
     let written = catalog.flush_events().await;
     tracing::info!(events = written, "authentication events written; stopped");

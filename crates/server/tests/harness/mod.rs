@@ -8,7 +8,7 @@ pub mod web;
 pub mod wire;
 
 use std::io::{BufRead, BufReader};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 
 pub const ADMIN_PASSWORD: &str = "Admin-pass-1";
@@ -41,6 +41,11 @@ impl Server {
         s
     }
 
+    /// Starts in `data_dir` (kept by the caller: a restart finds it) with extra environment.
+    pub fn start_in_env(data_dir: PathBuf, env: &[(&str, &str)]) -> Self {
+        Self::start_with(data_dir, env)
+    }
+
     fn start_with(data_dir: PathBuf, env: &[(&str, &str)]) -> Self {
         let mut child = Command::new(env!("CARGO_BIN_EXE_portcullis"))
             .args(["serve", "--data-dir"])
@@ -48,6 +53,9 @@ impl Server {
             .args(["--sql-addr", "127.0.0.1:0", "--http-addr", "127.0.0.1:0"])
             .env("PORTCULLIS_ADMIN_PASSWORD", ADMIN_PASSWORD)
             .env("PORTCULLIS_LOG", "warn")
+            // The audit log (JSON lines) goes to a file in the data directory, not the
+            // test's output.
+            .env("PORTCULLIS_AUDIT_LOG", data_dir.join("audit.jsonl"))
             .envs(env.iter().copied())
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
@@ -241,4 +249,41 @@ pub fn now() -> i64 {
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap()
         .as_secs() as i64
+}
+
+/// The Python of the tests' virtual environment (scripts/test.sh makes it from
+/// tests/python/requirements.txt): `PORTCULLIS_TEST_PYTHON`, else the default place.
+pub fn python() -> PathBuf {
+    std::env::var_os("PORTCULLIS_TEST_PYTHON")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| {
+            PathBuf::from(std::env::var_os("HOME").unwrap())
+                .join(".cache/portcullis-venv/bin/python")
+        })
+}
+
+/// Parses Prometheus text with prometheus_client's own parser: `{"name{k=v,...}": value}`.
+pub fn parse_metrics(text: &str) -> serde_json::Value {
+    use std::io::Write;
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/python/parse_metrics.py");
+    let mut child = Command::new(python())
+        .arg(script)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("the tests' Python (scripts/test.sh makes it) must exist");
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(text.as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "prometheus_client refused the metrics: {}\n{text}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).unwrap()
 }
