@@ -414,14 +414,7 @@ impl SsoAuthenticator {
                  on it"
             )));
         }
-        let header_typ = crate::oidc::validate::check_header(token, &mut Trace::default())
-            .ok()
-            .and_then(|h| h.typ);
-        let kind = if header_typ.as_deref() == Some("at+jwt") {
-            TokenKind::AccessToken
-        } else {
-            TokenKind::IdToken
-        };
+        let kind = TokenKind::of_token(token);
         let req = TokenSignIn {
             kind,
             token,
@@ -493,6 +486,20 @@ impl portcullis_catalog::AuthenticationExplainer for SsoAuthenticator {
         database: Option<&str>,
     ) -> Result<QueryResult, CatalogError> {
         SsoAuthenticator::explain(self, session, token, database).await
+    }
+}
+
+impl SsoAuthenticator {
+    /// What SASL OAUTHBEARER's discovery answer names for a database: the issuer and the
+    /// scopes of the integration that would check its tokens (none: OAUTHBEARER is not
+    /// offered there).
+    pub fn bearer_challenge(&self, choice: IntegrationChoice<'_>) -> Option<(String, String)> {
+        let state = self.catalog.state();
+        let record = choose_integration(&state, choice).ok()?;
+        let props = OidcProperties::from_json(&record.properties).ok()?;
+        let mut scopes = vec!["openid".to_owned()];
+        scopes.extend(props.additional_scopes.iter().cloned());
+        Some((props.issuer, scopes.join(" ")))
     }
 }
 

@@ -24,6 +24,21 @@ pub enum TokenKind {
 }
 
 impl TokenKind {
+    /// The rules a token given without saying which (a Bearer token) is checked under: an
+    /// access token if its header says `typ: at+jwt` (RFC 9068), else an ID token. Nothing
+    /// is trusted from this guess: the checks of that kind still all run.
+    pub fn of_token(token: &str) -> Self {
+        let typ = token
+            .split('.')
+            .next()
+            .and_then(decode_part)
+            .and_then(|h| h.get("typ")?.as_str().map(str::to_ascii_lowercase));
+        match typ.as_deref() {
+            Some("at+jwt" | "application/at+jwt") => Self::AccessToken,
+            _ => Self::IdToken,
+        }
+    }
+
     pub fn from_user(user: &str) -> Option<Self> {
         match user {
             "id_token" => Some(Self::IdToken),

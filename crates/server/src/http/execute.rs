@@ -112,11 +112,7 @@ async fn authenticate(
     let known = state.tokens.session_id(&token);
     if known.is_none() && looks_like_jwt(&token) {
         // A provider token given directly: signed in for this request only.
-        let kind = if jwt_typ_is_access(&token) {
-            portcullis_auth::oidc::TokenKind::AccessToken
-        } else {
-            portcullis_auth::oidc::TokenKind::IdToken
-        };
+        let kind = portcullis_auth::oidc::TokenKind::of_token(&token);
         let session = state
             .sso
             .sign_in(&portcullis_auth::TokenSignIn {
@@ -170,19 +166,6 @@ async fn authenticate(
 /// Whether a bearer token is a JWT (three base64url parts) rather than one of ours (hex).
 fn looks_like_jwt(token: &str) -> bool {
     token.starts_with("eyJ") && token.split('.').count() == 3
-}
-
-/// Whether a JWT's header says `typ: at+jwt` (read only to pick the rules; the validator
-/// checks it again).
-fn jwt_typ_is_access(token: &str) -> bool {
-    use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-    let header = token.split('.').next().unwrap_or_default();
-    URL_SAFE_NO_PAD
-        .decode(header)
-        .ok()
-        .and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok())
-        .and_then(|h| h.get("typ")?.as_str().map(str::to_ascii_lowercase))
-        .is_some_and(|t| t == "at+jwt" || t == "application/at+jwt")
 }
 
 /// Replaces `{name}` placeholders outside quotes with positional parameters.

@@ -140,16 +140,23 @@ pub async fn run(
         .await
         {
             errors.on_error(&socket, &mut e);
-            let fatal = e.is_fatal();
-            process_error(&mut socket, e, is_extended).await?;
-            if fatal {
+            if e.is_fatal() {
+                // FATAL, then close — like PostgreSQL, no ReadyForQuery after it (pgwire's
+                // process_error would send one).
+                let info: pgwire::error::ErrorInfo = e.into();
+                socket
+                    .send(pgwire::messages::PgWireBackendMessage::ErrorResponse(
+                        info.into(),
+                    ))
+                    .await?;
                 break;
             }
+            process_error(&mut socket, e, is_extended).await?;
         }
         if is_cancel {
             break;
         }
-        let waiting = conn.interactive.lock().take();
+        let waiting = conn.take_interactive();
         if let Some(waiting) = waiting {
             match interactive::wait(&mut socket, &conn, waiting).await {
                 Ok(true) => {}
@@ -261,9 +268,7 @@ async fn fill<S>(socket: &mut Socket<S>, want: usize) -> Result<(), Option<PgWir
 /// Resolves when the signed-in session's token expires (never for password sessions).
 async fn token_expiry(conn: &PgConnection) {
     let at = conn
-        .session
-        .lock()
-        .as_ref()
+        .session()
         .and_then(|s| s.sso.as_ref().map(|sso| sso.token_expires_at));
     let Some(at) = at else {
         return std::future::pending().await;
@@ -281,7 +286,7 @@ async fn token_expiry(conn: &PgConnection) {
 impl PgConnection {
     /// Ends the session because its token expired (the registry tells this connection why).
     fn end_expired(&self) {
-        let session = self.session.lock().clone();
+        let session = self.session();
         if let Some((id, at)) = session.and_then(|s| {
             s.sso
                 .as_ref()
@@ -299,10 +304,12 @@ impl PgConnection {
     fn watch_end(
         &self,
     ) -> Option<tokio::sync::watch::Receiver<Option<portcullis_catalog::EndReason>>> {
-        let mut ended = self.ended.lock();
+        let mut phase = self.phase.lock();
+        let super::Phase::SignedIn { session, ended } = &mut *phase else {
+            return None;
+        };
         if ended.is_none() {
-            let id = self.session.lock().as_ref()?.id.clone();
-            *ended = Some(self.shared.auth.catalog().sessions.watch(&id)?);
+            *ended = Some(self.shared.auth.catalog().sessions.watch(&session.id)?);
         }
         ended.clone()
     }

@@ -338,7 +338,7 @@ pub async fn wait<S>(
             }
         },
     };
-    *conn.session.lock() = Some(session.clone());
+    conn.signed_in(session.clone());
     if let Err(e) = ready(socket, conn).await {
         conn.shared
             .auth

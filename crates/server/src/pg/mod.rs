@@ -4,6 +4,8 @@
 mod connection;
 mod errors;
 mod interactive;
+mod oauthbearer;
+mod phase;
 mod query;
 mod startup;
 
@@ -17,6 +19,8 @@ use pgwire::api::PgWireServerHandlers;
 use portcullis_auth::{DeviceFlow, PasswordAuthenticator, SsoAuthenticator};
 use portcullis_catalog::{Client, Reason, Session};
 use tokio::net::TcpListener;
+
+use phase::Phase;
 
 /// Who is connecting: the peer address and the `application_name` it sent.
 pub(crate) fn client_info(c: &impl ClientInfo) -> Client {
@@ -81,16 +85,53 @@ pub struct PendingToken {
     pub integration: Option<String>,
 }
 
-/// One client connection: its sign-in target and, once signed in, its session.
+/// One client connection: where it is in its life ([`Phase`]).
 pub struct PgConnection {
     shared: Arc<PgShared>,
-    target: Mutex<Option<portcullis_auth::LoginTarget>>,
-    token: Mutex<Option<PendingToken>>,
-    /// An interactive sign-in (device grant or code flow) started by the startup message.
-    interactive: Mutex<Option<interactive::Waiting>>,
-    session: Mutex<Option<Arc<Session>>>,
-    /// Learns why the session ended when its authority ends (set once signed in).
-    ended: Mutex<Option<tokio::sync::watch::Receiver<Option<portcullis_catalog::EndReason>>>>,
+    phase: Mutex<Phase>,
+}
+
+impl PgConnection {
+    /// The phase, leaving `Starting` in its place (the caller puts back what comes next).
+    fn take_phase(&self) -> Phase {
+        std::mem::take(&mut *self.phase.lock())
+    }
+
+    fn set_phase(&self, phase: Phase) {
+        *self.phase.lock() = phase;
+    }
+
+    /// The signed-in session, if any.
+    fn session(&self) -> Option<Arc<Session>> {
+        self.phase.lock().session().cloned()
+    }
+
+    fn signed_in(&self, session: Arc<Session>) {
+        self.set_phase(Phase::SignedIn {
+            session,
+            ended: None,
+        });
+    }
+
+    /// The interactive sign-in waiting to be run, if that is the phase.
+    fn take_interactive(&self) -> Option<interactive::Waiting> {
+        let mut phase = self.phase.lock();
+        match std::mem::take(&mut *phase) {
+            Phase::Interactive(w) => Some(w),
+            other => {
+                *phase = other;
+                None
+            }
+        }
+    }
+
+    /// Closes the phase; answers the session that was signed in, if any.
+    fn close(&self) -> Option<Arc<Session>> {
+        match std::mem::replace(&mut *self.phase.lock(), Phase::Closed) {
+            Phase::SignedIn { session, .. } => Some(session),
+            _ => None,
+        }
+    }
 }
 
 /// The handlers pgwire asks for, all backed by the one connection.
@@ -135,18 +176,14 @@ pub async fn serve(
         let _ = socket.set_nodelay(true);
         let conn = Arc::new(PgConnection {
             shared: shared.clone(),
-            target: Mutex::new(None),
-            token: Mutex::new(None),
-            interactive: Mutex::new(None),
-            session: Mutex::new(None),
-            ended: Mutex::new(None),
+            phase: Mutex::new(Phase::Starting),
         });
         let tls = tls.clone();
         tokio::spawn(async move {
             if let Err(e) = connection::run(socket, tls, conn.clone()).await {
                 tracing::debug!(%peer, error = %e, "connection ended with an error");
             }
-            if let Some(session) = conn.session.lock().take() {
+            if let Some(session) = conn.close() {
                 conn.shared
                     .auth
                     .catalog()

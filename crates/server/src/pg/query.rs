@@ -22,7 +22,7 @@ use super::PgConnection;
 impl PgConnection {
     /// The signed-in session as it is now, or FATAL 57P01 saying why it ended.
     fn live_session(&self) -> PgWireResult<Arc<Session>> {
-        let Some(session) = self.session.lock().clone() else {
+        let Some(session) = self.session() else {
             return Err(fatal_with("08P01", "not signed in".into()));
         };
         self.shared
@@ -34,7 +34,10 @@ impl PgConnection {
 
     /// Why the session ended, if the registry told this connection.
     pub(super) fn end_reason(&self) -> Option<portcullis_catalog::EndReason> {
-        self.ended.lock().as_ref().and_then(|w| w.borrow().clone())
+        match &*self.phase.lock() {
+            super::Phase::SignedIn { ended: Some(w), .. } => w.borrow().clone(),
+            _ => None,
+        }
     }
 }
 

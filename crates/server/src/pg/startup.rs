@@ -17,14 +17,17 @@ use pgwire::api::auth::{
 use pgwire::api::{ClientInfo, PgWireConnectionState};
 use pgwire::error::{PgWireError, PgWireResult};
 use pgwire::messages::startup::Authentication;
+use pgwire::messages::startup::PasswordMessageFamily;
 use pgwire::messages::{PgWireBackendMessage, PgWireFrontendMessage};
 use portcullis_auth::oidc::TokenKind;
-use portcullis_auth::TokenSignIn;
+use portcullis_auth::{IntegrationChoice, TokenSignIn};
 use portcullis_catalog::credential::ScramVerifier;
-use portcullis_catalog::{Protocol, Reason, SignInMethod};
+use portcullis_catalog::{Protocol, Reason, Session, SignInMethod};
 
 use super::errors::{fatal, fatal_with};
 use super::interactive::{announce, interactive_login};
+use super::oauthbearer;
+use super::phase::{OAuthExchange, Phase};
 use super::{PendingToken, PgConnection};
 
 /// Hands pgwire's SCRAM mechanism the one verifier of this connection.
@@ -67,154 +70,338 @@ impl StartupHandler for PgConnection {
         PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
     {
         match message {
-            PgWireFrontendMessage::Startup(ref startup) => {
-                protocol_negotiation(client, startup).await?;
-                save_startup_parameters_to_metadata(client, startup);
-                let user = client.metadata().get("user").cloned().unwrap_or_default();
-                let database = client.metadata().get("database").cloned();
-                if let Some(login) =
-                    interactive_login(&user, database.as_deref(), client.metadata())
-                {
-                    let (waiting, notices) = self
-                        .start_interactive(&login?, super::client_info(client))
-                        .await?;
-                    client.set_state(PgWireConnectionState::AuthenticationInProgress);
-                    announce(client, &notices).await?;
-                    *self.interactive.lock() = Some(waiting);
-                    return Ok(());
-                }
-                if let Some(pending) = token_login(&user, database.as_deref(), client.metadata()) {
-                    let loopback = client.socket_addr().ip().is_loopback();
-                    if !client.is_secure() && !loopback {
-                        return Err(fatal_with(
-                            "28000",
-                            "SSO tokens are accepted only over TLS (sslmode=require) or on a \
-                             loopback address"
-                                .into(),
-                        ));
-                    }
-                    *self.token.lock() = Some(pending);
-                    client.set_state(PgWireConnectionState::AuthenticationInProgress);
-                    client
-                        .send(PgWireBackendMessage::Authentication(
-                            Authentication::CleartextPassword,
-                        ))
-                        .await?;
-                    client.flush().await?;
-                    return Ok(());
-                }
-                let target = self
-                    .shared
-                    .auth
-                    .lookup(
-                        &user,
-                        database.as_deref(),
-                        &super::client_info(client),
-                        SignInMethod::Password,
-                    )
+            PgWireFrontendMessage::Startup(ref startup) => self.begin(client, startup).await,
+            PgWireFrontendMessage::PasswordMessageFamily(msg) => match self.take_phase() {
+                Phase::Token(pending) => self.token_message(client, pending, msg).await,
+                Phase::Password(target) => self.scram_message(client, target, msg).await,
+                Phase::OAuth(exchange) => self.oauth_message(client, exchange, msg).await,
+                _ => Err(fatal_with("08P01", "unexpected password message".into())),
+            },
+            _ => Ok(()),
+        }
+    }
+}
+
+impl PgConnection {
+    /// The startup message: decides how this connection signs in and asks for it.
+    async fn begin<C>(
+        &self,
+        client: &mut C,
+        startup: &pgwire::messages::startup::Startup,
+    ) -> PgWireResult<()>
+    where
+        C: ClientInfo + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
+        C::Error: Debug,
+        PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
+    {
+        protocol_negotiation(client, startup).await?;
+        save_startup_parameters_to_metadata(client, startup);
+        let user = client.metadata().get("user").cloned().unwrap_or_default();
+        let database = client.metadata().get("database").cloned();
+        if let Some(login) = interactive_login(&user, database.as_deref(), client.metadata()) {
+            let (waiting, notices) = self
+                .start_interactive(&login?, super::client_info(client))
+                .await?;
+            client.set_state(PgWireConnectionState::AuthenticationInProgress);
+            announce(client, &notices).await?;
+            self.set_phase(Phase::Interactive(waiting));
+            return Ok(());
+        }
+        let token = token_login(&user, database.as_deref(), client.metadata());
+        let oauth = if token.is_none() {
+            self.oauth_login(&user, database.as_deref(), client.metadata())
+        } else {
+            None
+        };
+        if token.is_some() || oauth.is_some() {
+            let loopback = client.socket_addr().ip().is_loopback();
+            if !client.is_secure() && !loopback {
+                return Err(fatal_with(
+                    "28000",
+                    "SSO tokens are accepted only over TLS (sslmode=require) or on a loopback \
+                     address"
+                        .into(),
+                ));
+            }
+        }
+        client.set_state(PgWireConnectionState::AuthenticationInProgress);
+        if let Some(pending) = token {
+            self.set_phase(Phase::Token(pending));
+            client
+                .send(PgWireBackendMessage::Authentication(
+                    Authentication::CleartextPassword,
+                ))
+                .await?;
+            client.flush().await?;
+            return Ok(());
+        }
+        if let Some(exchange) = oauth {
+            self.set_phase(Phase::OAuth(exchange));
+            client
+                .send(PgWireBackendMessage::Authentication(Authentication::SASL(
+                    vec![oauthbearer::MECHANISM.to_owned()],
+                )))
+                .await?;
+            client.flush().await?;
+            return Ok(());
+        }
+        let target = self
+            .shared
+            .auth
+            .lookup(
+                &user,
+                database.as_deref(),
+                &super::client_info(client),
+                SignInMethod::Password,
+            )
+            .map_err(|e| fatal(&e))?;
+        let mut scram = ScramAuth::new(Arc::new(ConnectionVerifier(target.verifier.clone())));
+        scram.set_iterations(target.verifier.iterations as usize);
+        self.set_phase(Phase::Password(target));
+        match self
+            .shared
+            .driver
+            .begin_authentication(client, scram.create())
+            .await
+        {
+            Ok(_) => Ok(()),
+            Err(e) => Err(fatal_with(
+                "08P01",
+                format!("authentication could not start: {e}"),
+            )),
+        }
+    }
+
+    /// SASL OAUTHBEARER is offered to a user name without `@` on a database with an SSO
+    /// integration (the identity then comes from the token, never from the name). A name
+    /// with `@` is a password user (SCRAM): libpq 18 picks the first mechanism it supports,
+    /// so one connection is offered one of the two, decided by the name's form alone (not by
+    /// whether such a user exists, which would tell who does).
+    fn oauth_login(
+        &self,
+        user: &str,
+        database: Option<&str>,
+        params: &std::collections::HashMap<String, String>,
+    ) -> Option<OAuthExchange> {
+        if user.is_empty() || user.contains('@') {
+            return None;
+        }
+        let database = database.filter(|d| !d.is_empty())?.to_owned();
+        let integration = params
+            .get("identityprovider")
+            .cloned()
+            .or_else(|| option(params.get("options")?, "identityprovider"));
+        let (issuer, scope) = self.shared.sso.bearer_challenge(IntegrationChoice {
+            source_database: None,
+            database: &database,
+            integration: integration.as_deref(),
+            pool_id: None,
+        })?;
+        Some(OAuthExchange {
+            user: user.to_owned(),
+            database,
+            integration,
+            challenge: oauthbearer::challenge(&issuer, &scope),
+            refused: None,
+        })
+    }
+
+    /// The password message of a token sign-in: the token itself.
+    async fn token_message<C>(
+        &self,
+        client: &mut C,
+        pending: PendingToken,
+        msg: PasswordMessageFamily,
+    ) -> PgWireResult<()>
+    where
+        C: ClientInfo + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
+        C::Error: Debug,
+        PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
+    {
+        let token = match msg.into_password() {
+            Ok(p) => p.password,
+            Err(_) => {
+                return Err(fatal_with(
+                    "08P01",
+                    "expected a password message carrying the token".into(),
+                ))
+            }
+        };
+        let req = TokenSignIn {
+            kind: pending.kind,
+            token: token.trim(),
+            source_database: pending.source_database.as_deref(),
+            database: &pending.database,
+            integration: pending.integration.as_deref(),
+            pool_id: None,
+            client: &super::client_info(client),
+            via: SignInMethod::Token,
+            protocol: Protocol::Postgres,
+            nonce: None,
+        };
+        let session = self
+            .shared
+            .sso
+            .sign_in(&req)
+            .await
+            .map_err(|e| fatal_with(e.sqlstate(), e.to_string()))?;
+        self.finish_token_sign_in(client, session).await
+    }
+
+    /// Sends AuthenticationOk and what follows for a session a token opened.
+    async fn finish_token_sign_in<C>(
+        &self,
+        client: &mut C,
+        session: Arc<Session>,
+    ) -> PgWireResult<()>
+    where
+        C: ClientInfo + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
+        C::Error: Debug,
+        PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
+    {
+        self.signed_in(session.clone());
+        if let Err(e) = finish_authentication(client, &self.shared.params).await {
+            self.shared
+                .auth
+                .catalog()
+                .sessions
+                .remove(&session.id, Reason::ClientDisconnected);
+            return Err(e);
+        }
+        Ok(())
+    }
+
+    /// One SCRAM-SHA-256 message.
+    async fn scram_message<C>(
+        &self,
+        client: &mut C,
+        target: portcullis_auth::LoginTarget,
+        msg: PasswordMessageFamily,
+    ) -> PgWireResult<()>
+    where
+        C: ClientInfo + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
+        C::Error: Debug,
+        PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
+    {
+        match self.shared.driver.advance_authentication(client, msg).await {
+            Ok(AuthOutcome::InProgress) => {
+                self.set_phase(Phase::Password(target));
+                Ok(())
+            }
+            Ok(AuthOutcome::Authenticated { final_message, .. }) => {
+                let auth = &self.shared.auth;
+                let session = auth
+                    .succeeded(&target, Protocol::Postgres, None)
+                    .await
                     .map_err(|e| fatal(&e))?;
-                let mut scram =
-                    ScramAuth::new(Arc::new(ConnectionVerifier(target.verifier.clone())));
-                scram.set_iterations(target.verifier.iterations as usize);
-                *self.target.lock() = Some(target);
-                match self
+                self.signed_in(session.clone());
+                if let Err(e) = self
                     .shared
                     .driver
-                    .begin_authentication(client, scram.create())
+                    .complete_authentication(client, final_message)
                     .await
                 {
-                    Ok(_) => Ok(()),
-                    Err(e) => Err(fatal_with(
-                        "08P01",
-                        format!("authentication could not start: {e}"),
-                    )),
-                }
-            }
-            PgWireFrontendMessage::PasswordMessageFamily(msg) if self.token.lock().is_some() => {
-                let Some(pending) = self.token.lock().take() else {
-                    return Err(fatal_with("08P01", "unexpected password message".into()));
-                };
-                let token = match msg.into_password() {
-                    Ok(p) => p.password,
-                    Err(_) => {
-                        return Err(fatal_with(
-                            "08P01",
-                            "expected a password message carrying the token".into(),
-                        ))
-                    }
-                };
-                let req = TokenSignIn {
-                    kind: pending.kind,
-                    token: token.trim(),
-                    source_database: pending.source_database.as_deref(),
-                    database: &pending.database,
-                    integration: pending.integration.as_deref(),
-                    pool_id: None,
-                    client: &super::client_info(client),
-                    via: SignInMethod::Token,
-                    protocol: Protocol::Postgres,
-                    nonce: None,
-                };
-                let session = self
-                    .shared
-                    .sso
-                    .sign_in(&req)
-                    .await
-                    .map_err(|e| fatal_with(e.sqlstate(), e.to_string()))?;
-                *self.session.lock() = Some(session.clone());
-                if let Err(e) = finish_authentication(client, &self.shared.params).await {
-                    self.shared
-                        .auth
-                        .catalog()
+                    auth.catalog()
                         .sessions
                         .remove(&session.id, Reason::ClientDisconnected);
                     return Err(e);
                 }
                 Ok(())
             }
-            PgWireFrontendMessage::PasswordMessageFamily(msg) => {
-                let Some(target) = self.target.lock().clone() else {
-                    return Err(fatal_with(
-                        "08P01",
-                        "password message before startup".into(),
-                    ));
+            Err(PgWireError::InvalidPassword(_)) => {
+                Err(fatal(&self.shared.auth.failed(&target).await))
+            }
+            Err(e) => {
+                // A malformed SCRAM message counts as a failed attempt too.
+                let counted = self.shared.auth.failed(&target).await;
+                tracing::debug!(error = %e, "SCRAM exchange failed");
+                Err(fatal(&counted))
+            }
+        }
+    }
+
+    /// One OAUTHBEARER message: the initial response (a token, or a discovery request), or
+    /// the client's `\x01` after the challenge.
+    async fn oauth_message<C>(
+        &self,
+        client: &mut C,
+        mut exchange: OAuthExchange,
+        msg: PasswordMessageFamily,
+    ) -> PgWireResult<()>
+    where
+        C: ClientInfo + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
+        C::Error: Debug,
+        PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
+    {
+        let malformed = |m: oauthbearer::Malformed| fatal_with(m.sqlstate(), m.to_string());
+        if let Some(why) = exchange.refused {
+            // After the challenge the client must send a single 0x01 (RFC 7628 §3.2.3).
+            let reply = msg.into_sasl_response().map_err(|_| {
+                malformed(oauthbearer::Malformed::Syntax(
+                    "a SASL response was expected",
+                ))
+            })?;
+            if !oauthbearer::is_kvsep(&reply.data) {
+                return Err(malformed(oauthbearer::Malformed::Syntax(
+                    "the client did not send a kvsep response",
+                )));
+            }
+            return Err(fatal_with(
+                "28000",
+                format!(
+                    "OAuth bearer authentication failed for user \"{}\"{why}",
+                    exchange.user
+                ),
+            ));
+        }
+        let initial = msg.into_sasl_initial_response().map_err(|_| {
+            malformed(oauthbearer::Malformed::Syntax(
+                "a SASL initial response was expected",
+            ))
+        })?;
+        if initial.auth_method != oauthbearer::MECHANISM {
+            return Err(fatal_with(
+                "28000",
+                format!(
+                    "SASL mechanism {:?} was not offered; this connection signs in with {}",
+                    initial.auth_method,
+                    oauthbearer::MECHANISM
+                ),
+            ));
+        }
+        let data = initial.data.unwrap_or_default();
+        let refused = match oauthbearer::parse_initial(&data).map_err(malformed)? {
+            oauthbearer::Initial::Discovery => String::new(),
+            oauthbearer::Initial::Token(token) => {
+                let req = TokenSignIn {
+                    kind: TokenKind::of_token(token),
+                    token,
+                    source_database: None,
+                    database: &exchange.database,
+                    integration: exchange.integration.as_deref(),
+                    pool_id: None,
+                    client: &super::client_info(client),
+                    via: SignInMethod::OAuthBearer,
+                    protocol: Protocol::Postgres,
+                    nonce: None,
                 };
-                match self.shared.driver.advance_authentication(client, msg).await {
-                    Ok(AuthOutcome::InProgress) => Ok(()),
-                    Ok(AuthOutcome::Authenticated { final_message, .. }) => {
-                        let auth = &self.shared.auth;
-                        let session = auth
-                            .succeeded(&target, Protocol::Postgres, None)
-                            .await
-                            .map_err(|e| fatal(&e))?;
-                        *self.session.lock() = Some(session.clone());
-                        if let Err(e) = self
-                            .shared
-                            .driver
-                            .complete_authentication(client, final_message)
-                            .await
-                        {
-                            auth.catalog()
-                                .sessions
-                                .remove(&session.id, Reason::ClientDisconnected);
-                            return Err(e);
-                        }
-                        Ok(())
-                    }
-                    Err(PgWireError::InvalidPassword(_)) => {
-                        let e = self.shared.auth.failed(&target).await;
-                        Err(fatal(&e))
-                    }
-                    Err(e) => {
-                        // A malformed SCRAM message counts as a failed attempt too.
-                        let counted = self.shared.auth.failed(&target).await;
-                        tracing::debug!(error = %e, "SCRAM exchange failed");
-                        Err(fatal(&counted))
-                    }
+                match self.shared.sso.sign_in(&req).await {
+                    Ok(session) => return self.finish_token_sign_in(client, session).await,
+                    // The refusal's sentence never holds the token.
+                    Err(e) => format!(": {e}"),
                 }
             }
-            _ => Ok(()),
-        }
+        };
+        // Discovery, or a refused token: the challenge, then the client's 0x01, then FATAL.
+        client
+            .send(PgWireBackendMessage::Authentication(
+                Authentication::SASLContinue(exchange.challenge.clone().into_bytes().into()),
+            ))
+            .await?;
+        client.flush().await?;
+        exchange.refused = Some(refused);
+        self.set_phase(Phase::OAuth(exchange));
+        Ok(())
     }
 }
 

@@ -47,6 +47,14 @@ impl Server {
     }
 
     fn start_with(data_dir: PathBuf, env: &[(&str, &str)]) -> Self {
+        // The audit log is written in the data directory: it must exist (private) first.
+        {
+            use std::os::unix::fs::DirBuilderExt;
+            let _ = std::fs::DirBuilder::new()
+                .recursive(true)
+                .mode(0o700)
+                .create(&data_dir);
+        }
         let mut child = Command::new(env!("CARGO_BIN_EXE_portcullis"))
             .args(["serve", "--data-dir"])
             .arg(&data_dir)

@@ -1,0 +1,59 @@
+//! Where one connection is in its life — one state, behind one lock: starting, in the middle of
+//! a sign-in (SCRAM, a token in a password message, SASL OAUTHBEARER, an interactive flow),
+//! signed in, or closed.
+
+use std::sync::Arc;
+
+use portcullis_auth::LoginTarget;
+use portcullis_catalog::{EndReason, Session};
+use tokio::sync::watch;
+
+use super::interactive::Waiting;
+use super::PendingToken;
+
+/// A SASL OAUTHBEARER exchange.
+#[derive(Debug, Clone)]
+pub struct OAuthExchange {
+    /// The startup user name (named in the failure message, as PostgreSQL does; never the
+    /// identity: that comes from the token).
+    pub user: String,
+    pub database: String,
+    pub integration: Option<String>,
+    /// The challenge sent for discovery or a refused token.
+    pub challenge: String,
+    /// Set once the challenge was sent: the client must answer `\x01`, then the sign-in fails
+    /// with this sentence.
+    pub refused: Option<String>,
+}
+
+/// The one state of a connection.
+#[derive(Default)]
+pub enum Phase {
+    /// No sign-in has begun.
+    #[default]
+    Starting,
+    /// SCRAM-SHA-256 against this target's verifier (or its decoy).
+    Password(LoginTarget),
+    /// Waiting for the password message that carries a token.
+    Token(PendingToken),
+    /// SASL OAUTHBEARER.
+    OAuth(OAuthExchange),
+    /// An interactive sign-in waiting for the person (the connection loop takes it).
+    Interactive(Waiting),
+    /// Signed in. `ended` learns why the session ended (subscribed on first use).
+    SignedIn {
+        session: Arc<Session>,
+        ended: Option<watch::Receiver<Option<EndReason>>>,
+    },
+    /// The connection closed its session.
+    Closed,
+}
+
+impl Phase {
+    pub fn session(&self) -> Option<&Arc<Session>> {
+        match self {
+            Self::SignedIn { session, .. } => Some(session),
+            _ => None,
+        }
+    }
+}
