@@ -46,8 +46,21 @@ fn start_provider(server: &Server, extra: &[&str]) -> (NodeServer, tempfile::Tem
     (idp, keys)
 }
 
+/// The flow counters, from `/metrics` (parsed by prometheus_client; absent = 0).
 fn health(web: &Web, server: &Server) -> serde_json::Value {
-    serde_json::from_str(&web.get(&server.http("/healthz")).body).unwrap()
+    let samples = harness::parse_metrics(&web.get(&server.http("/metrics")).body);
+    let count = |name: &str| {
+        samples
+            .get(format!("{name}{{}}"))
+            .and_then(serde_json::Value::as_f64)
+            .unwrap_or(0.0) as u64
+    };
+    serde_json::json!({
+        "sso_flows_completed": count("portcullis_sso_callback_seconds_count"),
+        "sso_sessions_renewed": count("portcullis_sso_sessions_renewed_total"),
+        "sso_flows_pending": count("portcullis_sso_flows_pending"),
+        "sso_refresh_tokens_revoked": count("portcullis_sso_refresh_tokens_revoked_total"),
+    })
 }
 
 fn sso_sessions(server: &Server) -> String {
