@@ -457,7 +457,7 @@ impl Catalog {
 
     /// `ALTER SYSTEM END SESSION 'id'`: an administrator of the session's database (or of the
     /// system) ends it; its connection is told at once.
-    fn end_session(&self, actor: &Session, id: &str) -> Result<(), CatalogError> {
+    pub fn end_session(&self, actor: &Session, id: &str) -> Result<(), CatalogError> {
         let state = self.state();
         let Some(target) = self.sessions.get(id) else {
             return Err(CatalogError::undefined("session", id));

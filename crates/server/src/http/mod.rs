@@ -292,6 +292,7 @@ pub fn app(state: Arc<HttpState>) -> Router {
         .route("/ui/session", get(pages::session::session_page))
         .route("/ui/signout", post(pages::session::sign_out))
         .route("/ui/admin", get(pages::admin::admin_page))
+        .route("/ui/sessions/end", post(pages::admin::end_session))
         .route("/ui/console", get(pages::admin::console_page))
         .route("/ui/style.css", get(pages::assets::style))
         .route("/ui/console.js", get(pages::assets::console_js))

@@ -142,7 +142,16 @@ impl Web {
     }
 
     pub fn post_form(&self, url: &str, fields: &[(&str, &str)]) -> Resp {
+        self.post_form_with(url, fields, &[])
+    }
+
+    /// POSTs a form with extra headers (`"Sec-Fetch-Site: same-origin"`, …).
+    pub fn post_form_with(&self, url: &str, fields: &[(&str, &str)], headers: &[&str]) -> Resp {
         let mut args: Vec<String> = vec!["-X".into(), "POST".into()];
+        for h in headers {
+            args.push("-H".into());
+            args.push((*h).to_owned());
+        }
         for (k, v) in fields {
             args.push("--data-urlencode".into());
             args.push(format!("{k}={v}"));

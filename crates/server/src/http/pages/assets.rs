@@ -9,6 +9,16 @@ header { background: #1d2330; padding: .8rem 1.5rem; }
 header .brand { color: #fff; font-weight: 600; text-decoration: none; letter-spacing: .03em; }
 main { max-width: 52rem; margin: 2rem auto; background: #fff; padding: 1.5rem 2rem;
        border-radius: 8px; box-shadow: 0 1px 3px rgba(0,0,0,.12); }
+main.wide { max-width: 72rem; }
+.muted { color: #5b6474; font-size: .85rem; }
+.card { border: 1px solid #e3e6eb; border-radius: 6px; padding: .6rem 1rem; margin: .8rem 0; }
+.card h3 { font-size: 1rem; margin: .2rem 0 .6rem; }
+.tag { font-size: .75rem; font-weight: 500; padding: .1rem .45rem; border-radius: 9px;
+       background: #e8ebf1; color: #3a4352; margin-left: .3rem; }
+.tag.on { background: #e3f4ec; color: #1d7a55; } .tag.off { background: #fdecec; color: #c62828; }
+td code { font-size: .8rem; }
+td { overflow-wrap: anywhere; } td.nowrap { white-space: nowrap; overflow-wrap: normal; }
+button.danger { background: #c62828; margin-top: 0; padding: .3rem .7rem; font-size: .85rem; }
 h1 { font-size: 1.4rem; margin-top: 0; }
 h2 { font-size: 1.1rem; margin-top: 1.8rem; }
 dl { display: grid; grid-template-columns: 11rem 1fr; gap: .4rem 1rem; }

@@ -9,7 +9,6 @@ pub mod signin;
 
 use axum::http::StatusCode;
 use axum::response::{Html, IntoResponse, Response};
-use portcullis_catalog::{QueryResult, Value};
 
 /// Escapes text for HTML element content and quoted attribute values.
 pub fn esc(text: &str) -> String {
@@ -64,24 +63,3 @@ pub fn url_encode(text: &str) -> String {
     url::form_urlencoded::byte_serialize(text.as_bytes()).collect()
 }
 
-/// A query result as an HTML table.
-pub fn table(id: &str, result: &QueryResult) -> String {
-    let mut out = format!("<table id=\"{}\"><thead><tr>", esc(id));
-    for c in &result.columns {
-        out.push_str(&format!("<th>{}</th>", esc(&c.name)));
-    }
-    out.push_str("</tr></thead><tbody>");
-    for row in &result.rows {
-        out.push_str("<tr>");
-        for v in row {
-            let text = match v {
-                Value::Null => String::new(),
-                v => v.to_text().unwrap_or_default(),
-            };
-            out.push_str(&format!("<td>{}</td>", esc(&text)));
-        }
-        out.push_str("</tr>");
-    }
-    out.push_str("</tbody></table>");
-    out
-}
