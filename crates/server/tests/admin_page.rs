@@ -30,9 +30,8 @@ fn administrators_see_integrations_sessions_refusals_and_end_sessions() {
         "example_database",
         "Alice-pass-1",
     );
-    let alice_id = server.admin(&[
-        "SELECT id FROM sys.sessions WHERE user = 'alice@example_database'",
-    ]);
+    let alice_id =
+        server.admin(&["SELECT id FROM sys.sessions WHERE user = 'alice@example_database'"]);
     // A refused sign-in whose name tries to inject markup into the page.
     let (ok, _, _) = server.psql(
         "<script>alert(1)</script>@example_database",
@@ -96,10 +95,7 @@ fn administrators_see_integrations_sessions_refusals_and_end_sessions() {
         "the refusal is listed, as text: {refused}"
     );
     // End session: gone from the list, listed with its cause, and the connection is told.
-    assert!(
-        page["notice"].as_str().unwrap().contains("ended"),
-        "{page}"
-    );
+    assert!(page["notice"].as_str().unwrap().contains("ended"), "{page}");
     assert!(!page["sessionsAfter"].to_string().contains(&alice_id));
     assert!(page["endedAfter"]
         .to_string()
@@ -118,7 +114,10 @@ fn administrators_see_integrations_sessions_refusals_and_end_sessions() {
     );
     assert_eq!(login.status, 200, "{}", login.body);
     let html = web.get(&server.http("/ui/admin")).body;
-    assert!(!html.contains("<script>alert"), "unescaped markup on the page");
+    assert!(
+        !html.contains("<script>alert"),
+        "unescaped markup on the page"
+    );
     assert!(
         html.contains("script&#62;alert(1)&#60;/script") || html.contains("script&gt;alert(1)"),
         "the refusal is not on the page, escaped"
@@ -130,9 +129,8 @@ fn administrators_see_integrations_sessions_refusals_and_end_sessions() {
         "example_database",
         "Alice-pass-1",
     );
-    let bob_id = server.admin(&[
-        "SELECT id FROM sys.sessions WHERE user = 'alice@example_database'",
-    ]);
+    let bob_id =
+        server.admin(&["SELECT id FROM sys.sessions WHERE user = 'alice@example_database'"]);
     let r = web.post_form_with(
         &server.http("/ui/sessions/end"),
         &[("id", &bob_id), ("csrf", "forged")],

@@ -260,3 +260,37 @@ fn metrics_count_what_happened() {
     assert_eq!(h.status, 200);
     assert!(!h.body.contains("provider_requests"), "{}", h.body);
 }
+
+#[test]
+fn disabling_an_integration_ends_its_sessions_at_once_with_that_cause() {
+    let rogue = NodeServer::rogue(&[]);
+    let server = Server::start();
+    harness::example(&server);
+    harness::idp::rogue_example_integration(&server, &rogue, "analysts", "");
+    let n = now();
+    let token = rogue_sign(
+        &rogue,
+        "rogue-rs",
+        json!({"alg": "RS256", "kid": "rogue-rs", "typ": "JWT"}),
+        json!({"iss": rogue.url, "aud": "app", "sub": "u9", "email": "u9@example.com",
+               "exp": n + 300, "iat": n}),
+    );
+    let mut psql = LivePsql::connect(&server, "id_token", "example_database", &token);
+    let (ok, _, err) = server.psql(
+        "admin@system",
+        "example_database",
+        harness::ADMIN_PASSWORD,
+        &["ALTER DATABASE example_database ALTER SSO INTEGRATION oidc disabled = true"],
+    );
+    assert!(ok, "{err}");
+    let out = psql.run("SELECT 'still here'");
+    assert!(
+        out.contains("FATAL") && out.contains("integration of the sign-in was disabled"),
+        "{out}"
+    );
+    let reason = server.admin(&[
+        "SELECT reason FROM sys.authentication_events WHERE event = 'session_end' \
+         AND identity = 'u9@example.com'",
+    ]);
+    assert_eq!(reason, "integration_disabled");
+}

@@ -633,3 +633,42 @@ fn chromium_signs_in_through_the_providers_pages() {
     assert_eq!(sso_sessions(&server), "0");
     let _ = free_port;
 }
+
+/// Issue 13: a user newly matched by `blocked_groups` keeps the session only until its next
+/// renewal, which ends it (the page says why) and records the cause.
+#[test]
+fn a_user_blocked_meanwhile_loses_the_session_at_renewal() {
+    // The margin makes every request renew.
+    let server = Server::start_env(&[("PORTCULLIS_SSO_RENEW_MARGIN_SECONDS", "80000")]);
+    let (_idp, _keys) = {
+        let (idp, keys) = start_provider(&server, &[]);
+        configure(&server, &idp.url);
+        (idp, keys)
+    };
+    let web = Web::new();
+    let url = start_flow(
+        &web,
+        &server,
+        json!({"database": "example_database", "do_redirect": false}),
+    );
+    let cb = web.follow_until(&url, &server.http("/v1/callback"));
+    assert_eq!(web.get(&cb).status, 303);
+    let page = web.get(&server.http("/ui/session"));
+    assert_eq!(page.status, 200, "{}", page.body);
+    assert!(page.body.contains("analysts"), "{}", page.body);
+    server.admin(&[
+        "ALTER SSO INTEGRATION corp_sso@example_database SET blocked_groups = [analysts]",
+    ]);
+    let page = web.get(&server.http("/ui/session"));
+    assert_eq!(page.status, 401, "{}", page.body);
+    assert!(page.body.contains("could not be renewed"), "{}", page.body);
+    assert_eq!(sso_sessions(&server), "0");
+    let events = server.admin(&[
+        "SELECT event || '|' || result || '|' || reason FROM sys.authentication_events \
+         WHERE method = 'code_flow' AND result <> 'success' ORDER BY id",
+    ]);
+    assert_eq!(
+        events, "sign_in|failure|policy\nsession_end|ended|renewal_failed",
+        "{events}"
+    );
+}

@@ -62,4 +62,3 @@ pub fn message(status: StatusCode, title: &str, text: &str, database: &str) -> R
 pub fn url_encode(text: &str) -> String {
     url::form_urlencoded::byte_serialize(text.as_bytes()).collect()
 }
-
