@@ -343,8 +343,6 @@ impl ProviderCache {
         &self.fetcher
     }
 
-    /// Requests sent to providers so far.
-
     /// The cached metadata of an issuer, fetching it when there is none.
     pub async fn metadata(&self, issuer: &str) -> Result<Arc<ProviderKeys>, KeyError> {
         if let Some(p) = self.cached(issuer) {
