@@ -41,15 +41,25 @@ echo "$PASS" > "$WORK/pgrun/pw"; chown postgres "$WORK/pgrun/pw"
 su postgres -c "$PGBIN/initdb -D $WORK/pg -U bench --auth=scram-sha-256 --pwfile=$WORK/pgrun/pw" >/dev/null
 su postgres -c "$PGBIN/pg_ctl -D $WORK/pg -o '-p 45432 -k $WORK/pgrun -c listen_addresses=127.0.0.1 -c max_connections=50' -l $WORK/pgrun/pg.log -w start" >/dev/null
 
-run() { # name host-args...
-  local name=$1; shift
+# Server CPU: a process's user+system clock ticks, its reaped children's included (PostgreSQL's
+# backends are children of the postmaster, so its count holds theirs once they exit).
+HZ=$(getconf CLK_TCK)
+ticks() { awk '{ print $14 + $15 + $16 + $17 }' "/proc/$1/stat"; }
+PG_PID=$(head -1 "$WORK/pg/postmaster.pid")
+run() { # name server-pid host-args... → "name tps avg-connect-ms server-cpu-ms-per-sign-in"
+  local name=$1 pid=$2; shift 2
+  local t0; t0=$(ticks "$pid")
   PGPASSWORD=${BENCH_PASSWORD:-$PASS} pgbench -n -C -c 8 -j 2 -T "$SECS" -f "$WORK/select1.sql" -l --log-prefix="$WORK/log-$name" "$@" >"$WORK/$name.out" 2>&1
+  sleep 0.5  # the last backends exit and are reaped
+  local t1; t1=$(ticks "$pid")
   local tps; tps=$(grep -Eo 'tps = [0-9.]+' "$WORK/$name.out" | head -1 | cut -d' ' -f3)
   local conn; conn=$(grep -Eo 'average connection time = [0-9.]+' "$WORK/$name.out" | grep -Eo '[0-9.]+$' || echo "?")
-  echo "$name $tps $conn"
+  local done_; done_=$(grep -Eo 'number of transactions actually processed: [0-9]+' "$WORK/$name.out" | grep -Eo '[0-9]+$')
+  local cpu; cpu=$(awk -v d="$((t1 - t0))" -v hz="$HZ" -v n="$done_" 'BEGIN { printf "%.3f", d * 1000 / hz / n }')
+  echo "$name $tps $conn $cpu"
 }
-PC=$(run portcullis -h 127.0.0.1 -p 45050 -U admin@system system)
-PG=$(run postgres -h 127.0.0.1 -p 45432 -U bench postgres)
+PC=$(run portcullis "$PC_PID" -h 127.0.0.1 -p 45050 -U admin@system system)
+PG=$(run postgres "$PG_PID" -h 127.0.0.1 -p 45432 -U bench postgres)
 
 # Token sign-ins: the test provider, an integration on `system`, a client-credentials token.
 npm ci --prefix tests/idp --no-audit --no-fund --silent
@@ -66,7 +76,7 @@ PGPASSWORD=$TOKEN psql -X -q -h 127.0.0.1 -p 45050 -U access_token system -c "SE
 metric() { curl -s http://127.0.0.1:49090/metrics | awk -v m="$1" '$1 == m || index($1, m "{") == 1 { s += $2 } END { printf "%.6f\n", s + 0 }'; }
 fetches() { metric portcullis_provider_requests_total | cut -d. -f1; }
 before=$(fetches)
-TK=$(BENCH_PASSWORD=$TOKEN run token -h 127.0.0.1 -p 45050 -U access_token system)
+TK=$(BENCH_PASSWORD=$TOKEN run token "$PC_PID" -h 127.0.0.1 -p 45050 -U access_token system)
 after=$(fetches)
 
 # Browser sign-in: starting flows (no provider involved), then full sign-ins.
@@ -86,13 +96,13 @@ read -r c0 cb0 pv0 <<<"$(snap)"
 FULL=$(node tests/idp/signin-bench.mjs --server http://127.0.0.1:49090 --database system --count 200)
 read -r c1 cb1 pv1 <<<"$(snap)"
 
-read -r _ pc_tps pc_conn <<<"$PC"
-read -r _ pg_tps pg_conn <<<"$PG"
-read -r _ tk_tps tk_conn <<<"$TK"
-printf "%-22s %12s %18s\n" target "sign-ins/s" "avg connect ms"
-printf "%-22s %12.1f %18s\n" "portcullis password" "$pc_tps" "$pc_conn"
-printf "%-22s %12.1f %18s\n" "portcullis token" "$tk_tps" "$tk_conn"
-printf "%-22s %12.1f %18s\n" "postgresql scram" "$pg_tps" "$pg_conn"
+read -r _ pc_tps pc_conn pc_cpu <<<"$PC"
+read -r _ pg_tps pg_conn pg_cpu <<<"$PG"
+read -r _ tk_tps tk_conn tk_cpu <<<"$TK"
+printf "%-22s %12s %18s %22s\n" target "sign-ins/s" "avg connect ms" "server CPU ms/sign-in"
+printf "%-22s %12.1f %18s %22s\n" "portcullis password" "$pc_tps" "$pc_conn" "$pc_cpu"
+printf "%-22s %12.1f %18s %22s\n" "portcullis token" "$tk_tps" "$tk_conn" "$tk_cpu"
+printf "%-22s %12.1f %18s %22s\n" "postgresql scram" "$pg_tps" "$pg_conn" "$pg_cpu"
 awk -v a="$pc_tps" -v b="$pg_tps" 'BEGIN { printf "ratio password / postgresql: %.2fx  (target >= 1.5x)\n", a / b }'
 awk -v a="$tk_tps" -v b="$pg_tps" 'BEGIN { printf "ratio token / postgresql:    %.2fx  (target >= 30x)\n", a / b }'
 echo "provider requests during the token run: $((after - before))  (target 0)"
