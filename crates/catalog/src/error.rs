@@ -64,6 +64,21 @@ impl CatalogError {
         )
     }
 
+    /// The HTTP status this error is answered with (decided here, next to the SQLSTATE).
+    pub fn http_status(&self) -> u16 {
+        match self.sqlstate {
+            sqlstate::INSUFFICIENT_PRIVILEGE => 403,
+            // The session's authority ended (DROP USER, DISABLE, REVOKE …): sign in again.
+            "57P01" => 401,
+            sqlstate::UNDEFINED_OBJECT
+            | sqlstate::INVALID_CATALOG_NAME
+            | sqlstate::UNDEFINED_TABLE => 404,
+            sqlstate::DUPLICATE_OBJECT => 409,
+            sqlstate::INTERNAL_ERROR => 500,
+            _ => 400,
+        }
+    }
+
     pub fn denied(what: impl Into<String>) -> Self {
         Self::new(
             sqlstate::INSUFFICIENT_PRIVILEGE,

@@ -104,15 +104,7 @@ impl ApiError {
 
 impl From<CatalogError> for ApiError {
     fn from(e: CatalogError) -> Self {
-        let http = match e.sqlstate {
-            "42501" => StatusCode::FORBIDDEN,
-            // The session's authority ended (DROP USER, DISABLE, REVOKE …): sign in again.
-            "57P01" => StatusCode::UNAUTHORIZED,
-            "42704" | "3D000" | "42P01" => StatusCode::NOT_FOUND,
-            "42710" => StatusCode::CONFLICT,
-            "XX000" => StatusCode::INTERNAL_SERVER_ERROR,
-            _ => StatusCode::BAD_REQUEST,
-        };
+        let http = StatusCode::from_u16(e.http_status()).unwrap_or(StatusCode::BAD_REQUEST);
         let reason = match e.position {
             Some(p) => format!("{} (at character {p})", e.message),
             None => e.message,
