@@ -262,7 +262,8 @@ impl SsoAuthenticator {
                 state.database_name(integration.database_id)
             ),
         );
-        let props = OidcProperties::from_json(&integration.properties)
+        let props = state
+            .oidc_properties(integration)
             .map_err(|e| SsoError::Internal(e.message))?;
         if props.disabled {
             trace.fail(Reason::IntegrationDisabled, "the integration is disabled");

@@ -99,7 +99,7 @@ pub const SESSION_END: &str = "session_end";
 pub struct EventLog {
     next_id: AtomicI64,
     recent: RwLock<VecDeque<Arc<AuthEventRecord>>>,
-    pending: Mutex<Vec<AuthEventRecord>>,
+    pending: Mutex<Vec<Arc<AuthEventRecord>>>,
     wake: tokio::sync::Notify,
     capacity: usize,
 }
@@ -162,6 +162,7 @@ impl EventLog {
 
     /// A sign-in that opened `session`.
     pub fn signed_in(&self, session: &Session) {
+        crate::metrics::signed_in(session.via);
         self.record(AuthEventRecord {
             id: 0,
             at_micros: now_micros(),
@@ -183,6 +184,7 @@ impl EventLog {
 
     /// A refused sign-in; `database_id` is 0 when the database named does not exist.
     pub fn refused(&self, attempt: &Attempt, database_id: i64, reason: Reason, detail: &str) {
+        crate::metrics::refused(attempt.method, reason);
         self.record(AuthEventRecord {
             id: 0,
             at_micros: now_micros(),
@@ -204,6 +206,7 @@ impl EventLog {
 
     /// A session that ended.
     pub fn ended(&self, session: &Session, reason: Reason, detail: &str) {
+        crate::metrics::ended(session.via, reason);
         self.record(AuthEventRecord {
             id: 0,
             at_micros: now_micros(),
@@ -224,17 +227,18 @@ impl EventLog {
     }
 
     fn record(&self, mut event: AuthEventRecord) {
-        {
+        let event = {
             // Ids are given out under the lock, so the kept events stay in id order.
             let mut recent = self.recent.write();
             event.id = self.next_id.fetch_add(1, Ordering::AcqRel);
             if recent.len() >= self.capacity {
                 recent.pop_front();
             }
-            recent.push_back(Arc::new(event.clone()));
-        }
+            let event = Arc::new(event);
+            recent.push_back(event.clone());
+            event
+        };
         audit_line(&event);
-        crate::metrics::event(&event);
         let mut pending = self.pending.lock();
         pending.push(event);
         if pending.len() >= BATCH {

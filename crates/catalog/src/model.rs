@@ -29,11 +29,43 @@ pub mod user_state {
 #[derive(Debug, Clone, Default)]
 pub struct CatalogState {
     pub snap: Snapshot,
+    /// Parsed integration properties by id, with the text they were parsed from (a stale
+    /// entry is told by its text; shared by copies of the state).
+    parsed: std::sync::Arc<
+        parking_lot::Mutex<
+            std::collections::HashMap<i64, (String, std::sync::Arc<crate::sso::OidcProperties>)>,
+        >,
+    >,
 }
 
 impl CatalogState {
     pub fn new(snap: Snapshot) -> Self {
-        Self { snap }
+        Self {
+            snap,
+            parsed: Default::default(),
+        }
+    }
+
+    /// An integration's properties, parsed once per version of their text (a token sign-in
+    /// needs them every time).
+    pub fn oidc_properties(
+        &self,
+        integration: &SsoIntegrationRecord,
+    ) -> Result<std::sync::Arc<crate::sso::OidcProperties>, crate::CatalogError> {
+        let mut parsed = self.parsed.lock();
+        if let Some((text, props)) = parsed.get(&integration.id) {
+            if *text == integration.properties {
+                return Ok(props.clone());
+            }
+        }
+        let props = std::sync::Arc::new(crate::sso::OidcProperties::from_json(
+            &integration.properties,
+        )?);
+        parsed.insert(
+            integration.id,
+            (integration.properties.clone(), props.clone()),
+        );
+        Ok(props)
     }
 
     pub fn database(&self, name: &str) -> Option<&DatabaseRecord> {

@@ -90,11 +90,11 @@ fn main() -> ExitCode {
                 dev_tls,
             };
             config::resolve(config.as_deref(), overrides).and_then(|settings| {
-                logging::init(false, settings.audit_log.as_deref())?;
+                let audit = logging::init(false, settings.audit_log.as_deref())?;
                 tokio::runtime::Builder::new_multi_thread()
                     .enable_all()
                     .build()?
-                    .block_on(server::run(settings))
+                    .block_on(server::run(settings, audit))
             })
         }
         Command::RecoverAdmin { config, data_dir } => {
@@ -103,11 +103,15 @@ fn main() -> ExitCode {
                 ..Default::default()
             };
             config::resolve(config.as_deref(), overrides).and_then(|settings| {
-                logging::init(false, None)?;
-                tokio::runtime::Builder::new_current_thread()
+                let audit = logging::init(false, None)?;
+                let done = tokio::runtime::Builder::new_current_thread()
                     .enable_all()
                     .build()?
-                    .block_on(server::recover_admin(settings))
+                    .block_on(server::recover_admin(settings));
+                if let Some(a) = audit {
+                    a.flush();
+                }
+                done
             })
         }
         Command::CheckConfig { config } => {

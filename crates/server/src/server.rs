@@ -59,7 +59,21 @@ fn admin_password() -> (String, bool) {
     }
 }
 
-pub async fn run(settings: Settings) -> anyhow::Result<()> {
+pub async fn run(
+    settings: Settings,
+    audit: Option<crate::logging::AuditSink>,
+) -> anyhow::Result<()> {
+    // The audit log's buffer is written out every quarter second (and at the end).
+    let audit_flusher = audit.clone().map(|sink| {
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(portcullis_catalog::events::FLUSH_INTERVAL);
+            loop {
+                tick.tick().await;
+                let sink = sink.clone();
+                let _ = tokio::task::spawn_blocking(move || sink.flush()).await;
+            }
+        })
+    });
     let metrics = match http::metrics::install() {
         Ok(handle) => Some(handle),
         Err(e) => {
@@ -201,6 +215,12 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
     event_writer.abort();
     let written = catalog.flush_events().await;
     tracing::info!(events = written, "authentication events written; stopped");
+    if let Some(f) = audit_flusher {
+        f.abort();
+    }
+    if let Some(a) = audit {
+        a.flush();
+    }
     Ok(())
 }
 

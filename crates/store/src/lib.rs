@@ -32,7 +32,10 @@ pub trait Store: Send + Sync + 'static {
     /// A short name of the backend, for logs (`sqlite`, `postgres`).
     fn kind(&self) -> &'static str;
     /// Appends authentication events (one transaction per batch).
-    async fn append_events(&self, events: &[AuthEventRecord]) -> Result<(), StoreError>;
+    async fn append_events(
+        &self,
+        events: &[std::sync::Arc<AuthEventRecord>],
+    ) -> Result<(), StoreError>;
     /// The newest `limit` events at or after `since_micros`, oldest first.
     async fn load_events(
         &self,

@@ -230,7 +230,7 @@ impl Store for SqliteStore {
         "sqlite"
     }
 
-    async fn append_events(&self, events: &[AuthEventRecord]) -> Result<(), StoreError> {
+    async fn append_events(&self, events: &[Arc<AuthEventRecord>]) -> Result<(), StoreError> {
         let events = events.to_vec();
         self.with_conn(move |conn| {
             let tx = conn.transaction()?;
