@@ -31,12 +31,12 @@ pub struct CatalogState {
     pub snap: Snapshot,
     /// Parsed integration properties by id, with the text they were parsed from (a stale
     /// entry is told by its text; shared by copies of the state).
-    parsed: std::sync::Arc<
-        parking_lot::Mutex<
-            std::collections::HashMap<i64, (String, std::sync::Arc<crate::sso::OidcProperties>)>,
-        >,
-    >,
+    parsed: std::sync::Arc<parking_lot::Mutex<ParsedProperties>>,
 }
+
+/// Integration id → (the properties' text, parsed).
+type ParsedProperties =
+    std::collections::HashMap<i64, (String, std::sync::Arc<crate::sso::OidcProperties>)>;
 
 impl CatalogState {
     pub fn new(snap: Snapshot) -> Self {
