@@ -163,23 +163,7 @@ impl EventLog {
     /// A sign-in that opened `session`.
     pub fn signed_in(&self, session: &Session) {
         crate::metrics::signed_in(session.via);
-        self.record(AuthEventRecord {
-            id: 0,
-            at_micros: now_micros(),
-            kind: SIGN_IN.into(),
-            method: session.via.name().into(),
-            identity: session.user.clone(),
-            database_id: session.database_id,
-            database: session.database.clone(),
-            integration: session.sso.as_ref().map(|s| s.integration.clone()),
-            peer: session.peer.clone(),
-            application: session.application.clone(),
-            result: "success".into(),
-            reason: None,
-            detail: String::new(),
-            session_id: Some(session.id.clone()),
-            token_id: session.token_id.clone(),
-        });
+        self.record(session_event(session, SIGN_IN, "success", None, ""));
     }
 
     /// A refused sign-in; `database_id` is 0 when the database named does not exist.
@@ -207,23 +191,13 @@ impl EventLog {
     /// A session that ended.
     pub fn ended(&self, session: &Session, reason: Reason, detail: &str) {
         crate::metrics::ended(session.via, reason);
-        self.record(AuthEventRecord {
-            id: 0,
-            at_micros: now_micros(),
-            kind: SESSION_END.into(),
-            method: session.via.name().into(),
-            identity: session.user.clone(),
-            database_id: session.database_id,
-            database: session.database.clone(),
-            integration: session.sso.as_ref().map(|s| s.integration.clone()),
-            peer: session.peer.clone(),
-            application: session.application.clone(),
-            result: "ended".into(),
-            reason: Some(reason.code().into()),
-            detail: detail.into(),
-            session_id: Some(session.id.clone()),
-            token_id: session.token_id.clone(),
-        });
+        self.record(session_event(
+            session,
+            SESSION_END,
+            "ended",
+            Some(reason),
+            detail,
+        ));
     }
 
     fn record(&self, mut event: AuthEventRecord) {
@@ -297,6 +271,33 @@ impl EventLog {
                 }
             }
         }
+    }
+}
+
+/// An event about a live session (its sign-in or its end).
+fn session_event(
+    session: &Session,
+    kind: &str,
+    result: &str,
+    reason: Option<Reason>,
+    detail: &str,
+) -> AuthEventRecord {
+    AuthEventRecord {
+        id: 0,
+        at_micros: now_micros(),
+        kind: kind.into(),
+        method: session.via.name().into(),
+        identity: session.user.clone(),
+        database_id: session.database_id,
+        database: session.database.clone(),
+        integration: session.sso.as_ref().map(|s| s.integration.clone()),
+        peer: session.peer.clone(),
+        application: session.application.clone(),
+        result: result.into(),
+        reason: reason.map(|r| r.code().into()),
+        detail: detail.into(),
+        session_id: Some(session.id.clone()),
+        token_id: session.token_id.clone(),
     }
 }
 

@@ -7,9 +7,9 @@
 
 mod harness;
 
-use harness::idp::{rogue_sign, NodeServer};
+use harness::idp::{rogue_id_token, NodeServer};
 use harness::web::Web;
-use harness::{now, LivePsql, Server};
+use harness::{LivePsql, Server};
 use serde_json::json;
 
 const EVENTS: &str = "SELECT event || '|' || method || '|' || identity || '|' || result || '|' \
@@ -50,15 +50,7 @@ fn sign_ins_and_session_ends_are_recorded_with_their_reasons() {
             .0
     );
     // A token that expires in 5 s, and a forged one.
-    let n = now();
-    let claims = json!({"iss": rogue.url, "aud": "app", "sub": "u1", "email": "u1@example.com",
-                        "exp": n + 5, "iat": n, "jti": "jti-audit-1"});
-    let token = rogue_sign(
-        &rogue,
-        "rogue-rs",
-        json!({"alg": "RS256", "kid": "rogue-rs", "typ": "JWT"}),
-        claims,
-    );
+    let token = rogue_id_token(&rogue, "u1", 5, json!({"jti": "jti-audit-1"}));
     let mut psql = LivePsql::connect(&server, "id_token", "example_database", &token);
     let mut parts: Vec<&str> = token.split('.').collect();
     // One character of the signature changed (still base64url).
@@ -267,14 +259,7 @@ fn disabling_an_integration_ends_its_sessions_at_once_with_that_cause() {
     let server = Server::start();
     harness::example(&server);
     harness::idp::rogue_example_integration(&server, &rogue, "analysts", "");
-    let n = now();
-    let token = rogue_sign(
-        &rogue,
-        "rogue-rs",
-        json!({"alg": "RS256", "kid": "rogue-rs", "typ": "JWT"}),
-        json!({"iss": rogue.url, "aud": "app", "sub": "u9", "email": "u9@example.com",
-               "exp": n + 300, "iat": n}),
-    );
+    let token = rogue_id_token(&rogue, "u9", 300, json!({}));
     let mut psql = LivePsql::connect(&server, "id_token", "example_database", &token);
     let (ok, _, err) = server.psql(
         "admin@system",

@@ -11,19 +11,12 @@ use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::process::Command;
 
-use harness::idp::{rogue_sign, NodeServer};
-use harness::{now, Server};
+use harness::idp::{rogue_id_token, NodeServer};
+use harness::Server;
 use serde_json::json;
 
 fn token(rogue: &NodeServer, sub: &str, exp_in: i64) -> String {
-    let n = now();
-    rogue_sign(
-        rogue,
-        "rogue-rs",
-        json!({"alg": "RS256", "kid": "rogue-rs", "typ": "JWT"}),
-        json!({"iss": rogue.url, "aud": "app", "sub": sub, "email": format!("{sub}@example.com"),
-               "exp": n + exp_in, "iat": n}),
-    )
+    rogue_id_token(rogue, sub, exp_in, json!({}))
 }
 
 /// psycopg 3 over libpq 18: (success, stdout, stderr).

@@ -7,9 +7,9 @@
 
 mod harness;
 
-use harness::idp::{rogue_sign, NodeServer};
+use harness::idp::{rogue_id_token, NodeServer};
 use harness::web::Web;
-use harness::{now, LivePsql, Server};
+use harness::{LivePsql, Server};
 use serde_json::json;
 
 #[test]
@@ -18,14 +18,7 @@ fn a_token_session_ends_when_the_token_expires() {
     let server = Server::start();
     harness::example(&server);
     harness::idp::rogue_example_integration(&server, &rogue, "analysts", "");
-    let n = now();
-    let token = rogue_sign(
-        &rogue,
-        "rogue-rs",
-        json!({"alg": "RS256", "kid": "rogue-rs", "typ": "JWT"}),
-        json!({"iss": rogue.url, "aud": "app", "sub": "u1", "email": "u1@example.com",
-               "exp": n + 5, "iat": n}),
-    );
+    let token = rogue_id_token(&rogue, "u1", 5, json!({}));
     let sso_sessions =
         || server.admin(&["SELECT count(*) FROM sys.sessions WHERE sso_integration IS NOT NULL"]);
     let mut psql = LivePsql::connect(&server, "id_token", "example_database", &token);

@@ -108,6 +108,28 @@ pub fn rogue_sign(
     rogue_post(rogue, "/sign", body)
 }
 
+/// An RS256 ID token of the rogue issuer for `app`: `sub`, email `<sub>@example.com`, expiring
+/// in `exp_in` seconds, with any `extra` claims.
+pub fn rogue_id_token(
+    rogue: &NodeServer,
+    sub: &str,
+    exp_in: i64,
+    extra: serde_json::Value,
+) -> String {
+    let n = super::now();
+    let mut claims = serde_json::json!({"iss": rogue.url, "aud": "app", "sub": sub,
+        "email": format!("{sub}@example.com"), "exp": n + exp_in, "iat": n});
+    if let (Some(c), serde_json::Value::Object(more)) = (claims.as_object_mut(), extra) {
+        c.extend(more);
+    }
+    rogue_sign(
+        rogue,
+        "rogue-rs",
+        serde_json::json!({"alg": "RS256", "kid": "rogue-rs", "typ": "JWT"}),
+        claims,
+    )
+}
+
 /// POSTs JSON to a rogue endpoint; returns the body.
 pub fn rogue_post(rogue: &NodeServer, path: &str, body: serde_json::Value) -> String {
     let out = Command::new("curl")
