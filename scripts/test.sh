@@ -37,9 +37,9 @@ if ! /usr/bin/python3 -m venv --help >/dev/null 2>&1 || ! /usr/bin/python3 -c 'i
   $SUDO apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq python3-venv >/dev/null
 fi
-export PORTCULLIS_TEST_PYTHON="${PORTCULLIS_TEST_PYTHON:-$HOME/.cache/portcullis-venv/bin/python}"
-venv="$(dirname "$(dirname "$PORTCULLIS_TEST_PYTHON")")"
-[ -x "$PORTCULLIS_TEST_PYTHON" ] || /usr/bin/python3 -m venv "$venv"
+export TEST_VENV_PYTHON="${TEST_VENV_PYTHON:-$HOME/.cache/portcullis-venv/bin/python}"
+venv="$(dirname "$(dirname "$TEST_VENV_PYTHON")")"
+[ -x "$TEST_VENV_PYTHON" ] || /usr/bin/python3 -m venv "$venv"
 "$venv/bin/pip" install -q --disable-pip-version-check -r tests/python/requirements.txt
 cargo fmt --all -- --check
 cargo clippy --all-targets --quiet -- -D warnings

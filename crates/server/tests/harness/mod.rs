@@ -260,9 +260,9 @@ pub fn now() -> i64 {
 }
 
 /// The Python of the tests' virtual environment (scripts/test.sh makes it from
-/// tests/python/requirements.txt): `PORTCULLIS_TEST_PYTHON`, else the default place.
+/// tests/python/requirements.txt): `TEST_VENV_PYTHON`, else the default place.
 pub fn python() -> PathBuf {
-    std::env::var_os("PORTCULLIS_TEST_PYTHON")
+    std::env::var_os("TEST_VENV_PYTHON")
         .map(PathBuf::from)
         .unwrap_or_else(|| {
             PathBuf::from(std::env::var_os("HOME").unwrap())
