@@ -31,15 +31,17 @@ if ! /usr/bin/python3 -c 'import psycopg2' 2>/dev/null || ! command -v tmux >/de
     libpostgresql-jdbc-java default-jdk-headless >/dev/null
 fi
 npm ci --prefix tests/idp --no-audit --no-fund --silent
-# Python packages of the tests (prometheus_client's parser for /metrics), pinned, in a virtual
-# environment outside the clone.
-if ! /usr/bin/python3 -m venv --help >/dev/null 2>&1 || ! /usr/bin/python3 -c 'import ensurepip' 2>/dev/null; then
-  $SUDO apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq python3-venv >/dev/null
-fi
+# Python packages of the tests (prometheus_client for /metrics, psycopg 3 with libpq 18 for
+# OAUTHBEARER), pinned, in a virtual environment outside the clone.
 export TEST_VENV_PYTHON="${TEST_VENV_PYTHON:-$HOME/.cache/portcullis-venv/bin/python}"
 venv="$(dirname "$(dirname "$TEST_VENV_PYTHON")")"
-[ -x "$TEST_VENV_PYTHON" ] || /usr/bin/python3 -m venv "$venv"
+if [ ! -x "$TEST_VENV_PYTHON" ] && ! /usr/bin/python3 -m venv "$venv" >/dev/null 2>&1; then
+  # Debian's python3 makes virtual environments only with python3-venv.
+  rm -rf "$venv"
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq python3-venv >/dev/null
+  /usr/bin/python3 -m venv "$venv"
+fi
 "$venv/bin/pip" install -q --disable-pip-version-check -r tests/python/requirements.txt
 cargo fmt --all -- --check
 cargo clippy --all-targets --quiet -- -D warnings
