@@ -7,9 +7,12 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/portcullis-target}"
 SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO="sudo"
-if ! command -v psql >/dev/null || ! command -v pgbench >/dev/null; then
+# PostgreSQL 15's client tools, and its server for the gateway tests (each test makes its own
+# cluster with initdb in a temp dir).
+if ! command -v psql >/dev/null || ! command -v pgbench >/dev/null \
+   || [ ! -x /usr/lib/postgresql/15/bin/initdb ]; then
   $SUDO apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq postgresql-client >/dev/null
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq postgresql-client postgresql-15 >/dev/null
 fi
 # The test OpenID provider (npm oidc-provider, pinned by tests/idp/package-lock.json).
 if ! command -v node >/dev/null || ! command -v curl >/dev/null; then

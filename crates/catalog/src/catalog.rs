@@ -56,6 +56,8 @@ pub trait AuthenticationExplainer: Send + Sync {
 pub struct Catalog {
     sealer: Sealer,
     explainer: std::sync::OnceLock<Arc<dyn AuthenticationExplainer>>,
+    /// Checks an upstream before a database is bound to it (the gateway, set at start-up).
+    upstream_checker: std::sync::OnceLock<Arc<dyn crate::upstream::UpstreamChecker>>,
     store: Arc<dyn Store>,
     state: RwLock<Arc<CatalogState>>,
     generation: AtomicU64,
@@ -88,6 +90,7 @@ impl Catalog {
         Ok(Self {
             sealer,
             explainer: std::sync::OnceLock::new(),
+            upstream_checker: std::sync::OnceLock::new(),
             store,
             state: RwLock::new(Arc::new(CatalogState::new(snap))),
             generation: AtomicU64::new(1),
@@ -186,6 +189,51 @@ impl Catalog {
     }
 
     /// Installs the `EXPLAIN AUTHENTICATION` implementation (once, at start-up).
+    /// Hands in the check run before a database is bound to an upstream.
+    pub fn set_upstream_checker(&self, checker: Arc<dyn crate::upstream::UpstreamChecker>) {
+        let _ = self.upstream_checker.set(checker);
+    }
+
+    /// Checks every upstream URL a statement string would bind, before anything is planned:
+    /// a URL that is malformed, unreachable or whose administrator lacks what it needs
+    /// changes nothing. Only someone allowed to bind is let make the server connect anywhere.
+    async fn check_upstreams(
+        &self,
+        session: &Session,
+        statements: &[Statement],
+    ) -> Result<(), CatalogError> {
+        for stmt in statements {
+            let url = match stmt {
+                Statement::CreateDatabase {
+                    upstream: Some(url),
+                    ..
+                }
+                | Statement::SetUpstream { url: Some(url), .. } => url,
+                _ => continue,
+            };
+            let state = self.state();
+            if !crate::privileges::holds(
+                &state,
+                &crate::privileges::session_principals(&state, session),
+                crate::privileges::Privilege::new(crate::privileges::Action::Alter),
+                portcullis_store::ObjectRef::System,
+            ) {
+                return Err(CatalogError::denied(
+                    "ALTER on the system (binding a database to an upstream) is required",
+                ));
+            }
+            let url = crate::upstream::UpstreamUrl::parse(url)?;
+            let Some(checker) = self.upstream_checker.get() else {
+                return Err(CatalogError::new(
+                    sqlstate::FEATURE_NOT_SUPPORTED,
+                    "this server cannot reach upstream databases",
+                ));
+            };
+            checker.check(&url).await?;
+        }
+        Ok(())
+    }
+
     pub fn set_explainer(&self, explainer: Arc<dyn AuthenticationExplainer>) {
         let _ = self.explainer.set(explainer);
     }
@@ -379,6 +427,7 @@ impl Catalog {
         params: &[Value],
     ) -> Result<Vec<StatementResult>, CatalogError> {
         let statements = parse_statements(sql)?;
+        self.check_upstreams(session, &statements).await?;
         if !params.is_empty() && statements.iter().any(Statement::is_change) {
             return Err(CatalogError::new(
                 sqlstate::FEATURE_NOT_SUPPORTED,

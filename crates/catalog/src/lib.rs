@@ -21,6 +21,7 @@ pub mod sessions;
 pub mod settings;
 pub mod sql;
 pub mod sso;
+pub mod upstream;
 pub mod value;
 
 pub use catalog::{explain_columns, now, AuthenticationExplainer, Catalog, CatalogOptions};

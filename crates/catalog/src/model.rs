@@ -242,6 +242,7 @@ impl CatalogState {
                         && !owned.contains(&a.integration_id)
                 });
                 s.sso_integrations.retain(|i| i.database_id != *id);
+                s.upstreams.retain(|u| u.database_id != *id);
                 s.databases.retain(|d| d.id != *id);
             }
             Change::PutUser(u) => upsert(&mut self.snap.users, u.clone(), |x| x.id == u.id),
@@ -315,6 +316,10 @@ impl CatalogState {
                     x.id == p.id
                 })
             }
+            Change::PutUpstream(u) => upsert(&mut self.snap.upstreams, u.clone(), |x| {
+                x.database_id == u.database_id
+            }),
+            Change::RemoveUpstream(id) => self.snap.upstreams.retain(|u| u.database_id != *id),
             Change::DeleteConnectivityPool(id) => {
                 let s = &mut self.snap;
                 s.sso_assignments

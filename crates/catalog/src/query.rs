@@ -33,7 +33,7 @@ use visibility::{Owners, Visibility};
 
 /// The hidden tables; the public `sys.x` are views over `sys.x_all` (see [`visibility`]).
 const SCHEMA: &str = r#"
-CREATE TABLE sys.databases_all (id INTEGER, name TEXT, created_at TEXT);
+CREATE TABLE sys.databases_all (id INTEGER, name TEXT, created_at TEXT, upstream TEXT);
 CREATE TABLE sys.users_all (id INTEGER, name TEXT, fqun TEXT, database_id INTEGER,
     database_name TEXT, first_name TEXT, last_name TEXT, email TEXT, state TEXT,
     failed_attempts INTEGER, password_set_at TEXT, created_at TEXT);
@@ -582,9 +582,15 @@ fn load_catalog(conn: &mut Connection, state: &CatalogState) -> rusqlite::Result
         tx.execute(&format!("DELETE FROM sys.{table}_all"), [])?;
     }
     {
-        let mut st = tx.prepare("INSERT INTO sys.databases_all VALUES (?1, ?2, ?3)")?;
+        let mut st = tx.prepare("INSERT INTO sys.databases_all VALUES (?1, ?2, ?3, ?4)")?;
         for d in &s.databases {
-            st.execute(params![d.id, d.name, timestamp(d.created_at)])?;
+            // The URL without its password (the password is sealed, never in a copy).
+            let upstream = s
+                .upstreams
+                .iter()
+                .find(|u| u.database_id == d.id)
+                .map(|u| u.url.clone());
+            st.execute(params![d.id, d.name, timestamp(d.created_at), upstream])?;
         }
         let mut st = tx.prepare(
             "INSERT INTO sys.users_all VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",

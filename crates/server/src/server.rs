@@ -90,6 +90,7 @@ pub async fn run(
     )?);
     let sso = Arc::new(SsoAuthenticator::new(catalog.clone(), providers));
     catalog.set_explainer(sso.clone());
+    catalog.set_upstream_checker(Arc::new(portcullis_gateway::Gateway));
     if catalog.is_empty() {
         let (password, generated) = admin_password();
         catalog.bootstrap(&password).await?;

@@ -16,7 +16,7 @@ pub use records::{
     AssignmentTarget, Change, ConnectivityPoolRecord, DatabaseRecord, GrantRecord,
     GroupMemberRecord, GroupRecord, ObjectRef, PasswordHistoryRecord, PrincipalRef,
     RoleMemberRecord, RoleRecord, ScopeRef, SettingRecord, Snapshot, SsoAssignmentRecord,
-    SsoIntegrationRecord, UserRecord,
+    SsoIntegrationRecord, UpstreamRecord, UserRecord,
 };
 pub use sqlite::SqliteStore;
 

@@ -142,6 +142,17 @@ pub struct SsoAssignmentRecord {
     pub integration_id: i64,
 }
 
+/// A database bound to a PostgreSQL database upstream: sessions in it reach that database.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UpstreamRecord {
+    pub database_id: i64,
+    /// `postgresql://admin@host:port/db?sslmode=…`, without the password.
+    pub url: String,
+    /// The upstream administrator's password, sealed (never stored in the clear).
+    pub sealed_password: Vec<u8>,
+    pub updated_at: i64,
+}
+
 /// A connectivity pool: a named listener with its own optional SSO integration.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ConnectivityPoolRecord {
@@ -167,6 +178,7 @@ pub struct Snapshot {
     pub sso_integrations: Vec<SsoIntegrationRecord>,
     pub sso_assignments: Vec<SsoAssignmentRecord>,
     pub connectivity_pools: Vec<ConnectivityPoolRecord>,
+    pub upstreams: Vec<UpstreamRecord>,
     /// The largest object id ever given out (databases, users, groups, roles, integrations,
     /// pools), kept even after the object is deleted: ids are never reused, so nothing that
     /// still holds an id (a live session, a pending flow, a grant) can come to mean another
@@ -231,4 +243,8 @@ pub enum Change {
     PutConnectivityPool(ConnectivityPoolRecord),
     /// Also removes its assignment.
     DeleteConnectivityPool(i64),
+    /// Binds a database to its upstream (replacing a binding it had).
+    PutUpstream(UpstreamRecord),
+    /// Unbinds a database (by its id).
+    RemoveUpstream(i64),
 }

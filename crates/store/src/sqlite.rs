@@ -148,7 +148,15 @@ CREATE TABLE authentication_events (
     session_id TEXT,
     token_id TEXT
 );
-CREATE INDEX authentication_events_at ON authentication_events (at_micros);
+"#,
+    // Databases bound to a PostgreSQL database upstream (issue 12).
+    r#"
+CREATE TABLE upstreams (
+    database_id INTEGER PRIMARY KEY REFERENCES databases(id) ON DELETE CASCADE,
+    url TEXT NOT NULL,
+    sealed_password BLOB NOT NULL,
+    updated_at INTEGER NOT NULL
+);
 "#,
 ];
 
@@ -539,6 +547,20 @@ fn load(conn: &mut Connection) -> Result<Snapshot, StoreError> {
                 })
             })?
             .collect::<Result<_, _>>()?;
+        let mut st = tx.prepare(
+            "SELECT database_id, url, sealed_password, updated_at FROM upstreams \
+             ORDER BY database_id",
+        )?;
+        snap.upstreams = st
+            .query_map([], |r| {
+                Ok(UpstreamRecord {
+                    database_id: r.get(0)?,
+                    url: r.get(1)?,
+                    sealed_password: r.get(2)?,
+                    updated_at: r.get(3)?,
+                })
+            })?
+            .collect::<Result<_, _>>()?;
         let mut st =
             tx.prepare("SELECT id, name, listen, created_at FROM connectivity_pools ORDER BY id")?;
         snap.connectivity_pools = st
@@ -603,6 +625,7 @@ fn apply_one(tx: &Transaction, change: &Change) -> Result<(), StoreError> {
                 "DELETE FROM sso_assignments WHERE target_kind = 'database' AND target_id = ?1",
                 [id],
             )?;
+            tx.execute("DELETE FROM upstreams WHERE database_id = ?1", [id])?;
             tx.execute("DELETE FROM databases WHERE id = ?1", [id])?;
         }
         Change::PutUser(u) => {
@@ -772,6 +795,21 @@ fn apply_one(tx: &Transaction, change: &Change) -> Result<(), StoreError> {
                  VALUES (?1, ?2, ?3, ?4) ON CONFLICT (id) DO UPDATE SET name = excluded.name, \
                  listen = excluded.listen",
                 params![p.id, p.name, p.listen, p.created_at],
+            )?;
+        }
+        Change::PutUpstream(u) => {
+            tx.execute(
+                "INSERT INTO upstreams (database_id, url, sealed_password, updated_at) \
+                 VALUES (?1, ?2, ?3, ?4) ON CONFLICT (database_id) DO UPDATE SET \
+                 url = excluded.url, sealed_password = excluded.sealed_password, \
+                 updated_at = excluded.updated_at",
+                params![u.database_id, u.url, u.sealed_password, u.updated_at],
+            )?;
+        }
+        Change::RemoveUpstream(database_id) => {
+            tx.execute(
+                "DELETE FROM upstreams WHERE database_id = ?1",
+                [database_id],
             )?;
         }
         Change::DeleteConnectivityPool(id) => {

@@ -177,3 +177,61 @@ pub fn drop(
     }
     Ok(changes)
 }
+
+/// Binding a database to an upstream (or unbinding it) is the system's administrators' work:
+/// the URL makes the server connect somewhere and holds a credential to a whole database.
+fn require_system_alter(actor: &Actor, state: &CatalogState) -> Result<(), CatalogError> {
+    actor.require(
+        state,
+        Privilege::new(Action::Alter),
+        ObjectRef::System,
+        || "the system (binding a database to an upstream)".into(),
+    )
+}
+
+/// The change that binds database `id` to `url` (its password sealed, the URL stored without).
+pub fn upstream_binding(
+    actor: &Actor,
+    state: &CatalogState,
+    id: i64,
+    url: &str,
+) -> Result<Change, CatalogError> {
+    require_system_alter(actor, state)?;
+    let url = crate::upstream::UpstreamUrl::parse(url)?;
+    Ok(Change::PutUpstream(UpstreamRecord {
+        database_id: id,
+        url: url.display(),
+        sealed_password: actor
+            .sealer
+            .seal(&crate::upstream::seal_context(id), &url.password)?,
+        updated_at: actor.now,
+    }))
+}
+
+/// `ALTER DATABASE d SET UPSTREAM 'url'` / `REMOVE UPSTREAM`.
+pub fn set_upstream(
+    actor: &Actor,
+    state: &CatalogState,
+    name: &str,
+    url: Option<&str>,
+) -> Result<Vec<Change>, CatalogError> {
+    let db = database(state, name)?;
+    if db.name == SYSTEM_DATABASE {
+        return Err(CatalogError::invalid(
+            "the system database holds the catalog; it cannot be bound to an upstream",
+        ));
+    }
+    match url {
+        Some(url) => Ok(vec![upstream_binding(actor, state, db.id, url)?]),
+        None => {
+            require_system_alter(actor, state)?;
+            if !state.snap.upstreams.iter().any(|u| u.database_id == db.id) {
+                return Err(CatalogError::new(
+                    crate::error::sqlstate::UNDEFINED_OBJECT,
+                    format!("database \"{name}\" has no upstream"),
+                ));
+            }
+            Ok(vec![Change::RemoveUpstream(db.id)])
+        }
+    }
+}

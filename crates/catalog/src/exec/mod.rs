@@ -86,7 +86,17 @@ pub fn plan(
         Statement::CreateDatabase {
             name,
             if_not_exists,
-        } => databases::create(actor, state, name, *if_not_exists),
+            upstream,
+        } => {
+            let mut changes = databases::create(actor, state, name, *if_not_exists)?;
+            if let (Some(url), Some(id)) = (upstream, changes.first().and_then(Change::put_id)) {
+                changes.push(databases::upstream_binding(actor, state, id, url)?);
+            }
+            Ok(changes)
+        }
+        Statement::SetUpstream { database, url } => {
+            databases::set_upstream(actor, state, database, url.as_deref())
+        }
         Statement::DropDatabase { names, if_exists } => {
             databases::drop(actor, state, names, *if_exists)
         }

@@ -71,6 +71,13 @@ pub enum Statement {
     CreateDatabase {
         name: String,
         if_not_exists: bool,
+        /// `UPSTREAM 'postgresql://…'`: bound to that PostgreSQL database.
+        upstream: Option<String>,
+    },
+    /// `ALTER DATABASE d SET UPSTREAM 'url'` (`Some`) or `REMOVE UPSTREAM` (`None`).
+    SetUpstream {
+        database: String,
+        url: Option<String>,
     },
     DropDatabase {
         names: Vec<String>,
@@ -195,6 +202,7 @@ impl Statement {
     pub fn tag(&self) -> &'static str {
         match self {
             Self::CreateDatabase { .. } => "CREATE DATABASE",
+            Self::SetUpstream { .. } => "ALTER DATABASE",
             Self::DropDatabase { .. } => "DROP DATABASE",
             Self::CreateUser { .. } => "CREATE USER",
             Self::AlterUser { .. } => "ALTER USER",

@@ -153,9 +153,15 @@ fn create(c: &mut Cursor) -> Result<Statement, CatalogError> {
     if c.keyword("DATABASE") {
         let if_not_exists = if_not_exists(c);
         let name = database_name(c)?;
+        let upstream = if c.keyword("UPSTREAM") {
+            Some(c.string("the upstream URL ('postgresql://…')")?)
+        } else {
+            None
+        };
         Ok(Statement::CreateDatabase {
             name,
             if_not_exists,
+            upstream,
         })
     } else if c.keyword("USER") {
         let if_not_exists = if_not_exists(c);
@@ -342,6 +348,19 @@ fn alter(c: &mut Cursor) -> Result<Statement, CatalogError> {
         setting_change(c, SettingScope::System)
     } else if c.keyword("DATABASE") {
         let name = database_name(c)?;
+        if c.keywords(&["SET", "UPSTREAM"]) {
+            let url = c.string("the upstream URL ('postgresql://…')")?;
+            return Ok(Statement::SetUpstream {
+                database: name,
+                url: Some(url),
+            });
+        }
+        if c.keywords(&["REMOVE", "UPSTREAM"]) {
+            return Ok(Statement::SetUpstream {
+                database: name,
+                url: None,
+            });
+        }
         if c.keywords(&["REMOVE", "SSO", "INTEGRATION"]) {
             return Ok(Statement::RemoveSsoIntegration {
                 target: SsoTarget::Database(name),

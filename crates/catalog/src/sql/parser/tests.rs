@@ -53,7 +53,30 @@ fn reference_examples_parse() {
         one("CREATE DATABASE IF NOT EXISTS example_database"),
         Statement::CreateDatabase {
             name: "example_database".into(),
-            if_not_exists: true
+            if_not_exists: true,
+            upstream: None,
+        }
+    );
+    assert_eq!(
+        one("CREATE DATABASE sales UPSTREAM 'postgresql://a:b@h/sales'"),
+        Statement::CreateDatabase {
+            name: "sales".into(),
+            if_not_exists: false,
+            upstream: Some("postgresql://a:b@h/sales".into()),
+        }
+    );
+    assert_eq!(
+        one("ALTER DATABASE sales SET UPSTREAM 'postgresql://a:b@h/sales'"),
+        Statement::SetUpstream {
+            database: "sales".into(),
+            url: Some("postgresql://a:b@h/sales".into()),
+        }
+    );
+    assert_eq!(
+        one("ALTER DATABASE sales REMOVE UPSTREAM"),
+        Statement::SetUpstream {
+            database: "sales".into(),
+            url: None,
         }
     );
     assert_eq!(
