@@ -56,6 +56,8 @@ pub enum Reason {
     /// Too many pending sign-ins.
     Capacity,
     Renewal,
+    /// The database's upstream could not be reached or refused what the sign-in needs.
+    Upstream,
     // --- sessions that ended ---
     ClientDisconnected,
     SignedOut,
@@ -115,6 +117,7 @@ impl Reason {
         Self::CallbackPath,
         Self::Capacity,
         Self::Renewal,
+        Self::Upstream,
         Self::ClientDisconnected,
         Self::SignedOut,
         Self::DatabaseDropped,
@@ -172,6 +175,7 @@ impl Reason {
             Self::CallbackPath => "callback_path",
             Self::Capacity => "capacity",
             Self::Renewal => "renewal",
+            Self::Upstream => "upstream",
             Self::ClientDisconnected => "client_disconnected",
             Self::SignedOut => "signed_out",
             Self::DatabaseDropped => "database_dropped",
@@ -245,7 +249,7 @@ impl Reason {
                 sqlstate::INVALID_PASSWORD
             }
             Self::UnknownDatabase | Self::UnknownSourceDatabase => sqlstate::INVALID_CATALOG_NAME,
-            Self::ProviderDiscovery | Self::ProviderDeviceAuthorization => "08001",
+            Self::ProviderDiscovery | Self::ProviderDeviceAuthorization | Self::Upstream => "08001",
             Self::Capacity => "53300",
             Self::CallbackPath => sqlstate::INVALID_PARAMETER_VALUE,
             Self::Internal => sqlstate::INTERNAL_ERROR,
@@ -262,7 +266,7 @@ impl Reason {
             Self::NoUsePrivilege | Self::ProviderError => 403,
             Self::AddressThrottled => 429,
             Self::Capacity => 503,
-            Self::ProviderDiscovery | Self::ProviderDeviceAuthorization => 502,
+            Self::ProviderDiscovery | Self::ProviderDeviceAuthorization | Self::Upstream => 502,
             Self::CallbackPath | Self::FlowState | Self::FlowCode | Self::FlowBrowser => 400,
             Self::Internal => 500,
             _ => 401,

@@ -320,6 +320,7 @@ impl SessionRegistry {
         let detail = match why {
             Reason::SignedOut => "signed out",
             Reason::ClientDisconnected => "the client closed the connection",
+            Reason::Upstream => "the database's upstream refused the sign-in",
             _ => "the sign-in could not complete",
         };
         self.events.ended(&entry.session, why, detail);

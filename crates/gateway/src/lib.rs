@@ -2,9 +2,11 @@
 //! (`CREATE DATABASE … UPSTREAM 'postgresql://…'`) is checked here before the binding is
 //! stored: the upstream answers, its administrator's password is right, and the role may
 //! create roles and manage that database (CREATEROLE, and ownership of it or CREATE WITH GRANT
-//! OPTION) — superuser is not needed. Role provisioning and the session relay build on this.
+//! OPTION) — superuser is not needed. Each signed-in person gets their own upstream role
+//! ([`roles`]); the session relay builds on this.
 
 mod connect;
+pub mod roles;
 
 use portcullis_catalog::upstream::{not_allowed, unreachable, UpstreamChecker, UpstreamUrl};
 use portcullis_catalog::CatalogError;
@@ -50,4 +52,58 @@ impl UpstreamChecker for Gateway {
         }
         Ok(())
     }
+}
+
+/// Gives a session that signed in to a bound database its upstream role (see [`roles`]):
+/// `None` for a database without an upstream.
+pub async fn provision_session(
+    catalog: &portcullis_catalog::Catalog,
+    session: &portcullis_catalog::Session,
+) -> Result<Option<roles::UpstreamLogin>, CatalogError> {
+    let state = catalog.state();
+    let Some(binding) = state
+        .snap
+        .upstreams
+        .iter()
+        .find(|u| u.database_id == session.database_id)
+    else {
+        return Ok(None);
+    };
+    let password = catalog.unseal(
+        &portcullis_catalog::upstream::seal_context(binding.database_id),
+        &binding.sealed_password,
+    )?;
+    let url = UpstreamUrl::with_password(&binding.url, &password)?;
+    let (group_ids, role_ids) = match &session.sso {
+        Some(sso) => (sso.groups.clone(), sso.roles.clone()),
+        None => {
+            let groups: Vec<i64> = state
+                .groups_of(session.user_id)
+                .iter()
+                .map(|g| g.id)
+                .collect();
+            let roles = state
+                .roles_of(&[portcullis_store::PrincipalRef::User(session.user_id)])
+                .iter()
+                .map(|r| r.id)
+                .collect();
+            (groups, roles)
+        }
+    };
+    let mut names: Vec<String> = group_ids
+        .iter()
+        .filter_map(|id| state.group_by_id(*id))
+        .map(|g| format!("{}@{}", g.name, state.database_name(g.database_id)))
+        .chain(
+            role_ids
+                .iter()
+                .filter_map(|id| state.role_by_id(*id))
+                .map(|r| format!("{}@{}", r.name, state.database_name(r.database_id))),
+        )
+        .collect();
+    names.sort();
+    names.dedup();
+    roles::provision(&url, &session.user, &names)
+        .await
+        .map(Some)
 }

@@ -140,3 +140,91 @@ fn a_database_is_bound_to_a_checked_upstream_whose_password_stays_sealed() {
     let err = server.admin_fails("ALTER DATABASE sales REMOVE UPSTREAM");
     assert!(err.contains("has no upstream"), "{err}");
 }
+
+/// Item 2, first part: a person who signs in to a bound database gets their own upstream
+/// LOGIN role holding exactly their groups (NOLOGIN roles), revoked when they leave a group;
+/// an upstream role of the same name that Portcullis does not manage is never taken over.
+#[test]
+fn signing_in_gives_the_person_their_own_upstream_role() {
+    let pg = upstream();
+    pg.sql(
+        "postgres",
+        &["CREATE ROLE \"bob@sales\" LOGIN SUPERUSER PASSWORD 'Bobs-own-pass-1'"],
+    );
+    let server = Server::start();
+    let good = pg.url("portcullis_admin", ADMIN_PASS, "sales");
+    server.admin(&[
+        &format!("CREATE DATABASE sales UPSTREAM '{good}'"),
+        "CREATE USER \"alice@sales\" PASSWORD = 'Alice-pass-123'",
+        "CREATE USER \"bob@sales\" PASSWORD = 'Bob-pass-1234'",
+        "CREATE GROUP analysts@sales",
+        "CREATE GROUP auditors@sales",
+        "ALTER GROUP analysts@sales ADD USER alice@sales",
+        "ALTER GROUP auditors@sales ADD USER alice@sales",
+        "GRANT USE ON DATABASE sales TO GROUP analysts@sales",
+        "GRANT USE ON DATABASE sales TO USER bob@sales",
+    ]);
+    let alice = || {
+        server.psql(
+            "alice@sales",
+            "sales",
+            "Alice-pass-123",
+            &["SELECT CURRENT_USER()"],
+        )
+    };
+    let (ok, out, err) = alice();
+    assert!(ok && out == "alice@sales", "{err}");
+    let memberships = || {
+        pg.sql(
+            "sales",
+            &[
+                "SELECT string_agg(g.rolname, ',' ORDER BY g.rolname) FROM pg_auth_members m \
+               JOIN pg_roles g ON g.oid = m.roleid JOIN pg_roles u ON u.oid = m.member \
+               WHERE u.rolname = 'alice@sales'",
+            ],
+        )
+    };
+    assert_eq!(
+        memberships(),
+        "analysts@sales,auditors@sales,portcullis_managed"
+    );
+    assert_eq!(
+        pg.sql(
+            "sales",
+            &["SELECT rolcanlogin || ',' || rolsuper FROM pg_roles WHERE rolname = 'alice@sales'"]
+        ),
+        "true,false"
+    );
+    assert_eq!(
+        pg.sql(
+            "sales",
+            &["SELECT rolcanlogin FROM pg_roles WHERE rolname = 'analysts@sales'"]
+        ),
+        "f"
+    );
+    // Leaving a group upstream too, at the next sign-in.
+    server.admin(&["ALTER GROUP auditors@sales REMOVE USER alice@sales"]);
+    assert!(alice().0);
+    assert_eq!(memberships(), "analysts@sales,portcullis_managed");
+    // bob@sales exists upstream as somebody else's superuser: the sign-in is refused and the
+    // role is untouched (its own password still works).
+    let (ok, _, err) = server.psql("bob@sales", "sales", "Bob-pass-1234", &["SELECT 1"]);
+    assert!(!ok && err.contains("not managed by Portcullis"), "{err}");
+    let own = std::process::Command::new("psql")
+        .args(["-X", "-A", "-t", "-q", "-c", "SELECT current_user"])
+        .arg(format!(
+            "host=127.0.0.1 port={} user=bob@sales dbname=sales sslmode=disable",
+            pg.port
+        ))
+        .env("PGPASSWORD", "Bobs-own-pass-1")
+        .output()
+        .unwrap();
+    assert_eq!(String::from_utf8_lossy(&own.stdout).trim(), "bob@sales");
+    assert_eq!(
+        server.admin(&[
+            "SELECT reason FROM sys.authentication_events WHERE event = 'session_end' \
+             AND identity = 'bob@sales'"
+        ]),
+        "upstream"
+    );
+}

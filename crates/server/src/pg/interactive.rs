@@ -338,7 +338,7 @@ pub async fn wait<S>(
             }
         },
     };
-    conn.signed_in(session.clone());
+    conn.admit(session.clone()).await?;
     if let Err(e) = ready(socket, conn).await {
         conn.shared
             .auth

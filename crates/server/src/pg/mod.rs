@@ -113,6 +113,21 @@ impl PgConnection {
         });
     }
 
+    /// Admits a session that signed in: in a database bound to an upstream, the person's
+    /// upstream role is made and given the session's memberships first — a failure there is a
+    /// FATAL `08001` (or `42501`) and no session.
+    async fn admit(&self, session: Arc<Session>) -> pgwire::error::PgWireResult<()> {
+        let catalog = self.shared.auth.catalog();
+        if let Err(e) = portcullis_gateway::provision_session(catalog, &session).await {
+            catalog
+                .sessions
+                .remove(&session.id, portcullis_catalog::Reason::Upstream);
+            return Err(errors::fatal_with(e.sqlstate, e.message));
+        }
+        self.signed_in(session);
+        Ok(())
+    }
+
     /// The interactive sign-in waiting to be run, if that is the phase.
     fn take_interactive(&self) -> Option<interactive::Waiting> {
         let mut phase = self.phase.lock();

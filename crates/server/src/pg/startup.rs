@@ -259,7 +259,7 @@ impl PgConnection {
         C::Error: Debug,
         PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
     {
-        self.signed_in(session.clone());
+        self.admit(session.clone()).await?;
         if let Err(e) = finish_authentication(client, &self.shared.params).await {
             self.shared
                 .auth
@@ -294,7 +294,7 @@ impl PgConnection {
                     .succeeded(&target, Protocol::Postgres, None)
                     .await
                     .map_err(|e| fatal(&e))?;
-                self.signed_in(session.clone());
+                self.admit(session.clone()).await?;
                 if let Err(e) = self
                     .shared
                     .driver
