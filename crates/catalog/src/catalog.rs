@@ -58,6 +58,8 @@ pub struct Catalog {
     explainer: std::sync::OnceLock<Arc<dyn AuthenticationExplainer>>,
     /// Checks an upstream before a database is bound to it (the gateway, set at start-up).
     upstream_checker: std::sync::OnceLock<Arc<dyn crate::upstream::UpstreamChecker>>,
+    /// Mirrors catalog changes to the upstreams they concern (the gateway, set at start-up).
+    upstream_mirror: std::sync::OnceLock<Arc<dyn crate::upstream::UpstreamMirror>>,
     store: Arc<dyn Store>,
     state: RwLock<Arc<CatalogState>>,
     generation: AtomicU64,
@@ -91,6 +93,7 @@ impl Catalog {
             sealer,
             explainer: std::sync::OnceLock::new(),
             upstream_checker: std::sync::OnceLock::new(),
+            upstream_mirror: std::sync::OnceLock::new(),
             store,
             state: RwLock::new(Arc::new(CatalogState::new(snap))),
             generation: AtomicU64::new(1),
@@ -189,6 +192,11 @@ impl Catalog {
     }
 
     /// Installs the `EXPLAIN AUTHENTICATION` implementation (once, at start-up).
+    /// Hands in what mirrors catalog changes to upstreams.
+    pub fn set_upstream_mirror(&self, mirror: Arc<dyn crate::upstream::UpstreamMirror>) {
+        let _ = self.upstream_mirror.set(mirror);
+    }
+
     /// Hands in the check run before a database is bound to an upstream.
     pub fn set_upstream_checker(&self, checker: Arc<dyn crate::upstream::UpstreamChecker>) {
         let _ = self.upstream_checker.set(checker);
@@ -286,7 +294,33 @@ impl Catalog {
         if changes.is_empty() {
             return Ok(());
         }
+        // Upstreams first, uncommitted: a change they refuse changes nothing here either.
+        let before = self.state();
+        let mirrored = match self.upstream_mirror.get() {
+            Some(mirror) if !before.snap.upstreams.is_empty() => {
+                let mut bindings = Vec::new();
+                for u in &before.snap.upstreams {
+                    let password = self.unseal(
+                        &crate::upstream::seal_context(u.database_id),
+                        &u.sealed_password,
+                    )?;
+                    bindings.push((
+                        u.database_id,
+                        crate::upstream::UpstreamUrl::with_password(&u.url, &password)?,
+                    ));
+                }
+                mirror.begin(&before, changes, &bindings).await?
+            }
+            _ => Vec::new(),
+        };
         self.store.apply(changes).await?;
+        for upstream in mirrored {
+            // The catalog has committed: an upstream that fails now is repaired at each
+            // person's next sign-in (which sets their memberships again).
+            if let Err(e) = upstream.commit().await {
+                tracing::error!(error = %e, "an upstream did not commit a mirrored change");
+            }
+        }
         let mut next = (*self.state()).clone();
         next.apply(changes);
         let next = Arc::new(next);

@@ -166,6 +166,27 @@ pub trait UpstreamChecker: Send + Sync {
     async fn check(&self, url: &UpstreamUrl) -> Result<(), CatalogError>;
 }
 
+/// Mirrors catalog changes to the upstreams they concern (groups, memberships, dropped users),
+/// as one open transaction per upstream: begun before the catalog commits, committed after it,
+/// rolled back (dropped) if the catalog refuses. Implemented by the gateway.
+#[async_trait::async_trait]
+pub trait UpstreamMirror: Send + Sync {
+    /// Runs what `changes` mean upstream, uncommitted. `before` is the catalog they apply to;
+    /// `bindings` its bound databases with their URLs (passwords unsealed).
+    async fn begin(
+        &self,
+        before: &crate::model::CatalogState,
+        changes: &[portcullis_store::Change],
+        bindings: &[(i64, UpstreamUrl)],
+    ) -> Result<Vec<Box<dyn MirrorCommit>>, CatalogError>;
+}
+
+/// An upstream transaction waiting for the catalog's commit.
+#[async_trait::async_trait]
+pub trait MirrorCommit: Send {
+    async fn commit(self: Box<Self>) -> Result<(), CatalogError>;
+}
+
 /// `08001`: the upstream could not be reached or refused the administrator.
 pub fn unreachable(why: impl std::fmt::Display) -> CatalogError {
     CatalogError::new("08001", format!("upstream: {why}"))

@@ -6,6 +6,7 @@
 //! ([`roles`]); the session relay builds on this.
 
 mod connect;
+mod mirror;
 pub mod roles;
 
 use portcullis_catalog::upstream::{not_allowed, unreachable, UpstreamChecker, UpstreamUrl};

@@ -91,6 +91,7 @@ pub async fn run(
     let sso = Arc::new(SsoAuthenticator::new(catalog.clone(), providers));
     catalog.set_explainer(sso.clone());
     catalog.set_upstream_checker(Arc::new(portcullis_gateway::Gateway));
+    catalog.set_upstream_mirror(Arc::new(portcullis_gateway::Gateway));
     if catalog.is_empty() {
         let (password, generated) = admin_password();
         catalog.bootstrap(&password).await?;

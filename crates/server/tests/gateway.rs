@@ -228,3 +228,79 @@ fn signing_in_gives_the_person_their_own_upstream_role() {
         "upstream"
     );
 }
+
+/// Item 2, mirroring: catalog changes reach the upstream as they happen — groups, memberships,
+/// dropped users (whose objects pass to the administrator, never dropped) — in a transaction
+/// the catalog commits with; an upstream that refuses (here: down) refuses the change.
+#[test]
+fn catalog_changes_are_mirrored_upstream_or_refused_whole() {
+    let pg = upstream();
+    let server = Server::start();
+    let good = pg.url("portcullis_admin", ADMIN_PASS, "sales");
+    server.admin(&[
+        &format!("CREATE DATABASE sales UPSTREAM '{good}'"),
+        "CREATE USER \"alice@sales\" PASSWORD = 'Alice-pass-123'",
+        "CREATE GROUP analysts@sales",
+        "ALTER GROUP analysts@sales ADD USER alice@sales",
+        "GRANT USE ON DATABASE sales TO GROUP analysts@sales",
+    ]);
+    assert!(
+        server
+            .psql("alice@sales", "sales", "Alice-pass-123", &["SELECT 1"])
+            .0
+    );
+    let of_alice = || {
+        pg.sql(
+            "sales",
+            &[
+                "SELECT coalesce(string_agg(g.rolname, ',' ORDER BY g.rolname), '') \
+               FROM pg_auth_members m JOIN pg_roles g ON g.oid = m.roleid \
+               JOIN pg_roles u ON u.oid = m.member WHERE u.rolname = 'alice@sales'",
+            ],
+        )
+    };
+    let exists = |role: &str| {
+        pg.sql(
+            "sales",
+            &[&format!(
+                "SELECT count(*) FROM pg_roles WHERE rolname = '{role}'"
+            )],
+        )
+    };
+    server.admin(&[
+        "CREATE GROUP writers@sales",
+        "ALTER GROUP writers@sales ADD USER alice@sales",
+        "ALTER GROUP analysts@sales REMOVE USER alice@sales",
+    ]);
+    assert_eq!(exists("writers@sales"), "1");
+    assert_eq!(of_alice(), "portcullis_managed,writers@sales");
+    server.admin(&["DROP GROUP writers@sales"]);
+    assert_eq!(exists("writers@sales"), "0");
+    // A dropped user's role goes; what it owned passes to the administrator.
+    pg.sql(
+        "sales",
+        &[
+            "CREATE TABLE notes (t text)",
+            "ALTER TABLE notes OWNER TO \"alice@sales\"",
+        ],
+    );
+    server.admin(&["DROP USER alice@sales"]);
+    assert_eq!(exists("alice@sales"), "0");
+    assert_eq!(
+        pg.sql(
+            "sales",
+            &["SELECT tableowner FROM pg_tables WHERE tablename = 'notes'"]
+        ),
+        "portcullis_admin"
+    );
+    // Upstream down: the change is refused and the catalog is as it was.
+    pg.stop();
+    let err = server.admin_fails("CREATE GROUP late@sales");
+    assert!(err.contains("could not be reached"), "{err}");
+    assert_eq!(
+        server.admin(&["SELECT count(*) FROM sys.groups WHERE name = 'late'"]),
+        "0"
+    );
+    // Databases without an upstream are not held up by it.
+    server.admin(&["CREATE DATABASE plain", "CREATE GROUP g@plain"]);
+}

@@ -122,6 +122,17 @@ impl Postgres {
         )
     }
 
+    /// Stops the server (an upstream that is down).
+    pub fn stop(&self) {
+        run(
+            as_cluster_owner(&format!(
+                "{BIN}/pg_ctl -D {} -m fast stop >/dev/null",
+                self.data_dir().display()
+            )),
+            "pg_ctl stop",
+        );
+    }
+
     pub fn data_dir(&self) -> PathBuf {
         self.dir.path().join("data")
     }
