@@ -61,6 +61,13 @@ pub async fn connect(url: &UpstreamUrl) -> Result<tokio_postgres::Client, Catalo
 
 /// rustls with the system's trusted certificates; the host name is checked.
 fn tls() -> Result<tokio_postgres_rustls::MakeRustlsConnect, CatalogError> {
+    Ok(tokio_postgres_rustls::MakeRustlsConnect::new(
+        (*client_config()?).clone(),
+    ))
+}
+
+/// The TLS client configuration for upstreams (`verify-full`).
+pub fn client_config() -> Result<std::sync::Arc<rustls::ClientConfig>, CatalogError> {
     let mut roots = rustls::RootCertStore::empty();
     for cert in rustls_native_certs::load_native_certs().certs {
         let _ = roots.add(cert);
@@ -77,5 +84,5 @@ fn tls() -> Result<tokio_postgres_rustls::MakeRustlsConnect, CatalogError> {
     .map_err(|e| unreachable(format!("TLS: {e}")))?
     .with_root_certificates(roots)
     .with_no_client_auth();
-    Ok(tokio_postgres_rustls::MakeRustlsConnect::new(config))
+    Ok(std::sync::Arc::new(config))
 }

@@ -8,6 +8,7 @@
 mod connect;
 mod mirror;
 pub mod roles;
+pub mod session;
 
 use portcullis_catalog::upstream::{not_allowed, unreachable, UpstreamChecker, UpstreamUrl};
 use portcullis_catalog::CatalogError;
@@ -55,12 +56,12 @@ impl UpstreamChecker for Gateway {
     }
 }
 
-/// Gives a session that signed in to a bound database its upstream role (see [`roles`]):
-/// `None` for a database without an upstream.
+/// Gives a session that signed in to a bound database its upstream role (see [`roles`]) and
+/// answers where and how to log in as it: `None` for a database without an upstream.
 pub async fn provision_session(
     catalog: &portcullis_catalog::Catalog,
     session: &portcullis_catalog::Session,
-) -> Result<Option<roles::UpstreamLogin>, CatalogError> {
+) -> Result<Option<(UpstreamUrl, roles::UpstreamLogin)>, CatalogError> {
     let state = catalog.state();
     let Some(binding) = state
         .snap
@@ -104,7 +105,6 @@ pub async fn provision_session(
         .collect();
     names.sort();
     names.dedup();
-    roles::provision(&url, &session.user, &names)
-        .await
-        .map(Some)
+    let login = roles::provision(&url, &session.user, &names).await?;
+    Ok(Some((url, login)))
 }

@@ -304,3 +304,122 @@ fn catalog_changes_are_mirrored_upstream_or_refused_whole() {
     // Databases without an upstream are not held up by it.
     server.admin(&["CREATE DATABASE plain", "CREATE GROUP g@plain"]);
 }
+
+/// Item 3, the relay (first part): a session in a bound database reaches its upstream as the
+/// person — tables, rows, PostgreSQL's own privileges and errors, the extended protocol
+/// (pgbench -M extended), COPY — while Portcullis still answers its own statements.
+#[test]
+fn a_signed_in_session_works_upstream_as_the_person() {
+    let pg = upstream();
+    let server = Server::start();
+    let good = pg.url("portcullis_admin", ADMIN_PASS, "sales");
+    server.admin(&[
+        &format!("CREATE DATABASE sales UPSTREAM '{good}'"),
+        "CREATE USER \"alice@sales\" PASSWORD = 'Alice-pass-123'",
+        "CREATE USER \"bob@sales\" PASSWORD = 'Bobby-pass-123'",
+        "CREATE GROUP analysts@sales",
+        "ALTER GROUP analysts@sales ADD USER alice@sales",
+        "GRANT USE ON DATABASE sales TO GROUP analysts@sales",
+        "GRANT USE ON DATABASE sales TO USER bob@sales",
+    ]);
+    pg.sql(
+        "sales",
+        &["GRANT CREATE ON SCHEMA public TO \"analysts@sales\""],
+    );
+    let alice = |sql: &[&str]| server.psql("alice@sales", "sales", "Alice-pass-123", sql);
+    let (ok, out, err) = alice(&[
+        "CREATE TABLE notes (id int, body text)",
+        "INSERT INTO notes VALUES (1, 'hello'), (2, 'world')",
+        "SELECT string_agg(body, ' ' ORDER BY id) FROM notes",
+        "SELECT current_user",
+        "SELECT CURRENT_USER() || ' ' || CURRENT_DATABASE()",
+        "SELECT count(*) FROM sys.sessions WHERE user = 'alice@sales'",
+    ]);
+    assert!(ok, "{err}");
+    assert_eq!(
+        out, "CREATE TABLE\nINSERT 0 2\nhello world\nalice@sales\nalice@sales sales\n1",
+        "{err}"
+    );
+    assert_eq!(
+        pg.sql(
+            "sales",
+            &["SELECT tableowner FROM pg_tables WHERE tablename = 'notes'"]
+        ),
+        "alice@sales"
+    );
+    // PostgreSQL's own privileges, errors and SQLSTATEs reach the client.
+    let (ok, _, err) = server.psql(
+        "bob@sales",
+        "sales",
+        "Bobby-pass-123",
+        &["SELECT * FROM notes"],
+    );
+    assert!(
+        !ok && err.contains("permission denied for table notes"),
+        "{err}"
+    );
+    let (ok, _, err) = alice(&["SELECT * FROM no_such_table"]);
+    assert!(!ok && err.contains("does not exist"), "{err}");
+    // The extended protocol, as pgbench -M extended uses it.
+    let script = tempfile::NamedTempFile::new().unwrap();
+    std::fs::write(script.path(), "SELECT body FROM notes WHERE id = 1;\n").unwrap();
+    let bench = std::process::Command::new("pgbench")
+        .args(["-n", "-M", "extended", "-c", "1", "-t", "20", "-f"])
+        .arg(script.path())
+        .args([
+            "-h",
+            "127.0.0.1",
+            "-p",
+            &server.sql_port.to_string(),
+            "-U",
+            "alice@sales",
+            "sales",
+        ])
+        .env("PGPASSWORD", "Alice-pass-123")
+        .env("PGSSLMODE", "disable")
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&bench.stdout);
+    assert!(
+        bench.status.success() && text.contains("number of transactions actually processed: 20"),
+        "{text}{}",
+        String::from_utf8_lossy(&bench.stderr)
+    );
+    // COPY in and out.
+    let mut copy = std::process::Command::new("psql")
+        .args([
+            "-X",
+            "-q",
+            "-v",
+            "ON_ERROR_STOP=1",
+            "-c",
+            "COPY notes FROM STDIN",
+        ])
+        .arg(server.conninfo("alice@sales", "sales"))
+        .env("PGPASSWORD", "Alice-pass-123")
+        .env("PGSSLMODE", "disable")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    {
+        use std::io::Write;
+        let mut stdin = copy.stdin.take().unwrap();
+        for i in 3..1003 {
+            writeln!(stdin, "{i}\tline {i}").unwrap();
+        }
+    }
+    let done = copy.wait_with_output().unwrap();
+    assert!(
+        done.status.success(),
+        "{}",
+        String::from_utf8_lossy(&done.stderr)
+    );
+    let (ok, out, err) = alice(&[
+        "SELECT count(*) FROM notes",
+        "COPY (SELECT body FROM notes WHERE id = 2) TO STDOUT",
+    ]);
+    assert!(ok, "{err}");
+    assert_eq!(out, "1002\nworld");
+}

@@ -57,6 +57,8 @@ pub async fn run(
     let copy = handlers.copy_handler();
     let cancel = handlers.cancel_handler();
     let errors = handlers.error_handler();
+    // In a database bound to an upstream: the person's own session there, relayed to.
+    let mut relay: Option<Box<portcullis_gateway::session::UpstreamSession>> = None;
     loop {
         let authenticating = matches!(
             socket.state(),
@@ -76,6 +78,33 @@ pub async fn run(
                 Some(mut ended) => {
                     let ends = tokio::select! {
                         m = next_bounded(&mut socket) => Ok(m),
+                        up = super::relay::read_upstream(&mut relay) => {
+                            match up {
+                                // The upstream's answers go to the client as they are.
+                                Ok(bytes) => {
+                                    use tokio::io::AsyncWriteExt;
+                                    socket.get_mut().write_all(&bytes).await?;
+                                    socket.get_mut().flush().await?;
+                                    continue;
+                                }
+                                Err(e) => {
+                                    tracing::debug!(error = %e, "the upstream session ended");
+                                    let info = pgwire::error::ErrorInfo::new(
+                                        "FATAL".into(),
+                                        "08006".into(),
+                                        "terminating connection: the upstream database ended \
+                                         the session"
+                                            .into(),
+                                    );
+                                    socket
+                                        .send(pgwire::messages::PgWireBackendMessage::ErrorResponse(
+                                            info.into(),
+                                        ))
+                                        .await?;
+                                    break;
+                                }
+                            }
+                        }
                         _ = token_expiry(&conn) => {
                             conn.end_expired();
                             Err(())
@@ -120,6 +149,30 @@ pub async fn run(
             }
             break;
         };
+        if let Some(up) = relay.as_mut() {
+            if super::relay::forwards(&msg) {
+                // Every statement runs on authority that still holds.
+                if let Some(session) = conn.session() {
+                    if let Err(reason) = conn.shared.auth.catalog().live_session(&session.id) {
+                        let info: pgwire::error::ErrorInfo =
+                            super::errors::session_ended(&reason).into();
+                        socket
+                            .send(pgwire::messages::PgWireBackendMessage::ErrorResponse(
+                                info.into(),
+                            ))
+                            .await?;
+                        break;
+                    }
+                }
+                use tokio::io::AsyncWriteExt;
+                up.stream.write_all(&super::relay::encode(&msg)?).await?;
+                up.stream.flush().await?;
+                if matches!(msg, PgWireFrontendMessage::Terminate(_)) {
+                    break;
+                }
+                continue;
+            }
+        }
         if matches!(msg, PgWireFrontendMessage::Terminate(_)) {
             break;
         }
@@ -156,10 +209,13 @@ pub async fn run(
         if is_cancel {
             break;
         }
+        if relay.is_none() {
+            relay = conn.take_upstream();
+        }
         let waiting = conn.take_interactive();
         if let Some(waiting) = waiting {
             match interactive::wait(&mut socket, &conn, waiting).await {
-                Ok(true) => {}
+                Ok(true) => relay = conn.take_upstream(),
                 Ok(false) => break,
                 Err(e) => {
                     // FATAL, then close: no ReadyForQuery after a failed sign-in.
@@ -305,7 +361,7 @@ impl PgConnection {
         &self,
     ) -> Option<tokio::sync::watch::Receiver<Option<portcullis_catalog::EndReason>>> {
         let mut phase = self.phase.lock();
-        let super::Phase::SignedIn { session, ended } = &mut *phase else {
+        let super::Phase::SignedIn { session, ended, .. } = &mut *phase else {
             return None;
         };
         if ended.is_none() {

@@ -7,6 +7,7 @@ mod interactive;
 mod oauthbearer;
 mod phase;
 mod query;
+mod relay;
 mod startup;
 
 use std::sync::Arc;
@@ -18,6 +19,7 @@ use pgwire::api::ClientInfo;
 use pgwire::api::PgWireServerHandlers;
 use portcullis_auth::{DeviceFlow, PasswordAuthenticator, SsoAuthenticator};
 use portcullis_catalog::{Client, Reason, Session};
+use portcullis_gateway::session::UpstreamSession;
 use tokio::net::TcpListener;
 
 use phase::Phase;
@@ -106,11 +108,20 @@ impl PgConnection {
         self.phase.lock().session().cloned()
     }
 
-    fn signed_in(&self, session: Arc<Session>) {
+    fn signed_in(&self, session: Arc<Session>, upstream: Option<Box<UpstreamSession>>) {
         self.set_phase(Phase::SignedIn {
             session,
             ended: None,
+            upstream,
         });
+    }
+
+    /// The upstream session to relay to, once (the connection loop takes it).
+    fn take_upstream(&self) -> Option<Box<UpstreamSession>> {
+        match &mut *self.phase.lock() {
+            Phase::SignedIn { upstream, .. } => upstream.take(),
+            _ => None,
+        }
     }
 
     /// Admits a session that signed in: in a database bound to an upstream, the person's
@@ -118,14 +129,30 @@ impl PgConnection {
     /// FATAL `08001` (or `42501`) and no session.
     async fn admit(&self, session: Arc<Session>) -> pgwire::error::PgWireResult<()> {
         let catalog = self.shared.auth.catalog();
-        if let Err(e) = portcullis_gateway::provision_session(catalog, &session).await {
-            catalog
-                .sessions
-                .remove(&session.id, portcullis_catalog::Reason::Upstream);
-            return Err(errors::fatal_with(e.sqlstate, e.message));
+        let upstream = async {
+            match portcullis_gateway::provision_session(catalog, &session).await? {
+                Some((url, login)) => portcullis_gateway::session::connect(
+                    &url,
+                    &login,
+                    session.application.as_deref(),
+                )
+                .await
+                .map(|u| Some(Box::new(u))),
+                None => Ok(None),
+            }
+        };
+        match upstream.await {
+            Ok(upstream) => {
+                self.signed_in(session, upstream);
+                Ok(())
+            }
+            Err(e) => {
+                catalog
+                    .sessions
+                    .remove(&session.id, portcullis_catalog::Reason::Upstream);
+                Err(errors::fatal_with(e.sqlstate, e.message))
+            }
         }
-        self.signed_in(session);
-        Ok(())
     }
 
     /// The interactive sign-in waiting to be run, if that is the phase.

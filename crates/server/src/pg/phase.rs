@@ -8,6 +8,8 @@ use portcullis_auth::LoginTarget;
 use portcullis_catalog::{EndReason, Session};
 use tokio::sync::watch;
 
+use portcullis_gateway::session::UpstreamSession;
+
 use super::interactive::Waiting;
 use super::PendingToken;
 
@@ -40,10 +42,13 @@ pub enum Phase {
     OAuth(OAuthExchange),
     /// An interactive sign-in waiting for the person (the connection loop takes it).
     Interactive(Waiting),
-    /// Signed in. `ended` learns why the session ended (subscribed on first use).
+    /// Signed in. `ended` learns why the session ended (subscribed on first use). In a
+    /// database bound to an upstream, `upstream` is the person's own session there until the
+    /// connection loop takes it to relay to.
     SignedIn {
         session: Arc<Session>,
         ended: Option<watch::Receiver<Option<EndReason>>>,
+        upstream: Option<Box<UpstreamSession>>,
     },
     /// The connection closed its session.
     Closed,

@@ -1,0 +1,154 @@
+//! The relay of a session in a database bound to an upstream: the client's messages go to the
+//! person's own upstream session and its answers come back byte for byte — except the
+//! statements that are Portcullis's own (its DDL/DCL, EXPLAIN AUTHENTICATION, queries over
+//! `sys.*` and the seed's `CURRENT_USER()`-style functions), which Portcullis answers.
+
+use pgwire::messages::PgWireFrontendMessage;
+use portcullis_catalog::sql::{parse_statements, Statement};
+use portcullis_gateway::session::UpstreamSession;
+use tokio::io::AsyncReadExt;
+use tokio_util::bytes::BytesMut;
+
+/// The seed's functions; PostgreSQL has none of them with parentheses but
+/// `current_database()`, which Portcullis answers with its own database.
+const OWN_FUNCTIONS: &[&str] = &[
+    "current_user",
+    "current_groups",
+    "current_roles",
+    "current_database",
+    "current_session_id",
+];
+
+/// Whether a query text names a `sys` table or one of the seed's functions (outside quotes).
+fn names_portcullis(sql: &str) -> bool {
+    let lower = sql.to_ascii_lowercase();
+    let bytes = lower.as_bytes();
+    let mut quote: Option<u8> = None;
+    let mut i = 0;
+    while i < bytes.len() {
+        let c = bytes[i];
+        match quote {
+            Some(q) => {
+                if c == q {
+                    quote = None;
+                }
+                i += 1;
+                continue;
+            }
+            None if c == b'\'' || c == b'"' => {
+                quote = Some(c);
+                i += 1;
+                continue;
+            }
+            None => {}
+        }
+        let starts_word = i == 0 || !(bytes[i - 1].is_ascii_alphanumeric() || bytes[i - 1] == b'_');
+        if starts_word {
+            if lower[i..].starts_with("sys.") {
+                return true;
+            }
+            for f in OWN_FUNCTIONS {
+                if lower[i..].starts_with(f) {
+                    let rest = lower[i + f.len()..].trim_start();
+                    if rest.starts_with('(') {
+                        return true;
+                    }
+                }
+            }
+        }
+        i += 1;
+    }
+    false
+}
+
+/// Whether a simple-protocol query is Portcullis's to answer: every statement in it is one of
+/// its own (SET, SHOW and transaction control go upstream).
+pub fn ours(sql: &str) -> bool {
+    let Ok(statements) = parse_statements(sql) else {
+        return false;
+    };
+    !statements.is_empty()
+        && statements.iter().all(|s| match s {
+            Statement::Query(text) => names_portcullis(text),
+            Statement::SetParameter(_)
+            | Statement::Show(_)
+            | Statement::Transaction(_)
+            | Statement::Noop(_) => false,
+            _ => true,
+        })
+}
+
+/// Whether a client message goes to the upstream (the extended protocol always does).
+pub fn forwards(msg: &PgWireFrontendMessage) -> bool {
+    match msg {
+        PgWireFrontendMessage::Query(q) => !ours(&q.query),
+        PgWireFrontendMessage::Parse(_)
+        | PgWireFrontendMessage::Bind(_)
+        | PgWireFrontendMessage::Describe(_)
+        | PgWireFrontendMessage::Execute(_)
+        | PgWireFrontendMessage::Close(_)
+        | PgWireFrontendMessage::Sync(_)
+        | PgWireFrontendMessage::Flush(_)
+        | PgWireFrontendMessage::CopyData(_)
+        | PgWireFrontendMessage::CopyDone(_)
+        | PgWireFrontendMessage::CopyFail(_)
+        | PgWireFrontendMessage::Terminate(_) => true,
+        _ => false,
+    }
+}
+
+/// The message as bytes for the upstream.
+pub fn encode(msg: &PgWireFrontendMessage) -> std::io::Result<BytesMut> {
+    let mut out = BytesMut::new();
+    msg.encode(&mut out)
+        .map_err(|e| std::io::Error::other(e.to_string()))?;
+    Ok(out)
+}
+
+/// The next bytes the upstream sends (never resolves without a relay). Cancel-safe.
+pub async fn read_upstream(relay: &mut Option<Box<UpstreamSession>>) -> std::io::Result<BytesMut> {
+    let Some(up) = relay.as_mut() else {
+        return std::future::pending().await;
+    };
+    let mut buf = BytesMut::with_capacity(64 * 1024);
+    let n = up.stream.read_buf(&mut buf).await?;
+    if n == 0 {
+        return Err(std::io::ErrorKind::UnexpectedEof.into());
+    }
+    Ok(buf)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn portcullis_answers_its_own_statements_and_nothing_else() {
+        for own in [
+            "SELECT * FROM sys.sessions",
+            "select id from SYS.users where 1 = 1",
+            "SELECT CURRENT_USER()",
+            "SELECT current_database ()",
+            "CREATE GROUP analysts@sales",
+            "GRANT USE ON DATABASE sales TO GROUP analysts@sales",
+            "EXPLAIN AUTHENTICATION 'x'",
+        ] {
+            assert!(ours(own), "{own}");
+        }
+        for theirs in [
+            "SELECT 1",
+            "SELECT current_user",
+            "SELECT 'sys.users' AS x",
+            "SELECT * FROM mysys.users",
+            "CREATE TABLE t (a int)",
+            "INSERT INTO t VALUES (1)",
+            "BEGIN",
+            "SET search_path = x",
+            "SHOW server_version",
+            "COPY t FROM STDIN",
+            "",
+        ] {
+            assert!(!ours(theirs), "{theirs}");
+        }
+    }
+}
