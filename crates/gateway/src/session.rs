@@ -128,8 +128,7 @@ pub async fn connect(
     if let Some(app) = application {
         params.push(("application_name", app));
     }
-    frontend::startup_message(params, &mut out)
-        .map_err(|e| unreachable(e.to_string()))?;
+    frontend::startup_message(params, &mut out).map_err(|e| unreachable(e.to_string()))?;
     stream
         .write_all(&out)
         .await

@@ -423,3 +423,76 @@ fn a_signed_in_session_works_upstream_as_the_person() {
     assert!(ok, "{err}");
     assert_eq!(out, "1002\nworld");
 }
+
+/// Items 3 and 5: a cancel request with the client's key cancels only that session's upstream
+/// query; an SSO identity gets its own upstream role too; and when the token expires, the
+/// upstream session ends with the Portcullis session.
+#[test]
+fn cancels_reach_the_upstream_and_the_upstream_session_ends_with_the_token() {
+    let pg = upstream();
+    let rogue = harness::idp::NodeServer::rogue(&[]);
+    let server = Server::start();
+    let good = pg.url("portcullis_admin", ADMIN_PASS, "sales");
+    server.admin(&[
+        &format!("CREATE DATABASE sales UPSTREAM '{good}'"),
+        "CREATE USER \"alice@sales\" PASSWORD = 'Alice-pass-123'",
+        "GRANT USE ON DATABASE sales TO USER alice@sales",
+        "CREATE GROUP analysts@sales",
+        "GRANT USE ON DATABASE sales TO GROUP analysts@sales",
+    ]);
+    let (ok, _, err) = server.psql(
+        "admin@system",
+        "sales",
+        harness::ADMIN_PASSWORD,
+        &[&format!(
+            "ALTER DATABASE sales SET SSO INTEGRATION oidc issuer = \"{}\", client_id = app, \
+             default_group = analysts, enable_id_token_authentication = true",
+            rogue.url
+        )],
+    );
+    assert!(ok, "{err}");
+    // Cancel, through libpq's PQcancel (psycopg2's conn.cancel()).
+    let script = "import psycopg2, sys, threading, time\n\
+        conn = psycopg2.connect(sys.argv[1])\n\
+        cur = conn.cursor()\n\
+        threading.Thread(target=lambda: (time.sleep(1), conn.cancel())).start()\n\
+        try:\n    cur.execute('SELECT pg_sleep(60)')\n    print('finished')\n\
+        except psycopg2.errors.QueryCanceled as e:\n    print('canceled: ' + str(e).strip())\n";
+    let out = std::process::Command::new("/usr/bin/python3")
+        .args(["-c", script])
+        .arg(format!(
+            "{} password=Alice-pass-123 sslmode=disable",
+            server.conninfo("alice@sales", "sales")
+        ))
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("canceled: canceling statement due to user request"),
+        "{text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // A token's session: its own upstream role; ended upstream when the token expires.
+    let token = harness::idp::rogue_id_token(&rogue, "u1", 5, serde_json::json!({}));
+    let mut psql = harness::LivePsql::connect(&server, "id_token", "sales", &token);
+    assert_eq!(psql.run("SELECT current_user"), "u1@example.com");
+    let backends = || {
+        pg.sql(
+            "sales",
+            &["SELECT count(*) FROM pg_stat_activity WHERE usename = 'u1@example.com'"],
+        )
+    };
+    assert_eq!(backends(), "1");
+    std::thread::sleep(std::time::Duration::from_secs(7));
+    let out = psql.run("SELECT 'still here'");
+    assert!(out.contains("the sign-in token expired at"), "{out}");
+    let mut gone = backends();
+    for _ in 0..50 {
+        if gone == "0" {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+        gone = backends();
+    }
+    assert_eq!(gone, "0", "the upstream session outlived the token");
+}

@@ -59,6 +59,8 @@ pub async fn run(
     let errors = handlers.error_handler();
     // In a database bound to an upstream: the person's own session there, relayed to.
     let mut relay: Option<Box<portcullis_gateway::session::UpstreamSession>> = None;
+    let mut cancel_key: Option<super::relay::ClientKey> = None;
+    let result = async {
     loop {
         let authenticating = matches!(
             socket.state(),
@@ -211,11 +213,21 @@ pub async fn run(
         }
         if relay.is_none() {
             relay = conn.take_upstream();
+            if let Some(up) = &relay {
+                let (pid, secret) = socket.pid_and_secret_key();
+                cancel_key = Some(conn.shared.cancels.register(pid, &secret, up));
+            }
         }
         let waiting = conn.take_interactive();
         if let Some(waiting) = waiting {
             match interactive::wait(&mut socket, &conn, waiting).await {
-                Ok(true) => relay = conn.take_upstream(),
+                Ok(true) => {
+                    relay = conn.take_upstream();
+                    if let Some(up) = &relay {
+                        let (pid, secret) = socket.pid_and_secret_key();
+                        cancel_key = Some(conn.shared.cancels.register(pid, &secret, up));
+                    }
+                }
                 Ok(false) => break,
                 Err(e) => {
                     // FATAL, then close: no ReadyForQuery after a failed sign-in.
@@ -230,7 +242,13 @@ pub async fn run(
             }
         }
     }
-    Ok(())
+    Ok::<(), io::Error>(())
+    }
+    .await;
+    if let Some(key) = cancel_key {
+        conn.shared.cancels.forget(&key);
+    }
+    result
 }
 
 /// The next message while authenticating: a long PasswordMessage is framed here, anything else

@@ -48,6 +48,9 @@ pub struct PgShared {
     /// The same parameters, for sign-ins that finish without the driver (tokens).
     pub params: DefaultServerParameterProvider,
     pub parser: Arc<NoopQueryParser>,
+    /// Relayed sessions by the key their client was given: a cancel request with that key is
+    /// passed on to the upstream session (and nothing else is).
+    pub cancels: relay::Cancels,
 }
 
 impl PgShared {
@@ -74,6 +77,7 @@ impl PgShared {
             waiting: Arc::new(interactive::WaitingPerAddress::new(max_waiting)),
             max_wait,
             parser: Arc::new(NoopQueryParser::new()),
+            cancels: relay::Cancels::default(),
         }
     }
 }
@@ -190,6 +194,10 @@ impl PgWireServerHandlers for Handlers {
 
     fn startup_handler(&self) -> Arc<impl pgwire::api::auth::StartupHandler> {
         self.0.clone()
+    }
+
+    fn cancel_handler(&self) -> Arc<impl pgwire::api::cancel::CancelHandler> {
+        Arc::new(relay::CancelRelay(self.0.shared.clone()))
     }
 }
 

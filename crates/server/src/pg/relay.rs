@@ -118,6 +118,75 @@ pub async fn read_upstream(relay: &mut Option<Box<UpstreamSession>>) -> std::io:
     Ok(buf)
 }
 
+/// The key a client was given (BackendKeyData), as the registry keys it.
+pub type ClientKey = (i32, Vec<u8>);
+
+fn key_bytes(secret: &pgwire::messages::startup::SecretKey) -> Vec<u8> {
+    match secret {
+        pgwire::messages::startup::SecretKey::I32(n) => n.to_be_bytes().to_vec(),
+        pgwire::messages::startup::SecretKey::Bytes(b) => b.to_vec(),
+    }
+}
+
+/// Where a relayed session's queries are cancelled.
+#[derive(Debug, Clone)]
+struct CancelTarget {
+    host: String,
+    port: u16,
+    process_id: i32,
+    secret_key: i32,
+}
+
+/// Relayed sessions by their client's key.
+#[derive(Debug, Default)]
+pub struct Cancels(parking_lot::Mutex<std::collections::HashMap<ClientKey, CancelTarget>>);
+
+impl Cancels {
+    /// Registers a relayed session under the key its client holds; answers that key.
+    pub fn register(
+        &self,
+        pid: i32,
+        secret: &pgwire::messages::startup::SecretKey,
+        up: &UpstreamSession,
+    ) -> ClientKey {
+        let key = (pid, key_bytes(secret));
+        self.0.lock().insert(
+            key.clone(),
+            CancelTarget {
+                host: up.host.clone(),
+                port: up.port,
+                process_id: up.process_id,
+                secret_key: up.secret_key,
+            },
+        );
+        key
+    }
+
+    pub fn forget(&self, key: &ClientKey) {
+        self.0.lock().remove(key);
+    }
+}
+
+/// Passes a client's cancel request on to its relayed upstream session (a request with an
+/// unknown key does nothing, as PostgreSQL's does).
+pub struct CancelRelay(pub std::sync::Arc<super::PgShared>);
+
+#[async_trait::async_trait]
+impl pgwire::api::cancel::CancelHandler for CancelRelay {
+    async fn on_cancel_request(&self, request: pgwire::messages::cancel::CancelRequest) {
+        let target = self
+            .0
+            .cancels
+            .0
+            .lock()
+            .get(&(request.pid, key_bytes(&request.secret_key)))
+            .cloned();
+        if let Some(t) = target {
+            portcullis_gateway::session::cancel(&t.host, t.port, t.process_id, t.secret_key).await;
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
