@@ -1,0 +1,63 @@
+#!/usr/bin/env bash
+# The gateway's relay (issue 12): pgbench -S -M prepared -c 8 through Portcullis (a password
+# user whose group may read the pgbench tables, relayed to their own upstream role) and straight
+# to the same PostgreSQL 15, in one run, with each side's server CPU per transaction
+# (Portcullis: its process; PostgreSQL: the postmaster and its reaped backends).
+# Usage: bash scripts/bench-gateway.sh [seconds per run, default 20]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+SECS="${1:-20}"
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/portcullis-target}"
+PGBIN=/usr/lib/postgresql/15/bin
+command -v pgbench >/dev/null && [ -x "$PGBIN/initdb" ] || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql-15 postgresql-client >/dev/null; }
+cargo build --release --quiet -p portcullis
+WORK=$(mktemp -d /tmp/portcullis-gw.XXXX); chmod 755 "$WORK"
+PASS=Bench-pass-1
+cleanup() { [ -n "${PC_PID:-}" ] && kill "$PC_PID" 2>/dev/null; [ -d "$WORK/pg" ] && su postgres -c "$PGBIN/pg_ctl -D $WORK/pg -m immediate stop" >/dev/null 2>&1; rm -rf "$WORK"; }
+trap cleanup EXIT
+
+id postgres >/dev/null 2>&1 || useradd -r -m postgres
+mkdir -p "$WORK/pg" "$WORK/pgrun"; chown postgres "$WORK/pg" "$WORK/pgrun"
+echo "$PASS" > "$WORK/pgrun/pw"; chown postgres "$WORK/pgrun/pw"
+su postgres -c "$PGBIN/initdb -D $WORK/pg -U postgres --auth=scram-sha-256 --pwfile=$WORK/pgrun/pw" >/dev/null
+su postgres -c "$PGBIN/pg_ctl -D $WORK/pg -o '-p 45433 -k $WORK/pgrun -c listen_addresses=127.0.0.1 -c max_connections=100' -l $WORK/pgrun/pg.log -w start" >/dev/null
+PG_PID=$(head -1 "$WORK/pg/postmaster.pid")
+export PGSSLMODE=disable
+PGPASSWORD=$PASS psql -X -q -h 127.0.0.1 -p 45433 -U postgres postgres \
+  -c "CREATE ROLE portcullis_admin LOGIN CREATEROLE PASSWORD '$PASS'" \
+  -c "CREATE DATABASE sales OWNER portcullis_admin"
+PGPASSWORD=$PASS pgbench -q -i -s 10 -h 127.0.0.1 -p 45433 -U portcullis_admin sales >/dev/null 2>&1
+
+PORTCULLIS_ADMIN_PASSWORD=$PASS PORTCULLIS_LOG=warn "$CARGO_TARGET_DIR/release/portcullis" serve \
+  --data-dir "$WORK/pc" --sql-addr 127.0.0.1:45051 --http-addr 127.0.0.1:49091 >"$WORK/pc.log" 2>&1 &
+PC_PID=$!
+for _ in $(seq 50); do grep -q "listening" "$WORK/pc.log" && break; sleep 0.1; done
+PGPASSWORD=$PASS psql -X -q -h 127.0.0.1 -p 45051 -U admin@system system \
+  -c "CREATE DATABASE sales UPSTREAM 'postgresql://portcullis_admin:$PASS@127.0.0.1:45433/sales?sslmode=disable'" \
+  -c "CREATE USER \"bench@sales\" PASSWORD = '$PASS'" \
+  -c "CREATE GROUP readers@sales" \
+  -c "ALTER GROUP readers@sales ADD USER bench@sales" \
+  -c "GRANT USE ON DATABASE sales TO GROUP readers@sales"
+PGPASSWORD=$PASS psql -X -q -h 127.0.0.1 -p 45433 -U portcullis_admin sales \
+  -c 'GRANT SELECT ON ALL TABLES IN SCHEMA public TO "readers@sales"'
+
+HZ=$(getconf CLK_TCK)
+ticks() { awk '{ print $14 + $15 + $16 + $17 }' "/proc/$1/stat"; }
+run() { # name pid pgbench-args… → "name tps server-cpu-ms-per-transaction"
+  local name=$1 pid=$2; shift 2
+  local t0; t0=$(ticks "$pid")
+  PGPASSWORD=$PASS pgbench -n -S -M prepared -c 8 -j 2 -T "$SECS" "$@" >"$WORK/$name.out" 2>&1
+  sleep 0.5
+  local t1; t1=$(ticks "$pid")
+  local tps; tps=$(grep -Eo 'tps = [0-9.]+' "$WORK/$name.out" | head -1 | cut -d' ' -f3)
+  local n; n=$(grep -Eo 'number of transactions actually processed: [0-9]+' "$WORK/$name.out" | grep -Eo '[0-9]+$')
+  echo "$name $tps $(awk -v d="$((t1 - t0))" -v hz="$HZ" -v n="$n" 'BEGIN { printf "%.4f", d * 1000 / hz / n }')"
+}
+DIRECT=$(run direct "$PG_PID" -h 127.0.0.1 -p 45433 -U portcullis_admin sales)
+RELAY=$(run portcullis "$PC_PID" -h 127.0.0.1 -p 45051 -U bench@sales sales)
+read -r _ d_tps d_cpu <<<"$DIRECT"
+read -r _ r_tps r_cpu <<<"$RELAY"
+printf "%-28s %12s %26s\n" "pgbench -S -M prepared -c 8" "tps" "server CPU ms/transaction"
+printf "%-28s %12.1f %26s\n" "straight to PostgreSQL" "$d_tps" "$d_cpu (PostgreSQL)"
+printf "%-28s %12.1f %26s\n" "through Portcullis" "$r_tps" "$r_cpu (Portcullis only)"
+awk -v a="$r_tps" -v b="$d_tps" 'BEGIN { printf "ratio Portcullis / direct: %.2fx  (PgBouncer, session pooling, measured ~0.45x on such a machine)\n", a / b }'
