@@ -51,6 +51,7 @@ run() { # name pid pgbench-args… → "name tps server-cpu-ms-per-transaction"
   local t1; t1=$(ticks "$pid")
   local tps; tps=$(grep -Eo 'tps = [0-9.]+' "$WORK/$name.out" | head -1 | cut -d' ' -f3)
   local n; n=$(grep -Eo 'number of transactions actually processed: [0-9]+' "$WORK/$name.out" | grep -Eo '[0-9]+$')
+  [ -n "$tps" ] || { cat "$WORK/$name.out" >&2; tps=0; n=1; }
   echo "$name $tps $(awk -v d="$((t1 - t0))" -v hz="$HZ" -v n="$n" 'BEGIN { printf "%.4f", d * 1000 / hz / n }')"
 }
 DIRECT=$(run direct "$PG_PID" -h 127.0.0.1 -p 45433 -U portcullis_admin sales)

@@ -191,7 +191,7 @@ impl UpstreamMirror for Gateway {
             };
             let client = crate::connect(url).await?;
             client
-                .batch_execute("BEGIN")
+                .batch_execute(&format!("BEGIN; {}", crate::roles::LOCK))
                 .await
                 .map_err(|e| failed("upstream", &e))?;
             for (_, step) in steps.iter().filter(|(d, _)| *d == db) {

@@ -13,6 +13,11 @@ use crate::connect;
 /// The marker role of every role Portcullis manages.
 pub const MANAGED: &str = "portcullis_managed";
 
+/// Serializes Portcullis's role changes on an upstream (sign-ins of the same person, or of
+/// people sharing a new group, would otherwise race: "tuple concurrently updated", duplicate
+/// roles) — across every Portcullis process that shares it. Taken first in each transaction.
+pub const LOCK: &str = "SELECT pg_catalog.pg_advisory_xact_lock(7383117463253011)";
+
 /// How the relay logs in as the person: their role and a fresh random password.
 pub struct UpstreamLogin {
     pub role: String,
@@ -59,6 +64,7 @@ pub async fn provision(
     }
     let mut client = connect(url).await?;
     let tx = client.transaction().await.map_err(failed)?;
+    tx.batch_execute(LOCK).await.map_err(failed)?;
     ensure_marker(&tx).await?;
     for g in groups {
         ensure(&tx, g, false).await?;

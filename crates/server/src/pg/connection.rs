@@ -78,8 +78,33 @@ pub async fn run(
                 // its sign-in token to expire. (A statement in flight is not interrupted: the
                 // end is noticed here, between statements, and the next statement checks too.)
                 Some(mut ended) => {
+                    let relaying = relay.is_some();
                     let ends = tokio::select! {
-                        m = next_bounded(&mut socket) => Ok(m),
+                        m = next_incoming(&mut socket, relaying) => match m {
+                            Incoming::Message(m) => Ok(m),
+                            // Frames that go upstream as they are: no decoding, one write.
+                            Incoming::Raw(bytes) => {
+                                if let Some(up) = relay.as_mut() {
+                                    if let Some(session) = conn.session() {
+                                        if let Err(reason) =
+                                            conn.shared.auth.catalog().live_session(&session.id)
+                                        {
+                                            let info: pgwire::error::ErrorInfo =
+                                                super::errors::session_ended(&reason).into();
+                                            socket
+                                                .send(pgwire::messages::PgWireBackendMessage::ErrorResponse(
+                                                    info.into(),
+                                                ))
+                                                .await?;
+                                            break;
+                                        }
+                                    }
+                                    use tokio::io::AsyncWriteExt;
+                                    up.stream.write_all(&bytes).await?;
+                                }
+                                continue;
+                            }
+                        },
                         up = super::relay::read_upstream(&mut relay) => {
                             match up {
                                 // The upstream's answers go to the client as they are.
@@ -249,6 +274,53 @@ pub async fn run(
         conn.shared.cancels.forget(&key);
     }
     result
+}
+
+/// What the client sent next: a decoded message, or (relaying) complete frames that go to the
+/// upstream as they are.
+enum Incoming {
+    Message(Option<Result<PgWireFrontendMessage, PgWireError>>),
+    Raw(tokio_util::bytes::BytesMut),
+}
+
+/// The next message; when relaying, every complete frame but a simple Query (which may be
+/// Portcullis's) and Terminate is taken off the buffer raw, without decoding.
+async fn next_incoming<S>(socket: &mut Socket<S>, relaying: bool) -> Incoming {
+    if !relaying {
+        return Incoming::Message(next_bounded(socket).await);
+    }
+    loop {
+        let mut raw = tokio_util::bytes::BytesMut::new();
+        loop {
+            let buf = socket.read_buffer();
+            if buf.len() < 5 || matches!(buf[0], b'Q' | b'X') {
+                break;
+            }
+            let len = usize::try_from(i32::from_be_bytes([buf[1], buf[2], buf[3], buf[4]]))
+                .unwrap_or(usize::MAX);
+            if !(4..=MAX_MESSAGE + 4).contains(&len) || buf.len() < 1 + len {
+                break;
+            }
+            let frame = socket.read_buffer_mut().split_to(1 + len);
+            raw.extend_from_slice(&frame);
+        }
+        if !raw.is_empty() {
+            return Incoming::Raw(raw);
+        }
+        let buf = socket.read_buffer();
+        let decode = buf.len() >= 5
+            && (matches!(buf[0], b'Q' | b'X')
+                || usize::try_from(i32::from_be_bytes([buf[1], buf[2], buf[3], buf[4]]))
+                    .map_or(true, |len| !(4..=MAX_MESSAGE + 4).contains(&len)));
+        if decode {
+            // A query, a terminate, or a length out of bounds (answered with its error).
+            return Incoming::Message(next_bounded(socket).await);
+        }
+        let want = socket.read_buffer().len() + 1;
+        if let Err(e) = fill(socket, want).await {
+            return Incoming::Message(e.map(Err));
+        }
+    }
 }
 
 /// The next message while authenticating: a long PasswordMessage is framed here, anything else

@@ -110,7 +110,7 @@ pub async fn read_upstream(relay: &mut Option<Box<UpstreamSession>>) -> std::io:
     let Some(up) = relay.as_mut() else {
         return std::future::pending().await;
     };
-    let mut buf = BytesMut::with_capacity(64 * 1024);
+    let mut buf = BytesMut::with_capacity(16 * 1024);
     let n = up.stream.read_buf(&mut buf).await?;
     if n == 0 {
         return Err(std::io::ErrorKind::UnexpectedEof.into());
