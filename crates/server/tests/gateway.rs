@@ -355,6 +355,30 @@ fn a_signed_in_session_works_upstream_as_the_person() {
         ),
         "alice@sales"
     );
+    // psql's describe commands (their queries depend on the server version the client was
+    // told: the upstream's).
+    let (ok, out, err) = alice(&["\\d notes", "SHOW server_version"]);
+    assert!(ok, "{err}");
+    assert!(out.contains("body") && out.contains("15."), "{out}");
+    // The client is told the upstream's parameters (server_version): psycopg2 reads it.
+    let version = std::process::Command::new("/usr/bin/python3")
+        .args([
+            "-c",
+            "import psycopg2, sys; c = psycopg2.connect(sys.argv[1]); \
+             c.cursor().execute('SELECT 1'); print(c.server_version)",
+        ])
+        .arg(format!(
+            "{} password=Alice-pass-123 sslmode=disable",
+            server.conninfo("alice@sales", "sales")
+        ))
+        .output()
+        .unwrap();
+    let v = String::from_utf8_lossy(&version.stdout);
+    assert!(
+        v.trim().starts_with("15"),
+        "{v}{}",
+        String::from_utf8_lossy(&version.stderr)
+    );
     // PostgreSQL's own privileges, errors and SQLSTATEs reach the client.
     let (ok, _, err) = server.psql(
         "bob@sales",

@@ -241,6 +241,9 @@ pub async fn run(
             if let Some(up) = &relay {
                 let (pid, secret) = socket.pid_and_secret_key();
                 cancel_key = Some(conn.shared.cancels.register(pid, &secret, up));
+                // The upstream's parameters (server_version, …): the client talks to it now.
+                use tokio::io::AsyncWriteExt;
+                socket.get_mut().write_all(&up.parameters).await?;
             }
         }
         let waiting = conn.take_interactive();
@@ -251,6 +254,8 @@ pub async fn run(
                     if let Some(up) = &relay {
                         let (pid, secret) = socket.pid_and_secret_key();
                         cancel_key = Some(conn.shared.cancels.register(pid, &secret, up));
+                        use tokio::io::AsyncWriteExt;
+                        socket.get_mut().write_all(&up.parameters).await?;
                     }
                 }
                 Ok(false) => break,
