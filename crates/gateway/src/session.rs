@@ -21,9 +21,10 @@ impl<T: AsyncRead + AsyncWrite + Unpin + Send> Io for T {}
 /// A logged-in upstream session, ready for queries.
 pub struct UpstreamSession {
     pub stream: Box<dyn Io>,
-    /// The upstream's ParameterStatus messages (`server_version`, `TimeZone`, …) as sent,
-    /// for the client: it should know the server it really talks to.
-    pub parameters: BytesMut,
+    /// The upstream's parameters (`server_version`, `TimeZone`, …), for the client: it should
+    /// know the server it really talks to. `is_superuser` and `session_authorization` are left
+    /// out (Portcullis says them).
+    pub parameters: Vec<(String, String)>,
     /// The upstream's BackendKeyData (for cancelling its queries).
     pub process_id: i32,
     pub secret_key: i32,
@@ -138,7 +139,7 @@ pub async fn connect(
         .map_err(|e| unreachable(e.to_string()))?;
     let mut buf = BytesMut::new();
     let mut scram: Option<ScramSha256> = None;
-    let mut parameters = BytesMut::new();
+    let mut parameters = Vec::new();
     let (mut process_id, mut secret_key) = (0, 0);
     loop {
         let message = read_message(&mut stream, &mut buf).await?;
@@ -169,17 +170,8 @@ pub async fn connect(
             backend::Message::AuthenticationOk => {}
             backend::Message::ParameterStatus(p) => {
                 if let (Ok(name), Ok(value)) = (p.name(), p.value()) {
-                    // `is_superuser` and `session_authorization` stay Portcullis's to say.
                     if !matches!(name, "is_superuser" | "session_authorization") {
-                        let mut frame = BytesMut::new();
-                        frame.extend_from_slice(b"S");
-                        let len = 4 + name.len() + 1 + value.len() + 1;
-                        frame.extend_from_slice(&i32::try_from(len).unwrap_or(0).to_be_bytes());
-                        frame.extend_from_slice(name.as_bytes());
-                        frame.extend_from_slice(b"\0");
-                        frame.extend_from_slice(value.as_bytes());
-                        frame.extend_from_slice(b"\0");
-                        parameters.extend_from_slice(&frame);
+                        parameters.push((name.to_owned(), value.to_owned()));
                     }
                 }
             }

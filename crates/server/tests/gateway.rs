@@ -360,12 +360,13 @@ fn a_signed_in_session_works_upstream_as_the_person() {
     let (ok, out, err) = alice(&["\\d notes", "SHOW server_version"]);
     assert!(ok, "{err}");
     assert!(out.contains("body") && out.contains("15."), "{out}");
-    // The client is told the upstream's parameters (server_version): psycopg2 reads it.
+    // The client is told the upstream's parameters at sign-in (its real server_version).
+    let (ok, out, err) = alice(&["\\echo :SERVER_VERSION_NAME"]);
+    assert!(ok && out.starts_with("15."), "{out}{err}");
     let version = std::process::Command::new("/usr/bin/python3")
         .args([
             "-c",
-            "import psycopg2, sys; c = psycopg2.connect(sys.argv[1]); \
-             c.cursor().execute('SELECT 1'); print(c.server_version)",
+            "import psycopg2, sys; print(psycopg2.connect(sys.argv[1]).server_version)",
         ])
         .arg(format!(
             "{} password=Alice-pass-123 sslmode=disable",

@@ -109,6 +109,10 @@ pub async fn run(
                             match up {
                                 // The upstream's answers go to the client as they are.
                                 Ok(bytes) => {
+                                    SinkExt::<pgwire::messages::PgWireBackendMessage>::flush(
+                                        &mut socket,
+                                    )
+                                    .await?;
                                     use tokio::io::AsyncWriteExt;
                                     socket.get_mut().write_all(&bytes).await?;
                                     socket.get_mut().flush().await?;
@@ -237,27 +241,12 @@ pub async fn run(
             break;
         }
         if relay.is_none() {
-            relay = conn.take_upstream();
-            if let Some(up) = &relay {
-                let (pid, secret) = socket.pid_and_secret_key();
-                cancel_key = Some(conn.shared.cancels.register(pid, &secret, up));
-                // The upstream's parameters (server_version, …): the client talks to it now.
-                use tokio::io::AsyncWriteExt;
-                socket.get_mut().write_all(&up.parameters).await?;
-            }
+            relay = start_relay(&mut socket, &conn, &mut cancel_key).await?;
         }
         let waiting = conn.take_interactive();
         if let Some(waiting) = waiting {
             match interactive::wait(&mut socket, &conn, waiting).await {
-                Ok(true) => {
-                    relay = conn.take_upstream();
-                    if let Some(up) = &relay {
-                        let (pid, secret) = socket.pid_and_secret_key();
-                        cancel_key = Some(conn.shared.cancels.register(pid, &secret, up));
-                        use tokio::io::AsyncWriteExt;
-                        socket.get_mut().write_all(&up.parameters).await?;
-                    }
-                }
+                Ok(true) => relay = start_relay(&mut socket, &conn, &mut cancel_key).await?,
                 Ok(false) => break,
                 Err(e) => {
                     // FATAL, then close: no ReadyForQuery after a failed sign-in.
@@ -279,6 +268,21 @@ pub async fn run(
         conn.shared.cancels.forget(&key);
     }
     result
+}
+
+/// Takes the signed-in session's upstream, if it has one, to relay to, and registers it for
+/// cancel requests under the key the client was given.
+async fn start_relay<S>(
+    socket: &mut Socket<S>,
+    conn: &PgConnection,
+    cancel_key: &mut Option<super::relay::ClientKey>,
+) -> io::Result<Option<Box<portcullis_gateway::session::UpstreamSession>>> {
+    let Some(up) = conn.take_upstream() else {
+        return Ok(None);
+    };
+    let (pid, secret) = socket.pid_and_secret_key();
+    *cancel_key = Some(conn.shared.cancels.register(pid, &secret, &up));
+    Ok(Some(up))
 }
 
 /// What the client sent next: a decoded message, or (relaying) complete frames that go to the

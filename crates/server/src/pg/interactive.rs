@@ -367,7 +367,7 @@ fn early_message(
 
 /// The rest of the startup after AuthenticationOk: parameters, key data, ReadyForQuery.
 async fn ready<S>(socket: &mut Socket<S>, conn: &PgConnection) -> Result<(), PgWireError> {
-    if let Some(params) = conn.shared.params.server_parameters(&*socket) {
+    if let Some(params) = conn.parameters().server_parameters(&*socket) {
         for (k, v) in params {
             socket
                 .feed(PgWireBackendMessage::ParameterStatus(ParameterStatus::new(
@@ -376,7 +376,10 @@ async fn ready<S>(socket: &mut Socket<S>, conn: &PgConnection) -> Result<(), PgW
                 .await?;
         }
     }
-    let (pid, key) = socket.pid_and_secret_key();
+    // A key of its own for cancel requests.
+    let pid = rand::random::<i32>() & i32::MAX;
+    let key = pgwire::messages::startup::SecretKey::I32(rand::random());
+    socket.set_pid_and_secret_key(pid, key.clone());
     socket
         .feed(PgWireBackendMessage::BackendKeyData(BackendKeyData::new(
             pid, key,

@@ -46,7 +46,7 @@ pub struct PgShared {
     pub max_wait: std::time::Duration,
     pub driver: AuthDriver<DefaultServerParameterProvider>,
     /// The same parameters, for sign-ins that finish without the driver (tokens).
-    pub params: DefaultServerParameterProvider,
+    pub params: Arc<DefaultServerParameterProvider>,
     pub parser: Arc<NoopQueryParser>,
     /// Relayed sessions by the key their client was given: a cancel request with that key is
     /// passed on to the upstream session (and nothing else is).
@@ -70,7 +70,7 @@ impl PgShared {
         };
         Self {
             driver: AuthDriver::new(params()),
-            params: params(),
+            params: Arc::new(params()),
             auth,
             sso,
             device,
@@ -79,6 +79,23 @@ impl PgShared {
             parser: Arc::new(NoopQueryParser::new()),
             cancels: relay::Cancels::default(),
         }
+    }
+}
+
+/// Portcullis's parameters with the upstream's over them.
+pub struct SignInParameters {
+    base: Arc<DefaultServerParameterProvider>,
+    upstream: Vec<(String, String)>,
+}
+
+impl pgwire::api::auth::ServerParameterProvider for SignInParameters {
+    fn server_parameters<C>(&self, client: &C) -> Option<std::collections::HashMap<String, String>>
+    where
+        C: ClientInfo,
+    {
+        let mut params = self.base.server_parameters(client).unwrap_or_default();
+        params.extend(self.upstream.iter().cloned());
+        Some(params)
     }
 }
 
@@ -118,6 +135,21 @@ impl PgConnection {
             ended: None,
             upstream,
         });
+    }
+
+    /// The parameters the client is told at the end of its sign-in: Portcullis's, overridden
+    /// by the upstream's (its real server_version, TimeZone, …) in a bound database.
+    fn parameters(&self) -> SignInParameters {
+        let upstream = match &*self.phase.lock() {
+            Phase::SignedIn {
+                upstream: Some(up), ..
+            } => up.parameters.clone(),
+            _ => Vec::new(),
+        };
+        SignInParameters {
+            base: self.shared.params.clone(),
+            upstream,
+        }
     }
 
     /// The upstream session to relay to, once (the connection loop takes it).

@@ -260,7 +260,12 @@ impl PgConnection {
         PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
     {
         self.admit(session.clone()).await?;
-        if let Err(e) = finish_authentication(client, &self.shared.params).await {
+        // A key of its own for cancel requests (pgwire's default would be 0 for everyone).
+        client.set_pid_and_secret_key(
+            rand::random::<i32>() & i32::MAX,
+            pgwire::messages::startup::SecretKey::I32(rand::random()),
+        );
+        if let Err(e) = finish_authentication(client, &self.parameters()).await {
             self.shared
                 .auth
                 .catalog()
@@ -295,12 +300,21 @@ impl PgConnection {
                     .await
                     .map_err(|e| fatal(&e))?;
                 self.admit(session.clone()).await?;
-                if let Err(e) = self
-                    .shared
-                    .driver
-                    .complete_authentication(client, final_message)
-                    .await
-                {
+                // pgwire's complete_authentication, with this sign-in's parameters (the
+                // upstream's, in a bound database).
+                let finished = async {
+                    if let Some(message) = final_message {
+                        client
+                            .send(PgWireBackendMessage::Authentication(message))
+                            .await?;
+                    }
+                    client.set_pid_and_secret_key(
+                        rand::random::<i32>() & i32::MAX,
+                        pgwire::messages::startup::SecretKey::I32(rand::random()),
+                    );
+                    finish_authentication(client, &self.parameters()).await
+                };
+                if let Err(e) = finished.await {
                     auth.catalog()
                         .sessions
                         .remove(&session.id, Reason::ClientDisconnected);
