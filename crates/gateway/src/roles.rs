@@ -18,10 +18,14 @@ pub const MANAGED: &str = "portcullis_managed";
 /// roles) — across every Portcullis process that shares it. Taken first in each transaction.
 pub const LOCK: &str = "SELECT pg_catalog.pg_advisory_xact_lock(7383117463253011)";
 
-/// How the relay logs in as the person: their role and a fresh random password.
+/// How the relay logs in as the person: their role and a fresh random password — valid until
+/// the next sign-in of the same person sets another, so the administrator connection that set
+/// it is kept (holding a lock on the person) until this login is done: drop it after.
 pub struct UpstreamLogin {
     pub role: String,
     pub password: String,
+    /// Holds `pg_advisory_lock` on the person until dropped.
+    _hold: tokio_postgres::Client,
 }
 
 impl std::fmt::Debug for UpstreamLogin {
@@ -63,6 +67,15 @@ pub async fn provision(
         )));
     }
     let mut client = connect(url).await?;
+    // One sign-in of a person at a time, until its login upstream is done (a second one would
+    // set another password in between).
+    client
+        .execute(
+            "SELECT pg_catalog.pg_advisory_lock(pg_catalog.hashtextextended($1, 7383117463253012))",
+            &[&role],
+        )
+        .await
+        .map_err(failed)?;
     let tx = client.transaction().await.map_err(failed)?;
     tx.batch_execute(LOCK).await.map_err(failed)?;
     ensure_marker(&tx).await?;
@@ -109,6 +122,7 @@ pub async fn provision(
     Ok(UpstreamLogin {
         role: role.to_owned(),
         password,
+        _hold: client,
     })
 }
 
