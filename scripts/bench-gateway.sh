@@ -1,19 +1,20 @@
 #!/usr/bin/env bash
 # The gateway's relay (issue 12): pgbench -S -M prepared -c 8 through Portcullis (a password
-# user whose group may read the pgbench tables, relayed to their own upstream role) and straight
-# to the same PostgreSQL 15, in one run, with each side's server CPU per transaction
-# (Portcullis: its process; PostgreSQL: the postmaster and its reaped backends).
+# user whose group may read the pgbench tables, relayed to their own upstream role), straight to
+# the same PostgreSQL 15, and through PgBouncer 1.18 (Debian's, session pooling) as the peer, in
+# one run, with server CPU per transaction (Portcullis / PgBouncer: their process; PostgreSQL:
+# the postmaster and its reaped backends).
 # Usage: bash scripts/bench-gateway.sh [seconds per run, default 20]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 SECS="${1:-20}"
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/portcullis-target}"
 PGBIN=/usr/lib/postgresql/15/bin
-command -v pgbench >/dev/null && [ -x "$PGBIN/initdb" ] || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql-15 postgresql-client >/dev/null; }
+command -v pgbench >/dev/null && [ -x "$PGBIN/initdb" ] && [ -x /usr/sbin/pgbouncer ] || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql-15 postgresql-client pgbouncer >/dev/null; }
 cargo build --release --quiet -p portcullis
 WORK=$(mktemp -d /tmp/portcullis-gw.XXXX); chmod 755 "$WORK"
 PASS=Bench-pass-1
-cleanup() { [ -n "${PC_PID:-}" ] && kill "$PC_PID" 2>/dev/null; [ -d "$WORK/pg" ] && su postgres -c "$PGBIN/pg_ctl -D $WORK/pg -m immediate stop" >/dev/null 2>&1; rm -rf "$WORK"; }
+cleanup() { [ -n "${PC_PID:-}" ] && kill "$PC_PID" 2>/dev/null; [ -n "${PGB_PID:-}" ] && kill "$PGB_PID" 2>/dev/null; [ -d "$WORK/pg" ] && su postgres -c "$PGBIN/pg_ctl -D $WORK/pg -m immediate stop" >/dev/null 2>&1; rm -rf "$WORK"; }
 trap cleanup EXIT
 
 id postgres >/dev/null 2>&1 || useradd -r -m postgres
@@ -41,6 +42,28 @@ PGPASSWORD=$PASS psql -X -q -h 127.0.0.1 -p 45051 -U admin@system system \
 PGPASSWORD=$PASS psql -X -q -h 127.0.0.1 -p 45433 -U portcullis_admin sales \
   -c 'GRANT SELECT ON ALL TABLES IN SCHEMA public TO "readers@sales"'
 
+# PgBouncer, session pooling, in front of the same database (it refuses to run as root).
+cat > "$WORK/pgrun/pgbouncer.ini" <<INI
+[databases]
+sales = host=127.0.0.1 port=45433 dbname=sales
+[pgbouncer]
+listen_addr = 127.0.0.1
+listen_port = 45434
+unix_socket_dir =
+auth_type = scram-sha-256
+auth_file = $WORK/pgrun/userlist.txt
+pool_mode = session
+max_client_conn = 100
+default_pool_size = 20
+logfile = $WORK/pgrun/pgbouncer.log
+pidfile = $WORK/pgrun/pgbouncer.pid
+INI
+echo "\"portcullis_admin\" \"$PASS\"" > "$WORK/pgrun/userlist.txt"
+chown postgres "$WORK/pgrun/pgbouncer.ini" "$WORK/pgrun/userlist.txt"
+su postgres -s /bin/sh -c "/usr/sbin/pgbouncer -d $WORK/pgrun/pgbouncer.ini"
+for _ in $(seq 50); do [ -s "$WORK/pgrun/pgbouncer.pid" ] && break; sleep 0.1; done
+PGB_PID=$(cat "$WORK/pgrun/pgbouncer.pid")
+
 HZ=$(getconf CLK_TCK)
 ticks() { awk '{ print $14 + $15 + $16 + $17 }' "/proc/$1/stat"; }
 run() { # name pid pgbench-args… → "name tps server-cpu-ms-per-transaction"
@@ -56,9 +79,12 @@ run() { # name pid pgbench-args… → "name tps server-cpu-ms-per-transaction"
 }
 DIRECT=$(run direct "$PG_PID" -h 127.0.0.1 -p 45433 -U portcullis_admin sales)
 RELAY=$(run portcullis "$PC_PID" -h 127.0.0.1 -p 45051 -U bench@sales sales)
+BOUNCER=$(run pgbouncer "$PGB_PID" -h 127.0.0.1 -p 45434 -U portcullis_admin sales)
 read -r _ d_tps d_cpu <<<"$DIRECT"
 read -r _ r_tps r_cpu <<<"$RELAY"
+read -r _ b_tps b_cpu <<<"$BOUNCER"
 printf "%-28s %12s %26s\n" "pgbench -S -M prepared -c 8" "tps" "server CPU ms/transaction"
 printf "%-28s %12.1f %26s\n" "straight to PostgreSQL" "$d_tps" "$d_cpu (PostgreSQL)"
+printf "%-28s %12.1f %26s\n" "through PgBouncer" "$b_tps" "$b_cpu (PgBouncer only)"
 printf "%-28s %12.1f %26s\n" "through Portcullis" "$r_tps" "$r_cpu (Portcullis only)"
-awk -v a="$r_tps" -v b="$d_tps" 'BEGIN { printf "ratio Portcullis / direct: %.2fx  (PgBouncer, session pooling, measured ~0.45x on such a machine)\n", a / b }'
+awk -v a="$r_tps" -v b="$d_tps" -v c="$b_tps" 'BEGIN { printf "ratio Portcullis / direct: %.2fx   PgBouncer / direct: %.2fx   Portcullis / PgBouncer: %.2fx  (target >= 1.2x)\n", a / b, c / b, a / c }'
