@@ -21,6 +21,8 @@ impl<T: AsyncRead + AsyncWrite + Unpin + Send> Io for T {}
 /// A logged-in upstream session, ready for queries.
 pub struct UpstreamSession {
     pub stream: Box<dyn Io>,
+    /// The relay's read buffer (reused).
+    pub inbuf: BytesMut,
     /// The upstream's parameters (`server_version`, `TimeZone`, …), for the client: it should
     /// know the server it really talks to. `is_superuser` and `session_authorization` are left
     /// out (Portcullis says them).
@@ -207,6 +209,7 @@ pub async fn connect(
     }
     Ok(UpstreamSession {
         stream,
+        inbuf: BytesMut::with_capacity(16 * 1024),
         parameters,
         process_id,
         secret_key,

@@ -109,10 +109,12 @@ pub async fn run(
                             match up {
                                 // The upstream's answers go to the client as they are.
                                 Ok(bytes) => {
-                                    SinkExt::<pgwire::messages::PgWireBackendMessage>::flush(
-                                        &mut socket,
-                                    )
-                                    .await?;
+                                    if !socket.write_buffer().is_empty() {
+                                        SinkExt::<pgwire::messages::PgWireBackendMessage>::flush(
+                                            &mut socket,
+                                        )
+                                        .await?;
+                                    }
                                     use tokio::io::AsyncWriteExt;
                                     socket.get_mut().write_all(&bytes).await?;
                                     socket.get_mut().flush().await?;

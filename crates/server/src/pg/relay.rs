@@ -110,12 +110,15 @@ pub async fn read_upstream(relay: &mut Option<Box<UpstreamSession>>) -> std::io:
     let Some(up) = relay.as_mut() else {
         return std::future::pending().await;
     };
-    let mut buf = BytesMut::with_capacity(16 * 1024);
-    let n = up.stream.read_buf(&mut buf).await?;
+    // One buffer per session, its capacity reused read after read.
+    if up.inbuf.capacity() < 4096 {
+        up.inbuf.reserve(16 * 1024);
+    }
+    let n = up.stream.read_buf(&mut up.inbuf).await?;
     if n == 0 {
         return Err(std::io::ErrorKind::UnexpectedEof.into());
     }
-    Ok(buf)
+    Ok(up.inbuf.split())
 }
 
 /// The key a client was given (BackendKeyData), as the registry keys it.
