@@ -27,6 +27,20 @@ fn upstream() -> Postgres {
     pg
 }
 
+/// A server with `sales` bound to `pg`, and alice@sales in analysts@sales, which may USE it.
+fn bound(pg: &Postgres) -> Server {
+    let server = Server::start();
+    let good = pg.url("portcullis_admin", ADMIN_PASS, "sales");
+    server.admin(&[
+        &format!("CREATE DATABASE sales UPSTREAM '{good}'"),
+        "CREATE USER \"alice@sales\" PASSWORD = 'Alice-pass-123'",
+        "CREATE GROUP analysts@sales",
+        "ALTER GROUP analysts@sales ADD USER alice@sales",
+        "GRANT USE ON DATABASE sales TO GROUP analysts@sales",
+    ]);
+    server
+}
+
 #[test]
 fn a_database_is_bound_to_a_checked_upstream_whose_password_stays_sealed() {
     let pg = upstream();
@@ -151,17 +165,11 @@ fn signing_in_gives_the_person_their_own_upstream_role() {
         "postgres",
         &["CREATE ROLE \"bob@sales\" LOGIN SUPERUSER PASSWORD 'Bobs-own-pass-1'"],
     );
-    let server = Server::start();
-    let good = pg.url("portcullis_admin", ADMIN_PASS, "sales");
+    let server = bound(&pg);
     server.admin(&[
-        &format!("CREATE DATABASE sales UPSTREAM '{good}'"),
-        "CREATE USER \"alice@sales\" PASSWORD = 'Alice-pass-123'",
         "CREATE USER \"bob@sales\" PASSWORD = 'Bob-pass-1234'",
-        "CREATE GROUP analysts@sales",
         "CREATE GROUP auditors@sales",
-        "ALTER GROUP analysts@sales ADD USER alice@sales",
         "ALTER GROUP auditors@sales ADD USER alice@sales",
-        "GRANT USE ON DATABASE sales TO GROUP analysts@sales",
         "GRANT USE ON DATABASE sales TO USER bob@sales",
     ]);
     let alice = || {
@@ -243,15 +251,7 @@ fn signing_in_gives_the_person_their_own_upstream_role() {
 #[test]
 fn catalog_changes_are_mirrored_upstream_or_refused_whole() {
     let pg = upstream();
-    let server = Server::start();
-    let good = pg.url("portcullis_admin", ADMIN_PASS, "sales");
-    server.admin(&[
-        &format!("CREATE DATABASE sales UPSTREAM '{good}'"),
-        "CREATE USER \"alice@sales\" PASSWORD = 'Alice-pass-123'",
-        "CREATE GROUP analysts@sales",
-        "ALTER GROUP analysts@sales ADD USER alice@sales",
-        "GRANT USE ON DATABASE sales TO GROUP analysts@sales",
-    ]);
+    let server = bound(&pg);
     assert!(
         server
             .psql("alice@sales", "sales", "Alice-pass-123", &["SELECT 1"])
@@ -319,15 +319,9 @@ fn catalog_changes_are_mirrored_upstream_or_refused_whole() {
 #[test]
 fn a_signed_in_session_works_upstream_as_the_person() {
     let pg = upstream();
-    let server = Server::start();
-    let good = pg.url("portcullis_admin", ADMIN_PASS, "sales");
+    let server = bound(&pg);
     server.admin(&[
-        &format!("CREATE DATABASE sales UPSTREAM '{good}'"),
-        "CREATE USER \"alice@sales\" PASSWORD = 'Alice-pass-123'",
         "CREATE USER \"bob@sales\" PASSWORD = 'Bobby-pass-123'",
-        "CREATE GROUP analysts@sales",
-        "ALTER GROUP analysts@sales ADD USER alice@sales",
-        "GRANT USE ON DATABASE sales TO GROUP analysts@sales",
         "GRANT USE ON DATABASE sales TO USER bob@sales",
     ]);
     pg.sql(
@@ -464,15 +458,7 @@ fn a_signed_in_session_works_upstream_as_the_person() {
 fn cancels_reach_the_upstream_and_the_upstream_session_ends_with_the_token() {
     let pg = upstream();
     let rogue = harness::idp::NodeServer::rogue(&[]);
-    let server = Server::start();
-    let good = pg.url("portcullis_admin", ADMIN_PASS, "sales");
-    server.admin(&[
-        &format!("CREATE DATABASE sales UPSTREAM '{good}'"),
-        "CREATE USER \"alice@sales\" PASSWORD = 'Alice-pass-123'",
-        "GRANT USE ON DATABASE sales TO USER alice@sales",
-        "CREATE GROUP analysts@sales",
-        "GRANT USE ON DATABASE sales TO GROUP analysts@sales",
-    ]);
+    let server = bound(&pg);
     let (ok, _, err) = server.psql(
         "admin@system",
         "sales",

@@ -85,19 +85,10 @@ pub async fn run(
                             // Frames that go upstream as they are: no decoding, one write.
                             Incoming::Raw(bytes) => {
                                 if let Some(up) = relay.as_mut() {
-                                    if let Some(session) = conn.session() {
-                                        if let Err(reason) =
-                                            conn.shared.auth.catalog().live_session(&session.id)
-                                        {
-                                            let info: pgwire::error::ErrorInfo =
-                                                super::errors::session_ended(&reason).into();
-                                            socket
-                                                .send(pgwire::messages::PgWireBackendMessage::ErrorResponse(
-                                                    info.into(),
-                                                ))
-                                                .await?;
-                                            break;
-                                        }
+                                    if let Err(reason) = still_live(&conn) {
+                    let info = super::errors::session_ended(&reason).into();
+                                        send_error(&mut socket, info).await?;
+                                        break;
                                     }
                                     use tokio::io::AsyncWriteExt;
                                     up.stream.write_all(&bytes).await?;
@@ -129,11 +120,7 @@ pub async fn run(
                                          the session"
                                             .into(),
                                     );
-                                    socket
-                                        .send(pgwire::messages::PgWireBackendMessage::ErrorResponse(
-                                            info.into(),
-                                        ))
-                                        .await?;
+                                    send_error(&mut socket, info).await?;
                                     break;
                                 }
                             }
@@ -152,11 +139,7 @@ pub async fn run(
                                 .unwrap_or(portcullis_catalog::EndReason::Gone);
                             let info: pgwire::error::ErrorInfo =
                                 super::errors::session_ended(&reason).into();
-                            socket
-                                .send(pgwire::messages::PgWireBackendMessage::ErrorResponse(
-                                    info.into(),
-                                ))
-                                .await?;
+                            send_error(&mut socket, info).await?;
                             break;
                         }
                     }
@@ -185,17 +168,10 @@ pub async fn run(
         if let Some(up) = relay.as_mut() {
             if super::relay::forwards(&msg) {
                 // Every statement runs on authority that still holds.
-                if let Some(session) = conn.session() {
-                    if let Err(reason) = conn.shared.auth.catalog().live_session(&session.id) {
-                        let info: pgwire::error::ErrorInfo =
-                            super::errors::session_ended(&reason).into();
-                        socket
-                            .send(pgwire::messages::PgWireBackendMessage::ErrorResponse(
-                                info.into(),
-                            ))
-                            .await?;
-                        break;
-                    }
+                if let Err(reason) = still_live(&conn) {
+                    let info = super::errors::session_ended(&reason).into();
+                    send_error(&mut socket, info).await?;
+                    break;
                 }
                 use tokio::io::AsyncWriteExt;
                 up.stream.write_all(&super::relay::encode(&msg)?).await?;
@@ -230,11 +206,7 @@ pub async fn run(
                 // FATAL, then close — like PostgreSQL, no ReadyForQuery after it (pgwire's
                 // process_error would send one).
                 let info: pgwire::error::ErrorInfo = e.into();
-                socket
-                    .send(pgwire::messages::PgWireBackendMessage::ErrorResponse(
-                        info.into(),
-                    ))
-                    .await?;
+                send_error(&mut socket, info).await?;
                 break;
             }
             process_error(&mut socket, e, is_extended).await?;
@@ -253,11 +225,7 @@ pub async fn run(
                 Err(e) => {
                     // FATAL, then close: no ReadyForQuery after a failed sign-in.
                     let info: pgwire::error::ErrorInfo = e.into();
-                    socket
-                        .send(pgwire::messages::PgWireBackendMessage::ErrorResponse(
-                            info.into(),
-                        ))
-                        .await?;
+                    send_error(&mut socket, info).await?;
                     break;
                 }
             }
@@ -270,6 +238,28 @@ pub async fn run(
         conn.shared.cancels.forget(&key);
     }
     result
+}
+
+/// Sends an ErrorResponse (a FATAL the caller then closes the connection after).
+async fn send_error<S>(socket: &mut Socket<S>, info: pgwire::error::ErrorInfo) -> io::Result<()> {
+    socket
+        .send(pgwire::messages::PgWireBackendMessage::ErrorResponse(
+            info.into(),
+        ))
+        .await
+}
+
+/// Whether the signed-in session still holds (checked before relaying anything for it).
+fn still_live(conn: &PgConnection) -> Result<(), portcullis_catalog::EndReason> {
+    match conn.session() {
+        Some(session) => conn
+            .shared
+            .auth
+            .catalog()
+            .live_session(&session.id)
+            .map(|_| ()),
+        None => Ok(()),
+    }
 }
 
 /// Takes the signed-in session's upstream, if it has one, to relay to, and registers it for
