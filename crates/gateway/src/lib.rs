@@ -6,7 +6,9 @@
 //! ([`roles`]); the session relay builds on this.
 
 mod connect;
+pub mod flow;
 mod mirror;
+pub mod pool;
 pub mod roles;
 pub mod session;
 
@@ -15,9 +17,68 @@ use portcullis_catalog::CatalogError;
 
 pub use connect::connect;
 
-/// Speaks to upstreams as their administrator.
-#[derive(Debug, Default)]
-pub struct Gateway;
+/// Speaks to upstreams as their administrator, and keeps the idle sessions of their people.
+#[derive(Default)]
+pub struct Gateway {
+    pool: std::sync::Arc<pool::Pool>,
+}
+
+impl Gateway {
+    pub fn new(settings: pool::PoolSettings) -> Self {
+        Self {
+            pool: std::sync::Arc::new(pool::Pool::new(settings)),
+        }
+    }
+
+    /// The person's own session upstream, for a session that signed in to a bound database
+    /// (`None` for a database without an upstream): an idle one of theirs if their role already
+    /// holds exactly this session's memberships, else their role is provisioned first (see
+    /// [`roles`]) and an idle session taken or a new one logged in.
+    pub async fn open_session(
+        &self,
+        catalog: &portcullis_catalog::Catalog,
+        session: &portcullis_catalog::Session,
+    ) -> Result<Option<Box<session::UpstreamSession>>, CatalogError> {
+        let Some((url, groups)) = wanted(catalog, session)? else {
+            return Ok(None);
+        };
+        let key = pool::Key {
+            upstream: url.display(),
+            role: session.user.clone(),
+            application: session.application.clone(),
+        };
+        if self.pool.provisioned_with(&key, &groups) {
+            if let Some(up) = self.pool.take(&key) {
+                return Ok(Some(up));
+            }
+        }
+        let login = roles::provision(&url, &session.user, &groups).await?;
+        // Noted while the person is still locked upstream (`login` holds the lock).
+        self.pool.note_provisioned(&key, groups);
+        if let Some(up) = self.pool.take(&key) {
+            return Ok(Some(up));
+        }
+        metrics::counter!("portcullis_upstream_pool_total", "result" => "new").increment(1);
+        let up = session::connect(&url, &login, session.application.as_deref()).await?;
+        Ok(Some(Box::new(up)))
+    }
+
+    /// Takes back a session whose client is done: kept for the person's next sign-in if it
+    /// was left at rest (and is reset), closed otherwise.
+    pub fn give_back(&self, up: Box<session::UpstreamSession>) {
+        self.pool.give_back(up);
+    }
+
+    /// Closes sessions idle too long (called every second).
+    pub fn reap(&self) {
+        self.pool.reap();
+    }
+
+    /// Idle upstream sessions held.
+    pub fn idle_sessions(&self) -> usize {
+        self.pool.idle_count()
+    }
+}
 
 #[async_trait::async_trait]
 impl UpstreamChecker for Gateway {
@@ -56,12 +117,12 @@ impl UpstreamChecker for Gateway {
     }
 }
 
-/// Gives a session that signed in to a bound database its upstream role (see [`roles`]) and
-/// answers where and how to log in as it: `None` for a database without an upstream.
-pub async fn provision_session(
+/// The upstream of the session's database and the upstream roles of the groups and roles the
+/// session acts through (sorted): `None` for a database without an upstream.
+fn wanted(
     catalog: &portcullis_catalog::Catalog,
     session: &portcullis_catalog::Session,
-) -> Result<Option<(UpstreamUrl, roles::UpstreamLogin)>, CatalogError> {
+) -> Result<Option<(UpstreamUrl, Vec<String>)>, CatalogError> {
     let state = catalog.state();
     let Some(binding) = state
         .snap
@@ -105,6 +166,5 @@ pub async fn provision_session(
         .collect();
     names.sort();
     names.dedup();
-    let login = roles::provision(&url, &session.user, &names).await?;
-    Ok(Some((url, login)))
+    Ok(Some((url, names)))
 }

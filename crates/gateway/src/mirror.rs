@@ -19,6 +19,8 @@ struct Step {
     needs: Vec<String>,
     /// Roles this step creates (a new group): the marker is ensured first.
     creates: bool,
+    /// The role this step drops (its idle sessions are closed).
+    drops: Option<String>,
 }
 
 fn group_name(state: &CatalogState, id: i64) -> Option<(i64, String)> {
@@ -63,6 +65,7 @@ fn steps(before: &CatalogState, changes: &[Change]) -> Vec<(i64, Step)> {
                         ),
                         needs: Vec::new(),
                         creates: true,
+                        drops: None,
                     },
                 ));
             }
@@ -72,8 +75,9 @@ fn steps(before: &CatalogState, changes: &[Change]) -> Vec<(i64, Step)> {
                         db,
                         Step {
                             sql: drop_role(&name),
-                            needs: vec![name],
+                            needs: vec![name.clone()],
                             creates: false,
+                            drops: Some(name),
                         },
                     ));
                 }
@@ -118,6 +122,7 @@ fn steps(before: &CatalogState, changes: &[Change]) -> Vec<(i64, Step)> {
                                 sql: drop_role(&u),
                                 needs: vec![u.clone()],
                                 creates: false,
+                                drops: Some(u.clone()),
                             },
                         ));
                     }
@@ -149,19 +154,29 @@ fn membership(grant: bool, of: &str, member: &str) -> Step {
         },
         needs: vec![of.to_owned(), member.to_owned()],
         creates: false,
+        drops: None,
     }
 }
 
-/// An open upstream transaction.
-struct Open(tokio_postgres::Client);
+/// An open upstream transaction; once it commits, the pool forgets what it knew of the
+/// upstream's roles (again: a sign-in may have noted them while the change was running).
+struct Open {
+    client: tokio_postgres::Client,
+    pool: std::sync::Arc<crate::pool::Pool>,
+    upstream: String,
+    dropped: Vec<String>,
+}
 
 #[async_trait::async_trait]
 impl MirrorCommit for Open {
     async fn commit(self: Box<Self>) -> Result<(), CatalogError> {
-        self.0
+        let done = self
+            .client
             .batch_execute("COMMIT")
             .await
-            .map_err(|e| unreachable(format!("committing mirrored changes: {e}")))
+            .map_err(|e| unreachable(format!("committing mirrored changes: {e}")));
+        self.pool.forget(&self.upstream, &self.dropped);
+        done
     }
 }
 
@@ -213,7 +228,18 @@ impl UpstreamMirror for Gateway {
                     .await
                     .map_err(|e| failed(&format!("upstream {}", url.display()), &e))?;
             }
-            open.push(Box::new(Open(client)));
+            let dropped: Vec<String> = steps
+                .iter()
+                .filter(|(d, _)| *d == db)
+                .filter_map(|(_, s)| s.drops.clone())
+                .collect();
+            self.pool.forget(&url.display(), &dropped);
+            open.push(Box::new(Open {
+                client,
+                pool: self.pool.clone(),
+                upstream: url.display(),
+                dropped,
+            }));
         }
         Ok(open)
     }

@@ -12,6 +12,8 @@ use tokio::net::TcpStream;
 use portcullis_catalog::upstream::{unreachable, SslMode, UpstreamUrl};
 use portcullis_catalog::CatalogError;
 
+use crate::flow::Flow;
+use crate::pool::Key;
 use crate::roles::UpstreamLogin;
 
 /// A byte stream to the upstream (TLS or not).
@@ -34,6 +36,10 @@ pub struct UpstreamSession {
     pub host: String,
     pub port: u16,
     pub sslmode: SslMode,
+    /// Where the conversation is (whether the session may be kept for the next sign-in).
+    pub flow: Flow,
+    /// The pool's key for it.
+    pub(crate) key: Option<Key>,
 }
 
 impl std::fmt::Debug for UpstreamSession {
@@ -216,7 +222,85 @@ pub async fn connect(
         host: url.host.clone(),
         port: url.port,
         sslmode: url.sslmode,
+        flow: Flow::default(),
+        key: Some(Key {
+            upstream: url.display(),
+            role: login.role.clone(),
+            application: application.map(str::to_owned),
+        }),
     })
+}
+
+impl UpstreamSession {
+    /// Whether the connection is still open and quiet (an upstream that shut down sends its
+    /// FATAL and closes; either shows here without waiting).
+    pub fn alive(&mut self) -> bool {
+        use futures_util::FutureExt;
+        let mut probe = [0u8; 1];
+        match self.stream.read(&mut probe).now_or_never() {
+            None => true,
+            Some(_) => false,
+        }
+    }
+
+    /// Makes the session as a new login would find it: the open transaction (status `T` or
+    /// `E`) rolled back, then `DISCARD ALL` (prepared statements, temporary tables, settings,
+    /// `SET ROLE`, advisory locks, LISTENs all gone). Any error refuses the reset.
+    pub async fn reset(&mut self, status: u8) -> Result<(), CatalogError> {
+        let mut out = BytesMut::new();
+        let mut expect = 1;
+        if status != b'I' {
+            frontend::query("ROLLBACK", &mut out).map_err(|e| unreachable(e.to_string()))?;
+            expect += 1;
+        }
+        frontend::query("DISCARD ALL", &mut out).map_err(|e| unreachable(e.to_string()))?;
+        self.stream
+            .write_all(&out)
+            .await
+            .map_err(|e| unreachable(e.to_string()))?;
+        let mut buf = std::mem::take(&mut self.inbuf);
+        let mut failed = None;
+        while expect > 0 {
+            match read_message(&mut self.stream, &mut buf).await? {
+                backend::Message::ReadyForQuery(r) => {
+                    expect -= 1;
+                    if expect == 0 && r.status() != b'I' {
+                        failed = Some("the session is still in a transaction".to_owned());
+                    }
+                }
+                backend::Message::ErrorResponse(body) => failed = Some(error_text(&body)),
+                backend::Message::ParameterStatus(p) => {
+                    if let (Ok(name), Ok(value)) = (p.name(), p.value()) {
+                        if let Some(slot) = self.parameters.iter_mut().find(|(n, _)| n == name) {
+                            slot.1 = value.to_owned();
+                        }
+                    }
+                }
+                _ => {}
+            }
+        }
+        if let Some(why) = failed {
+            return Err(unreachable(format!("resetting the session: {why}")));
+        }
+        if buf.has_remaining() {
+            return Err(unreachable("the upstream sent data nobody asked for"));
+        }
+        // An idle session holds no read buffer.
+        self.inbuf = BytesMut::new();
+        self.flow = Flow::default();
+        Ok(())
+    }
+
+    /// Ends the session: a Terminate, then the connection closes.
+    pub async fn close(mut self: Box<Self>) {
+        let mut out = BytesMut::new();
+        frontend::terminate(&mut out);
+        let _ = tokio::time::timeout(std::time::Duration::from_secs(1), async {
+            let _ = self.stream.write_all(&out).await;
+            let _ = self.stream.shutdown().await;
+        })
+        .await;
+    }
 }
 
 /// Asks the upstream to cancel the session's running query (a new connection, as PostgreSQL

@@ -53,6 +53,11 @@ pub struct FileConfig {
     pub event_rows: Option<usize>,
     /// Where the JSON audit log goes: `stderr` (default) or a file path (appended to).
     pub audit_log: Option<String>,
+    /// Idle upstream sessions kept per bound database, for repeat sign-ins. Default 20; 0
+    /// keeps none.
+    pub upstream_pool_size: Option<usize>,
+    /// An idle upstream session is closed after this many seconds. Default 60.
+    pub upstream_pool_idle_seconds: Option<u64>,
 }
 
 /// The resolved settings.
@@ -77,6 +82,8 @@ pub struct Settings {
     pub event_retention_days: i64,
     pub event_rows: usize,
     pub audit_log: Option<PathBuf>,
+    pub upstream_pool_size: usize,
+    pub upstream_pool_idle_seconds: u64,
 }
 
 /// Overrides from the command line (already merged with their environment variables).
@@ -112,6 +119,8 @@ const KNOWN_ENV: &[&str] = &[
     "PORTCULLIS_EVENT_RETENTION_DAYS",
     "PORTCULLIS_EVENT_ROWS",
     "PORTCULLIS_AUDIT_LOG",
+    "PORTCULLIS_UPSTREAM_POOL_SIZE",
+    "PORTCULLIS_UPSTREAM_POOL_IDLE_SECONDS",
     // Read by the client commands (`portcullis sql`, `portcullis token`), not the server.
     "PORTCULLIS_CLIENT_SECRET",
     "PORTCULLIS_TOKEN_CACHE",
@@ -258,6 +267,18 @@ pub fn resolve(file: Option<&Path>, flags: Overrides) -> anyhow::Result<Settings
         .or(f.audit_log)
         .filter(|v| v != "stderr")
         .map(PathBuf::from);
+    let upstream_pool_size = parse_env("PORTCULLIS_UPSTREAM_POOL_SIZE")?
+        .or(f.upstream_pool_size)
+        .unwrap_or(20);
+    if upstream_pool_size > 10_000 {
+        bail!("upstream_pool_size must be at most 10000");
+    }
+    let upstream_pool_idle_seconds = parse_env("PORTCULLIS_UPSTREAM_POOL_IDLE_SECONDS")?
+        .or(f.upstream_pool_idle_seconds)
+        .unwrap_or(60);
+    if !(1..=86_400).contains(&upstream_pool_idle_seconds) {
+        bail!("upstream_pool_idle_seconds must be between 1 and 86400");
+    }
     Ok(Settings {
         data_dir,
         sql_addr: addr("sql_addr", &sql_addr)?,
@@ -278,6 +299,8 @@ pub fn resolve(file: Option<&Path>, flags: Overrides) -> anyhow::Result<Settings
         event_retention_days,
         event_rows,
         audit_log,
+        upstream_pool_size,
+        upstream_pool_idle_seconds,
     })
 }
 

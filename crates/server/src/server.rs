@@ -90,8 +90,14 @@ pub async fn run(
     )?);
     let sso = Arc::new(SsoAuthenticator::new(catalog.clone(), providers));
     catalog.set_explainer(sso.clone());
-    catalog.set_upstream_checker(Arc::new(portcullis_gateway::Gateway));
-    catalog.set_upstream_mirror(Arc::new(portcullis_gateway::Gateway));
+    let gateway = Arc::new(portcullis_gateway::Gateway::new(
+        portcullis_gateway::pool::PoolSettings {
+            size: settings.upstream_pool_size,
+            idle: std::time::Duration::from_secs(settings.upstream_pool_idle_seconds),
+        },
+    ));
+    catalog.set_upstream_checker(gateway.clone());
+    catalog.set_upstream_mirror(gateway.clone());
     if catalog.is_empty() {
         let (password, generated) = admin_password();
         catalog.bootstrap(&password).await?;
@@ -182,11 +188,13 @@ pub async fn run(
     // second, and their idle connections are told then.
     let session_sweeper = {
         let catalog = catalog.clone();
+        let gateway = gateway.clone();
         tokio::spawn(async move {
             let mut tick = tokio::time::interval(std::time::Duration::from_secs(1));
             loop {
                 tick.tick().await;
                 catalog.expire_sessions();
+                gateway.reap();
             }
         })
     };
@@ -200,6 +208,7 @@ pub async fn run(
             device,
             settings.max_connections / 4,
             std::time::Duration::from_secs(settings.sso_flow_seconds),
+            gateway,
         )),
         tls,
         settings.max_connections,

@@ -60,6 +60,9 @@ pub async fn run(
     // In a database bound to an upstream: the person's own session there, relayed to.
     let mut relay: Option<Box<portcullis_gateway::session::UpstreamSession>> = None;
     let mut cancel_key: Option<super::relay::ClientKey> = None;
+    // The client said goodbye (Terminate or end of stream) with its session still standing: its
+    // upstream session may be kept for the person's next sign-in.
+    let mut client_left = false;
     let result = async {
     loop {
         let authenticating = matches!(
@@ -91,6 +94,7 @@ pub async fn run(
                                         break;
                                     }
                                     use tokio::io::AsyncWriteExt;
+                                    up.flow.sent(&bytes);
                                     up.stream.write_all(&bytes).await?;
                                 }
                                 continue;
@@ -148,6 +152,7 @@ pub async fn run(
             }
         };
         let Some(Ok(msg)) = msg else {
+            client_left = msg.is_none();
             if let Some(Err(e)) = msg {
                 tracing::debug!(error = %e, "undecodable message; closing");
                 if let PgWireError::MessageTooLarge(limit, len) = e {
@@ -165,6 +170,10 @@ pub async fn run(
             }
             break;
         };
+        if matches!(msg, PgWireFrontendMessage::Terminate(_)) {
+            client_left = true;
+            break;
+        }
         if let Some(up) = relay.as_mut() {
             if super::relay::forwards(&msg) {
                 // Every statement runs on authority that still holds.
@@ -174,16 +183,12 @@ pub async fn run(
                     break;
                 }
                 use tokio::io::AsyncWriteExt;
-                up.stream.write_all(&super::relay::encode(&msg)?).await?;
+                let frames = super::relay::encode(&msg)?;
+                up.flow.sent(&frames);
+                up.stream.write_all(&frames).await?;
                 up.stream.flush().await?;
-                if matches!(msg, PgWireFrontendMessage::Terminate(_)) {
-                    break;
-                }
                 continue;
             }
-        }
-        if matches!(msg, PgWireFrontendMessage::Terminate(_)) {
-            break;
         }
         let is_extended = match socket.state() {
             PgWireConnectionState::CopyInProgress(ext) => ext,
@@ -236,6 +241,15 @@ pub async fn run(
     .await;
     if let Some(key) = cancel_key {
         conn.shared.cancels.forget(&key);
+    }
+    if let Some(up) = relay.take() {
+        // Kept only if the client left it at rest on a session that still holds (the pool
+        // checks the rest); the upstream session of a session that ended ends with it.
+        if result.is_ok() && client_left && still_live(&conn).is_ok() {
+            conn.shared.gateway.give_back(up);
+        } else {
+            tokio::spawn(up.close());
+        }
     }
     result
 }

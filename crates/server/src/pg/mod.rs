@@ -51,6 +51,8 @@ pub struct PgShared {
     /// Relayed sessions by the key their client was given: a cancel request with that key is
     /// passed on to the upstream session (and nothing else is).
     pub cancels: relay::Cancels,
+    /// Upstream sessions: opened (or taken from the pool) at sign-in, given back at the end.
+    pub gateway: Arc<portcullis_gateway::Gateway>,
 }
 
 impl PgShared {
@@ -60,6 +62,7 @@ impl PgShared {
         device: Arc<DeviceFlow>,
         max_waiting: usize,
         max_wait: std::time::Duration,
+        gateway: Arc<portcullis_gateway::Gateway>,
     ) -> Self {
         let params = || {
             let mut params = DefaultServerParameterProvider::default();
@@ -78,6 +81,7 @@ impl PgShared {
             max_wait,
             parser: Arc::new(NoopQueryParser::new()),
             cancels: relay::Cancels::default(),
+            gateway,
         }
     }
 }
@@ -165,19 +169,7 @@ impl PgConnection {
     /// FATAL `08001` (or `42501`) and no session.
     async fn admit(&self, session: Arc<Session>) -> pgwire::error::PgWireResult<()> {
         let catalog = self.shared.auth.catalog();
-        let upstream = async {
-            match portcullis_gateway::provision_session(catalog, &session).await? {
-                Some((url, login)) => portcullis_gateway::session::connect(
-                    &url,
-                    &login,
-                    session.application.as_deref(),
-                )
-                .await
-                .map(|u| Some(Box::new(u))),
-                None => Ok(None),
-            }
-        };
-        match upstream.await {
+        match self.shared.gateway.open_session(catalog, &session).await {
             Ok(upstream) => {
                 self.signed_in(session, upstream);
                 Ok(())

@@ -91,8 +91,7 @@ pub fn forwards(msg: &PgWireFrontendMessage) -> bool {
         | PgWireFrontendMessage::Flush(_)
         | PgWireFrontendMessage::CopyData(_)
         | PgWireFrontendMessage::CopyDone(_)
-        | PgWireFrontendMessage::CopyFail(_)
-        | PgWireFrontendMessage::Terminate(_) => true,
+        | PgWireFrontendMessage::CopyFail(_) => true,
         _ => false,
     }
 }
@@ -118,7 +117,9 @@ pub async fn read_upstream(relay: &mut Option<Box<UpstreamSession>>) -> std::io:
     if n == 0 {
         return Err(std::io::ErrorKind::UnexpectedEof.into());
     }
-    Ok(up.inbuf.split())
+    let bytes = up.inbuf.split();
+    up.flow.received(&bytes);
+    Ok(bytes)
 }
 
 /// The key a client was given (BackendKeyData), as the registry keys it.
