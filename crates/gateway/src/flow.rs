@@ -37,7 +37,10 @@ impl Default for Flow {
 }
 
 fn frame_len(header: &[u8]) -> usize {
-    usize::try_from(i32::from_be_bytes([header[1], header[2], header[3], header[4]])).unwrap_or(0)
+    usize::try_from(i32::from_be_bytes([
+        header[1], header[2], header[3], header[4],
+    ]))
+    .unwrap_or(0)
 }
 
 impl Flow {
@@ -123,7 +126,13 @@ mod tests {
         }
         // Extended protocol without a Sync is not at rest, even with nothing owed.
         let mut flow = Flow::default();
-        flow.sent(&[frame(b'P', b"\0SELECT 1\0\0\0"), frame(b'B', b"\0\0\0\0\0\0\0\0")].concat());
+        flow.sent(
+            &[
+                frame(b'P', b"\0SELECT 1\0\0\0"),
+                frame(b'B', b"\0\0\0\0\0\0\0\0"),
+            ]
+            .concat(),
+        );
         assert_eq!(flow.at_rest(), None);
         flow.sent(&frame(b'S', b""));
         flow.received(&frame(b'1', b""));

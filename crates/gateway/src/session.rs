@@ -237,10 +237,9 @@ impl UpstreamSession {
     pub fn alive(&mut self) -> bool {
         use futures_util::FutureExt;
         let mut probe = [0u8; 1];
-        match self.stream.read(&mut probe).now_or_never() {
-            None => true,
-            Some(_) => false,
-        }
+        // Pending: nothing to read, the connection open. Anything else (a FATAL, the end of
+        // the stream, an error) means it is done.
+        self.stream.read(&mut probe).now_or_never().is_none()
     }
 
     /// Makes the session as a new login would find it: the open transaction (status `T` or

@@ -7,39 +7,8 @@
 
 mod harness;
 
-use harness::postgres::Postgres;
+use harness::postgres::{bound, upstream, ADMIN_PASS};
 use harness::Server;
-
-const ADMIN_PASS: &str = "Upstream-admin-1";
-
-fn upstream() -> Postgres {
-    let pg = Postgres::start();
-    pg.sql(
-        "postgres",
-        &[
-            &format!("CREATE ROLE portcullis_admin LOGIN CREATEROLE PASSWORD '{ADMIN_PASS}'"),
-            "CREATE DATABASE sales OWNER portcullis_admin",
-            "CREATE DATABASE other",
-            "CREATE ROLE weak_admin LOGIN PASSWORD 'Weak-admin-1'",
-            "GRANT CONNECT ON DATABASE sales TO weak_admin",
-        ],
-    );
-    pg
-}
-
-/// A server with `sales` bound to `pg`, and alice@sales in analysts@sales, which may USE it.
-fn bound(pg: &Postgres) -> Server {
-    let server = Server::start();
-    let good = pg.url("portcullis_admin", ADMIN_PASS, "sales");
-    server.admin(&[
-        &format!("CREATE DATABASE sales UPSTREAM '{good}'"),
-        "CREATE USER \"alice@sales\" PASSWORD = 'Alice-pass-123'",
-        "CREATE GROUP analysts@sales",
-        "ALTER GROUP analysts@sales ADD USER alice@sales",
-        "GRANT USE ON DATABASE sales TO GROUP analysts@sales",
-    ]);
-    server
-}
 
 #[test]
 fn a_database_is_bound_to_a_checked_upstream_whose_password_stays_sealed() {

@@ -79,18 +79,41 @@ impl Postgres {
             )),
             "initdb",
         );
-        let port = super::idp::free_port();
+        let pg = Self {
+            port: super::idp::free_port(),
+            dir,
+        };
+        pg.start_again();
+        pg
+    }
+
+    /// Starts the stopped server again, on the same port.
+    pub fn start_again(&self) {
         run(
             as_cluster_owner(&format!(
-                "{BIN}/pg_ctl -D {} -l {}/log -w -o \"-p {port} -k {} -c listen_addresses=127.0.0.1 \
+                "{BIN}/pg_ctl -D {} -l {}/log -w -o \"-p {} -k {} -c listen_addresses=127.0.0.1 \
                  -c max_connections=50\" start >/dev/null",
-                data.display(),
-                dir.path().display(),
-                dir.path().display()
+                self.data_dir().display(),
+                self.dir.path().display(),
+                self.port,
+                self.dir.path().display()
             )),
             "pg_ctl start",
         );
-        Self { port, dir }
+    }
+
+    /// Polls `query` (as the superuser, in `database`) until it answers `want`, for up to 10 s;
+    /// answers the last answer.
+    pub fn wait_for(&self, database: &str, query: &str, want: &str) -> String {
+        let mut last = String::new();
+        for _ in 0..100 {
+            last = self.sql(database, &[query]);
+            if last == want {
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
+        last
     }
 
     /// Runs SQL as the superuser in `database`; returns psql's unaligned output.
@@ -146,4 +169,44 @@ impl Drop for Postgres {
         ))
         .status();
     }
+}
+
+/// The upstream administrator's password in [`upstream`].
+pub const ADMIN_PASS: &str = "Upstream-admin-1";
+
+/// A PostgreSQL with `portcullis_admin` (CREATEROLE) owning database `sales`, a database
+/// `other` it does not own, and `weak_admin` (no CREATEROLE).
+pub fn upstream() -> Postgres {
+    let pg = Postgres::start();
+    pg.sql(
+        "postgres",
+        &[
+            &format!("CREATE ROLE portcullis_admin LOGIN CREATEROLE PASSWORD '{ADMIN_PASS}'"),
+            "CREATE DATABASE sales OWNER portcullis_admin",
+            "CREATE DATABASE other",
+            "CREATE ROLE weak_admin LOGIN PASSWORD 'Weak-admin-1'",
+            "GRANT CONNECT ON DATABASE sales TO weak_admin",
+        ],
+    );
+    pg
+}
+
+/// A server (with `env`) with `sales` bound to `pg`, and alice@sales in analysts@sales, which
+/// may USE it.
+pub fn bound_with(pg: &Postgres, env: &[(&str, &str)]) -> super::Server {
+    let server = super::Server::start_env(env);
+    let good = pg.url("portcullis_admin", ADMIN_PASS, "sales");
+    server.admin(&[
+        &format!("CREATE DATABASE sales UPSTREAM '{good}'"),
+        "CREATE USER \"alice@sales\" PASSWORD = 'Alice-pass-123'",
+        "CREATE GROUP analysts@sales",
+        "ALTER GROUP analysts@sales ADD USER alice@sales",
+        "GRANT USE ON DATABASE sales TO GROUP analysts@sales",
+    ]);
+    server
+}
+
+/// [`bound_with`] and no settings.
+pub fn bound(pg: &Postgres) -> super::Server {
+    bound_with(pg, &[])
 }
