@@ -4,6 +4,10 @@
 # the same PostgreSQL 15, and through PgBouncer 1.18 (Debian's, session pooling) as the peer, in
 # one run, with server CPU per transaction (Portcullis / PgBouncer: their process; PostgreSQL:
 # the postmaster and its reaped backends).
+# Then sign-ins: pgbench -C -S (a new connection per transaction) with an RS256 access token from
+# the test OpenID provider as the password through Portcullis (the upstream pool warm: a repeat
+# sign-in takes an idle upstream session of the same person), against PostgreSQL's own SCRAM
+# sign-ins (a new backend each) in the same run.
 # Usage: bash scripts/bench-gateway.sh [seconds per run, default 20]
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -14,7 +18,7 @@ command -v pgbench >/dev/null && [ -x "$PGBIN/initdb" ] && [ -x /usr/sbin/pgboun
 cargo build --release --quiet -p portcullis
 WORK=$(mktemp -d /tmp/portcullis-gw.XXXX); chmod 755 "$WORK"
 PASS=Bench-pass-1
-cleanup() { [ -n "${PC_PID:-}" ] && kill "$PC_PID" 2>/dev/null; [ -n "${PGB_PID:-}" ] && kill "$PGB_PID" 2>/dev/null; [ -d "$WORK/pg" ] && su postgres -c "$PGBIN/pg_ctl -D $WORK/pg -m immediate stop" >/dev/null 2>&1; rm -rf "$WORK"; }
+cleanup() { [ -n "${PC_PID:-}" ] && kill "$PC_PID" 2>/dev/null; [ -n "${PGB_PID:-}" ] && kill "$PGB_PID" 2>/dev/null; [ -n "${IDP_PID:-}" ] && kill "$IDP_PID" 2>/dev/null; [ -d "$WORK/pg" ] && su postgres -c "$PGBIN/pg_ctl -D $WORK/pg -m immediate stop" >/dev/null 2>&1; rm -rf "$WORK"; }
 trap cleanup EXIT
 
 id postgres >/dev/null 2>&1 || useradd -r -m postgres
@@ -80,6 +84,33 @@ run() { # name pid pgbench-args… → "name tps server-cpu-ms-per-transaction"
 DIRECT=$(run direct "$PG_PID" -h 127.0.0.1 -p 45433 -U portcullis_admin sales)
 RELAY=$(run portcullis "$PC_PID" -h 127.0.0.1 -p 45051 -U bench@sales sales)
 BOUNCER=$(run pgbouncer "$PGB_PID" -h 127.0.0.1 -p 45434 -U portcullis_admin sales)
+# Token sign-ins through the gateway vs PostgreSQL's SCRAM sign-ins.
+npm ci --prefix tests/idp --no-audit --no-fund --silent
+node tests/idp/idp.mjs --port 0 --keys "$WORK/jwks.json" --redirect-uri http://127.0.0.1:49091/v1/callback >"$WORK/idp.out" 2>/dev/null &
+IDP_PID=$!
+for _ in $(seq 100); do grep -q IDP_READY "$WORK/idp.out" && break; sleep 0.1; done
+ISSUER=$(awk '/IDP_READY/ {print $2}' "$WORK/idp.out")
+PGPASSWORD=$PASS psql -X -q -h 127.0.0.1 -p 45051 -U admin@system sales \
+  -c "ALTER DATABASE sales SET SSO INTEGRATION oidc issuer = \"$ISSUER\", client_id = \"rs256-client\", client_secret = \"rs256-client-secret\", default_group = readers" >/dev/null
+TOKEN=$(node tests/idp/token.mjs --issuer "$ISSUER" --client rs256-client --grant client_credentials | python3 -c 'import json,sys; print(json.load(sys.stdin)["access_token"])')
+# Warms the key cache and the person's upstream role; then 8 idle upstream sessions.
+PGPASSWORD=$TOKEN pgbench -n -S -C -c 8 -j 2 -t 5 -h 127.0.0.1 -p 45051 -U access_token sales >/dev/null 2>&1
+signins() { # name pid password pgbench-args… → "name sign-ins/s server-cpu-ms-per-sign-in"
+  local name=$1 pid=$2 password=$3; shift 3
+  local t0; t0=$(ticks "$pid")
+  PGPASSWORD=$password pgbench -n -S -C -c 8 -j 2 -T "$SECS" "$@" >"$WORK/$name.out" 2>&1
+  sleep 0.5
+  local t1; t1=$(ticks "$pid")
+  local tps; tps=$(grep -Eo 'tps = [0-9.]+' "$WORK/$name.out" | head -1 | cut -d' ' -f3)
+  local n; n=$(grep -Eo 'number of transactions actually processed: [0-9]+' "$WORK/$name.out" | grep -Eo '[0-9]+$')
+  [ -n "$tps" ] || { cat "$WORK/$name.out" >&2; tps=0; n=1; }
+  echo "$name $tps $(awk -v d="$((t1 - t0))" -v hz="$HZ" -v n="$n" 'BEGIN { printf "%.4f", d * 1000 / hz / n }')"
+}
+PG_C=$(signins pg-scram "$PG_PID" "$PASS" -h 127.0.0.1 -p 45433 -U portcullis_admin sales)
+TK_C=$(signins token "$PC_PID" "$TOKEN" -h 127.0.0.1 -p 45051 -U access_token sales)
+WHO=$(PGPASSWORD=$TOKEN psql -X -A -t -h 127.0.0.1 -p 45051 -U access_token sales -c "SELECT current_user")
+BACKENDS=$(PGPASSWORD=$PASS psql -X -A -t -h 127.0.0.1 -p 45433 -U postgres postgres -c "SELECT count(*) FROM pg_stat_activity WHERE usename = '$WHO'")
+
 read -r _ d_tps d_cpu <<<"$DIRECT"
 read -r _ r_tps r_cpu <<<"$RELAY"
 read -r _ b_tps b_cpu <<<"$BOUNCER"
@@ -88,3 +119,10 @@ printf "%-28s %12.1f %26s\n" "straight to PostgreSQL" "$d_tps" "$d_cpu (PostgreS
 printf "%-28s %12.1f %26s\n" "through PgBouncer" "$b_tps" "$b_cpu (PgBouncer only)"
 printf "%-28s %12.1f %26s\n" "through Portcullis" "$r_tps" "$r_cpu (Portcullis only)"
 awk -v a="$r_tps" -v b="$d_tps" -v c="$b_tps" 'BEGIN { printf "ratio Portcullis / direct: %.2fx   PgBouncer / direct: %.2fx   Portcullis / PgBouncer: %.2fx  (target >= 1.2x)\n", a / b, c / b, a / c }'
+read -r _ pgc_tps pgc_cpu <<<"$PG_C"
+read -r _ tk_tps tk_cpu <<<"$TK_C"
+printf "%-28s %12s %26s\n" "pgbench -S -C -c 8" "sign-ins/s" "server CPU ms/sign-in"
+printf "%-28s %12.1f %26s\n" "PostgreSQL SCRAM" "$pgc_tps" "$pgc_cpu (PostgreSQL)"
+printf "%-28s %12.1f %26s\n" "Portcullis token, pool warm" "$tk_tps" "$tk_cpu (Portcullis only)"
+awk -v a="$tk_tps" -v b="$pgc_tps" 'BEGIN { printf "ratio token through Portcullis / PostgreSQL SCRAM: %.2fx  (target >= 10x)\n", a / b }'
+echo "upstream backends of the token's person ($WHO) after the run: $BACKENDS (the pool's idle sessions)"
