@@ -586,6 +586,7 @@ impl Catalog {
                 events: Some(self.events().clone()),
             })
             .await
+            .map_err(|e| not_here(e, sql))
     }
 
     /// The result columns of a statement, without running it (for the extended protocol).
@@ -599,6 +600,27 @@ impl Catalog {
             _ => Ok((Vec::new(), 0)),
         }
     }
+}
+
+/// A query that names no `sys` table and that the query engine cannot make sense of is a query
+/// for PostgreSQL: said as such (`0A000`), never as the engine's own syntax error.
+fn not_here(e: CatalogError, sql: &str) -> CatalogError {
+    let engine_complaint = matches!(
+        e.sqlstate,
+        sqlstate::SYNTAX_ERROR | sqlstate::UNDEFINED_TABLE | "42883" | "42703"
+    ) || e.message.contains("incomplete input");
+    if !engine_complaint || sql.to_ascii_lowercase().contains("sys.") {
+        return e;
+    }
+    CatalogError::new(
+        sqlstate::FEATURE_NOT_SUPPORTED,
+        format!(
+            "this query is for PostgreSQL, and this database is not bound to PostgreSQL: here \
+             Portcullis answers only its own statements, SELECTs over sys.* and psql's \\l, \\du \
+             and \\dg (the query engine said: {})",
+            e.message
+        ),
+    )
 }
 
 /// The columns of `EXPLAIN AUTHENTICATION`: one row per check.

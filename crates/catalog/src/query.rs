@@ -5,6 +5,7 @@
 //! ([`QueryPool`]), within the time and size limits of [`limits`].
 
 mod limits;
+mod pg_catalog;
 mod pool;
 #[cfg(test)]
 mod tests;
@@ -140,6 +141,8 @@ impl QueryEngine {
         limits::register_functions(&conn).map_err(internal)?;
         conn.execute_batch(SCHEMA).map_err(internal)?;
         visibility::create_views(&conn).map_err(internal)?;
+        pg_catalog::register_functions(&conn).map_err(internal)?;
+        pg_catalog::create_views(&conn).map_err(internal)?;
         limits::apply(&conn);
         conn.set_limit(Limit::SQLITE_LIMIT_ATTACHED, 2);
         let refusal: Arc<Mutex<Option<CatalogError>>> = Arc::default();
@@ -165,7 +168,7 @@ impl QueryEngine {
 
     /// Describes a query's result columns without running it (needs no copy of the catalog).
     pub fn describe(&self, sql: &str) -> Result<(Vec<Column>, usize), CatalogError> {
-        let sql = rewrite_placeholders(sql);
+        let sql = rewrite_placeholders(&pg_catalog::translate(sql));
         let stmt = self.prepare_guarded(&sql)?;
         Ok((columns_of(&stmt), stmt.parameter_count()))
     }
@@ -234,7 +237,7 @@ impl QueryEngine {
     pub fn run(&mut self, job: &QueryJob) -> Result<QueryResult, CatalogError> {
         self.refresh(job)?;
         *self.view.lock() = session_view(&job.session, &job.state, self.owners.clone());
-        let sql = rewrite_placeholders(&job.sql);
+        let sql = rewrite_placeholders(&pg_catalog::translate(&job.sql));
         let deadline = Instant::now() + self.time_limit;
         let _armed = Armed::new(&self.deadline, deadline);
         let mut stmt = self.prepare_guarded(&sql)?;

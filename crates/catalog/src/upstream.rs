@@ -249,3 +249,75 @@ mod tests {
         }
     }
 }
+
+/// A vendor object grant (`GRANT SELECT ON TABLE t TO GROUP analysts`) as its upstream runs it:
+/// each grantee resolved, in the session's own database only, to its upstream role
+/// (`"analysts@sales"`) — a name from another database or none at all is refused. `None` when
+/// `sql` is not an object grant. The upstream then checks, as the person, that they may grant.
+pub fn object_grant_upstream(
+    state: &crate::model::CatalogState,
+    database_id: i64,
+    sql: &str,
+) -> Option<Result<String, CatalogError>> {
+    use crate::sql::postgres::{parse_object_grant, GranteeKind};
+    let grant = parse_object_grant(sql)?;
+    let database = state.database_name(database_id).to_owned();
+    let quote = |name: &str| format!("\"{}\"", name.replace('"', "\"\""));
+    let mut names = Vec::with_capacity(grant.grantees.len());
+    for (kind, written) in &grant.grantees {
+        if *kind == GranteeKind::Public {
+            names.push("PUBLIC".to_owned());
+            continue;
+        }
+        let Some(q) = crate::names::QualifiedName::parse(written) else {
+            return Some(Err(CatalogError::undefined("grantee", written)));
+        };
+        if !q.database_or(&database).eq_ignore_ascii_case(&database) {
+            return Some(Err(CatalogError::new(
+                crate::error::sqlstate::INSUFFICIENT_PRIVILEGE,
+                format!(
+                    "grantee \"{written}\" is not of database \"{database}\": objects here are \
+                     granted only to its own users, groups and roles"
+                ),
+            )));
+        }
+        let group = || {
+            state
+                .group(database_id, &q.name)
+                .map(|g| format!("{}@{database}", g.name))
+        };
+        let role = || {
+            state
+                .role(database_id, &q.name)
+                .map(|r| format!("{}@{database}", r.name))
+        };
+        let user = || {
+            state
+                .user(database_id, &q.name)
+                .map(|u| state.user_fqun(u).to_string())
+        };
+        let found = match kind {
+            GranteeKind::Group => group(),
+            GranteeKind::Role => role(),
+            GranteeKind::User => user(),
+            _ => group().or_else(role).or_else(user),
+        };
+        match found {
+            Some(name) => names.push(quote(&name)),
+            None => return Some(Err(CatalogError::undefined("grantee", written))),
+        }
+    }
+    let preposition = if grant.head.to_ascii_uppercase().starts_with("GRANT") {
+        "TO"
+    } else {
+        "FROM"
+    };
+    Some(Ok(format!(
+        "{} {preposition} {} {}",
+        grant.head,
+        names.join(", "),
+        grant.tail
+    )
+    .trim_end()
+    .to_owned()))
+}

@@ -90,6 +90,11 @@ impl Flow {
         }
     }
 
+    /// The last ReadyForQuery's transaction status.
+    pub fn status(&self) -> u8 {
+        self.status
+    }
+
     /// At rest — nothing owed, nothing half-sent or half-read — with this transaction status.
     pub fn at_rest(&self) -> Option<u8> {
         (self.owed == 0 && !self.unsynced && self.head_len == 0 && self.left == 0)

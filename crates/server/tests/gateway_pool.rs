@@ -262,3 +262,96 @@ fn an_upstream_restart_gives_a_clean_error_and_the_next_sign_in_works() {
         "the pooled session the restart ended was found dead and passed over"
     );
 }
+
+/// The vendor's object grants go upstream with their grantees resolved to the upstream roles of
+/// the session's own database; a grantee from elsewhere, or none, is refused before anything
+/// reaches PostgreSQL.
+#[test]
+fn object_grants_reach_the_upstream_with_their_grantees_resolved() {
+    let pg = upstream();
+    let server = bound(&pg);
+    server.admin(&[
+        "CREATE USER \"bob@sales\" PASSWORD = 'Bob-pass-12345'",
+        "CREATE USER \"carol@sales\" PASSWORD = 'Carol-pass-123'",
+        "CREATE GROUP readers@sales",
+        "ALTER GROUP readers@sales ADD USER bob@sales",
+        "GRANT USE ON DATABASE sales TO GROUP readers@sales",
+        "GRANT USE ON DATABASE sales TO USER carol@sales",
+        "CREATE DATABASE other",
+        "CREATE GROUP readers@other",
+    ]);
+    pg.sql(
+        "sales",
+        &["GRANT CREATE ON SCHEMA public TO \"analysts@sales\""],
+    );
+    let alice = |c: &[&str]| server.psql("alice@sales", "sales", ALICE, c);
+    let bob = || {
+        server.psql(
+            "bob@sales",
+            "sales",
+            "Bob-pass-12345",
+            &["SELECT count(*) FROM reports"],
+        )
+    };
+    let (ok, _, err) = alice(&[
+        "CREATE TABLE reports (id int)",
+        "INSERT INTO reports VALUES (1), (2)",
+    ]);
+    assert!(ok, "{err}");
+    let (ok, _, err) = bob();
+    assert!(
+        !ok && err.contains("permission denied for table reports"),
+        "{err}"
+    );
+    for (grant, needle) in [
+        (
+            "GRANT SELECT ON TABLE reports TO GROUP nosuch",
+            "does not exist",
+        ),
+        (
+            "GRANT SELECT ON TABLE reports TO GROUP readers@other",
+            "is not of database \"sales\"",
+        ),
+        (
+            "GRANT SELECT ON TABLE reports TO USER admin@system",
+            "is not of database \"sales\"",
+        ),
+    ] {
+        let (ok, _, err) = alice(&[grant]);
+        assert!(!ok && err.contains(needle), "{grant}: {err}");
+    }
+    let (ok, _, err) = bob();
+    assert!(!ok, "a refused grant changed something: {err}");
+    let (ok, out, err) = alice(&["GRANT SELECT ON TABLE reports TO GROUP readers"]);
+    assert!(ok && out == "GRANT", "{out}{err}");
+    assert_eq!(
+        pg.sql(
+            "sales",
+            &["SELECT grantee FROM information_schema.role_table_grants \
+               WHERE table_name = 'reports' AND privilege_type = 'SELECT' \
+               AND grantee <> 'alice@sales'"]
+        ),
+        "readers@sales"
+    );
+    let (ok, out, err) = bob();
+    assert!(ok && out == "2", "{out}{err}");
+    let (ok, _, err) = server.psql(
+        "carol@sales",
+        "sales",
+        "Carol-pass-123",
+        &["SELECT count(*) FROM reports"],
+    );
+    assert!(!ok && err.contains("permission denied"), "{err}");
+    // Carol owns nothing: PostgreSQL refuses her grant (checked upstream, as her).
+    let (ok, _, err) = server.psql(
+        "carol@sales",
+        "sales",
+        "Carol-pass-123",
+        &["GRANT SELECT ON TABLE reports TO USER carol"],
+    );
+    assert!(!ok && err.contains("permission denied"), "{err}");
+    let (ok, _, err) = alice(&["REVOKE SELECT ON TABLE reports FROM GROUP readers@sales"]);
+    assert!(ok, "{err}");
+    let (ok, _, err) = bob();
+    assert!(!ok && err.contains("permission denied"), "{err}");
+}

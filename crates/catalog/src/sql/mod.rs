@@ -5,6 +5,7 @@
 mod ast;
 mod cursor;
 mod parser;
+pub mod postgres;
 
 pub use ast::*;
 pub use parser::parse_statements;

@@ -62,6 +62,9 @@ fn parse_one(
         .map(|t| lines.byte(t.span.start))
         .unwrap_or(0);
     let end = tokens.last().map(|t| lines.byte(t.span.end)).unwrap_or(0);
+    if let Some(what) = super::postgres::postgres_statement(&tokens) {
+        return Err(super::postgres::needs_upstream(&what));
+    }
     let mut c = Cursor::new(tokens, lines, end_position);
     let statement =
         if c.peek_keyword("SELECT") || c.peek_keyword("WITH") || c.peek_keyword("VALUES") {

@@ -11,8 +11,9 @@ use std::time::Duration;
 use futures::{SinkExt, StreamExt};
 use pgwire::api::{ClientInfo, ErrorHandler, PgWireConnectionState, PgWireServerHandlers};
 use pgwire::error::PgWireError;
+use pgwire::messages::response::{ReadyForQuery, TransactionStatus};
 use pgwire::messages::startup::PasswordMessageFamily;
-use pgwire::messages::PgWireFrontendMessage;
+use pgwire::messages::{PgWireBackendMessage, PgWireFrontendMessage};
 use pgwire::tokio::server::{
     negotiate_tls, process_error, process_message, MaybeTls, PgWireMessageServerCodec,
 };
@@ -183,6 +184,33 @@ pub async fn run(
                     break;
                 }
                 use tokio::io::AsyncWriteExt;
+                let database_id = conn.session().map_or(0, |s| s.database_id);
+                let msg = match super::relay::for_upstream(
+                    msg,
+                    conn.shared.auth.catalog(),
+                    database_id,
+                ) {
+                    Ok(msg) => msg,
+                    Err(e) => {
+                        // Nothing went upstream: the error, and the upstream's status as it was.
+                        let info: pgwire::error::ErrorInfo =
+                            super::errors::statement_error(e).into();
+                        let status = match up.flow.status() {
+                            b'T' => TransactionStatus::Transaction,
+                            b'E' => TransactionStatus::Error,
+                            _ => TransactionStatus::Idle,
+                        };
+                        socket
+                            .feed(PgWireBackendMessage::ErrorResponse(info.into()))
+                            .await?;
+                        socket
+                            .send(PgWireBackendMessage::ReadyForQuery(ReadyForQuery::new(
+                                status,
+                            )))
+                            .await?;
+                        continue;
+                    }
+                };
                 let frames = super::relay::encode(&msg)?;
                 up.flow.sent(&frames);
                 up.stream.write_all(&frames).await?;

@@ -96,6 +96,30 @@ pub fn forwards(msg: &PgWireFrontendMessage) -> bool {
     }
 }
 
+/// A simple query as the upstream gets it: a vendor object grant (`GRANT SELECT ON TABLE t TO
+/// GROUP analysts`) with its grantees resolved to their upstream roles in the session's own
+/// database; anything else as it is. A grantee that does not resolve is the client's error.
+pub fn for_upstream(
+    msg: PgWireFrontendMessage,
+    catalog: &portcullis_catalog::Catalog,
+    database_id: i64,
+) -> Result<PgWireFrontendMessage, portcullis_catalog::CatalogError> {
+    let PgWireFrontendMessage::Query(q) = &msg else {
+        return Ok(msg);
+    };
+    match portcullis_catalog::upstream::object_grant_upstream(
+        &catalog.state(),
+        database_id,
+        &q.query,
+    ) {
+        None => Ok(msg),
+        Some(Ok(sql)) => Ok(PgWireFrontendMessage::Query(
+            pgwire::messages::simplequery::Query::new(sql),
+        )),
+        Some(Err(e)) => Err(e),
+    }
+}
+
 /// The message as bytes for the upstream.
 pub fn encode(msg: &PgWireFrontendMessage) -> std::io::Result<BytesMut> {
     let mut out = BytesMut::new();

@@ -226,7 +226,7 @@ fn client_chatter_is_accepted() {
 #[test]
 fn syntax_errors_name_the_position() {
     let cases: &[(&str, usize, &str)] = &[
-        ("CREATE TABLE t", 8, "expected DATABASE, USER, GROUP"),
+        ("CREATE DATABSE t", 8, "expected DATABASE, USER, GROUP"),
         ("CREATE USER alice", 18, "found end of input"),
         (
             "CREATE USER alice PASSWORD = 42",
@@ -422,4 +422,46 @@ fn pools_null_and_explain_parse() {
             database: Some("sales".into())
         }
     );
+}
+
+#[test]
+fn postgresql_statements_say_they_need_an_upstream() {
+    for (sql, what) in [
+        (
+            "INSERT INTO t VALUES (1)",
+            "INSERT is a PostgreSQL statement",
+        ),
+        ("copy t from stdin", "COPY is a PostgreSQL statement"),
+        (
+            "CREATE TABLE t (a int)",
+            "CREATE TABLE is a PostgreSQL statement",
+        ),
+        ("DROP INDEX i", "DROP INDEX is a PostgreSQL statement"),
+        (
+            "GRANT SELECT ON TABLE t TO GROUP analysts",
+            "GRANT … ON an object is a PostgreSQL statement",
+        ),
+        (
+            "REVOKE ALL ON SCHEMA s FROM USER bob",
+            "REVOKE … ON an object",
+        ),
+    ] {
+        let e = parse_statements(sql).unwrap_err();
+        assert_eq!(e.sqlstate, "0A000", "{sql}");
+        assert!(e.message.contains(what), "{sql}: {}", e.message);
+        assert!(
+            e.message.contains("not bound to PostgreSQL"),
+            "{}",
+            e.message
+        );
+    }
+    // The vendor's own statements are still the vendor's.
+    for sql in [
+        "GRANT USE ON DATABASE sales TO GROUP analysts",
+        "CREATE USER alice PASSWORD = 'Alice-pass-123'",
+        "ALTER GROUP analysts ADD USER alice",
+        "DROP GROUP analysts",
+    ] {
+        parse_statements(sql).unwrap();
+    }
 }
