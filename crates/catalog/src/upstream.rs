@@ -197,59 +197,6 @@ pub fn not_allowed(why: impl std::fmt::Display) -> CatalogError {
     CatalogError::new(sqlstate::INSUFFICIENT_PRIVILEGE, format!("upstream: {why}"))
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn urls_parse_and_never_show_the_password() {
-        let u = UpstreamUrl::parse(
-            "postgresql://portcullis_admin:s%40cret@127.0.0.1:5433/sales?sslmode=disable",
-        )
-        .unwrap();
-        assert_eq!(
-            (
-                u.user.as_str(),
-                u.password.as_str(),
-                u.port,
-                u.database.as_str()
-            ),
-            ("portcullis_admin", "s@cret", 5433, "sales")
-        );
-        assert_eq!(
-            u.display(),
-            "postgresql://portcullis_admin@127.0.0.1:5433/sales?sslmode=disable"
-        );
-        assert!(!format!("{u:?}").contains("cret"));
-        let back = UpstreamUrl::with_password(&u.display(), "s@cret").unwrap();
-        assert_eq!(back, u);
-        let v = UpstreamUrl::parse("postgres://a:b@db.example/sales").unwrap();
-        assert_eq!((v.port, v.sslmode), (5432, SslMode::VerifyFull));
-    }
-
-    #[test]
-    fn bad_urls_say_why() {
-        for (text, needle) in [
-            ("mysql://a:b@h/d", "scheme"),
-            ("postgresql://h/d", "administrator"),
-            ("postgresql://a@h/d", "password"),
-            ("postgresql://a:b@h/", "database"),
-            ("postgresql://a:b@h/d?sslmode=prefer", "not supported"),
-            ("postgresql://a:b@h/d?host=x", "unknown parameter"),
-            ("postgresql://a:b@db.example/d?sslmode=disable", "loopback"),
-            ("not a url", "not a URL"),
-        ] {
-            let e = UpstreamUrl::parse(text).unwrap_err();
-            assert!(e.message.contains(needle), "{text}: {}", e.message);
-            assert!(
-                !e.message.contains(":b@"),
-                "the password is echoed: {}",
-                e.message
-            );
-        }
-    }
-}
-
 /// A vendor object grant (`GRANT SELECT ON TABLE t TO GROUP analysts`) as its upstream runs it:
 /// each grantee resolved, in the session's own database only, to its upstream role
 /// (`"analysts@sales"`) — a name from another database or none at all is refused. `None` when
@@ -320,4 +267,57 @@ pub fn object_grant_upstream(
     )
     .trim_end()
     .to_owned()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn urls_parse_and_never_show_the_password() {
+        let u = UpstreamUrl::parse(
+            "postgresql://portcullis_admin:s%40cret@127.0.0.1:5433/sales?sslmode=disable",
+        )
+        .unwrap();
+        assert_eq!(
+            (
+                u.user.as_str(),
+                u.password.as_str(),
+                u.port,
+                u.database.as_str()
+            ),
+            ("portcullis_admin", "s@cret", 5433, "sales")
+        );
+        assert_eq!(
+            u.display(),
+            "postgresql://portcullis_admin@127.0.0.1:5433/sales?sslmode=disable"
+        );
+        assert!(!format!("{u:?}").contains("cret"));
+        let back = UpstreamUrl::with_password(&u.display(), "s@cret").unwrap();
+        assert_eq!(back, u);
+        let v = UpstreamUrl::parse("postgres://a:b@db.example/sales").unwrap();
+        assert_eq!((v.port, v.sslmode), (5432, SslMode::VerifyFull));
+    }
+
+    #[test]
+    fn bad_urls_say_why() {
+        for (text, needle) in [
+            ("mysql://a:b@h/d", "scheme"),
+            ("postgresql://h/d", "administrator"),
+            ("postgresql://a@h/d", "password"),
+            ("postgresql://a:b@h/", "database"),
+            ("postgresql://a:b@h/d?sslmode=prefer", "not supported"),
+            ("postgresql://a:b@h/d?host=x", "unknown parameter"),
+            ("postgresql://a:b@db.example/d?sslmode=disable", "loopback"),
+            ("not a url", "not a URL"),
+        ] {
+            let e = UpstreamUrl::parse(text).unwrap_err();
+            assert!(e.message.contains(needle), "{text}: {}", e.message);
+            assert!(
+                !e.message.contains(":b@"),
+                "the password is echoed: {}",
+                e.message
+            );
+        }
+    }
 }
