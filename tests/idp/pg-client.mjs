@@ -4,7 +4,9 @@
 // runs one query and prints its rows as JSON on stdout.
 //
 //   node tests/idp/pg-client.mjs --port N --user U --database D [--password P]
-//        [--options "-c ssoOAuthFlow=deviceGrant"] --query SQL
+//        [--options "-c ssoOAuthFlow=deviceGrant"] --query SQL [--params JSON-ARRAY]
+//
+// With --params the query runs in the extended protocol (Parse/Bind/Execute), else simple.
 //
 // Exit status 1 with the server's message on stderr when the connection or query fails.
 
@@ -19,6 +21,7 @@ const { values: args } = parseArgs({
     password: { type: 'string' },
     options: { type: 'string' },
     query: { type: 'string' },
+    params: { type: 'string' },
   },
   strict: true,
 });
@@ -36,7 +39,9 @@ const client = new pg.Client({
 client.on('notice', (n) => process.stderr.write(`NOTICE: ${n.message}\n`));
 try {
   await client.connect();
-  const result = await client.query(args.query);
+  const result = args.params === undefined
+    ? await client.query(args.query)
+    : await client.query(args.query, JSON.parse(args.params));
   process.stdout.write(`${JSON.stringify(result.rows)}\n`);
   await client.end();
 } catch (err) {
