@@ -8,6 +8,8 @@
 # the test OpenID provider as the password through Portcullis (the upstream pool warm: a repeat
 # sign-in takes an idle upstream session of the same person), against PostgreSQL's own SCRAM
 # sign-ins (a new backend each) in the same run.
+# Then memory: 1,000 signed-in idle sessions through Portcullis (each with its upstream session),
+# Portcullis's resident memory before and after, per session.
 # Usage: bash scripts/bench-gateway.sh [seconds per run, default 20]
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -25,7 +27,7 @@ id postgres >/dev/null 2>&1 || useradd -r -m postgres
 mkdir -p "$WORK/pg" "$WORK/pgrun"; chown postgres "$WORK/pg" "$WORK/pgrun"
 echo "$PASS" > "$WORK/pgrun/pw"; chown postgres "$WORK/pgrun/pw"
 su postgres -c "$PGBIN/initdb -D $WORK/pg -U postgres --auth=scram-sha-256 --pwfile=$WORK/pgrun/pw" >/dev/null
-su postgres -c "$PGBIN/pg_ctl -D $WORK/pg -o '-p 45433 -k $WORK/pgrun -c listen_addresses=127.0.0.1 -c max_connections=100' -l $WORK/pgrun/pg.log -w start" >/dev/null
+su postgres -c "$PGBIN/pg_ctl -D $WORK/pg -o '-p 45433 -k $WORK/pgrun -c listen_addresses=127.0.0.1 -c max_connections=1100 -c shared_buffers=128MB' -l $WORK/pgrun/pg.log -w start" >/dev/null
 PG_PID=$(head -1 "$WORK/pg/postmaster.pid")
 export PGSSLMODE=disable
 PGPASSWORD=$PASS psql -X -q -h 127.0.0.1 -p 45433 -U postgres postgres \
@@ -33,7 +35,7 @@ PGPASSWORD=$PASS psql -X -q -h 127.0.0.1 -p 45433 -U postgres postgres \
   -c "CREATE DATABASE sales OWNER portcullis_admin"
 PGPASSWORD=$PASS pgbench -q -i -s 10 -h 127.0.0.1 -p 45433 -U portcullis_admin sales >/dev/null 2>&1
 
-PORTCULLIS_ADMIN_PASSWORD=$PASS PORTCULLIS_LOG=warn "$CARGO_TARGET_DIR/release/portcullis" serve \
+PORTCULLIS_MAX_CONNECTIONS=2000 PORTCULLIS_ADMIN_PASSWORD=$PASS PORTCULLIS_LOG=warn "$CARGO_TARGET_DIR/release/portcullis" serve \
   --data-dir "$WORK/pc" --sql-addr 127.0.0.1:45051 --http-addr 127.0.0.1:49091 >"$WORK/pc.log" 2>&1 &
 PC_PID=$!
 for _ in $(seq 50); do grep -q "listening" "$WORK/pc.log" && break; sleep 0.1; done
@@ -126,3 +128,28 @@ printf "%-28s %12.1f %26s\n" "PostgreSQL SCRAM" "$pgc_tps" "$pgc_cpu (PostgreSQL
 printf "%-28s %12.1f %26s\n" "Portcullis token, pool warm" "$tk_tps" "$tk_cpu (Portcullis only)"
 awk -v a="$tk_tps" -v b="$pgc_tps" 'BEGIN { printf "ratio token through Portcullis / PostgreSQL SCRAM: %.2fx  (target >= 10x)\n", a / b }'
 echo "upstream backends of the token's person ($WHO) after the run: $BACKENDS (the pool's idle sessions)"
+
+# Memory per idle gateway session: 1,000 connections held open (one Python process, libpq).
+rss() { awk '/^VmRSS/ { print $2 }' "/proc/$1/status"; }
+R0=$(rss "$PC_PID")
+python3 - "$PASS" <<'PY' &
+import sys, time, psycopg2
+conns = []
+for i in range(1000):
+    c = psycopg2.connect(host="127.0.0.1", port=45051, user="bench@sales", dbname="sales",
+                         password=sys.argv[1], sslmode="disable")
+    c.cursor().execute("SELECT 1")
+    c.commit()
+    conns.append(c)
+print("HELD", flush=True)
+time.sleep(15)
+PY
+HOLD=$!
+for _ in $(seq 600); do
+  n=$(PGPASSWORD=$PASS psql -X -A -t -h 127.0.0.1 -p 45433 -U postgres postgres -c "SELECT count(*) FROM pg_stat_activity WHERE usename = 'bench@sales'" 2>/dev/null || echo 0)
+  [ "${n:-0}" -ge 1000 ] && break; sleep 0.5
+done
+sleep 2
+R1=$(rss "$PC_PID")
+wait "$HOLD" || true
+awk -v a="$R0" -v b="$R1" 'BEGIN { printf "memory: Portcullis RSS %d KiB -> %d KiB with 1,000 idle gateway sessions: %.1f KiB per session (its part only; each also holds a PostgreSQL backend)\n", a, b, (b - a) / 1000 }'
