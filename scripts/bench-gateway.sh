@@ -16,7 +16,7 @@ cd "$(dirname "$0")/.."
 SECS="${1:-20}"
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/portcullis-target}"
 PGBIN=/usr/lib/postgresql/15/bin
-command -v pgbench >/dev/null && [ -x "$PGBIN/initdb" ] && [ -x /usr/sbin/pgbouncer ] || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql-15 postgresql-client pgbouncer >/dev/null; }
+command -v pgbench >/dev/null && [ -x "$PGBIN/initdb" ] && [ -x /usr/sbin/pgbouncer ] && /usr/bin/python3 -c 'import psycopg2' 2>/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql-15 postgresql-client pgbouncer python3-psycopg2 >/dev/null; }
 cargo build --release --quiet -p portcullis
 WORK=$(mktemp -d /tmp/portcullis-gw.XXXX); chmod 755 "$WORK"
 PASS=Bench-pass-1
@@ -132,7 +132,7 @@ echo "upstream backends of the token's person ($WHO) after the run: $BACKENDS (t
 # Memory per idle gateway session: 1,000 connections held open (one Python process, libpq).
 rss() { awk '/^VmRSS/ { print $2 }' "/proc/$1/status"; }
 R0=$(rss "$PC_PID")
-python3 - "$PASS" <<'PY' &
+/usr/bin/python3 - "$PASS" <<'PY' &
 import sys, time, psycopg2
 conns = []
 for i in range(1000):

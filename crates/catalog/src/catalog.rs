@@ -386,6 +386,11 @@ impl Catalog {
 
     /// The session as it is now, or why it ended: checked before every statement, so a
     /// statement never runs on authority that is gone. Counts as activity (idle timeout).
+    /// The catalog's generation: it changes with every commit.
+    pub fn generation(&self) -> u64 {
+        self.generation.load(Ordering::Acquire)
+    }
+
     pub fn live_session(&self, id: &str) -> Result<Arc<Session>, EndReason> {
         let generation = self.generation.load(Ordering::Acquire);
         let Some((session, verified)) = self.sessions.get_checked(id, generation) else {

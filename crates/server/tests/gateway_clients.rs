@@ -79,7 +79,10 @@ fn jdbc_node_postgres_and_psycopg_work_upstream_as_the_person() {
             String::from_utf8_lossy(&out.stderr).into_owned(),
         )
     };
-    let (ok, out, err) = node("SELECT current_user AS who, count(*)::int AS n FROM notes", None);
+    let (ok, out, err) = node(
+        "SELECT current_user AS who, count(*)::int AS n FROM notes",
+        None,
+    );
     assert!(ok, "{err}");
     assert_eq!(out, r#"[{"who":"alice@sales","n":2}]"#);
     let (ok, out, err) = node("SELECT body FROM notes WHERE id = $1", Some("[2]"));
@@ -164,14 +167,23 @@ fn a_hundred_megabytes_go_through_copy_both_ways() {
         &["SELECT count(*), sum(length(body)), sum(id) FROM big"],
     );
     assert!(ok, "{err}");
-    assert_eq!(out, format!("{rows}|{}|{}", rows * 90, rows * (rows + 1) / 2));
+    assert_eq!(
+        out,
+        format!("{rows}|{}|{}", rows * 90, rows * (rows + 1) / 2)
+    );
     let back = dir.path().join("back.tsv");
     let (ok, _, err) = server.psql(
         "alice@sales",
         "sales",
         ALICE,
-        &[&format!("\\copy (SELECT * FROM big ORDER BY id) TO '{}'", back.display())],
+        &[&format!(
+            "\\copy (SELECT * FROM big ORDER BY id) TO '{}'",
+            back.display()
+        )],
     );
     assert!(ok, "{err}");
-    assert!(std::fs::read(&back).unwrap() == text.as_bytes(), "COPY TO changed the data");
+    assert!(
+        std::fs::read(&back).unwrap() == text.as_bytes(),
+        "COPY TO changed the data"
+    );
 }

@@ -64,6 +64,7 @@ pub async fn run(
     // The client said goodbye (Terminate or end of stream) with its session still standing: its
     // upstream session may be kept for the person's next sign-in.
     let mut client_left = false;
+    let mut checked = None;
     let result = async {
     loop {
         let authenticating = matches!(
@@ -89,7 +90,7 @@ pub async fn run(
                             // Frames that go upstream as they are: no decoding, one write.
                             Incoming::Raw(bytes) => {
                                 if let Some(up) = relay.as_mut() {
-                                    if let Err(reason) = still_live(&conn) {
+                                    if let Err(reason) = still_live_cached(&conn, &mut checked) {
                     let info = super::errors::session_ended(&reason).into();
                                         send_error(&mut socket, info).await?;
                                         break;
@@ -178,7 +179,7 @@ pub async fn run(
         if let Some(up) = relay.as_mut() {
             if super::relay::forwards(&msg) {
                 // Every statement runs on authority that still holds.
-                if let Err(reason) = still_live(&conn) {
+                if let Err(reason) = still_live_cached(&conn, &mut checked) {
                     let info = super::errors::session_ended(&reason).into();
                     send_error(&mut socket, info).await?;
                     break;
@@ -302,6 +303,26 @@ fn still_live(conn: &PgConnection) -> Result<(), portcullis_catalog::EndReason> 
             .map(|_| ()),
         None => Ok(()),
     }
+}
+
+/// [`still_live`] for the relay, at most once per catalog generation and second: a message
+/// relayed in the same second as the last check, with no catalog change since, is on the same
+/// authority. (Ends decided elsewhere — token expiry, idle and age limits, END SESSION, a
+/// change that takes authority away — reach the connection at once through its watch.)
+fn still_live_cached(
+    conn: &PgConnection,
+    checked: &mut Option<(u64, i64)>,
+) -> Result<(), portcullis_catalog::EndReason> {
+    let now = (
+        conn.shared.auth.catalog().generation(),
+        portcullis_catalog::now(),
+    );
+    if *checked == Some(now) {
+        return Ok(());
+    }
+    still_live(conn)?;
+    *checked = Some(now);
+    Ok(())
 }
 
 /// Takes the signed-in session's upstream, if it has one, to relay to, and registers it for
