@@ -72,10 +72,10 @@ PGB_PID=$(cat "$WORK/pgrun/pgbouncer.pid")
 
 HZ=$(getconf CLK_TCK)
 ticks() { awk '{ print $14 + $15 + $16 + $17 }' "/proc/$1/stat"; }
-run() { # name pid pgbench-args… → "name tps server-cpu-ms-per-transaction"
-  local name=$1 pid=$2; shift 2
+run() { # name pid password pgbench-args… → "name tps server-cpu-ms-per-transaction"
+  local name=$1 pid=$2 password=$3; shift 3
   local t0; t0=$(ticks "$pid")
-  PGPASSWORD=$PASS pgbench -n -S -M prepared -c 8 -j 2 -T "$SECS" "$@" >"$WORK/$name.out" 2>&1
+  PGPASSWORD=$password pgbench -n -S -c 8 -j 2 -T "$SECS" "$@" >"$WORK/$name.out" 2>&1
   sleep 0.5
   local t1; t1=$(ticks "$pid")
   local tps; tps=$(grep -Eo 'tps = [0-9.]+' "$WORK/$name.out" | head -1 | cut -d' ' -f3)
@@ -83,9 +83,9 @@ run() { # name pid pgbench-args… → "name tps server-cpu-ms-per-transaction"
   [ -n "$tps" ] || { cat "$WORK/$name.out" >&2; tps=0; n=1; }
   echo "$name $tps $(awk -v d="$((t1 - t0))" -v hz="$HZ" -v n="$n" 'BEGIN { printf "%.4f", d * 1000 / hz / n }')"
 }
-DIRECT=$(run direct "$PG_PID" -h 127.0.0.1 -p 45433 -U portcullis_admin sales)
-RELAY=$(run portcullis "$PC_PID" -h 127.0.0.1 -p 45051 -U bench@sales sales)
-BOUNCER=$(run pgbouncer "$PGB_PID" -h 127.0.0.1 -p 45434 -U portcullis_admin sales)
+DIRECT=$(run direct "$PG_PID" "$PASS" -M prepared -h 127.0.0.1 -p 45433 -U portcullis_admin sales)
+RELAY=$(run portcullis "$PC_PID" "$PASS" -M prepared -h 127.0.0.1 -p 45051 -U bench@sales sales)
+BOUNCER=$(run pgbouncer "$PGB_PID" "$PASS" -M prepared -h 127.0.0.1 -p 45434 -U portcullis_admin sales)
 # Token sign-ins through the gateway vs PostgreSQL's SCRAM sign-ins.
 npm ci --prefix tests/idp --no-audit --no-fund --silent
 node tests/idp/idp.mjs --port 0 --keys "$WORK/jwks.json" --redirect-uri http://127.0.0.1:49091/v1/callback >"$WORK/idp.out" 2>/dev/null &
@@ -97,19 +97,8 @@ PGPASSWORD=$PASS psql -X -q -h 127.0.0.1 -p 45051 -U admin@system sales \
 TOKEN=$(node tests/idp/token.mjs --issuer "$ISSUER" --client rs256-client --grant client_credentials | python3 -c 'import json,sys; print(json.load(sys.stdin)["access_token"])')
 # Warms the key cache and the person's upstream role; then 8 idle upstream sessions.
 PGPASSWORD=$TOKEN pgbench -n -S -C -c 8 -j 2 -t 5 -h 127.0.0.1 -p 45051 -U access_token sales >/dev/null 2>&1
-signins() { # name pid password pgbench-args… → "name sign-ins/s server-cpu-ms-per-sign-in"
-  local name=$1 pid=$2 password=$3; shift 3
-  local t0; t0=$(ticks "$pid")
-  PGPASSWORD=$password pgbench -n -S -C -c 8 -j 2 -T "$SECS" "$@" >"$WORK/$name.out" 2>&1
-  sleep 0.5
-  local t1; t1=$(ticks "$pid")
-  local tps; tps=$(grep -Eo 'tps = [0-9.]+' "$WORK/$name.out" | head -1 | cut -d' ' -f3)
-  local n; n=$(grep -Eo 'number of transactions actually processed: [0-9]+' "$WORK/$name.out" | grep -Eo '[0-9]+$')
-  [ -n "$tps" ] || { cat "$WORK/$name.out" >&2; tps=0; n=1; }
-  echo "$name $tps $(awk -v d="$((t1 - t0))" -v hz="$HZ" -v n="$n" 'BEGIN { printf "%.4f", d * 1000 / hz / n }')"
-}
-PG_C=$(signins pg-scram "$PG_PID" "$PASS" -h 127.0.0.1 -p 45433 -U portcullis_admin sales)
-TK_C=$(signins token "$PC_PID" "$TOKEN" -h 127.0.0.1 -p 45051 -U access_token sales)
+PG_C=$(run pg-scram "$PG_PID" "$PASS" -C -h 127.0.0.1 -p 45433 -U portcullis_admin sales)
+TK_C=$(run token "$PC_PID" "$TOKEN" -C -h 127.0.0.1 -p 45051 -U access_token sales)
 WHO=$(PGPASSWORD=$TOKEN psql -X -A -t -h 127.0.0.1 -p 45051 -U access_token sales -c "SELECT current_user")
 BACKENDS=$(PGPASSWORD=$PASS psql -X -A -t -h 127.0.0.1 -p 45433 -U postgres postgres -c "SELECT count(*) FROM pg_stat_activity WHERE usename = '$WHO'")
 

@@ -26,12 +26,12 @@ fn with_notes(pg: &Postgres) {
     );
 }
 
-fn backends(pg: &Postgres, role: &str) -> String {
-    pg.sql(
+/// Waits (up to 10 s) until `role` has no upstream backend left; answers how many it has.
+fn backends_gone(pg: &Postgres, role: &str) -> String {
+    pg.wait_for(
         "sales",
-        &[&format!(
-            "SELECT count(*) FROM pg_stat_activity WHERE usename = '{role}'"
-        )],
+        &format!("SELECT count(*) FROM pg_stat_activity WHERE usename = '{role}'"),
+        "0",
     )
 }
 
@@ -142,14 +142,7 @@ fn idle_upstream_sessions_go_back_only_to_their_person_and_reset() {
     // Dropping the person closes their idle upstream sessions (and drops their role).
     pooled(&pg, "alice@sales");
     server.admin(&["DROP USER alice@sales"]);
-    assert_eq!(
-        pg.wait_for(
-            "sales",
-            "SELECT count(*) FROM pg_stat_activity WHERE usename = 'alice@sales'",
-            "0"
-        ),
-        "0"
-    );
+    assert_eq!(backends_gone(&pg, "alice@sales"), "0");
     assert_eq!(
         pg.sql(
             "sales",
@@ -194,11 +187,7 @@ fn upstream_sessions_are_freed_when_clients_vanish_or_sit_idle() {
     copy.kill().unwrap();
     let _ = copy.wait();
     assert_eq!(
-        pg.wait_for(
-            "sales",
-            "SELECT count(*) FROM pg_stat_activity WHERE usename = 'carol@sales'",
-            "0"
-        ),
+        backends_gone(&pg, "carol@sales"),
         "0",
         "the upstream connection outlived its client"
     );
@@ -215,15 +204,10 @@ fn upstream_sessions_are_freed_when_clients_vanish_or_sit_idle() {
     assert!(ok, "{err}");
     pooled(&pg, "carol@sales");
     assert_eq!(
-        pg.wait_for(
-            "sales",
-            "SELECT count(*) FROM pg_stat_activity WHERE usename = 'carol@sales'",
-            "0"
-        ),
+        backends_gone(&pg, "carol@sales"),
         "0",
         "the idle session was not closed"
     );
-    assert_eq!(backends(&pg, "carol@sales"), "0");
 }
 
 #[test]
