@@ -1,6 +1,6 @@
 // pgjdbc (Debian's libpostgresql-jdbc-java) as an unmodified client for the tests: connects,
-// prints the connection's warnings (the server's startup notices) on stderr, runs one query
-// and prints each row's columns joined by '|' on stdout.
+// prints the connection's warnings (the server's startup notices) on stderr, runs one statement
+// and prints each row's columns joined by '|' on stdout ("updated N" for a statement without rows).
 //
 //   java -cp /usr/share/java/postgresql.jar tests/jdbc/JdbcClient.java URL USER PASSWORD SQL
 //
@@ -29,15 +29,21 @@ public class JdbcClient {
             for (SQLWarning w = conn.getWarnings(); w != null; w = w.getNextWarning()) {
                 System.err.println("WARNING: " + w.getMessage());
             }
-            try (Statement st = conn.createStatement(); ResultSet rs = st.executeQuery(args[3])) {
-                int n = rs.getMetaData().getColumnCount();
-                while (rs.next()) {
-                    StringBuilder line = new StringBuilder();
-                    for (int i = 1; i <= n; i++) {
-                        if (i > 1) line.append('|');
-                        line.append(rs.getString(i));
+            try (Statement st = conn.createStatement()) {
+                if (!st.execute(args[3])) {
+                    System.out.println("updated " + st.getUpdateCount());
+                    return;
+                }
+                try (ResultSet rs = st.getResultSet()) {
+                    int n = rs.getMetaData().getColumnCount();
+                    while (rs.next()) {
+                        StringBuilder line = new StringBuilder();
+                        for (int i = 1; i <= n; i++) {
+                            if (i > 1) line.append('|');
+                            line.append(rs.getString(i));
+                        }
+                        System.out.println(line);
                     }
-                    System.out.println(line);
                 }
             }
         } catch (SQLException e) {

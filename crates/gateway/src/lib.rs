@@ -6,6 +6,7 @@
 //! ([`roles`]); the session relay builds on this.
 
 mod connect;
+pub mod creator;
 pub mod flow;
 mod mirror;
 pub mod pool;
@@ -42,6 +43,17 @@ impl Gateway {
         let Some((url, groups)) = wanted(catalog, session)? else {
             return Ok(None);
         };
+        let mut up = self.take_or_log_in(url, groups, session).await?;
+        up.creator.groups = creator_groups(catalog, session);
+        Ok(Some(up))
+    }
+
+    async fn take_or_log_in(
+        &self,
+        url: UpstreamUrl,
+        groups: Vec<String>,
+        session: &portcullis_catalog::Session,
+    ) -> Result<Box<session::UpstreamSession>, CatalogError> {
         let key = pool::Key {
             upstream: url.display(),
             role: session.user.clone(),
@@ -49,18 +61,18 @@ impl Gateway {
         };
         if self.pool.provisioned_with(&key, &groups) {
             if let Some(up) = self.pool.take(&key) {
-                return Ok(Some(up));
+                return Ok(up);
             }
         }
         let login = roles::provision(&url, &session.user, &groups).await?;
         // Noted while the person is still locked upstream (`login` holds the lock).
         self.pool.note_provisioned(&key, groups);
         if let Some(up) = self.pool.take(&key) {
-            return Ok(Some(up));
+            return Ok(up);
         }
         metrics::counter!("portcullis_upstream_pool_total", "result" => "new").increment(1);
         let up = session::connect(&url, &login, session.application.as_deref()).await?;
-        Ok(Some(Box::new(up)))
+        Ok(Box::new(up))
     }
 
     /// Takes back a session whose client is done: kept for the person's next sign-in if it
@@ -115,6 +127,23 @@ impl UpstreamChecker for Gateway {
         }
         Ok(())
     }
+}
+
+/// The upstream roles of an SSO session's groups (the creator-group rule picks among them);
+/// none for a password user, who owns what they create.
+fn creator_groups(
+    catalog: &portcullis_catalog::Catalog,
+    session: &portcullis_catalog::Session,
+) -> Vec<String> {
+    let Some(sso) = &session.sso else {
+        return Vec::new();
+    };
+    let state = catalog.state();
+    sso.groups
+        .iter()
+        .filter_map(|id| state.group_by_id(*id))
+        .map(|g| format!("{}@{}", g.name, state.database_name(g.database_id)))
+        .collect()
 }
 
 /// The upstream of the session's database and the upstream roles of the groups and roles the

@@ -38,6 +38,8 @@ pub struct UpstreamSession {
     pub sslmode: SslMode,
     /// Where the conversation is (whether the session may be kept for the next sign-in).
     pub flow: Flow,
+    /// The groups the creator-group rule picks from, for the person signed in now.
+    pub creator: crate::creator::Creator,
     /// The pool's key for it.
     pub(crate) key: Option<Key>,
 }
@@ -223,6 +225,7 @@ pub async fn connect(
         port: url.port,
         sslmode: url.sslmode,
         flow: Flow::default(),
+        creator: crate::creator::Creator::default(),
         key: Some(Key {
             upstream: url.display(),
             role: login.role.clone(),
@@ -287,6 +290,7 @@ impl UpstreamSession {
         // An idle session holds no read buffer.
         self.inbuf = BytesMut::new();
         self.flow = Flow::default();
+        self.creator = crate::creator::Creator::default();
         Ok(())
     }
 

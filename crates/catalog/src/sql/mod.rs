@@ -3,6 +3,7 @@
 //! (`SELECT …`) are recognised here and handed to the query engine as text.
 
 mod ast;
+pub mod creates;
 mod cursor;
 mod parser;
 pub mod postgres;

@@ -95,9 +95,7 @@ pub async fn run(
                                         send_error(&mut socket, info).await?;
                                         break;
                                     }
-                                    use tokio::io::AsyncWriteExt;
-                                    up.flow.sent(&bytes);
-                                    up.stream.write_all(&bytes).await?;
+                                    super::relay::send_frames(up, &bytes).await?;
                                 }
                                 continue;
                             }
@@ -184,7 +182,6 @@ pub async fn run(
                     send_error(&mut socket, info).await?;
                     break;
                 }
-                use tokio::io::AsyncWriteExt;
                 let database_id = conn.session().map_or(0, |s| s.database_id);
                 let msg = match super::relay::for_upstream(
                     msg,
@@ -212,10 +209,7 @@ pub async fn run(
                         continue;
                     }
                 };
-                let frames = super::relay::encode(&msg)?;
-                up.flow.sent(&frames);
-                up.stream.write_all(&frames).await?;
-                up.stream.flush().await?;
+                super::relay::send_message(up, &msg).await?;
                 continue;
             }
         }

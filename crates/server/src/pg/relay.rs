@@ -6,7 +6,7 @@
 use pgwire::messages::PgWireFrontendMessage;
 use portcullis_catalog::sql::{parse_statements, Statement};
 use portcullis_gateway::session::UpstreamSession;
-use tokio::io::AsyncReadExt;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio_util::bytes::BytesMut;
 
 /// The seed's functions; PostgreSQL has none of them with parentheses but
@@ -128,22 +128,117 @@ pub fn encode(msg: &PgWireFrontendMessage) -> std::io::Result<BytesMut> {
     Ok(out)
 }
 
-/// The next bytes the upstream sends (never resolves without a relay). Cancel-safe.
+/// A simple Query frame.
+fn query_frame(sql: &str) -> std::io::Result<BytesMut> {
+    encode(&PgWireFrontendMessage::Query(
+        pgwire::messages::simplequery::Query::new(sql.to_owned()),
+    ))
+}
+
+/// Sends a client's message upstream — with the creator group's switch around a simple Query
+/// whose first statement creates what an SSO user's group should own.
+pub async fn send_message(
+    up: &mut UpstreamSession,
+    msg: &PgWireFrontendMessage,
+) -> std::io::Result<()> {
+    let frames = encode(msg)?;
+    let wrap = match msg {
+        PgWireFrontendMessage::Query(q) => up.creator.wrap(&q.query),
+        _ => None,
+    };
+    let out = match wrap {
+        None => {
+            up.flow.sent(&frames);
+            frames
+        }
+        Some(w) => {
+            let mut out = query_frame(&w.before)?;
+            up.flow.sent_own(&out);
+            up.flow.sent(&frames);
+            out.extend_from_slice(&frames);
+            let after = query_frame(&w.after)?;
+            up.flow.sent_own(&after);
+            out.extend_from_slice(&after);
+            out
+        }
+    };
+    up.stream.write_all(&out).await?;
+    up.stream.flush().await
+}
+
+/// The query text of a Parse frame.
+fn parse_text(frame: &[u8]) -> Option<&str> {
+    let body = frame.get(5..)?;
+    let name_end = body.iter().position(|&b| b == 0)?;
+    let rest = &body[name_end + 1..];
+    let text_end = rest.iter().position(|&b| b == 0)?;
+    std::str::from_utf8(&rest[..text_end]).ok()
+}
+
+/// Sends whole extended-protocol frames upstream as they are — with the creator group's
+/// switch before a batch that begins by parsing a `CREATE` of an SSO user, and back after
+/// that batch's Sync.
+pub async fn send_frames(up: &mut UpstreamSession, frames: &[u8]) -> std::io::Result<()> {
+    if up.creator.groups.is_empty() {
+        up.flow.sent(frames);
+        up.stream.write_all(frames).await?;
+        return up.stream.flush().await;
+    }
+    let mut out = BytesMut::with_capacity(frames.len());
+    let mut i = 0;
+    while i + 5 <= frames.len() {
+        let len = usize::try_from(i32::from_be_bytes([
+            frames[i + 1],
+            frames[i + 2],
+            frames[i + 3],
+            frames[i + 4],
+        ]))
+        .unwrap_or(4)
+        .max(4);
+        let frame = &frames[i..(i + 1 + len).min(frames.len())];
+        if frame[0] == b'P' && up.flow.synced() && up.creator.after_sync.is_none() {
+            if let Some(w) = parse_text(frame).and_then(|sql| up.creator.wrap(sql)) {
+                let before = query_frame(&w.before)?;
+                up.flow.sent_own(&before);
+                out.extend_from_slice(&before);
+                up.creator.after_sync = Some(w.after);
+            }
+        }
+        up.flow.sent(frame);
+        out.extend_from_slice(frame);
+        if frame[0] == b'S' {
+            if let Some(after) = up.creator.after_sync.take() {
+                let after = query_frame(&after)?;
+                up.flow.sent_own(&after);
+                out.extend_from_slice(&after);
+            }
+        }
+        i += 1 + len;
+    }
+    up.stream.write_all(&out).await?;
+    up.stream.flush().await
+}
+
+/// The next bytes the upstream sends for the client (never resolves without a relay): answers
+/// to Portcullis's own queries are taken out. Cancel-safe.
 pub async fn read_upstream(relay: &mut Option<Box<UpstreamSession>>) -> std::io::Result<BytesMut> {
     let Some(up) = relay.as_mut() else {
         return std::future::pending().await;
     };
-    // One buffer per session, its capacity reused read after read.
-    if up.inbuf.capacity() < 4096 {
-        up.inbuf.reserve(16 * 1024);
+    loop {
+        // One buffer per session, its capacity reused read after read.
+        if up.inbuf.capacity() < 4096 {
+            up.inbuf.reserve(16 * 1024);
+        }
+        let n = up.stream.read_buf(&mut up.inbuf).await?;
+        if n == 0 {
+            return Err(std::io::ErrorKind::UnexpectedEof.into());
+        }
+        let bytes = up.flow.received(up.inbuf.split());
+        if !bytes.is_empty() {
+            return Ok(bytes);
+        }
     }
-    let n = up.stream.read_buf(&mut up.inbuf).await?;
-    if n == 0 {
-        return Err(std::io::ErrorKind::UnexpectedEof.into());
-    }
-    let bytes = up.inbuf.split();
-    up.flow.received(&bytes);
-    Ok(bytes)
 }
 
 /// The key a client was given (BackendKeyData), as the registry keys it.
