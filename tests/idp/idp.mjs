@@ -3,8 +3,10 @@
 //
 //   node tests/idp/idp.mjs --port N --keys FILE [--issuer-host 127.0.0.1] [--rotate]
 //                          [--redirect-uri URL]... [--dev-interactions] [--device-ttl SECONDS]
+//                          [--token-ttl SECONDS]
 //
 // --device-ttl sets the device codes' lifetime (default 600 s; tests of expiry use a few).
+// --token-ttl sets the ID and access tokens' lifetime (default 600 s).
 // --redirect-uri adds a redirect URI to every client (exact match, as the provider does).
 // --dev-interactions shows the provider's own login and consent pages (for browser tests)
 // instead of completing interactions with redirects alone. With the auto-approving
@@ -46,6 +48,7 @@ try {
       'redirect-uri': { type: 'string', multiple: true, default: [] },
       'dev-interactions': { type: 'boolean', default: false },
       'device-ttl': { type: 'string', default: '600' },
+      'token-ttl': { type: 'string', default: '600' },
     },
     strict: true,
   }));
@@ -289,8 +292,8 @@ function buildConfiguration(jwks) {
       return Object.keys(out).length ? out : undefined;
     },
     ttl: {
-      AccessToken: 600,
-      IdToken: 600,
+      AccessToken: Number(args['token-ttl']),
+      IdToken: Number(args['token-ttl']),
       ClientCredentials: 600,
       AuthorizationCode: 60,
       DeviceCode: Number(args['device-ttl']),
