@@ -338,4 +338,46 @@ fn object_grants_reach_the_upstream_with_their_grantees_resolved() {
     assert!(ok, "{err}");
     let (ok, _, err) = bob();
     assert!(!ok && err.contains("permission denied"), "{err}");
+    // The extended protocol (psycopg 3's pipeline: Parse/Bind/Execute, one Sync): the same
+    // resolution; a refused grant errs in its place with its SQLSTATE and the rest of the
+    // batch is skipped, as PostgreSQL does.
+    let script = r#"
+import sys, psycopg
+with psycopg.connect(sys.argv[1], autocommit=True) as conn:
+    try:
+        with conn.pipeline():
+            conn.execute("GRANT SELECT ON TABLE reports TO GROUP readers@other")
+            conn.execute("GRANT SELECT ON TABLE reports TO GROUP readers")
+    except psycopg.Error as e:
+        print("refused", e.sqlstate, e.diag.message_primary)
+    print(conn.execute(
+        "SELECT has_table_privilege('readers@sales', 'reports', 'SELECT')").fetchone()[0])
+    with conn.pipeline():
+        conn.execute("SELECT %s::int", (1,))
+        conn.execute("GRANT SELECT ON TABLE reports TO GROUP readers")
+    print(conn.execute("SELECT current_user").fetchone()[0])
+"#;
+    let run = |script: &str| {
+        let out = std::process::Command::new(harness::python())
+            .args(["-c", script])
+            .arg(format!(
+                "{} password={ALICE} sslmode=disable",
+                server.conninfo("alice@sales", "sales")
+            ))
+            .output()
+            .unwrap();
+        (
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    let (out, err) = run(script);
+    assert_eq!(
+        out,
+        "refused 42501 grantee \"readers@other\" is not of database \"sales\": objects here are \
+         granted only to its own users, groups and roles\nFalse\nalice@sales\n",
+        "{err}"
+    );
+    let (ok, out, err) = bob();
+    assert!(ok && out == "2", "{out}{err}");
 }

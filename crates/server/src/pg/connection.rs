@@ -95,7 +95,15 @@ pub async fn run(
                                         send_error(&mut socket, info).await?;
                                         break;
                                     }
-                                    super::relay::send_frames(up, &bytes).await?;
+                                    super::relay::send_frames(up, &bytes, |sql| {
+                                        let catalog = conn.shared.auth.catalog();
+                                        portcullis_catalog::upstream::object_grant_upstream(
+                                            &catalog.state(),
+                                            conn.session().map_or(0, |s| s.database_id),
+                                            sql,
+                                        )
+                                    })
+                                    .await?;
                                 }
                                 continue;
                             }

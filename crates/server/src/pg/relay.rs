@@ -166,25 +166,65 @@ pub async fn send_message(
     up.stream.flush().await
 }
 
-/// The query text of a Parse frame.
-fn parse_text(frame: &[u8]) -> Option<&str> {
+/// The statement name and query text of a Parse frame, and where the text ends.
+fn parse_text(frame: &[u8]) -> Option<(&str, usize)> {
     let body = frame.get(5..)?;
     let name_end = body.iter().position(|&b| b == 0)?;
     let rest = &body[name_end + 1..];
     let text_end = rest.iter().position(|&b| b == 0)?;
-    std::str::from_utf8(&rest[..text_end]).ok()
+    let text = std::str::from_utf8(&rest[..text_end]).ok()?;
+    Some((text, 5 + name_end + 1 + text_end))
 }
 
-/// Sends whole extended-protocol frames upstream as they are — with the creator group's
-/// switch before a batch that begins by parsing a `CREATE` of an SSO user, and back after
-/// that batch's Sync.
-pub async fn send_frames(up: &mut UpstreamSession, frames: &[u8]) -> std::io::Result<()> {
-    if up.creator.groups.is_empty() {
-        up.flow.sent(frames);
-        up.stream.write_all(frames).await?;
-        return up.stream.flush().await;
-    }
-    let mut out = BytesMut::with_capacity(frames.len());
+/// A Parse frame with another query text (name and parameter types as they were).
+fn reparse(frame: &[u8], text_end: usize, sql: &str) -> BytesMut {
+    let body_start = 5;
+    let name_end = frame[body_start..]
+        .iter()
+        .position(|&b| b == 0)
+        .map_or(body_start, |i| body_start + i + 1);
+    let mut out = BytesMut::with_capacity(frame.len() + sql.len());
+    out.extend_from_slice(b"P\0\0\0\0");
+    out.extend_from_slice(&frame[body_start..name_end]);
+    out.extend_from_slice(sql.as_bytes());
+    out.extend_from_slice(&frame[text_end..]);
+    let len = i32::try_from(out.len() - 1).unwrap_or(i32::MAX);
+    out[1..5].copy_from_slice(&len.to_be_bytes());
+    out
+}
+
+/// A statement that fails upstream with `e`'s SQLSTATE and message: a refused object grant in
+/// an extended-protocol batch errs in its place, so the error arrives in order and the batch
+/// is skipped up to its Sync, as PostgreSQL would.
+fn failing(e: &portcullis_catalog::CatalogError) -> String {
+    format!(
+        "DO $portcullis$ BEGIN RAISE EXCEPTION USING ERRCODE = '{}', MESSAGE = '{}'; END \
+         $portcullis$",
+        e.sqlstate.replace('\'', ""),
+        // No `$` (the body's quote stays closed) and no backslash (whatever the session's
+        // standard_conforming_strings).
+        e.message.replace(['$', '\\'], "").replace('\'', "''")
+    )
+}
+
+/// Whether a statement text begins with GRANT or REVOKE (the cheap test before parsing).
+fn may_grant(sql: &str) -> bool {
+    let t = sql.trim_start().as_bytes();
+    t.get(..5).is_some_and(|w| w.eq_ignore_ascii_case(b"GRANT"))
+        || t.get(..6)
+            .is_some_and(|w| w.eq_ignore_ascii_case(b"REVOKE"))
+}
+
+/// Sends whole extended-protocol frames upstream — as they are, but for a Parse of a vendor
+/// object grant (its grantees resolved, as in [`for_upstream`]) and the creator group's switch
+/// before a batch that begins by parsing a `CREATE` of an SSO user, and back after that
+/// batch's Sync. Frames are copied only when one of those happens.
+pub async fn send_frames(
+    up: &mut UpstreamSession,
+    frames: &[u8],
+    object_grant: impl Fn(&str) -> Option<Result<String, portcullis_catalog::CatalogError>>,
+) -> std::io::Result<()> {
+    let mut out: Option<BytesMut> = None;
     let mut i = 0;
     while i + 5 <= frames.len() {
         let len = usize::try_from(i32::from_be_bytes([
@@ -196,26 +236,51 @@ pub async fn send_frames(up: &mut UpstreamSession, frames: &[u8]) -> std::io::Re
         .unwrap_or(4)
         .max(4);
         let frame = &frames[i..(i + 1 + len).min(frames.len())];
-        if frame[0] == b'P' && up.flow.synced() && up.creator.after_sync.is_none() {
-            if let Some(w) = parse_text(frame).and_then(|sql| up.creator.wrap(sql)) {
-                let before = query_frame(&w.before)?;
-                up.flow.sent_own(&before);
-                out.extend_from_slice(&before);
-                up.creator.after_sync = Some(w.after);
+        let mut replaced = None;
+        if frame[0] == b'P' {
+            if let Some((sql, text_end)) = parse_text(frame) {
+                if may_grant(sql) {
+                    replaced = match object_grant(sql) {
+                        None => None,
+                        Some(Ok(sql)) => Some(reparse(frame, text_end, &sql)),
+                        Some(Err(e)) => Some(reparse(frame, text_end, &failing(&e))),
+                    };
+                }
+                if up.flow.synced() && up.creator.after_sync.is_none() {
+                    if let Some(w) = up.creator.wrap(sql) {
+                        let o = out.get_or_insert_with(|| BytesMut::from(&frames[..i]));
+                        let before = query_frame(&w.before)?;
+                        up.flow.sent_own(&before);
+                        o.extend_from_slice(&before);
+                        up.creator.after_sync = Some(w.after);
+                    }
+                }
             }
         }
+        let frame: &[u8] = match &replaced {
+            Some(f) => {
+                out.get_or_insert_with(|| BytesMut::from(&frames[..i]));
+                f
+            }
+            None => frame,
+        };
         up.flow.sent(frame);
-        out.extend_from_slice(frame);
+        if let Some(o) = out.as_mut() {
+            o.extend_from_slice(frame);
+        }
         if frame[0] == b'S' {
             if let Some(after) = up.creator.after_sync.take() {
                 let after = query_frame(&after)?;
                 up.flow.sent_own(&after);
-                out.extend_from_slice(&after);
+                out.get_or_insert_with(|| BytesMut::from(&frames[..i + 1 + len]))
+                    .extend_from_slice(&after);
             }
         }
         i += 1 + len;
     }
-    up.stream.write_all(&out).await?;
+    up.stream
+        .write_all(out.as_deref().unwrap_or(frames))
+        .await?;
     up.stream.flush().await
 }
 
