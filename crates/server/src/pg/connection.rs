@@ -65,6 +65,7 @@ pub async fn run(
     // upstream session may be kept for the person's next sign-in.
     let mut client_left = false;
     let mut checked = None;
+    let mut watching = None;
     let result = async {
     loop {
         let authenticating = matches!(
@@ -78,11 +79,17 @@ pub async fn run(
                 m = next_auth_message(&mut socket) => m,
             }
         } else {
-            match conn.watch_end() {
-                // Signed in: wait for the client, or for the session's authority to end, or for
-                // its sign-in token to expire. (A statement in flight is not interrupted: the
-                // end is noticed here, between statements, and the next statement checks too.)
-                Some(mut ended) => {
+            // Signed in: wait for the client, or for the session's authority to end, or for
+            // its sign-in token to expire. (A statement in flight is not interrupted: the
+            // end is noticed here, between statements, and the next statement checks too.)
+            // Both waits are made once per session, not once per message.
+            if watching.is_none() {
+                watching = conn
+                    .watch_end()
+                    .map(|ended| (ended, Box::pin(token_expiry(&conn))));
+            }
+            match watching.as_mut() {
+                Some((ended, expiry)) => {
                     let relaying = relay.is_some();
                     let ends = tokio::select! {
                         m = next_incoming(&mut socket, relaying) => match m {
@@ -137,7 +144,7 @@ pub async fn run(
                                 }
                             }
                         }
-                        _ = token_expiry(&conn) => {
+                        _ = expiry.as_mut() => {
                             conn.end_expired();
                             Err(())
                         }
@@ -356,22 +363,22 @@ async fn next_incoming<S>(socket: &mut Socket<S>, relaying: bool) -> Incoming {
         return Incoming::Message(next_bounded(socket).await);
     }
     loop {
-        let mut raw = tokio_util::bytes::BytesMut::new();
-        loop {
-            let buf = socket.read_buffer();
-            if buf.len() < 5 || matches!(buf[0], b'Q' | b'X') {
+        // The run of complete frames at the front of the buffer, taken in one piece.
+        let mut end = 0;
+        let buf = socket.read_buffer();
+        while let Some(head) = buf.get(end..end + 5) {
+            if matches!(head[0], b'Q' | b'X') {
                 break;
             }
-            let len = usize::try_from(i32::from_be_bytes([buf[1], buf[2], buf[3], buf[4]]))
+            let len = usize::try_from(i32::from_be_bytes([head[1], head[2], head[3], head[4]]))
                 .unwrap_or(usize::MAX);
-            if !(4..=MAX_MESSAGE + 4).contains(&len) || buf.len() < 1 + len {
+            if !(4..=MAX_MESSAGE + 4).contains(&len) || buf.len() < end + 1 + len {
                 break;
             }
-            let frame = socket.read_buffer_mut().split_to(1 + len);
-            raw.extend_from_slice(&frame);
+            end += 1 + len;
         }
-        if !raw.is_empty() {
-            return Incoming::Raw(raw);
+        if end > 0 {
+            return Incoming::Raw(socket.read_buffer_mut().split_to(end));
         }
         let buf = socket.read_buffer();
         let decode = buf.len() >= 5
