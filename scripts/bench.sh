@@ -10,6 +10,7 @@
 # server's own share of their latency (from /metrics: time in callbacks minus the time spent
 # waiting for the provider's token endpoint, plus the start request).
 # Prints rates, ratios and pgbench's average connection time.
+# Then the gateway's benchmarks (scripts/bench-gateway.sh).
 # Usage: bash scripts/bench.sh [seconds per run, default 20]
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -118,3 +119,9 @@ print(f"full code-flow sign-ins (provider on loopback, one at a time): {full['co
 print(f"  per callback: {cb / max(n, 1):.2f} ms, of which waiting for the provider's token endpoint {pv / max(n, 1):.2f} ms")
 print(f"  server's own share at the callback: {own:.2f} ms ({100 * own / full['mean_ms']:.1f}% of a full sign-in)")
 PY
+
+# The gateway (issue 12): the relay against PostgreSQL and PgBouncer, token sign-ins through
+# the upstream pool, memory per idle gateway session — on its own ports, after the above.
+cleanup; trap - EXIT
+echo
+bash scripts/bench-gateway.sh "$SECS"
