@@ -199,27 +199,56 @@ pub async fn run(
         })
     };
     let http_tls = if settings.http_tls { tls.clone() } else { None };
-    let pg_task = tokio::spawn(pg::serve(
+    let stopping = tokio_util::sync::CancellationToken::new();
+    // Interactive sign-ins may hold at most a quarter of the connection slots.
+    let pg_shared = Arc::new(pg::PgShared::new(
+        auth,
+        sso,
+        device,
+        settings.max_connections / 4,
+        std::time::Duration::from_secs(settings.sso_flow_seconds),
+        gateway,
+        stopping.clone(),
+    ));
+    let mut pg_task = tokio::spawn(pg::serve(
         sql,
-        // Interactive sign-ins may hold at most a quarter of the connection slots.
-        Arc::new(pg::PgShared::new(
-            auth,
-            sso,
-            device,
-            settings.max_connections / 4,
-            std::time::Duration::from_secs(settings.sso_flow_seconds),
-            gateway,
-        )),
+        pg_shared.clone(),
         tls,
         settings.max_connections,
     ));
     let router = http::app(http_state);
     let max_connections = settings.max_connections;
-    let http_task = tokio::spawn(http::serve(web, router, http_tls, max_connections));
+    let http_task = tokio::spawn(http::serve(
+        web,
+        router,
+        http_tls,
+        max_connections,
+        stopping.clone(),
+    ));
+    let mut pg_finished = false;
     tokio::select! {
-        _ = tokio::signal::ctrl_c() => tracing::info!("shutting down"),
+        _ = shutdown_signal() => tracing::info!("shutting down: new connections refused, open sessions end with 57P01"),
         r = http_task => tracing::error!(result = ?r.map(|r| r.map_err(|e| e.to_string())), "HTTP listener stopped"),
-        r = pg_task => tracing::error!(result = ?r.map_err(|e| e.to_string()), "SQL listener stopped"),
+        r = &mut pg_task => {
+            pg_finished = true;
+            tracing::error!(result = ?r.map_err(|e| e.to_string()), "SQL listener stopped");
+        }
+    }
+    // Stop accepting; let each session finish its statement in flight (bounded), then tell it.
+    stopping.cancel();
+    if !pg_finished {
+        let _ = pg_task.await;
+    }
+    pg_shared.tasks.close();
+    let grace = pg::SHUTDOWN_GRACE + std::time::Duration::from_secs(1);
+    if tokio::time::timeout(grace, pg_shared.tasks.wait())
+        .await
+        .is_err()
+    {
+        tracing::warn!(
+            open = pg_shared.tasks.len(),
+            "sessions still open after the shutdown grace; closing them"
+        );
     }
     sweeper.abort();
     session_sweeper.abort();
@@ -233,6 +262,23 @@ pub async fn run(
         a.flush();
     }
     Ok(())
+}
+
+/// Ctrl-C or SIGTERM.
+async fn shutdown_signal() {
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
+    let term = async {
+        match term.as_mut() {
+            Some(t) => {
+                t.recv().await;
+            }
+            None => std::future::pending().await,
+        }
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = term => {}
+    }
 }
 
 /// The key that seals secrets in the catalog: `secret.key` in the data directory (0600),

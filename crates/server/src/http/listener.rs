@@ -27,10 +27,15 @@ pub async fn serve(
     router: Router,
     tls: Option<TlsAcceptor>,
     max_connections: usize,
+    stopping: tokio_util::sync::CancellationToken,
 ) -> std::io::Result<()> {
     let slots = Arc::new(Semaphore::new(max_connections));
     loop {
-        let (stream, peer) = match listener.accept().await {
+        let accepted = tokio::select! {
+            _ = stopping.cancelled() => return Ok(()),
+            a = listener.accept() => a,
+        };
+        let (stream, peer) = match accepted {
             Ok(x) => x,
             Err(e) => {
                 tracing::warn!(error = %e, "HTTP accept failed");

@@ -66,6 +66,8 @@ pub async fn run(
     let mut client_left = false;
     let mut checked = None;
     let mut watching = None;
+    // The server is stopping and this session waits for its statement in flight until then.
+    let mut stop_by: Option<tokio::time::Instant> = None;
     let result = async {
     loop {
         let authenticating = matches!(
@@ -76,6 +78,10 @@ pub async fn run(
         let msg = if authenticating {
             tokio::select! {
                 _ = &mut deadline => None,
+                _ = conn.shared.stopping.cancelled() => {
+                    send_error(&mut socket, shutting_down()).await?;
+                    break;
+                }
                 m = next_auth_message(&mut socket) => m,
             }
         } else {
@@ -128,6 +134,13 @@ pub async fn run(
                                     use tokio::io::AsyncWriteExt;
                                     socket.get_mut().write_all(&bytes).await?;
                                     socket.get_mut().flush().await?;
+                                    // Stopping: the statement in flight is done.
+                                    let at_rest =
+                                        relay.as_ref().is_some_and(|up| up.flow.at_rest().is_some());
+                                    if stop_by.is_some() && at_rest {
+                                        send_error(&mut socket, shutting_down()).await?;
+                                        break;
+                                    }
                                     continue;
                                 }
                                 Err(e) => {
@@ -149,6 +162,23 @@ pub async fn run(
                             Err(())
                         }
                         _ = ended.changed() => Err(()),
+                        // The server stops: now, unless an upstream statement is in flight
+                        // (then when it is done, or at the grace's end).
+                        _ = conn.shared.stopping.cancelled(), if stop_by.is_none() => {
+                            let in_flight =
+                                relay.as_ref().is_some_and(|up| up.flow.at_rest().is_none());
+                            if !in_flight {
+                                send_error(&mut socket, shutting_down()).await?;
+                                break;
+                            }
+                            stop_by = Some(tokio::time::Instant::now() + super::SHUTDOWN_GRACE);
+                            continue;
+                        }
+                        _ = tokio::time::sleep_until(stop_by.unwrap_or_else(tokio::time::Instant::now)),
+                            if stop_by.is_some() => {
+                            send_error(&mut socket, shutting_down()).await?;
+                            break;
+                        }
                     };
                     match ends {
                         Ok(m) => m,
@@ -290,6 +320,15 @@ pub async fn run(
         }
     }
     result
+}
+
+/// PostgreSQL's words when it shuts down under a session.
+fn shutting_down() -> pgwire::error::ErrorInfo {
+    pgwire::error::ErrorInfo::new(
+        "FATAL".into(),
+        "57P01".into(),
+        "terminating connection due to administrator command (the server is shutting down)".into(),
+    )
 }
 
 /// Sends an ErrorResponse (a FATAL the caller then closes the connection after).

@@ -53,7 +53,15 @@ pub struct PgShared {
     pub cancels: relay::Cancels,
     /// Upstream sessions: opened (or taken from the pool) at sign-in, given back at the end.
     pub gateway: Arc<portcullis_gateway::Gateway>,
+    /// Cancelled when the server shuts down: no new connections; open sessions end with
+    /// `57P01` once their statement in flight is done (at most [`SHUTDOWN_GRACE`]).
+    pub stopping: tokio_util::sync::CancellationToken,
+    /// Every connection's task, so a shutdown can wait for them.
+    pub tasks: tokio_util::task::TaskTracker,
 }
+
+/// How long a shutdown lets statements in flight finish.
+pub const SHUTDOWN_GRACE: std::time::Duration = std::time::Duration::from_secs(10);
 
 impl PgShared {
     pub fn new(
@@ -63,6 +71,7 @@ impl PgShared {
         max_waiting: usize,
         max_wait: std::time::Duration,
         gateway: Arc<portcullis_gateway::Gateway>,
+        stopping: tokio_util::sync::CancellationToken,
     ) -> Self {
         let params = || {
             let mut params = DefaultServerParameterProvider::default();
@@ -82,6 +91,8 @@ impl PgShared {
             parser: Arc::new(NoopQueryParser::new()),
             cancels: relay::Cancels::default(),
             gateway,
+            stopping,
+            tasks: tokio_util::task::TaskTracker::new(),
         }
     }
 }
@@ -225,7 +236,8 @@ impl PgWireServerHandlers for Handlers {
     }
 }
 
-/// Accepts connections until the task is dropped.
+/// Accepts connections until the server stops (then the listener closes and the connection
+/// tasks are left to end, tracked in `shared.tasks`).
 pub async fn serve(
     listener: TcpListener,
     shared: Arc<PgShared>,
@@ -234,7 +246,11 @@ pub async fn serve(
 ) {
     let slots = Arc::new(Semaphore::new(max_connections));
     loop {
-        let (socket, peer) = match listener.accept().await {
+        let accepted = tokio::select! {
+            _ = shared.stopping.cancelled() => break,
+            a = listener.accept() => a,
+        };
+        let (socket, peer) = match accepted {
             Ok(pair) => pair,
             Err(e) => {
                 tracing::warn!(error = %e, "accept failed");
@@ -253,7 +269,7 @@ pub async fn serve(
             phase: Mutex::new(Phase::Starting),
         });
         let tls = tls.clone();
-        tokio::spawn(async move {
+        shared.tasks.spawn(async move {
             if let Err(e) = connection::run(socket, tls, conn.clone()).await {
                 tracing::debug!(%peer, error = %e, "connection ended with an error");
             }
@@ -267,4 +283,6 @@ pub async fn serve(
             drop(permit);
         });
     }
+    // The listener closes here: new connections are refused.
+    shared.tasks.close();
 }
