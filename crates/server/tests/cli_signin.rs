@@ -11,7 +11,7 @@ use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
 
-use harness::idp::{idp_dir, NodeServer};
+use harness::idp::NodeServer;
 use harness::process::Watched;
 use harness::web::Web;
 use harness::{Server, ADMIN_PASSWORD};
@@ -199,21 +199,7 @@ fn device_grant_with_qr_code_and_clear_errors() {
     run.line_with("/device?user_code=");
     let qr = run.line_with("█");
     assert!(qr.chars().all(|c| "█▀▄ ".contains(c)), "a QR code: {qr}");
-    let out = Command::new("node")
-        .arg(idp_dir().join("device.mjs"))
-        .args([
-            "--uri",
-            &format!("{}/device", idp.url),
-            "--user-code",
-            &code,
-        ])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    harness::idp::approve_device(&idp, &code, false);
     let (status, out, err) = run.finish();
     assert_eq!(status, 0, "{err}");
     assert_eq!(only_row(&out), "alice@example.com");
@@ -227,18 +213,7 @@ fn device_grant_with_qr_code_and_clear_errors() {
         .next()
         .unwrap()
         .to_owned();
-    let out = Command::new("node")
-        .arg(idp_dir().join("device.mjs"))
-        .args([
-            "--uri",
-            &format!("{}/device", idp.url),
-            "--user-code",
-            &code,
-            "--deny",
-        ])
-        .output()
-        .unwrap();
-    assert!(out.status.success());
+    harness::idp::approve_device(&idp, &code, true);
     let (status, out, err) = run.finish();
     assert_eq!(status, 2);
     assert!(out.is_empty());

@@ -13,7 +13,7 @@ use std::net::TcpStream;
 use std::process::Command;
 use std::time::Duration;
 
-use harness::idp::{idp_dir, NodeServer};
+use harness::idp::{approve_device, idp_dir, NodeServer};
 use harness::process::Watched;
 use harness::web::Web;
 use harness::wire::{message, read_all, read_message, startup_with};
@@ -70,26 +70,6 @@ fn user_code(line: &str) -> String {
     line.rsplit(' ').next().unwrap().trim().to_owned()
 }
 
-/// Approves (or denies) a user code at the provider's device pages.
-fn approve(idp: &NodeServer, code: &str, deny: bool) {
-    let mut cmd = Command::new("node");
-    cmd.arg(idp_dir().join("device.mjs")).args([
-        "--uri",
-        &format!("{}/device", idp.url),
-        "--user-code",
-        code,
-    ]);
-    if deny {
-        cmd.arg("--deny");
-    }
-    let out = cmd.output().unwrap();
-    assert!(
-        out.status.success(),
-        "device.mjs: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
-
 fn sso_sessions(server: &Server) -> String {
     server.admin(&["SELECT count(*) FROM sys.sessions WHERE sso_integration IS NOT NULL"])
 }
@@ -120,7 +100,7 @@ fn psql_and_psycopg_sign_in_with_the_device_grant() {
     let complete = psql.line_with("user_code=");
     assert!(complete.contains("/device?user_code="), "{complete}");
     let code = user_code(&line);
-    approve(&idp, &code, false);
+    approve_device(&idp, &code, false);
     let (code, out, err) = psql.finish();
     assert_eq!(code, 0, "{err}");
     let lines: Vec<&str> = out.lines().collect();
@@ -141,7 +121,7 @@ fn psql_and_psycopg_sign_in_with_the_device_grant() {
         "SELECT CURRENT_USER(), CURRENT_DATABASE()",
     );
     let code = user_code(&psql.line_with("enter the code"));
-    approve(&idp, &code, false);
+    approve_device(&idp, &code, false);
     let (code, out, err) = psql.finish();
     assert_eq!(code, 0, "{err}");
     assert_eq!(out, "alice@example.com|other_database");
@@ -165,7 +145,7 @@ print(cur.fetchone(), flush=True)
     let mut py = Watched::spawn(cmd);
     // libpq prints startup notices on stderr before the connection is handed to Python.
     let code = user_code(&py.line_with("enter the code"));
-    approve(&idp, &code, false);
+    approve_device(&idp, &code, false);
     let (code, out, err) = py.finish();
     assert_eq!(code, 0, "{err}");
     assert_eq!(out, "('alice@example.com', 'analysts@example_database')");
@@ -197,7 +177,7 @@ fn node_postgres_signs_in_with_the_device_grant_and_a_token() {
     };
     let mut client = node("@example_database", None);
     let code = user_code(&client.line_with("enter the code"));
-    approve(&idp, &code, false);
+    approve_device(&idp, &code, false);
     let (status, out, err) = client.finish();
     assert_eq!(status, 0, "{err}");
     assert_eq!(
@@ -241,7 +221,7 @@ fn denied_expired_and_early_queries_end_with_fatal_and_run_nothing() {
         "SELECT 'ran'",
     );
     let code = user_code(&psql.line_with("enter the code"));
-    approve(&idp, &code, true);
+    approve_device(&idp, &code, true);
     let (code, out, err) = psql.finish();
     assert_ne!(code, 0);
     assert!(out.is_empty(), "{out}");
@@ -338,7 +318,7 @@ fn denied_expired_and_early_queries_end_with_fatal_and_run_nothing() {
         .next()
         .unwrap()
         .to_owned();
-    approve(&idp, &code, false);
+    approve_device(&idp, &code, false);
     std::thread::sleep(Duration::from_secs(1));
     assert_eq!(sso_sessions(&server), "0");
 
@@ -390,7 +370,7 @@ fn psql_asking_for_the_code_flow_gets_the_device_grant() {
     let why = psql.line_with("not offered to terminals");
     assert!(why.starts_with("NOTICE:"), "{why}");
     let code = user_code(&psql.line_with("enter the code"));
-    approve(&idp, &code, false);
+    approve_device(&idp, &code, false);
     let (status, out, err) = psql.finish();
     assert_eq!(status, 0, "{err}");
     assert_eq!(out, "alice@example.com|analysts@example_database");
@@ -476,7 +456,7 @@ fn http_device_grant_and_verify() {
         .unwrap()
         .contains("no SSO integration"));
 
-    approve(&idp, &code, false);
+    approve_device(&idp, &code, false);
     let (status, v) = post(
         "/v1/sso_device_grant_verify",
         json!({"device_handle": handle, "database": "example_database", "timeout": 30}),
@@ -506,7 +486,7 @@ fn http_device_grant_and_verify() {
     );
     let code = grant["user_code"].as_str().unwrap().to_owned();
     let handle = grant["device_handle"].as_str().unwrap().to_owned();
-    approve(&idp, &code, true);
+    approve_device(&idp, &code, true);
     let (status, v) = post(
         "/v1/sso_device_grant_verify",
         json!({"device_handle": handle, "database": "example_database", "timeout": 30}),

@@ -13,7 +13,7 @@ use std::io::Write;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use harness::idp::{idp_dir, tokens, NodeServer};
+use harness::idp::{tokens, NodeServer};
 use harness::postgres::{upstream, ADMIN_PASS};
 use harness::process::Watched;
 use harness::{Server, ADMIN_PASSWORD};
@@ -138,21 +138,7 @@ fn sales_behind_single_sign_on() {
     ));
     let line = alice.line_with("enter the code");
     let code = line.rsplit(' ').next().unwrap().trim().to_owned();
-    let out = Command::new("node")
-        .arg(idp_dir().join("device.mjs"))
-        .args([
-            "--uri",
-            &format!("{}/device", idp.url),
-            "--user-code",
-            &code,
-        ])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    harness::idp::approve_device(&idp, &code, false);
     let (status, out, err) = alice.finish();
     assert_eq!(status, 0, "{err}");
     assert_eq!(

@@ -80,6 +80,27 @@ impl Drop for NodeServer {
     }
 }
 
+/// Approves (or denies) a device grant's user code at the provider's own device pages, as the
+/// person at the browser would (tests/idp/device.mjs).
+pub fn approve_device(idp: &NodeServer, code: &str, deny: bool) {
+    let mut cmd = Command::new("node");
+    cmd.arg(idp_dir().join("device.mjs")).args([
+        "--uri",
+        &format!("{}/device", idp.url),
+        "--user-code",
+        code,
+    ]);
+    if deny {
+        cmd.arg("--deny");
+    }
+    let out = cmd.output().unwrap();
+    assert!(
+        out.status.success(),
+        "device.mjs: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
 /// Tokens from the real provider: `grant` is `code` (with `user`) or `client_credentials`.
 pub fn tokens(issuer: &str, client: &str, grant: &str, user: &str) -> serde_json::Value {
     let out = Command::new("node")
