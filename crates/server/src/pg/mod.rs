@@ -245,6 +245,7 @@ pub async fn serve(
     max_connections: usize,
 ) {
     let slots = Arc::new(Semaphore::new(max_connections));
+    let over = Arc::new(Semaphore::new(max_connections.div_ceil(8).max(8)));
     loop {
         let accepted = tokio::select! {
             _ = shared.stopping.cancelled() => break,
@@ -258,15 +259,30 @@ pub async fn serve(
                 continue;
             }
         };
-        let Ok(permit) = slots.clone().try_acquire_owned() else {
-            tracing::warn!(%peer, max_connections, "connection refused: too many connections");
-            drop(socket);
-            continue;
+        // Over the limit: a few more are taken in only to be told so (53300) or to cancel;
+        // beyond those the socket is closed.
+        let (permit, over_limit) = match slots.clone().try_acquire_owned() {
+            Ok(permit) => (permit, false),
+            Err(_) => match over.clone().try_acquire_owned() {
+                Ok(permit) => (permit, true),
+                Err(_) => {
+                    tracing::warn!(%peer, max_connections, "connection dropped: too many connections");
+                    drop(socket);
+                    continue;
+                }
+            },
         };
+        if over_limit {
+            tracing::warn!(%peer, max_connections, "connection refused (53300): too many connections");
+        }
         let _ = socket.set_nodelay(true);
         let conn = Arc::new(PgConnection {
             shared: shared.clone(),
-            phase: Mutex::new(Phase::Starting),
+            phase: Mutex::new(if over_limit {
+                Phase::OverLimit
+            } else {
+                Phase::Starting
+            }),
         });
         let tls = tls.clone();
         shared.tasks.spawn(async move {

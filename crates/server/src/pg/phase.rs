@@ -52,6 +52,9 @@ pub enum Phase {
     },
     /// The connection closed its session.
     Closed,
+    /// Accepted beyond `max_connections`: a cancel request is still served (as PostgreSQL's
+    /// postmaster does); a startup gets `FATAL 53300`, like PostgreSQL's "too many clients".
+    OverLimit,
 }
 
 impl Phase {

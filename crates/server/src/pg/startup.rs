@@ -94,6 +94,14 @@ impl PgConnection {
         C::Error: Debug,
         PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
     {
+        if matches!(*self.phase.lock(), Phase::OverLimit) {
+            return Err(fatal_with(
+                "53300",
+                "sorry, too many clients already (the server's max_connections are in use; try \
+                 again later)"
+                    .into(),
+            ));
+        }
         protocol_negotiation(client, startup).await?;
         save_startup_parameters_to_metadata(client, startup);
         let user = client.metadata().get("user").cloned().unwrap_or_default();
