@@ -71,10 +71,6 @@ fn sales_behind_single_sign_on() {
             &TOKEN_SECONDS.to_string(),
         ],
     );
-    // Mallory's token for the end of the story, taken first so its lifetime runs meanwhile.
-    let expiring = id_token(&idp, "mallory");
-    let expiring_issued = Instant::now();
-
     // The administrator binds sales and maps the provider's groups.
     server.admin(&[
         &format!(
@@ -153,6 +149,11 @@ fn sales_behind_single_sign_on() {
         ),
         "engineers@sales"
     );
+
+    // Mallory's token for the end of the story, taken now so its lifetime runs meanwhile (the
+    // slow load above is done).
+    let expiring = id_token(&idp, "mallory");
+    let expiring_issued = Instant::now();
 
     // Mallory, an analyst, with a token: reads every byte back.
     let back = dir.path().join("back.tsv");
