@@ -114,19 +114,15 @@ with psycopg.connect(sys.argv[1]) as conn:
     except psycopg.errors.InsufficientPrivilege as e:
         print("refused", e.sqlstate)
 "#;
-    let out = Command::new(harness::python())
-        .args(["-c", script])
-        .arg(format!(
-            "{} password={ALICE} sslmode=disable",
-            server.conninfo("alice@sales", "sales")
-        ))
-        .output()
-        .unwrap();
+    let (out, err) = harness::python_client(
+        &harness::python(),
+        &server,
+        ("alice@sales", "sales", ALICE),
+        script,
+    );
     assert_eq!(
-        String::from_utf8_lossy(&out.stdout),
-        "('alice@sales', 2)\none\n4\n104\nrefused 42501\n",
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+        out, "('alice@sales', 2)\none\n4\n104\nrefused 42501\n",
+        "{err}"
     );
     assert_eq!(pg.sql("sales", &["SELECT count(*) FROM notes"]), "104");
 }

@@ -66,10 +66,6 @@ fn an_sso_users_objects_are_owned_by_the_group_the_seed_picks() {
         600,
         serde_json::json!({"groups": ["analytics", "finance admins", "b", "a"]}),
     );
-    let conninfo = format!(
-        "{} password={token} sslmode=disable",
-        server.conninfo("id_token", "sales")
-    );
     // The simple protocol (libpq's PQexec, through psycopg2).
     let script = r#"
 import sys, psycopg2
@@ -102,11 +98,13 @@ run("CREATE TABLE finance.two (id int); SET portcullis.role_before = 'portcullis
 run("SELECT current_user")
 run("CREATE TABLE alices.nope (id int)")
 "#;
-    let out = Command::new("/usr/bin/python3")
-        .args(["-c", script, &conninfo])
-        .output()
-        .unwrap();
-    let text = String::from_utf8_lossy(&out.stdout);
+    let signed_in = ("id_token", "sales", token.as_str());
+    let (text, err) = harness::python_client(
+        std::path::Path::new("/usr/bin/python3"),
+        &server,
+        signed_in,
+        script,
+    );
     let lines: Vec<&str> = text.lines().collect();
     assert_eq!(
         lines,
@@ -131,8 +129,7 @@ run("CREATE TABLE alices.nope (id int)")
             // No group of the person may create in `alices` (and neither may they).
             "error 42501 14 permission denied for schema alices",
         ],
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+        "{err}"
     );
     // Schema-level CREATE beats database-level; at one level the alphabet decides; a schema is
     // decided by database-level CREATE; a role the client set itself is left alone.
@@ -163,15 +160,10 @@ with psycopg.connect(sys.argv[1], autocommit=True) as conn:
         conn.execute("INSERT INTO finance.piped VALUES (%s)", (1,))
     print(cur.execute("SELECT current_user").fetchone())
 "#;
-    let out = Command::new(harness::python())
-        .args(["-c", script, &conninfo])
-        .output()
-        .unwrap();
+    let (out, err) = harness::python_client(&harness::python(), &server, signed_in, script);
     assert_eq!(
-        String::from_utf8_lossy(&out.stdout),
-        "CREATE TABLE\n('u1@example.com', 7)\n('u1@example.com',)\n",
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+        out, "CREATE TABLE\n('u1@example.com', 7)\n('u1@example.com',)\n",
+        "{err}"
     );
     assert_eq!(
         owner(&pg, "table", "finance.extended"),

@@ -357,21 +357,12 @@ with psycopg.connect(sys.argv[1], autocommit=True) as conn:
         conn.execute("GRANT SELECT ON TABLE reports TO GROUP readers")
     print(conn.execute("SELECT current_user").fetchone()[0])
 "#;
-    let run = |script: &str| {
-        let out = std::process::Command::new(harness::python())
-            .args(["-c", script])
-            .arg(format!(
-                "{} password={ALICE} sslmode=disable",
-                server.conninfo("alice@sales", "sales")
-            ))
-            .output()
-            .unwrap();
-        (
-            String::from_utf8_lossy(&out.stdout).into_owned(),
-            String::from_utf8_lossy(&out.stderr).into_owned(),
-        )
-    };
-    let (out, err) = run(script);
+    let (out, err) = harness::python_client(
+        &harness::python(),
+        &server,
+        ("alice@sales", "sales", ALICE),
+        script,
+    );
     assert_eq!(
         out,
         "refused 42501 grantee \"readers@other\" is not of database \"sales\": objects here are \

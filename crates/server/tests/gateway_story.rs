@@ -211,20 +211,15 @@ fn sales_behind_single_sign_on() {
         conn.rollback()\n\
         cur.execute('SELECT count(*) FROM orders')\n\
         print(cur.fetchone()[0])\n";
-    let out = Command::new("/usr/bin/python3")
-        .args(["-c", script])
-        .arg(format!(
-            "{} password={} sslmode=disable",
-            server.conninfo("id_token", "sales"),
-            id_token(&idp, "mallory")
-        ))
-        .output()
-        .unwrap();
+    let (out, err) = harness::python_client(
+        std::path::Path::new("/usr/bin/python3"),
+        &server,
+        ("id_token", "sales", &id_token(&idp, "mallory")),
+        script,
+    );
     assert_eq!(
-        String::from_utf8_lossy(&out.stdout),
-        "canceled: canceling statement due to user request\n1000000\n",
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+        out, "canceled: canceling statement due to user request\n1000000\n",
+        "{err}"
     );
 
     // Mallory's first token expires: her open session ends, here and upstream.

@@ -290,6 +290,29 @@ pub fn python() -> PathBuf {
         })
 }
 
+/// Runs a Python client `script` with `interpreter` (`/usr/bin/python3` for Debian's psycopg2,
+/// [`python`] for psycopg 3), its one argument a libpq connection string for `user` on `db`;
+/// answers (stdout, stderr).
+pub fn python_client(
+    interpreter: &std::path::Path,
+    server: &Server,
+    (user, db, password): (&str, &str, &str),
+    script: &str,
+) -> (String, String) {
+    let out = Command::new(interpreter)
+        .args(["-c", script])
+        .arg(format!(
+            "{} password={password} sslmode=disable",
+            server.conninfo(user, db)
+        ))
+        .output()
+        .unwrap();
+    (
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
 /// Parses Prometheus text with prometheus_client's own parser: `{"name{k=v,...}": value}`.
 pub fn parse_metrics(text: &str) -> serde_json::Value {
     use std::io::Write;
