@@ -8,7 +8,6 @@ use portcullis_store::{ObjectRef, PrincipalRef};
 use crate::model::{user_state, CatalogState};
 use crate::privileges::{holds, session_principals, Action, Privilege};
 use crate::sessions::{EndReason, Session};
-use crate::sso::OidcProperties;
 
 /// A short fingerprint of a user's current password verifier (salted, so every password set
 /// gives a new one): a session remembers it, and a password changed since ends the session.
@@ -29,12 +28,12 @@ impl<'a> Authority<'a> {
         Self { state }
     }
 
-    /// Whether the integration's properties say `disabled` (read only for SSO sessions, one
-    /// integration each: cheap enough before every statement).
+    /// Whether the integration's properties say `disabled` (checked before every statement of
+    /// an SSO session: the properties are parsed once per version of their text).
     fn integration_disabled(&self, id: i64) -> bool {
         self.state
             .integration_by_id(id)
-            .is_some_and(|i| OidcProperties::from_json(&i.properties).is_ok_and(|p| p.disabled))
+            .is_some_and(|i| self.state.oidc_properties(i).is_ok_and(|p| p.disabled))
     }
 
     /// `Some(reason)` when the session must end.

@@ -571,14 +571,12 @@ impl Catalog {
         sql: &str,
         params: &[Value],
     ) -> Result<QueryResult, CatalogError> {
-        // Sessions past their time are ended first, so `sys.sessions` never lists them.
-        self.expire_sessions();
-        // Each generation is read before what it numbers: a change in between makes the copy
-        // look stale (and load again), never fresh.
+        // The generation is read before the state it numbers: a change in between makes the
+        // copy look stale (and load again), never fresh. (The sessions' generation is read the
+        // same way, off the async workers, by a query that reads `sys.sessions`; one past its
+        // end is left out there until the sweeper ends it.)
         let catalog_generation = self.generation.load(Ordering::Acquire);
         let state = self.state();
-        let session_generation = self.sessions.generation();
-        let sessions = self.sessions.list();
         self.queries
             .run(QueryJob {
                 sql: sql.to_owned(),
@@ -586,8 +584,7 @@ impl Catalog {
                 session: session.clone(),
                 state,
                 catalog_generation,
-                sessions,
-                session_generation,
+                sessions: self.sessions.view(),
                 events: Some(self.events().clone()),
             })
             .await
@@ -644,7 +641,7 @@ pub fn explain_columns() -> Vec<Column> {
 }
 
 /// The limits of `session` under `state`.
-fn limits_in(state: &CatalogState, session: &Session) -> SessionLimits {
+pub(crate) fn limits_in(state: &CatalogState, session: &Session) -> SessionLimits {
     // Most catalogs set neither: no policy to work out on every statement then.
     if !state.snap.settings.iter().any(|r| {
         r.name == SecuritySetting::SessionIdleTimeout.name()

@@ -89,10 +89,13 @@ struct SessionView {
 /// query at a time (the [`QueryPool`] hands it out).
 pub struct QueryEngine {
     conn: Connection,
-    catalog_generation: u64,
-    session_generation: u64,
-    /// The newest authentication event in the copy.
-    events_through: i64,
+    /// What the copy holds: each part is loaded when a query first reads it stale.
+    copy: Copy,
+    /// What the statement being prepared reads (the authorizer notes it).
+    reads: Arc<Mutex<Reads>>,
+    /// Set while the engine writes its copy: the authorizer lets its statements through.
+    /// (Swapping the authorizer instead would expire the prepared statement.)
+    loading: Arc<std::sync::atomic::AtomicBool>,
     /// When the running query must stop; `None` while no query runs (the copy is loaded with
     /// no deadline, however long it takes).
     deadline: Arc<Mutex<Option<Instant>>>,
@@ -107,6 +110,56 @@ pub fn timestamp(secs: i64) -> String {
     chrono::DateTime::from_timestamp(secs, 0)
         .map(|t| t.format("%Y-%m-%d %H:%M:%S+00").to_string())
         .unwrap_or_default()
+}
+
+/// The generations each part of an engine's copy was loaded at (`u64::MAX`: not loaded).
+#[derive(Debug, Clone, Copy)]
+struct Copy {
+    /// The catalog tables (`sys.users` …).
+    catalog: u64,
+    /// The catalog the row owners were worked out from (needed by every query's visibility).
+    owners: u64,
+    sessions: u64,
+    /// Unix seconds at which a loaded session reaches an end: the copy is stale from then on.
+    sessions_until: i64,
+    /// The newest authentication event in the copy.
+    events_through: i64,
+}
+
+impl Default for Copy {
+    fn default() -> Self {
+        Self {
+            catalog: u64::MAX,
+            owners: u64::MAX,
+            sessions: u64::MAX,
+            sessions_until: i64::MIN,
+            events_through: 0,
+        }
+    }
+}
+
+/// Which parts of the copy a statement reads, from the authorizer's calls while preparing it
+/// (tables read through a view are reported too).
+#[derive(Debug, Default, Clone, Copy)]
+struct Reads {
+    catalog: bool,
+    sessions: bool,
+    events: bool,
+}
+
+impl Reads {
+    fn any(self) -> bool {
+        self.catalog || self.sessions || self.events
+    }
+
+    /// Notes a read of a hidden `sys.<name>_all` table.
+    fn note(&mut self, table: &str) {
+        match table {
+            "sessions_all" => self.sessions = true,
+            "authentication_events_all" => self.events = true,
+            _ => self.catalog = true,
+        }
+    }
 }
 
 /// Arms the deadline for one query; disarms it when dropped.
@@ -146,7 +199,13 @@ impl QueryEngine {
         limits::apply(&conn);
         conn.set_limit(Limit::SQLITE_LIMIT_ATTACHED, 2);
         let refusal: Arc<Mutex<Option<CatalogError>>> = Arc::default();
-        conn.authorizer(Some(read_only_sys(refusal.clone())));
+        let reads: Arc<Mutex<Reads>> = Arc::default();
+        let loading: Arc<std::sync::atomic::AtomicBool> = Arc::default();
+        conn.authorizer(Some(read_only_sys(
+            refusal.clone(),
+            reads.clone(),
+            loading.clone(),
+        )));
         let deadline: Arc<Mutex<Option<Instant>>> = Arc::default();
         let progress_deadline = deadline.clone();
         conn.progress_handler(
@@ -155,9 +214,9 @@ impl QueryEngine {
         );
         Ok(Self {
             conn,
-            catalog_generation: u64::MAX,
-            session_generation: u64::MAX,
-            events_through: 0,
+            copy: Copy::default(),
+            reads,
+            loading,
             deadline,
             refusal,
             view,
@@ -169,89 +228,66 @@ impl QueryEngine {
     /// Describes a query's result columns without running it (needs no copy of the catalog).
     pub fn describe(&self, sql: &str) -> Result<(Vec<Column>, usize), CatalogError> {
         let sql = rewrite_placeholders(&pg_catalog::translate(sql));
-        let stmt = self.prepare_guarded(&sql)?;
+        let stmt = prepare_guarded(&self.conn, &self.refusal, &sql)?;
         Ok((columns_of(&stmt), stmt.parameter_count()))
     }
 
-    /// Brings the copy up to the job's catalog and session generations, and appends the
-    /// authentication events recorded since the last query.
-    fn refresh(&mut self, job: &QueryJob) -> Result<(), CatalogError> {
-        if let Some(log) = &job.events {
-            self.load_events(log)?;
-        }
-        let stale_catalog = self.catalog_generation != job.catalog_generation;
-        let stale_sessions = self.session_generation != job.session_generation;
-        if !stale_catalog && !stale_sessions {
-            return Ok(());
-        }
-        // The copy is written with no deadline and with the authorizer off; queries never run
-        // without either.
-        *self.deadline.lock() = None;
-        self.conn
-            .authorizer(None::<fn(AuthContext<'_>) -> Authorization>);
-        let state = &job.state;
-        let loaded = (|| {
-            if stale_catalog {
-                load_catalog(&mut self.conn, state)?;
-            }
-            load_sessions(&mut self.conn, &job.sessions, state)
-        })();
-        self.conn
-            .authorizer(Some(read_only_sys(self.refusal.clone())));
-        if let Err(e) = loaded {
-            // Whatever half got in, load both again next time.
-            self.catalog_generation = u64::MAX;
-            self.session_generation = u64::MAX;
-            return Err(internal(e));
-        }
-        if stale_catalog {
-            self.owners = Arc::new(Owners::of(state));
-        }
-        self.catalog_generation = job.catalog_generation;
-        self.session_generation = job.session_generation;
-        Ok(())
-    }
-
-    /// Appends the events newer than the copy's and drops those the log no longer keeps.
-    fn load_events(&mut self, log: &EventLog) -> Result<(), CatalogError> {
-        let (fresh, oldest) = log.since(self.events_through);
-        let nothing_dropped = oldest <= self.events_through.saturating_add(1)
-            || (oldest == i64::MAX && self.events_through == 0);
-        if fresh.is_empty() && nothing_dropped {
-            return Ok(());
-        }
-        *self.deadline.lock() = None;
-        self.conn
-            .authorizer(None::<fn(AuthContext<'_>) -> Authorization>);
-        let loaded = append_events(&mut self.conn, &fresh, oldest);
-        self.conn
-            .authorizer(Some(read_only_sys(self.refusal.clone())));
-        loaded.map_err(internal)?;
-        if let Some(last) = fresh.last() {
-            self.events_through = last.id;
-        }
-        Ok(())
-    }
-
-    /// Runs a query for a session, first bringing the copy up to date if it is stale.
+    /// Runs a query for a session. The statement is prepared first; the parts of the copy it
+    /// reads are then brought up to date, so a query that reads no `sys` table (`SELECT 1`)
+    /// costs nothing per session or event.
     pub fn run(&mut self, job: &QueryJob) -> Result<QueryResult, CatalogError> {
-        self.refresh(job)?;
-        *self.view.lock() = session_view(&job.session, &job.state, self.owners.clone());
+        self.execute(job, None)
+            .unwrap_or_else(|| Err(CatalogError::internal("a catalog query was not run")))
+    }
+
+    /// Runs a query on the spot if it is small: it reads no `sys` table (so the copy need not
+    /// be touched) and finishes within `budget`. `None`: it is not; run it with [`Self::run`]
+    /// off the async workers (it is a read, so running it again changes nothing).
+    pub fn run_small(
+        &mut self,
+        job: &QueryJob,
+        budget: Duration,
+    ) -> Option<Result<QueryResult, CatalogError>> {
+        self.execute(job, Some(budget))
+    }
+
+    fn execute(
+        &mut self,
+        job: &QueryJob,
+        small: Option<Duration>,
+    ) -> Option<Result<QueryResult, CatalogError>> {
         let sql = rewrite_placeholders(&pg_catalog::translate(&job.sql));
-        let deadline = Instant::now() + self.time_limit;
-        let _armed = Armed::new(&self.deadline, deadline);
-        let mut stmt = self.prepare_guarded(&sql)?;
+        *self.deadline.lock() = None;
+        *self.reads.lock() = Reads::default();
+        let mut stmt = match prepare_guarded(&self.conn, &self.refusal, &sql) {
+            Ok(stmt) => stmt,
+            Err(e) => return Some(Err(e)),
+        };
+        let reads = *self.reads.lock();
+        if small.is_some() && (reads.any() || self.copy.owners != job.catalog_generation) {
+            return None;
+        }
+        let loader = Loader {
+            conn: &self.conn,
+            loading: &self.loading,
+        };
+        match loader.refresh(&mut self.copy, job, reads) {
+            Ok(Some(owners)) => self.owners = Arc::new(owners),
+            Ok(None) => {}
+            Err(e) => return Some(Err(e)),
+        }
+        *self.view.lock() = session_view(&job.session, &job.state, self.owners.clone());
         let columns = columns_of(&stmt);
         let params = &job.params;
         if stmt.parameter_count() != params.len() {
-            return Err(CatalogError::new(
+            return Some(Err(CatalogError::new(
                 sqlstate::SYNTAX_ERROR,
                 format!(
                     "the query has {} parameters but {} values were given",
                     stmt.parameter_count(),
                     params.len()
                 ),
-            ));
+            )));
         }
         for (i, p) in params.iter().enumerate() {
             let bound = match p {
@@ -261,52 +297,151 @@ impl QueryEngine {
                 Value::Float(f) => stmt.raw_bind_parameter(i + 1, *f),
                 Value::Text(s) => stmt.raw_bind_parameter(i + 1, s.as_str()),
             };
-            bound.map_err(query_error)?;
-        }
-        let mut rows = Vec::new();
-        let mut budget = limits::ResultBudget::new(deadline);
-        let mut cursor = stmt.raw_query();
-        while let Some(row) = cursor.next().map_err(query_error)? {
-            budget.row()?;
-            let mut out = Vec::with_capacity(columns.len());
-            for (i, col) in columns.iter().enumerate() {
-                let v = to_value(row.get_ref(i).map_err(query_error)?, col.kind);
-                budget.value(&v)?;
-                out.push(v);
+            if let Err(e) = bound {
+                return Some(Err(query_error(e)));
             }
-            rows.push(out);
         }
-        Ok(QueryResult { columns, rows })
-    }
-
-    /// Prepares a read of the `sys` views, or says clearly why not.
-    fn prepare_guarded(&self, sql: &str) -> Result<rusqlite::Statement<'_>, CatalogError> {
-        limits::check_sql_length(sql)?;
-        visibility::check_cte_names(sql)?;
-        *self.refusal.lock() = None;
-        let prepared = self.conn.prepare(sql);
-        let refused = self.refusal.lock().take();
-        // A refusal fails the prepare, with SQLITE_AUTH or a generic error that names it.
-        let stmt = prepared.map_err(|e| refused.unwrap_or_else(|| query_error(e)))?;
-        if !stmt.readonly() {
-            return Err(not_a_read());
+        let deadline = Instant::now() + small.unwrap_or(self.time_limit);
+        let _armed = Armed::new(&self.deadline, deadline);
+        let ran = rows_of(&mut stmt, &columns, deadline);
+        match ran {
+            Err(e) if small.is_some() && e.sqlstate == sqlstate::QUERY_CANCELED => None,
+            ran => Some(ran.map(|rows| QueryResult { columns, rows })),
         }
-        Ok(stmt)
     }
 }
 
-/// The authorizer: reads of the `sys` views (and of each hidden table by its own view only),
-/// and functions other than the refused ones. It notes why it refused in `refusal`.
+/// Steps a bound statement to its end, within the deadline and the result limits.
+fn rows_of(
+    stmt: &mut rusqlite::Statement<'_>,
+    columns: &[Column],
+    deadline: Instant,
+) -> Result<Vec<Vec<Value>>, CatalogError> {
+    let mut rows = Vec::new();
+    let mut budget = limits::ResultBudget::new(deadline);
+    let mut cursor = stmt.raw_query();
+    while let Some(row) = cursor.next().map_err(query_error)? {
+        budget.row()?;
+        let mut out = Vec::with_capacity(columns.len());
+        for (i, col) in columns.iter().enumerate() {
+            let v = to_value(row.get_ref(i).map_err(query_error)?, col.kind);
+            budget.value(&v)?;
+            out.push(v);
+        }
+        rows.push(out);
+    }
+    Ok(rows)
+}
+
+/// Writes an engine's copy (with no deadline: the copy is loaded however long it takes; and
+/// with the authorizer letting the engine's own statements through).
+struct Loader<'a> {
+    conn: &'a Connection,
+    loading: &'a std::sync::atomic::AtomicBool,
+}
+
+impl Loader<'_> {
+    /// Brings the parts of the copy a statement `reads` up to the job's catalog, sessions and
+    /// events. Returns the row owners when the catalog changed since they were worked out.
+    fn refresh(
+        &self,
+        copy: &mut Copy,
+        job: &QueryJob,
+        reads: Reads,
+    ) -> Result<Option<Owners>, CatalogError> {
+        let state = &job.state;
+        let owners = (copy.owners != job.catalog_generation).then(|| Owners::of(state));
+        copy.owners = job.catalog_generation;
+        if reads.events {
+            if let Some(log) = &job.events {
+                self.load_events(copy, log)?;
+            }
+        }
+        if reads.catalog && copy.catalog != job.catalog_generation {
+            copy.catalog = u64::MAX;
+            self.write(|conn| load_catalog(conn, state))?;
+            copy.catalog = job.catalog_generation;
+        }
+        // Sessions are listed with the limits of the catalog the query runs over.
+        let now = crate::catalog::now();
+        let generation = job.sessions.generation();
+        if reads.sessions && (copy.sessions != generation || now >= copy.sessions_until) {
+            copy.sessions = u64::MAX;
+            let live = job
+                .sessions
+                .live(now, |s| crate::catalog::limits_in(state, s));
+            self.write(|conn| load_sessions(conn, &live.sessions, state))?;
+            copy.sessions = generation;
+            copy.sessions_until = live.valid_until;
+        }
+        Ok(owners)
+    }
+
+    /// Appends the events newer than the copy's and drops those the log no longer keeps.
+    fn load_events(&self, copy: &mut Copy, log: &EventLog) -> Result<(), CatalogError> {
+        let (fresh, oldest) = log.since(copy.events_through);
+        let nothing_dropped = oldest <= copy.events_through.saturating_add(1)
+            || (oldest == i64::MAX && copy.events_through == 0);
+        if fresh.is_empty() && nothing_dropped {
+            return Ok(());
+        }
+        self.write(|conn| append_events(conn, &fresh, oldest))?;
+        if let Some(last) = fresh.last() {
+            copy.events_through = last.id;
+        }
+        Ok(())
+    }
+
+    fn write(
+        &self,
+        load: impl FnOnce(&Connection) -> rusqlite::Result<()>,
+    ) -> Result<(), CatalogError> {
+        use std::sync::atomic::Ordering;
+        self.loading.store(true, Ordering::Release);
+        let loaded = load(self.conn);
+        self.loading.store(false, Ordering::Release);
+        loaded.map_err(internal)
+    }
+}
+
+/// Prepares a read of the `sys` views, or says clearly why not.
+fn prepare_guarded<'c>(
+    conn: &'c Connection,
+    refusal: &Mutex<Option<CatalogError>>,
+    sql: &str,
+) -> Result<rusqlite::Statement<'c>, CatalogError> {
+    limits::check_sql_length(sql)?;
+    visibility::check_cte_names(sql)?;
+    *refusal.lock() = None;
+    let prepared = conn.prepare(sql);
+    let refused = refusal.lock().take();
+    // A refusal fails the prepare, with SQLITE_AUTH or a generic error that names it.
+    let stmt = prepared.map_err(|e| refused.unwrap_or_else(|| query_error(e)))?;
+    if !stmt.readonly() {
+        return Err(not_a_read());
+    }
+    Ok(stmt)
+}
+
 fn read_only_sys(
     refusal: Arc<Mutex<Option<CatalogError>>>,
+    reads: Arc<Mutex<Reads>>,
+    loading: Arc<std::sync::atomic::AtomicBool>,
 ) -> impl for<'r> FnMut(AuthContext<'r>) -> Authorization + Send + 'static {
     move |ctx: AuthContext<'_>| {
+        if loading.load(std::sync::atomic::Ordering::Acquire) {
+            return Authorization::Allow;
+        }
         let decision = match ctx.action {
             AuthAction::Select | AuthAction::Recursive => Ok(()),
             AuthAction::Read { table_name, .. } if ctx.database_name == Some("sys") => {
                 match visibility::may_read(table_name, ctx.accessor) {
                     Some(false) => Err(not_a_read()),
-                    Some(true) | None => Ok(()),
+                    Some(true) => {
+                        reads.lock().note(table_name);
+                        Ok(())
+                    }
+                    None => Ok(()),
                 }
             }
             // A common table expression or a subquery (no database): `count(*)` over one asks
@@ -565,11 +700,11 @@ impl<'a> Names<'a> {
     }
 }
 
-fn load_catalog(conn: &mut Connection, state: &CatalogState) -> rusqlite::Result<()> {
+fn load_catalog(conn: &Connection, state: &CatalogState) -> rusqlite::Result<()> {
     use portcullis_store::{ObjectRef, PrincipalRef, ScopeRef};
     let s = &state.snap;
     let names = Names::of(state);
-    let tx = conn.transaction()?;
+    let tx = conn.unchecked_transaction()?;
     for table in [
         "databases",
         "users",
@@ -802,11 +937,11 @@ fn event_time(micros: i64) -> String {
 }
 
 fn append_events(
-    conn: &mut Connection,
+    conn: &Connection,
     fresh: &[Arc<AuthEventRecord>],
     oldest: i64,
 ) -> rusqlite::Result<()> {
-    let tx = conn.transaction()?;
+    let tx = conn.unchecked_transaction()?;
     tx.execute(
         "DELETE FROM sys.authentication_events_all WHERE id < ?1",
         params![oldest],
@@ -840,11 +975,11 @@ fn append_events(
 }
 
 fn load_sessions(
-    conn: &mut Connection,
+    conn: &Connection,
     sessions: &[Arc<Session>],
     state: &CatalogState,
 ) -> rusqlite::Result<()> {
-    let tx = conn.transaction()?;
+    let tx = conn.unchecked_transaction()?;
     tx.execute("DELETE FROM sys.sessions_all", [])?;
     {
         let mut st = tx.prepare(

@@ -243,9 +243,101 @@ struct Entry {
 /// tell when their copy is stale. Every sign-in and every end is recorded in the event log.
 #[derive(Default)]
 pub struct SessionRegistry {
-    sessions: RwLock<HashMap<String, Entry>>,
-    generation: AtomicU64,
+    sessions: Arc<RwLock<HashMap<String, Entry>>>,
+    generation: Arc<AtomicU64>,
     events: Arc<EventLog>,
+}
+
+/// A read-only handle on the registry's sessions, for catalog queries: they run off the async
+/// workers and list the sessions only when they read `sys.sessions`, so an ordinary query costs
+/// nothing per live session.
+#[derive(Clone, Default)]
+pub struct SessionsView {
+    sessions: Arc<RwLock<HashMap<String, Entry>>>,
+    generation: Arc<AtomicU64>,
+}
+
+/// The sessions a query shows, and until when that list holds without a change.
+pub struct LiveSessions {
+    /// Oldest first.
+    pub sessions: Vec<Arc<Session>>,
+    /// Unix seconds at which the first of them reaches an end (`i64::MAX`: none will).
+    pub valid_until: i64,
+}
+
+impl SessionsView {
+    /// The registry's generation, bumped on every change (read it before [`Self::live`]).
+    pub fn generation(&self) -> u64 {
+        self.generation.load(Ordering::Acquire)
+    }
+
+    /// The sessions not past an end at `now`: one the sweeper has not ended yet is left out,
+    /// as if it had.
+    pub fn live(&self, now: i64, limits: impl Fn(&Session) -> SessionLimits) -> LiveSessions {
+        let mut valid_until = i64::MAX;
+        let mut sessions: Vec<_> = self
+            .sessions
+            .read()
+            .values()
+            .filter(|e| {
+                let (doom, next) = e.doom(now, &limits);
+                valid_until = valid_until.min(next);
+                doom.is_none()
+            })
+            .map(|e| e.session.clone())
+            .collect();
+        sessions.sort_by(|a, b| a.started_at.cmp(&b.started_at).then(a.id.cmp(&b.id)));
+        LiveSessions {
+            sessions,
+            valid_until,
+        }
+    }
+}
+
+impl Entry {
+    /// Why the session must end at `now`, if it must; else `None` and the first moment one
+    /// of its limits will be reached (`i64::MAX`: never, as things stand).
+    fn doom(
+        &self,
+        now: i64,
+        limits: impl Fn(&Session) -> SessionLimits,
+    ) -> (Option<EndReason>, i64) {
+        let s = &self.session;
+        let mut next = i64::MAX;
+        if let Some(exp) = s.sso.as_ref().map(|i| i.token_expires_at) {
+            if exp <= now {
+                return (Some(EndReason::TokenExpired { at: exp }), now);
+            }
+            next = next.min(exp);
+        }
+        if let Some(at) = s.expires_at {
+            if at <= now {
+                return (Some(EndReason::Expired { at }), now);
+            }
+            next = next.min(at);
+        }
+        let limits = limits(s);
+        if limits.max_age_seconds > 0 {
+            let at = s.started_at.saturating_add(limits.max_age_seconds);
+            if at <= now {
+                let seconds = limits.max_age_seconds;
+                return (Some(EndReason::MaxAge { seconds }), now);
+            }
+            next = next.min(at);
+        }
+        let idle = limits.idle_seconds;
+        if idle > 0 {
+            let at = self
+                .last_active
+                .load(Ordering::Acquire)
+                .saturating_add(idle);
+            if at <= now {
+                return (Some(EndReason::IdleTimeout { seconds: idle }), now);
+            }
+            next = next.min(at);
+        }
+        (None, next)
+    }
 }
 
 impl std::fmt::Debug for SessionRegistry {
@@ -391,31 +483,7 @@ impl SessionRegistry {
             .sessions
             .read()
             .values()
-            .filter_map(|e| {
-                let s = &e.session;
-                if let Some(exp) = s.sso.as_ref().map(|i| i.token_expires_at) {
-                    if exp <= now {
-                        return Some((s.id.clone(), EndReason::TokenExpired { at: exp }));
-                    }
-                }
-                if let Some(at) = s.expires_at.filter(|t| *t <= now) {
-                    return Some((s.id.clone(), EndReason::Expired { at }));
-                }
-                let limits = limits(s);
-                if limits.max_age_seconds > 0 && s.started_at + limits.max_age_seconds <= now {
-                    return Some((
-                        s.id.clone(),
-                        EndReason::MaxAge {
-                            seconds: limits.max_age_seconds,
-                        },
-                    ));
-                }
-                let idle = limits.idle_seconds;
-                if idle > 0 && e.last_active.load(Ordering::Acquire) + idle <= now {
-                    return Some((s.id.clone(), EndReason::IdleTimeout { seconds: idle }));
-                }
-                None
-            })
+            .filter_map(|e| e.doom(now, &limits).0.map(|r| (e.session.id.clone(), r)))
             .collect();
         doomed
             .into_iter()
@@ -461,6 +529,14 @@ impl SessionRegistry {
 
     pub fn generation(&self) -> u64 {
         self.generation.load(Ordering::Acquire)
+    }
+
+    /// A handle for catalog queries (see [`SessionsView`]).
+    pub fn view(&self) -> SessionsView {
+        SessionsView {
+            sessions: self.sessions.clone(),
+            generation: self.generation.clone(),
+        }
     }
 
     pub fn len(&self) -> usize {

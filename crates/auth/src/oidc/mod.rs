@@ -7,6 +7,7 @@ pub mod flows;
 pub mod policy;
 pub mod provider;
 pub mod validate;
+pub mod verified;
 
 pub use provider::ProviderCache;
 pub use validate::TokenKind;

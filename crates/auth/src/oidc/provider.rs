@@ -312,6 +312,8 @@ pub struct ProviderCache {
     max_age: Duration,
     entries: RwLock<HashMap<String, Entry>>,
     refresh_locks: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
+    /// Tokens these keys verified (a hit needs the key the lookup finds now).
+    pub verified: super::verified::VerifiedTokens,
 }
 
 /// What a lookup found, for EXPLAIN AUTHENTICATION.
@@ -335,6 +337,7 @@ impl ProviderCache {
             max_age,
             entries: RwLock::new(HashMap::new()),
             refresh_locks: Mutex::new(HashMap::new()),
+            verified: Default::default(),
         })
     }
 

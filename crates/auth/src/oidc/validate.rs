@@ -10,6 +10,7 @@ use portcullis_catalog::Reason;
 use serde_json::{Map, Value};
 
 use super::provider::{ProviderCache, SigningKey};
+use super::verified::VerifiedTokens;
 
 /// Clock skew tolerated on `exp`, `nbf` and `iat`.
 pub const LEEWAY_SECS: i64 = 60;
@@ -570,7 +571,25 @@ pub async fn validate(
         Reason::TokenKey,
         format!("kid {} ({status})", key.kid.as_deref().unwrap_or("(none)")),
     );
-    let claims = check_signature(token, &header, &key, trace)?;
+    let digest = VerifiedTokens::digest(token);
+    let claims = match providers.verified.get(&digest, &key) {
+        Some(claims) => {
+            trace.pass(
+                Reason::TokenSignature,
+                format!(
+                    "valid {:?} signature by key {} (verified at an earlier sign-in)",
+                    header.alg,
+                    key.kid.as_deref().unwrap_or("(no kid)")
+                ),
+            );
+            claims
+        }
+        None => {
+            let claims = check_signature(token, &header, &key, trace)?;
+            providers.verified.put(digest, &key, &claims, now);
+            claims
+        }
+    };
     let expires_at = check_claims(&claims, rules, props, now, trace)?;
     Ok(ValidToken {
         claims,

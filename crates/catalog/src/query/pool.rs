@@ -10,7 +10,7 @@ use tokio::sync::Semaphore;
 
 use crate::error::{sqlstate, CatalogError};
 use crate::model::CatalogState;
-use crate::sessions::Session;
+use crate::sessions::{Session, SessionsView};
 use crate::value::{QueryResult, Value};
 
 use super::limits::QUERY_TIME_LIMIT;
@@ -20,6 +20,10 @@ use super::QueryEngine;
 /// leave engines for everybody else.
 pub const QUERY_ENGINES: usize = 4;
 
+/// How long a query may run on an async worker before it is sent to the blocking pool
+/// instead (and run there again from the start).
+pub const SMALL_QUERY_BUDGET: Duration = Duration::from_micros(200);
+
 /// One catalog query and the catalog it runs over.
 pub struct QueryJob {
     pub sql: String,
@@ -28,9 +32,8 @@ pub struct QueryJob {
     pub state: Arc<CatalogState>,
     /// The catalog generation `state` is at (read before `state`).
     pub catalog_generation: u64,
-    pub sessions: Vec<Arc<Session>>,
-    /// The session registry's generation (read before `sessions`).
-    pub session_generation: u64,
+    /// The live sessions (`sys.sessions`), listed only by a query that reads them.
+    pub sessions: SessionsView,
     /// The authentication events (`sys.authentication_events`).
     pub events: Option<Arc<crate::events::EventLog>>,
 }
@@ -64,6 +67,20 @@ impl QueryPool {
     /// query time limit for one. The permit travels with the blocking work, so a caller that
     /// goes away does not free a slot whose query is still running.
     pub async fn run(&self, job: QueryJob) -> Result<QueryResult, CatalogError> {
+        // A small query (`SELECT 1`, `SELECT version()`: no sys table, done within a fraction
+        // of a millisecond) is answered here, on a free engine, without the round trip to a
+        // blocking thread; the rest, and one that turns out bigger, go to the blocking pool.
+        if let Ok(permit) = self.permits.clone().try_acquire_owned() {
+            let popped = self.idle.lock().pop();
+            if let Some(mut engine) = popped {
+                let answer = engine.run_small(&job, SMALL_QUERY_BUDGET);
+                self.idle.lock().push(engine);
+                drop(permit);
+                if let Some(answer) = answer {
+                    return answer;
+                }
+            }
+        }
         let permit = tokio::time::timeout(self.wait_limit, self.permits.clone().acquire_owned())
             .await
             .map_err(|_| {

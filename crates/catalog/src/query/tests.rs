@@ -93,8 +93,7 @@ fn job(sql: &str, state: &Arc<CatalogState>, generation: u64) -> QueryJob {
         session: session_of(2, "u0@system", "system", 1),
         state: state.clone(),
         catalog_generation: generation,
-        sessions: Vec::new(),
-        session_generation: 0,
+        sessions: Default::default(),
         events: None,
     }
 }
@@ -115,6 +114,88 @@ fn one_value(engine: &mut QueryEngine, sql: &str) -> Value {
     let state = big_state(3);
     let r = engine.run(&job(sql, &state, 1)).unwrap();
     r.rows[0][0].clone()
+}
+
+/// A query loads only the parts of the copy it reads: `SELECT 1` touches neither the catalog
+/// nor the sessions; `sys.sessions` follows the registry, and leaves out a session past its
+/// end that the sweeper has not ended yet.
+#[test]
+fn the_copy_is_loaded_by_what_a_query_reads() {
+    let state = big_state(3);
+    let registry = SessionRegistry::default();
+    let me = registry.insert(session_of(2, "u0@system", "system", 1));
+    let mut e = engine(Duration::from_secs(5));
+    let mut job = job("SELECT 1", &state, 1);
+    job.session = (*me).clone();
+    job.sessions = registry.view();
+    e.run(&job).unwrap();
+    assert_eq!(e.copy.catalog, u64::MAX, "SELECT 1 loaded the catalog");
+    assert_eq!(e.copy.sessions, u64::MAX, "SELECT 1 listed the sessions");
+    assert_eq!(e.copy.owners, 1, "visibility needs the owners every time");
+
+    let count = |e: &mut QueryEngine, job: &mut QueryJob, sql: &str| {
+        job.sql = sql.into();
+        e.run(job).unwrap().rows[0][0].clone()
+    };
+    let sessions = "SELECT count(*) FROM sys.sessions";
+    assert_eq!(count(&mut e, &mut job, sessions), Value::Text("1".into()));
+    assert_eq!(
+        e.copy.catalog,
+        u64::MAX,
+        "sys.sessions alone needs no catalog tables"
+    );
+    let mut late = session_of(2, "u0@system", "system", 1);
+    late.started_at = crate::catalog::now();
+    registry.insert(late);
+    assert_eq!(count(&mut e, &mut job, sessions), Value::Text("2".into()));
+    let mut lapsed = session_of(2, "u0@system", "system", 1);
+    lapsed.expires_at = Some(crate::catalog::now() - 1);
+    registry.insert(lapsed);
+    assert_eq!(
+        count(&mut e, &mut job, sessions),
+        Value::Text("2".into()),
+        "a lapsed session is listed"
+    );
+    // Through a view that joins the catalog: both parts are loaded.
+    let joined = "SELECT count(*) FROM sys.sessions s JOIN sys.users u ON u.id = s.user_id";
+    assert_eq!(count(&mut e, &mut job, joined), Value::Text("2".into()));
+    assert_eq!(e.copy.catalog, 1);
+}
+
+/// The async side answers only small queries: no sys table, done within the budget. A big one
+/// is declined (and runs in full elsewhere), a wrong one fails at once.
+#[test]
+fn only_small_queries_run_on_the_spot() {
+    let state = big_state(3);
+    let mut e = engine(Duration::from_secs(5));
+    let budget = Duration::from_micros(200);
+    // The row owners are worked out off the async workers first.
+    assert!(e.run_small(&job("SELECT 1", &state, 1), budget).is_none());
+    e.run(&job("SELECT 1", &state, 1)).unwrap();
+    let one = e
+        .run_small(&job("SELECT 1", &state, 1), budget)
+        .unwrap()
+        .unwrap();
+    assert_eq!(one.rows, vec![vec![Value::Text("1".into())]]);
+    assert!(e
+        .run_small(&job("SELECT count(*) FROM sys.users", &state, 1), budget)
+        .is_none());
+    let endless = "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c) \
+                   SELECT count(*) FROM c";
+    let started = Instant::now();
+    assert!(e.run_small(&job(endless, &state, 1), budget).is_none());
+    assert!(
+        started.elapsed() < Duration::from_millis(100),
+        "{:?}",
+        started.elapsed()
+    );
+    let bad = e
+        .run_small(&job("SELEC 1", &state, 1), budget)
+        .unwrap()
+        .unwrap_err();
+    assert_eq!(bad.sqlstate, crate::error::sqlstate::SYNTAX_ERROR);
+    // A newer catalog: declined until the owners are worked out again.
+    assert!(e.run_small(&job("SELECT 1", &state, 2), budget).is_none());
 }
 
 #[test]
