@@ -393,45 +393,16 @@ impl Catalog {
 
     pub fn live_session(&self, id: &str) -> Result<Arc<Session>, EndReason> {
         let generation = self.generation.load(Ordering::Acquire);
-        let Some((session, verified)) = self.sessions.get_checked(id, generation) else {
-            return Err(EndReason::Gone);
-        };
         // A session signed in with a token ends when the token does; any session at its
         // maximum age or past its idle timeout ends too.
-        let now = now();
-        let limits = self.session_limits(&session);
-        let ended = if let Some(at) = session
-            .sso
-            .as_ref()
-            .map(|s| s.token_expires_at)
-            .filter(|at| *at <= now)
-        {
-            Some(EndReason::TokenExpired { at })
-        } else if limits.max_age_seconds > 0 && session.started_at + limits.max_age_seconds <= now {
-            Some(EndReason::MaxAge {
-                seconds: limits.max_age_seconds,
-            })
-        } else if limits.idle_seconds > 0
-            && self
-                .sessions
-                .last_active(id)
-                .is_some_and(|t| t + limits.idle_seconds <= now)
-        {
-            Some(EndReason::IdleTimeout {
-                seconds: limits.idle_seconds,
-            })
-        } else {
-            None
-        };
-        if let Some(reason) = ended {
-            self.sessions.end(id, reason.clone());
-            return Err(reason);
-        }
-        self.sessions.touch(id, now);
+        let state = self.state();
+        let (session, verified) =
+            self.sessions
+                .activity(id, generation, now(), |s| limits_in(&state, s))?;
         if verified {
             return Ok(session);
         }
-        match Authority::new(&self.state()).lapsed(&session) {
+        match Authority::new(&state).lapsed(&session) {
             Some(reason) => {
                 self.sessions.end(id, reason.clone());
                 Err(reason)

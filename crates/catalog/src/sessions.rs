@@ -453,6 +453,35 @@ impl SessionRegistry {
         self.sessions.read().get(id).map(|e| e.end.subscribe())
     }
 
+    /// A statement or request of the session at `now`: the session, and whether its authority
+    /// was verified at `generation`; or, if it reached an end (token expired, lifetime, maximum
+    /// age, idle timeout — `limits` as in [`Self::expire`]), it is ended here and the reason
+    /// given. The session's idle time starts again.
+    pub fn activity(
+        &self,
+        id: &str,
+        generation: u64,
+        now: i64,
+        limits: impl Fn(&Session) -> SessionLimits,
+    ) -> Result<(Arc<Session>, bool), EndReason> {
+        let ended = {
+            let sessions = self.sessions.read();
+            let Some(e) = sessions.get(id) else {
+                return Err(EndReason::Gone);
+            };
+            match e.doom(now, limits).0 {
+                Some(reason) => reason,
+                None => {
+                    e.last_active.fetch_max(now, Ordering::AcqRel);
+                    let verified = e.checked.load(Ordering::Acquire) == generation;
+                    return Ok((e.session.clone(), verified));
+                }
+            }
+        };
+        self.end(id, ended.clone());
+        Err(ended)
+    }
+
     /// The session and whether its authority was verified at `generation`.
     pub fn get_checked(&self, id: &str, generation: u64) -> Option<(Arc<Session>, bool)> {
         self.sessions.read().get(id).map(|e| {

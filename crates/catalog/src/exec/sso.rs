@@ -248,7 +248,7 @@ pub fn still_conferred(
         .sso_assignments
         .iter()
         .any(|a| a.integration_id == integration.id);
-    let Ok(props) = OidcProperties::from_json(&integration.properties) else {
+    let Ok(props) = state.oidc_properties(integration) else {
         return false;
     };
     if !assigned || confers_carried(state, integration, &props, target).is_err() {
