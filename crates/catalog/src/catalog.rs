@@ -396,9 +396,9 @@ impl Catalog {
         // A session signed in with a token ends when the token does; any session at its
         // maximum age or past its idle timeout ends too.
         let state = self.state();
-        let (session, verified) =
-            self.sessions
-                .activity(id, generation, now(), |s| limits_in(&state, s))?;
+        let (session, verified) = self
+            .sessions
+            .activity(id, generation, now(), |s| limits_in(&state, s))?;
         if verified {
             return Ok(session);
         }

@@ -10,6 +10,7 @@ pub mod credential;
 pub mod error;
 pub mod events;
 mod exec;
+pub mod invariants;
 pub mod metrics;
 pub mod model;
 pub mod names;

@@ -180,7 +180,10 @@ impl SqliteStore {
 
     fn init(mut conn: Connection) -> Result<Self, StoreError> {
         conn.pragma_update(None, "journal_mode", "WAL")?;
-        conn.pragma_update(None, "synchronous", "NORMAL")?;
+        // FULL: a change is acknowledged only once it is on disk, power loss included (in WAL
+        // mode NORMAL survives a crash of the process but may lose the last commits to a
+        // crash of the machine). Catalog changes are few; events are written in batches.
+        conn.pragma_update(None, "synchronous", "FULL")?;
         conn.busy_timeout(std::time::Duration::from_secs(5))?;
         // Migrations may rebuild tables, which must not cascade: foreign keys come on after.
         migrate(&mut conn)?;
@@ -188,6 +191,35 @@ impl SqliteStore {
         Ok(Self {
             conn: Arc::new(Mutex::new(conn)),
         })
+    }
+
+    /// SQLite's own checks of the file: `PRAGMA integrity_check` (pages, indexes) and
+    /// `PRAGMA foreign_key_check` (every reference has its row). Empty: the file is sound.
+    pub async fn integrity_problems(&self) -> Result<Vec<String>, StoreError> {
+        self.with_conn(|conn| {
+            let mut problems = Vec::new();
+            let mut st = conn.prepare("PRAGMA integrity_check")?;
+            for line in st.query_map([], |r| r.get::<_, String>(0))? {
+                let line = line?;
+                if line != "ok" {
+                    problems.push(line);
+                }
+            }
+            let mut st = conn.prepare("PRAGMA foreign_key_check")?;
+            let rows = st.query_map([], |r| {
+                Ok(format!(
+                    "{} row {:?} refers to a missing row of {}",
+                    r.get::<_, String>(0)?,
+                    r.get::<_, Option<i64>>(1)?,
+                    r.get::<_, String>(2)?
+                ))
+            })?;
+            for row in rows {
+                problems.push(row?);
+            }
+            Ok(problems)
+        })
+        .await
     }
 
     async fn with_conn<T, F>(&self, f: F) -> Result<T, StoreError>

@@ -161,6 +161,13 @@ impl Server {
 }
 
 impl Server {
+    /// Kills the server with SIGKILL (kill -9) at once, through a shared handle; it is reaped
+    /// when dropped.
+    pub fn kill_now(&self) {
+        let pid = libc::pid_t::try_from(self.child.id()).unwrap();
+        unsafe { libc::kill(pid, libc::SIGKILL) };
+    }
+
     /// Sends SIGTERM and waits (up to 30 s) for the server to exit; its exit status.
     pub fn terminate(&mut self) -> std::process::ExitStatus {
         let pid = libc::pid_t::try_from(self.child.id()).unwrap();
