@@ -53,3 +53,5 @@ cargo test --workspace 2>&1 | tee "$log"
 # One closing line for the whole run (cargo prints one per test binary, the last often 0 doc-tests).
 awk '/^test result:/ { p += $4; f += $6 } END { printf "tests: %d passed, %d failed\n", p, f }' "$log"
 rm -f "$log"
+# The fuzz targets, briefly: they keep building, and the seeds still pass.
+bash scripts/fuzz.sh 10
