@@ -1,13 +1,7 @@
 //! The `portcullis` binary: `serve`, `check-config` and `recover-admin` (the server), `sql` and `token` (the
 //! command-line client, `portcullis-cli`).
 
-mod config;
-mod http;
-mod logging;
-mod pg;
-mod secret_file;
-mod server;
-mod tls;
+use portcullis::{config, logging, server};
 
 use std::path::PathBuf;
 use std::process::ExitCode;

@@ -1,4 +1,5 @@
-//! Startup: open the store, bootstrap on first start, then run both listeners until Ctrl-C.
+//! Startup and shutdown: open the store, bootstrap on first start, run both listeners
+//! ([`start`]), and stop gracefully ([`Running::stop`]).
 
 use std::sync::Arc;
 
@@ -59,10 +60,54 @@ fn admin_password() -> (String, bool) {
     }
 }
 
+/// `portcullis serve`: starts the server and runs it until Ctrl-C or SIGTERM (or a listener
+/// fails), then stops it gracefully.
 pub async fn run(
     settings: Settings,
     audit: Option<crate::logging::AuditSink>,
 ) -> anyhow::Result<()> {
+    let mut running = start(settings, audit, None).await?;
+    println!(
+        "Portcullis listening: SQL on {}{}, HTTP on {}{}",
+        running.sql_addr,
+        if running.sql_tls { " (TLS)" } else { "" },
+        running.http_addr,
+        if running.http_tls { " (TLS)" } else { "" }
+    );
+    tokio::select! {
+        _ = shutdown_signal() => tracing::info!("shutting down: new connections refused, open sessions end with 57P01"),
+        () = running.failed() => {}
+    }
+    running.stop().await;
+    Ok(())
+}
+
+/// A server started by [`start`]: its addresses, and what [`Running::stop`] needs.
+pub struct Running {
+    /// Where the PostgreSQL-protocol listener is (its port, if 0 was asked, chosen by the OS).
+    pub sql_addr: std::net::SocketAddr,
+    pub http_addr: std::net::SocketAddr,
+    pub sql_tls: bool,
+    pub http_tls: bool,
+    /// The catalog, for in-process tests that look inside.
+    pub catalog: Arc<Catalog>,
+    stopping: tokio_util::sync::CancellationToken,
+    pg_task: Option<tokio::task::JoinHandle<()>>,
+    http_task: Option<tokio::task::JoinHandle<std::io::Result<()>>>,
+    pg_shared: Arc<pg::PgShared>,
+    background: Vec<tokio::task::JoinHandle<()>>,
+    audit: Option<crate::logging::AuditSink>,
+}
+
+/// Starts the server in the caller's tokio runtime: opens the store (bootstrapping `system`
+/// and `admin@system` on first start, with `admin_password`, else PORTCULLIS_ADMIN_PASSWORD,
+/// else a generated password printed once), binds both listeners and serves until
+/// [`Running::stop`]. Tests start servers in-process this way.
+pub async fn start(
+    settings: Settings,
+    audit: Option<crate::logging::AuditSink>,
+    admin_password: Option<String>,
+) -> anyhow::Result<Running> {
     // The audit log's buffer is written out every quarter second (and at the end).
     let audit_flusher = audit.clone().map(|sink| {
         tokio::spawn(async move {
@@ -99,7 +144,10 @@ pub async fn run(
     catalog.set_upstream_checker(gateway.clone());
     catalog.set_upstream_mirror(gateway.clone());
     if catalog.is_empty() {
-        let (password, generated) = admin_password();
+        let (password, generated) = match admin_password {
+            Some(p) => (p, false),
+            None => self::admin_password(),
+        };
         catalog.bootstrap(&password).await?;
         if generated {
             // Printed once, on first start only; never logged.
@@ -125,14 +173,8 @@ pub async fn run(
     let web = tokio::net::TcpListener::bind(settings.http_addr)
         .await
         .with_context(|| format!("binding {}", settings.http_addr))?;
-    println!(
-        "Portcullis listening: SQL on {}{}, HTTP on {}{}",
-        sql.local_addr()?,
-        if tls.is_some() { " (TLS)" } else { "" },
-        web.local_addr()?,
-        if settings.http_tls { " (TLS)" } else { "" }
-    );
-
+    let sql_addr = sql.local_addr()?;
+    let sql_tls = tls.is_some();
     let web_addr = web.local_addr()?;
     let https = settings.http_tls;
     let flows = Arc::new(portcullis_auth::CodeFlow::new(
@@ -200,17 +242,16 @@ pub async fn run(
     };
     let http_tls = if settings.http_tls { tls.clone() } else { None };
     let stopping = tokio_util::sync::CancellationToken::new();
-    // Interactive sign-ins may hold at most a quarter of the connection slots.
     let pg_shared = Arc::new(pg::PgShared::new(
         auth,
         sso,
         device,
-        settings.max_connections / 4,
+        settings.max_connections,
         std::time::Duration::from_secs(settings.sso_flow_seconds),
         gateway,
         stopping.clone(),
     ));
-    let mut pg_task = tokio::spawn(pg::serve(
+    let pg_task = tokio::spawn(pg::serve(
         sql,
         pg_shared.clone(),
         tls,
@@ -225,43 +266,73 @@ pub async fn run(
         max_connections,
         stopping.clone(),
     ));
-    let mut pg_finished = false;
-    tokio::select! {
-        _ = shutdown_signal() => tracing::info!("shutting down: new connections refused, open sessions end with 57P01"),
-        r = http_task => tracing::error!(result = ?r.map(|r| r.map_err(|e| e.to_string())), "HTTP listener stopped"),
-        r = &mut pg_task => {
-            pg_finished = true;
-            tracing::error!(result = ?r.map_err(|e| e.to_string()), "SQL listener stopped");
+    let mut background = vec![sweeper, session_sweeper, event_writer];
+    background.extend(audit_flusher);
+    Ok(Running {
+        sql_addr,
+        http_addr: web_addr,
+        sql_tls,
+        http_tls: https,
+        catalog,
+        stopping,
+        pg_task: Some(pg_task),
+        http_task: Some(http_task),
+        pg_shared,
+        background,
+        audit,
+    })
+}
+
+impl Running {
+    /// Resolves if a listener stops by itself (it should not: an error is logged).
+    pub async fn failed(&mut self) {
+        let (Some(pg), Some(web)) = (self.pg_task.as_mut(), self.http_task.as_mut()) else {
+            return;
+        };
+        tokio::select! {
+            r = web => {
+                self.http_task = None;
+                tracing::error!(result = ?r.map(|r| r.map_err(|e| e.to_string())), "HTTP listener stopped");
+            }
+            r = pg => {
+                self.pg_task = None;
+                tracing::error!(result = ?r.map_err(|e| e.to_string()), "SQL listener stopped");
+            }
         }
     }
-    // Stop accepting; let each session finish its statement in flight (bounded), then tell it.
-    stopping.cancel();
-    if !pg_finished {
-        let _ = pg_task.await;
+
+    /// Stops gracefully: both listeners stop accepting; each pg session finishes its statement
+    /// in flight (for at most [`pg::SHUTDOWN_GRACE`]) and is told `57P01`; the pending
+    /// authentication events are written and the audit log flushed.
+    pub async fn stop(mut self) {
+        self.stopping.cancel();
+        if let Some(pg) = self.pg_task.take() {
+            let _ = pg.await;
+        }
+        let shared = &self.pg_shared;
+        shared.tasks.close();
+        let grace = pg::SHUTDOWN_GRACE + std::time::Duration::from_secs(1);
+        if tokio::time::timeout(grace, shared.tasks.wait())
+            .await
+            .is_err()
+        {
+            tracing::warn!(
+                open = shared.tasks.len(),
+                "sessions still open after the shutdown grace; closing them"
+            );
+        }
+        for task in self.background.drain(..) {
+            task.abort();
+        }
+        if let Some(web) = self.http_task.take() {
+            web.abort();
+        }
+        let written = self.catalog.flush_events().await;
+        tracing::info!(events = written, "authentication events written; stopped");
+        if let Some(a) = self.audit.take() {
+            a.flush();
+        }
     }
-    pg_shared.tasks.close();
-    let grace = pg::SHUTDOWN_GRACE + std::time::Duration::from_secs(1);
-    if tokio::time::timeout(grace, pg_shared.tasks.wait())
-        .await
-        .is_err()
-    {
-        tracing::warn!(
-            open = pg_shared.tasks.len(),
-            "sessions still open after the shutdown grace; closing them"
-        );
-    }
-    sweeper.abort();
-    session_sweeper.abort();
-    event_writer.abort();
-    let written = catalog.flush_events().await;
-    tracing::info!(events = written, "authentication events written; stopped");
-    if let Some(f) = audit_flusher {
-        f.abort();
-    }
-    if let Some(a) = audit {
-        a.flush();
-    }
-    Ok(())
 }
 
 /// Ctrl-C or SIGTERM.

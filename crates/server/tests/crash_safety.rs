@@ -34,81 +34,94 @@ struct Told {
     acknowledged: usize,
 }
 
+/// One catalog change a client makes.
+enum Step {
+    CreateUser(String),
+    DropUser(String),
+    CreateGroup(String),
+    AddMember { group: String, user: String },
+    GrantUse(String),
+}
+
+impl Step {
+    fn sql(&self) -> String {
+        match self {
+            Self::CreateUser(u) => format!("CREATE USER {u} PASSWORD = 'Crash-pass-1-{u}'"),
+            Self::DropUser(u) => format!("DROP USER {u}"),
+            Self::CreateGroup(g) => format!("CREATE GROUP {g}"),
+            Self::AddMember { group, user } => format!("ALTER GROUP {group} ADD USER {user}"),
+            Self::GrantUse(g) => format!("GRANT USE ON DATABASE system TO GROUP {g}"),
+        }
+    }
+
+    /// The client saw it acknowledged.
+    fn acknowledged(&self, t: &mut Told) {
+        match self {
+            Self::CreateUser(u) => {
+                t.users.insert(u.clone());
+            }
+            Self::DropUser(u) => {
+                t.users.remove(u);
+                t.dropped.insert(u.clone());
+            }
+            Self::CreateGroup(g) => {
+                t.groups.insert(g.clone());
+            }
+            Self::AddMember { group, user } => {
+                t.members.insert((group.clone(), user.clone()));
+            }
+            Self::GrantUse(g) => {
+                t.granted.insert(g.clone());
+            }
+        }
+        t.acknowledged += 1;
+    }
+
+    /// The server went away during it: it may or may not have happened.
+    fn uncertain(&self, t: &mut Told) {
+        if let Self::CreateUser(u) | Self::DropUser(u) = self {
+            t.uncertain.insert(u.clone());
+        }
+    }
+}
+
 /// One client's burst: users created, every fourth step a group holding the previous user and
 /// granted USE, and a user of two steps before dropped, until the server goes away.
 fn burst(server: &Server, round: usize, client: usize, told: &Mutex<Told>, stop: &AtomicBool) {
     let mut psql = LivePsql::connect(server, "admin@system", "system", ADMIN_PASSWORD);
+    let user = |n: usize| format!("r{round}c{client}u{n}");
     for n in 0usize.. {
         if stop.load(Ordering::Acquire) {
             return;
         }
-        let user = format!("r{round}c{client}u{n}");
-        let previous = format!("r{round}c{client}u{}", n.saturating_sub(1));
-        let group = format!("r{round}c{client}g{n}");
-        let steps: Vec<(String, Box<dyn Fn(&mut Told)>)> = match n % 4 {
-            3 => vec![
-                (format!("CREATE GROUP {group}"), {
-                    let g = group.clone();
-                    Box::new(move |t: &mut Told| {
-                        t.groups.insert(g.clone());
-                    })
-                }),
-                (format!("ALTER GROUP {group} ADD USER {previous}"), {
-                    let (g, u) = (group.clone(), previous.clone());
-                    Box::new(move |t: &mut Told| {
-                        t.members.insert((g.clone(), u.clone()));
-                    })
-                }),
-                (format!("GRANT USE ON DATABASE system TO GROUP {group}"), {
-                    let g = group.clone();
-                    Box::new(move |t: &mut Told| {
-                        t.granted.insert(g.clone());
-                    })
-                }),
-            ],
-            2 => {
-                let doomed = format!("r{round}c{client}u{}", n - 2);
+        let steps = match n % 4 {
+            3 => {
+                let group = format!("r{round}c{client}g{n}");
                 vec![
-                    (format!("CREATE USER {user} PASSWORD = 'Crash-pass-{n}'"), {
-                        let u = user.clone();
-                        Box::new(move |t: &mut Told| {
-                            t.users.insert(u.clone());
-                        })
-                    }),
-                    (format!("DROP USER {doomed}"), {
-                        let u = doomed.clone();
-                        Box::new(move |t: &mut Told| {
-                            t.users.remove(&u);
-                            t.dropped.insert(u.clone());
-                        })
-                    }),
+                    Step::CreateGroup(group.clone()),
+                    Step::AddMember {
+                        group: group.clone(),
+                        user: user(n - 1),
+                    },
+                    Step::GrantUse(group),
                 ]
             }
-            _ => vec![
-                (format!("CREATE USER {user} PASSWORD = 'Crash-pass-{n}'"), {
-                    let u = user.clone();
-                    Box::new(move |t: &mut Told| {
-                        t.users.insert(u.clone());
-                    })
-                }),
-            ],
+            2 => vec![Step::CreateUser(user(n)), Step::DropUser(user(n - 2))],
+            _ => vec![Step::CreateUser(user(n))],
         };
-        for (sql, acknowledged) in steps {
+        for step in steps {
+            let sql = step.sql();
             let answer = psql.run(&sql);
             let mut t = told.lock().unwrap();
             if answer.is_empty() {
-                acknowledged(&mut t);
-                t.acknowledged += 1;
+                step.acknowledged(&mut t);
                 continue;
             }
-            // The server went away mid-statement: it may or may not have happened.
             assert!(
                 !answer.contains("ERROR"),
                 "{sql}: refused, not cut off: {answer}"
             );
-            for name in sql.split_whitespace().filter(|w| w.starts_with('r')) {
-                t.uncertain.insert(name.to_owned());
-            }
+            step.uncertain(&mut t);
             return;
         }
     }

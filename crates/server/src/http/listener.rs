@@ -3,7 +3,10 @@
 //! bounded in time, and one hyper HTTP/1.1 connection per client whose request headers must
 //! arrive within [`HEADER_TIMEOUT`] — which also ends a kept-alive connection idle that long
 //! (hyper starts that timer whenever it waits for the next request's head), so a slowloris
-//! client cannot hold a slot. The peer address reaches handlers as axum's `ConnectInfo`.
+//! client cannot hold a slot. A connection not inside a request (its head not complete yet,
+//! or kept alive idle) waits on its client: among too many such, the one waiting longest is
+//! shut down (see crate::waiting), so a slowloris cannot crowd out a client that sends its
+//! request at once. The peer address reaches handlers as axum's `ConnectInfo`.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -30,6 +33,7 @@ pub async fn serve(
     stopping: tokio_util::sync::CancellationToken,
 ) -> std::io::Result<()> {
     let slots = Arc::new(Semaphore::new(max_connections));
+    let slow_clients = crate::waiting::Waiting::new(max_connections / 2, "http");
     loop {
         let accepted = tokio::select! {
             _ = stopping.cancelled() => return Ok(()),
@@ -50,8 +54,15 @@ pub async fn serve(
         };
         let _ = stream.set_nodelay(true);
         let tls = tls.clone();
+        let cut = tokio_util::sync::CancellationToken::new();
+        let waiting = Arc::new(ConnectionWait {
+            guard: parking_lot::Mutex::new(Some(slow_clients.enter(&cut))),
+            cut: cut.clone(),
+            slow_clients: slow_clients.clone(),
+        });
         let app = router
             .clone()
+            .layer(axum::middleware::from_fn_with_state(waiting, in_request))
             .layer(axum::Extension(ConnectInfo::<SocketAddr>(peer)));
         tokio::spawn(async move {
             let service = TowerToHyperService::new(app);
@@ -62,7 +73,7 @@ pub async fn serve(
             let served = match tls {
                 Some(acceptor) => {
                     match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await {
-                        Ok(Ok(tls)) => http.serve_connection(TokioIo::new(tls), service).await,
+                        Ok(Ok(tls)) => serve_until_cut(&http, tls, service, &cut).await,
                         Ok(Err(e)) => {
                             tracing::debug!(%peer, error = %e, "HTTPS handshake failed");
                             return;
@@ -70,7 +81,7 @@ pub async fn serve(
                         Err(_) => return,
                     }
                 }
-                None => http.serve_connection(TokioIo::new(stream), service).await,
+                None => serve_until_cut(&http, stream, service, &cut).await,
             };
             if let Err(e) = served {
                 tracing::debug!(%peer, error = %e, "HTTP connection ended with an error");
@@ -78,4 +89,55 @@ pub async fn serve(
             drop(permit);
         });
     }
+}
+
+/// How long a connection cut while waiting on its client may take to finish writing a response.
+const CUT_GRACE: Duration = Duration::from_millis(500);
+
+/// Serves one connection until its client is done, or until it is cut while waiting on its
+/// client (no request is in progress then; a response being written is finished first).
+async fn serve_until_cut<I, S>(
+    http: &hyper::server::conn::http1::Builder,
+    io: I,
+    service: S,
+    cut: &tokio_util::sync::CancellationToken,
+) -> hyper::Result<()>
+where
+    I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+    S: hyper::service::HttpService<hyper::body::Incoming>,
+    S::ResBody: 'static,
+    <S::ResBody as hyper::body::Body>::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    let conn = http.serve_connection(TokioIo::new(io), service);
+    tokio::pin!(conn);
+    tokio::select! {
+        served = conn.as_mut() => served,
+        () = cut.cancelled() => {
+            // A response being written is finished; a request head half sent is not waited
+            // for (hyper would wait for it): the connection is closed a moment later.
+            conn.as_mut().graceful_shutdown();
+            tokio::time::timeout(CUT_GRACE, conn).await.unwrap_or(Ok(()))
+        }
+    }
+}
+
+/// A connection's place among those waiting on their clients: held while it is not inside a
+/// request.
+struct ConnectionWait {
+    guard: parking_lot::Mutex<Option<crate::waiting::WaitGuard>>,
+    cut: tokio_util::sync::CancellationToken,
+    slow_clients: Arc<crate::waiting::Waiting>,
+}
+
+/// A request arrived whole: the connection stops waiting on its client until the answer is
+/// made, then waits again (for the next request on a kept-alive connection).
+async fn in_request(
+    axum::extract::State(wait): axum::extract::State<Arc<ConnectionWait>>,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    wait.guard.lock().take();
+    let response = next.run(request).await;
+    *wait.guard.lock() = Some(wait.slow_clients.enter(&wait.cut));
+    response
 }

@@ -45,8 +45,13 @@ pub async fn run(
     let handlers = Handlers(conn.clone());
     let deadline = tokio::time::sleep(STARTUP_TIMEOUT);
     tokio::pin!(deadline);
+    // Until signed in, the connection waits on its client: among too many such, the one
+    // waiting longest is cut (see crate::waiting).
+    let cut = tokio_util::sync::CancellationToken::new();
+    let mut waiting_on_client = Some(conn.shared.slow_clients.enter(&cut));
     let socket = tokio::select! {
         _ = &mut deadline => return Ok(()),
+        _ = cut.cancelled() => return Ok(()),
         s = negotiate_tls(tcp, tls) => s?,
     };
     let Some(mut socket) = socket else {
@@ -75,9 +80,16 @@ pub async fn run(
             PgWireConnectionState::AwaitingStartup
                 | PgWireConnectionState::AuthenticationInProgress
         );
+        if !authenticating {
+            waiting_on_client = None;
+        }
         let msg = if authenticating {
             tokio::select! {
                 _ = &mut deadline => None,
+                _ = cut.cancelled() => {
+                    send_error(&mut socket, crowded_out()).await?;
+                    break;
+                }
                 _ = conn.shared.stopping.cancelled() => {
                     send_error(&mut socket, shutting_down()).await?;
                     break;
@@ -292,6 +304,8 @@ pub async fn run(
         }
         let waiting = conn.take_interactive();
         if let Some(waiting) = waiting {
+            // Waiting for the provider now, not for the client.
+            waiting_on_client = None;
             match interactive::wait(&mut socket, &conn, waiting).await {
                 Ok(true) => relay = start_relay(&mut socket, &conn, &mut cancel_key).await?,
                 Ok(false) => break,
@@ -320,6 +334,18 @@ pub async fn run(
         }
     }
     result
+}
+
+/// Too many connections were waiting on their clients to sign in, and this one had waited
+/// longest.
+fn crowded_out() -> pgwire::error::ErrorInfo {
+    pgwire::error::ErrorInfo::new(
+        "FATAL".into(),
+        "53300".into(),
+        "sorry, too many clients are signing in at once; this connection had waited longest \
+         for its client"
+            .into(),
+    )
 }
 
 /// PostgreSQL's words when it shuts down under a session.

@@ -42,6 +42,9 @@ pub struct PgShared {
     pub device: Arc<DeviceFlow>,
     /// Interactive sign-ins waiting, per client address.
     pub waiting: Arc<interactive::WaitingPerAddress>,
+    /// Connections whose client has not finished its startup and sign-in exchange; the one
+    /// waiting longest is cut when there are too many.
+    pub slow_clients: Arc<crate::waiting::Waiting>,
     /// The longest an interactive sign-in may hold its connection waiting (`sso_flow_seconds`).
     pub max_wait: std::time::Duration,
     pub driver: AuthDriver<DefaultServerParameterProvider>,
@@ -68,7 +71,7 @@ impl PgShared {
         auth: Arc<PasswordAuthenticator>,
         sso: Arc<SsoAuthenticator>,
         device: Arc<DeviceFlow>,
-        max_waiting: usize,
+        max_connections: usize,
         max_wait: std::time::Duration,
         gateway: Arc<portcullis_gateway::Gateway>,
         stopping: tokio_util::sync::CancellationToken,
@@ -86,7 +89,10 @@ impl PgShared {
             auth,
             sso,
             device,
-            waiting: Arc::new(interactive::WaitingPerAddress::new(max_waiting)),
+            // Interactive sign-ins may hold at most a quarter of the connection slots, and
+            // clients that keep the server waiting for their startup at most half.
+            waiting: Arc::new(interactive::WaitingPerAddress::new(max_connections / 4)),
+            slow_clients: crate::waiting::Waiting::new(max_connections / 2, "postgresql"),
             max_wait,
             parser: Arc::new(NoopQueryParser::new()),
             cancels: relay::Cancels::default(),

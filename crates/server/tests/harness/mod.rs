@@ -3,6 +3,7 @@
 #![allow(dead_code)]
 
 pub mod idp;
+pub mod inprocess;
 pub mod postgres;
 pub mod process;
 pub mod web;

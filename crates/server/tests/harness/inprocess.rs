@@ -1,0 +1,69 @@
+//! A server started in the test's own process (`portcullis::start`, on ephemeral ports in a
+//! temporary data directory), with `tokio-postgres` as the ordinary client: no binary to spawn,
+//! no port to read from its output. Tests about particular clients (psql, pgjdbc, psycopg,
+//! node-postgres, Chromium) start the binary instead (`harness::Server`).
+
+use std::net::SocketAddr;
+
+use super::ADMIN_PASSWORD;
+
+pub struct InProcess {
+    pub running: portcullis::Running,
+    _dir: tempfile::TempDir,
+}
+
+/// Starts a server with the default settings and `admin@system`'s password [`ADMIN_PASSWORD`].
+pub async fn start() -> InProcess {
+    let dir = tempfile::tempdir().unwrap();
+    let settings = portcullis::config::resolve(
+        None,
+        portcullis::config::Overrides {
+            data_dir: Some(dir.path().join("data")),
+            sql_addr: Some("127.0.0.1:0".into()),
+            http_addr: Some("127.0.0.1:0".into()),
+            dev_tls: false,
+        },
+    )
+    .unwrap();
+    let running = portcullis::start(settings, None, Some(ADMIN_PASSWORD.into()))
+        .await
+        .unwrap();
+    InProcess { running, _dir: dir }
+}
+
+impl InProcess {
+    pub fn sql_addr(&self) -> SocketAddr {
+        self.running.sql_addr
+    }
+
+    pub fn http(&self, path: &str) -> String {
+        format!("http://{}{path}", self.running.http_addr)
+    }
+
+    /// Signs in over the PostgreSQL protocol (no TLS); the connection runs in a task.
+    pub async fn connect(
+        &self,
+        user: &str,
+        database: &str,
+        password: &str,
+    ) -> Result<tokio_postgres::Client, tokio_postgres::Error> {
+        let mut config = tokio_postgres::Config::new();
+        config
+            .host("127.0.0.1")
+            .port(self.sql_addr().port())
+            .user(user)
+            .dbname(database)
+            .password(password)
+            .connect_timeout(std::time::Duration::from_secs(10));
+        let (client, connection) = config.connect(tokio_postgres::NoTls).await?;
+        tokio::spawn(connection);
+        Ok(client)
+    }
+
+    /// `admin@system`, signed in.
+    pub async fn admin(&self) -> tokio_postgres::Client {
+        self.connect("admin@system", "system", ADMIN_PASSWORD)
+            .await
+            .unwrap()
+    }
+}
