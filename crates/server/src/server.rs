@@ -302,8 +302,10 @@ impl Running {
     }
 
     /// Stops gracefully: both listeners stop accepting; each pg session finishes its statement
-    /// in flight (for at most [`pg::SHUTDOWN_GRACE`]) and is told `57P01`; the pending
-    /// authentication events are written and the audit log flushed.
+    /// in flight (for at most [`pg::SHUTDOWN_GRACE`]) and is told `57P01`, a device sign-in
+    /// waiting for approval too; HTTP requests in flight are answered (as long), kept-alive
+    /// connections closed; the pending authentication events are written and the audit log
+    /// flushed.
     pub async fn stop(mut self) {
         self.stopping.cancel();
         if let Some(pg) = self.pg_task.take() {
@@ -321,11 +323,12 @@ impl Running {
                 "sessions still open after the shutdown grace; closing them"
             );
         }
+        // The HTTP listener answers its requests in flight (bounded) before it returns.
+        if let Some(web) = self.http_task.take() {
+            let _ = web.await;
+        }
         for task in self.background.drain(..) {
             task.abort();
-        }
-        if let Some(web) = self.http_task.take() {
-            web.abort();
         }
         let written = self.catalog.flush_events().await;
         tracing::info!(events = written, "authentication events written; stopped");

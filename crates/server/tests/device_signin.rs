@@ -538,3 +538,33 @@ fn slow_down_lengthens_every_later_poll() {
     );
     assert!(polls[2] - polls[1] >= 9_500, "and it stays 10 s: {polls:?}");
 }
+
+/// Graceful shutdown (issue 16, item 4): a psql waiting for its device-grant sign-in to be
+/// approved is told the server is shutting down (FATAL 57P01) instead of being left to wait,
+/// and the server exits 0 without waiting for the approval.
+#[test]
+fn a_waiting_device_sign_in_is_told_when_the_server_stops() {
+    let mut server = Server::start();
+    let (idp, _keys) = provider(&server, &[]);
+    configure(&server, &idp.url);
+    let mut psql = waiting_psql(
+        &server,
+        "@example_database",
+        "example_database",
+        "",
+        "SELECT 1",
+    );
+    psql.line_with("enter the code");
+    let began = std::time::Instant::now();
+    let status = server.terminate();
+    assert!(status.success(), "exit status {status:?}");
+    let stopped_in = began.elapsed();
+    let (code, out, err) = psql.finish();
+    assert_ne!(code, 0, "{out}");
+    assert!(
+        err.contains("57P01") || err.contains("shutting down"),
+        "{err}"
+    );
+    assert!(out.is_empty(), "{out}");
+    println!("stopped in {stopped_in:?} with a device sign-in waiting");
+}

@@ -106,3 +106,41 @@ fn sigterm_finishes_statements_in_flight_tells_sessions_and_exits_zero() {
         std::thread::sleep(Duration::from_millis(100));
     }
 }
+
+/// An HTTP request in flight when SIGTERM comes (a catalog query that takes about a second) is
+/// answered in full before the server exits 0; a new connection after that is refused.
+#[test]
+fn sigterm_answers_http_requests_in_flight() {
+    use harness::web::Web;
+    let mut server = harness::Server::start();
+    let web = Web::new();
+    let login = web.post_json(
+        &server.http("/v1/login"),
+        &serde_json::json!({"username": "admin@system", "password": harness::ADMIN_PASSWORD}),
+    );
+    assert_eq!(login.status, 200, "{}", login.body);
+    let v: serde_json::Value = serde_json::from_str(&login.body).unwrap();
+    let token = v["access_token"].as_str().unwrap().to_owned();
+    let url = server.http("/v1/execute/system");
+    let slow = std::thread::spawn(move || {
+        Web::new().post_json_with(
+            &url,
+            &serde_json::json!({"statement": "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL \
+                SELECT x + 1 FROM c WHERE x < 3000000) SELECT count(*) AS n FROM c"}),
+            &[&format!("Authorization: Bearer {token}")],
+        )
+    });
+    // Let the query start, then stop the server under it.
+    std::thread::sleep(Duration::from_millis(300));
+    let began = Instant::now();
+    let status = server.terminate();
+    assert!(status.success(), "exit status {status:?}");
+    let answer = slow.join().unwrap();
+    assert_eq!(answer.status, 200, "{}", answer.body);
+    assert!(answer.body.contains("3000000"), "{}", answer.body);
+    println!(
+        "stopped in {:?} after answering the request in flight",
+        began.elapsed()
+    );
+    assert!(std::net::TcpStream::connect(("127.0.0.1", server.http_port)).is_err());
+}

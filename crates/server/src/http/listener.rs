@@ -34,9 +34,19 @@ pub async fn serve(
 ) -> std::io::Result<()> {
     let slots = Arc::new(Semaphore::new(max_connections));
     let slow_clients = crate::waiting::Waiting::new(max_connections / 2, "http");
+    let tasks = tokio_util::task::TaskTracker::new();
     loop {
         let accepted = tokio::select! {
-            _ = stopping.cancelled() => return Ok(()),
+            _ = stopping.cancelled() => {
+                // Stopped accepting: requests in flight are answered (for at most
+                // SHUTDOWN_GRACE), idle connections closed.
+                drop(listener);
+                tasks.close();
+                if tokio::time::timeout(SHUTDOWN_GRACE, tasks.wait()).await.is_err() {
+                    tracing::warn!(open = tasks.len(), "HTTP requests still running after the shutdown grace");
+                }
+                return Ok(());
+            }
             a = listener.accept() => a,
         };
         let (stream, peer) = match accepted {
@@ -54,6 +64,7 @@ pub async fn serve(
         };
         let _ = stream.set_nodelay(true);
         let tls = tls.clone();
+        let stops = stopping.clone();
         let cut = tokio_util::sync::CancellationToken::new();
         let waiting = Arc::new(ConnectionWait {
             guard: parking_lot::Mutex::new(Some(slow_clients.enter(&cut))),
@@ -64,7 +75,7 @@ pub async fn serve(
             .clone()
             .layer(axum::middleware::from_fn_with_state(waiting, in_request))
             .layer(axum::Extension(ConnectInfo::<SocketAddr>(peer)));
-        tokio::spawn(async move {
+        tasks.spawn(async move {
             let service = TowerToHyperService::new(app);
             let mut http = hyper::server::conn::http1::Builder::new();
             http.timer(TokioTimer::new())
@@ -73,7 +84,7 @@ pub async fn serve(
             let served = match tls {
                 Some(acceptor) => {
                     match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await {
-                        Ok(Ok(tls)) => serve_until_cut(&http, tls, service, &cut).await,
+                        Ok(Ok(tls)) => serve_until_cut(&http, tls, service, &cut, &stops).await,
                         Ok(Err(e)) => {
                             tracing::debug!(%peer, error = %e, "HTTPS handshake failed");
                             return;
@@ -81,7 +92,7 @@ pub async fn serve(
                         Err(_) => return,
                     }
                 }
-                None => serve_until_cut(&http, stream, service, &cut).await,
+                None => serve_until_cut(&http, stream, service, &cut, &stops).await,
             };
             if let Err(e) = served {
                 tracing::debug!(%peer, error = %e, "HTTP connection ended with an error");
@@ -90,6 +101,9 @@ pub async fn serve(
         });
     }
 }
+
+/// How long a shutdown lets HTTP requests in flight finish (as for SQL statements).
+const SHUTDOWN_GRACE: Duration = crate::pg::SHUTDOWN_GRACE;
 
 /// How long a connection cut while waiting on its client may take to finish writing a response.
 const CUT_GRACE: Duration = Duration::from_millis(500);
@@ -101,6 +115,7 @@ async fn serve_until_cut<I, S>(
     io: I,
     service: S,
     cut: &tokio_util::sync::CancellationToken,
+    stopping: &tokio_util::sync::CancellationToken,
 ) -> hyper::Result<()>
 where
     I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
@@ -117,6 +132,11 @@ where
             // for (hyper would wait for it): the connection is closed a moment later.
             conn.as_mut().graceful_shutdown();
             tokio::time::timeout(CUT_GRACE, conn).await.unwrap_or(Ok(()))
+        }
+        () = stopping.cancelled() => {
+            // The server stops: the request in flight is answered, then the connection closes.
+            conn.as_mut().graceful_shutdown();
+            tokio::time::timeout(SHUTDOWN_GRACE, conn).await.unwrap_or(Ok(()))
         }
     }
 }

@@ -327,6 +327,15 @@ pub async fn wait<S>(
                     }
                 }
                 msg = socket.next() => return early_message(msg),
+                // The server is stopping: the sign-in is not waited for.
+                _ = conn.shared.stopping.cancelled() => {
+                    return Err(fatal_with(
+                        "57P01",
+                        "terminating connection due to administrator command (the server is \
+                         shutting down); connect again to sign in"
+                            .into(),
+                    ));
+                }
                 _ = reminder => {
                     last_notice = Instant::now();
                     let code = &grant.code;
