@@ -34,8 +34,9 @@ pub enum Phase {
     /// No sign-in has begun.
     #[default]
     Starting,
-    /// SCRAM-SHA-256 against this target's verifier (or its decoy).
-    Password(LoginTarget),
+    /// SCRAM-SHA-256 against this target's verifier (or its decoy); `initial` while the
+    /// client's first message (a SASLInitialResponse) is awaited.
+    Password { target: LoginTarget, initial: bool },
     /// Waiting for the password message that carries a token.
     Token(PendingToken),
     /// SASL OAUTHBEARER.

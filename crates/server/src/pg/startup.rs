@@ -73,13 +73,43 @@ impl StartupHandler for PgConnection {
             PgWireFrontendMessage::Startup(ref startup) => self.begin(client, startup).await,
             PgWireFrontendMessage::PasswordMessageFamily(msg) => match self.take_phase() {
                 Phase::Token(pending) => self.token_message(client, pending, msg).await,
-                Phase::Password(target) => self.scram_message(client, target, msg).await,
+                Phase::Password { target, initial } => {
+                    if initial {
+                        sasl_initial_framing(&msg)?;
+                    }
+                    self.scram_message(client, target, msg).await
+                }
                 Phase::OAuth(exchange) => self.oauth_message(client, exchange, msg).await,
                 _ => Err(fatal_with("08P01", "unexpected password message".into())),
             },
             _ => Ok(()),
         }
     }
+}
+
+/// Checks a SASLInitialResponse's framing — the mechanism's name ends with a NUL, then a
+/// 4-byte length of the data, -1 or at most what follows — before pgwire decodes it: pgwire
+/// trusts the declared length and panics past the message's end (found by fuzzing,
+/// `fuzz/fuzz_targets/pg_connection.rs`).
+pub(crate) fn sasl_initial_framing(msg: &PasswordMessageFamily) -> PgWireResult<()> {
+    let PasswordMessageFamily::Raw(body) = msg else {
+        return Ok(());
+    };
+    let framed = body
+        .iter()
+        .position(|b| *b == 0)
+        .and_then(|nul| body.get(nul + 1..))
+        .and_then(|rest| {
+            let len = i32::from_be_bytes(rest.get(..4)?.try_into().ok()?);
+            let data = rest.len() - 4;
+            (len == -1 || usize::try_from(len).is_ok_and(|len| len <= data)).then_some(())
+        });
+    framed.ok_or_else(|| {
+        fatal_with(
+            "08P01",
+            "invalid SASLInitialResponse: its lengths do not fit the message".into(),
+        )
+    })
 }
 
 impl PgConnection {
@@ -165,7 +195,10 @@ impl PgConnection {
             .map_err(|e| fatal(&e))?;
         let mut scram = ScramAuth::new(Arc::new(ConnectionVerifier(target.verifier.clone())));
         scram.set_iterations(target.verifier.iterations as usize);
-        self.set_phase(Phase::Password(target));
+        self.set_phase(Phase::Password {
+            target,
+            initial: true,
+        });
         match self
             .shared
             .driver
@@ -298,7 +331,10 @@ impl PgConnection {
     {
         match self.shared.driver.advance_authentication(client, msg).await {
             Ok(AuthOutcome::InProgress) => {
-                self.set_phase(Phase::Password(target));
+                self.set_phase(Phase::Password {
+                    target,
+                    initial: false,
+                });
                 Ok(())
             }
             Ok(AuthOutcome::Authenticated { final_message, .. }) => {
@@ -376,6 +412,7 @@ impl PgConnection {
                 ),
             ));
         }
+        sasl_initial_framing(&msg)?;
         let initial = msg.into_sasl_initial_response().map_err(|_| {
             malformed(oauthbearer::Malformed::Syntax(
                 "a SASL initial response was expected",

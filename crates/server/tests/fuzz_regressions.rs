@@ -1,0 +1,50 @@
+//! What the fuzz targets found (`fuzz/`, `bash scripts/fuzz.sh`), each kept as a test that
+//! sends the input that broke the server.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod harness;
+
+use std::io::Write;
+use std::net::TcpStream;
+
+use harness::wire::{message, read_all, read_message, startup_packet};
+use harness::{Server, ADMIN_PASSWORD};
+
+/// `pg_connection`: a SASLInitialResponse whose declared data length runs past the message's
+/// end (or is negative, or missing, or whose mechanism name has no NUL) made pgwire panic in
+/// the connection's task (the client saw its connection dropped). Each is now a FATAL 08P01
+/// "invalid SASLInitialResponse", and the server goes on.
+#[test]
+fn malformed_sasl_initial_responses_are_protocol_violations() {
+    let server = Server::start();
+    let mut cases: Vec<(&str, Vec<u8>)> = Vec::new();
+    let mut past_end = b"SCRAM-SHA-256\0".to_vec();
+    past_end.extend_from_slice(&30i32.to_be_bytes());
+    past_end.extend_from_slice(b"n,,n=,r=0123456789abcdefghijk"); // 29 bytes
+    cases.push(("length past the end", past_end.clone()));
+    let mut negative = b"SCRAM-SHA-256\0".to_vec();
+    negative.extend_from_slice(&(-5i32).to_be_bytes());
+    cases.push(("negative length", negative));
+    cases.push(("no length", b"SCRAM-SHA-256\0\0\0".to_vec()));
+    cases.push(("no NUL", b"SCRAM-SHA-256".to_vec()));
+    for (what, body) in cases {
+        let mut s = TcpStream::connect(("127.0.0.1", server.sql_port)).unwrap();
+        s.write_all(&startup_packet("admin@system", "system"))
+            .unwrap();
+        let (tag, _) = read_message(&mut s);
+        assert_eq!(tag, b'R', "{what}: asked to authenticate");
+        s.write_all(&message(b'p', &body)).unwrap();
+        let said = read_all(&mut s);
+        let error = said.iter().find(|(t, _)| *t == b'E');
+        let fields = error.map(|(_, b)| String::from_utf8_lossy(b).into_owned());
+        assert!(
+            fields.as_deref().is_some_and(|f| f.contains("SFATAL")
+                && f.contains("C08P01")
+                && f.contains("invalid SASLInitialResponse")),
+            "{what}: {said:?}"
+        );
+    }
+    // A well-formed sign-in still works.
+    let (ok, out, err) = server.psql("admin@system", "system", ADMIN_PASSWORD, &["SELECT 1"]);
+    assert!(ok && out == "1", "{err}");
+}
