@@ -29,7 +29,7 @@ fuzz_target!(|data: &[u8]| {
     )
     .into_bytes();
     request.extend_from_slice(body);
-    let answer = common::exchange(common::SERVER.http, &request);
+    let answer = common::exchange(common::SERVER.http, &request, false);
     let head = String::from_utf8_lossy(&answer[..answer.len().min(64)]).into_owned();
     let status: u16 = head
         .strip_prefix("HTTP/1.1 ")

@@ -9,5 +9,5 @@ mod common;
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
-    let _ = common::exchange(common::SERVER.sql, data);
+    let _ = common::exchange(common::SERVER.sql, data, true);
 });

@@ -44,15 +44,18 @@ pub static SERVER: LazyLock<Served> = LazyLock::new(|| {
     Served { rt, sql, http }
 });
 
-/// Sends `bytes` on a new connection, closes the sending side, and reads the answer until the
-/// server closes. A server that neither answers nor closes within 10 s is a bug (it would hold
-/// the connection until its timeouts).
-pub fn exchange(addr: SocketAddr, bytes: &[u8]) -> Vec<u8> {
+/// Sends `bytes` on a new connection — then closes the sending side if `half_close` (an HTTP
+/// server may take that as the client leaving: HTTP requests say `Connection: close` instead)
+/// — and reads the answer until the server closes. A server that neither answers nor closes
+/// within 10 s is a bug (it would hold the connection until its timeouts).
+pub fn exchange(addr: SocketAddr, bytes: &[u8], half_close: bool) -> Vec<u8> {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     SERVER.rt.block_on(async {
         let mut s = tokio::net::TcpStream::connect(addr).await.expect("connect");
         let _ = s.write_all(bytes).await;
-        let _ = s.shutdown().await;
+        if half_close {
+            let _ = s.shutdown().await;
+        }
         let mut answer = Vec::new();
         match tokio::time::timeout(std::time::Duration::from_secs(10), s.read_to_end(&mut answer))
             .await
