@@ -48,3 +48,35 @@ fn malformed_sasl_initial_responses_are_protocol_violations() {
     let (ok, out, err) = server.psql("admin@system", "system", ADMIN_PASSWORD, &["SELECT 1"]);
     assert!(ok && out == "1", "{err}");
 }
+
+/// `pg_connection`: a message whose length field is below 4 (it counts its own four bytes)
+/// made pgwire's decoder subtract past zero and panic. Refused first now: FATAL 08P01.
+#[test]
+fn messages_shorter_than_their_length_field_are_protocol_violations() {
+    let server = Server::start();
+    for len in [0i32, 3, -1] {
+        let mut s = TcpStream::connect(("127.0.0.1", server.sql_port)).unwrap();
+        s.write_all(&startup_packet("admin@system", "system"))
+            .unwrap();
+        let (tag, _) = read_message(&mut s);
+        assert_eq!(tag, b'R');
+        let mut frame = vec![b'p'];
+        frame.extend_from_slice(&len.to_be_bytes());
+        frame.extend_from_slice(b"SCRAM-SHA-256\0");
+        s.write_all(&frame).unwrap();
+        let said = read_all(&mut s);
+        let fields: Vec<String> = said
+            .iter()
+            .filter(|(t, _)| *t == b'E')
+            .map(|(_, b)| String::from_utf8_lossy(b).into_owned())
+            .collect();
+        assert!(
+            fields.iter().any(|f| f.contains("SFATAL")
+                && f.contains("C08P01")
+                && f.contains(&format!("invalid message length {len}"))),
+            "length {len}: {said:?}"
+        );
+    }
+    let (ok, out, err) = server.psql("admin@system", "system", ADMIN_PASSWORD, &["SELECT 1"]);
+    assert!(ok && out == "1", "{err}");
+}

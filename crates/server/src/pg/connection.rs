@@ -17,7 +17,6 @@ use pgwire::messages::{PgWireBackendMessage, PgWireFrontendMessage};
 use pgwire::tokio::server::{
     negotiate_tls, process_error, process_message, MaybeTls, PgWireMessageServerCodec,
 };
-use tokio::io::AsyncReadExt;
 use tokio::net::TcpStream;
 use tokio_rustls::TlsAcceptor;
 use tokio_util::codec::Framed;
@@ -109,6 +108,9 @@ pub async fn run(
             match watching.as_mut() {
                 Some((ended, expiry)) => {
                     let relaying = relay.is_some();
+                    if !relaying {
+                        release_idle_buffers(&mut socket);
+                    }
                     let ends = tokio::select! {
                         m = next_incoming(&mut socket, relaying) => match m {
                             Incoming::Message(m) => Ok(m),
@@ -212,12 +214,17 @@ pub async fn run(
             client_left = msg.is_none();
             if let Some(Err(e)) = msg {
                 tracing::debug!(error = %e, "undecodable message; closing");
-                if let PgWireError::MessageTooLarge(limit, len) = e {
-                    let info = pgwire::error::ErrorInfo::new(
+                let info = match e {
+                    PgWireError::MessageTooLarge(limit, len) => Some(pgwire::error::ErrorInfo::new(
                         "FATAL".into(),
                         "54000".into(),
                         format!("message of {len} bytes is longer than the limit of {limit} bytes"),
-                    );
+                    )),
+                    // A protocol violation found before decoding (FATAL 08P01).
+                    PgWireError::UserError(info) => Some(*info),
+                    _ => None,
+                };
+                if let Some(info) = info {
                     let _ = socket
                         .send(pgwire::messages::PgWireBackendMessage::ErrorResponse(
                             info.into(),
@@ -474,6 +481,9 @@ async fn next_auth_message<S>(
             return e.map(Err);
         }
         let buf = socket.read_buffer();
+        if let Some(e) = short_frame(buf) {
+            return Some(Err(e));
+        }
         if buf[0] == b'p' {
             let len = i32::from_be_bytes([buf[1], buf[2], buf[3], buf[4]]);
             let len = usize::try_from(len).unwrap_or(0);
@@ -502,6 +512,9 @@ async fn next_bounded<S>(
 ) -> Option<Result<PgWireFrontendMessage, PgWireError>> {
     loop {
         let buf = socket.read_buffer();
+        if let Some(e) = short_frame(buf) {
+            return Some(Err(e));
+        }
         if buf.len() >= 5 {
             let len = i32::from_be_bytes([buf[1], buf[2], buf[3], buf[4]]);
             let len = usize::try_from(len).unwrap_or(usize::MAX);
@@ -519,6 +532,14 @@ async fn next_bounded<S>(
     }
 }
 
+/// A frame whose length field is below 4 (the length counts its own four bytes) is a protocol
+/// violation. pgwire would decode it by subtracting 4 and panic (found by fuzzing,
+/// `fuzz/fuzz_targets/pg_connection.rs`): it is refused before pgwire sees it.
+fn short_frame(buf: &[u8]) -> Option<PgWireError> {
+    let len = i32::from_be_bytes(buf.get(1..5)?.try_into().ok()?);
+    (len < 4).then(|| super::errors::fatal_with("08P01", format!("invalid message length {len}")))
+}
+
 /// Decodes the complete message at the front of the read buffer with the connection's codec.
 /// Not `socket.next()`: after bytes were read here, `Framed` may still believe its buffer holds
 /// no frame and wait for more input before decoding.
@@ -532,21 +553,42 @@ fn decode_buffered<S>(
     decoded.transpose()
 }
 
-/// Reads until the buffer holds `want` bytes. `Err(None)` is a clean end of stream.
+/// How much room a read makes in the read buffer at least.
+const READ_AHEAD: usize = 8 * 1024;
+
+/// Reads until the buffer holds `want` bytes. `Err(None)` is a clean end of stream. Reads go
+/// straight into the socket's own read buffer (no buffer of its own, so a connection idle here
+/// holds nothing more), and the buffer is back in the socket whenever this is suspended: it is
+/// cancel-safe.
 async fn fill<S>(socket: &mut Socket<S>, want: usize) -> Result<(), Option<PgWireError>> {
-    let mut chunk = [0u8; 16 * 1024];
     while socket.read_buffer().len() < want {
-        let n = socket
-            .get_mut()
-            .read(&mut chunk)
-            .await
-            .map_err(|e| Some(PgWireError::IoError(e)))?;
+        let n = std::future::poll_fn(|cx| {
+            let mut buf = std::mem::take(socket.read_buffer_mut());
+            buf.reserve((want - buf.len()).max(READ_AHEAD));
+            let polled =
+                tokio_util::io::poll_read_buf(std::pin::Pin::new(socket.get_mut()), cx, &mut buf);
+            *socket.read_buffer_mut() = buf;
+            polled
+        })
+        .await
+        .map_err(|e| Some(PgWireError::IoError(e)))?;
         if n == 0 {
             return Err(None);
         }
-        socket.read_buffer_mut().extend_from_slice(&chunk[..n]);
     }
     Ok(())
+}
+
+/// A signed-in connection about to wait for its client gives back its read and write buffers
+/// if they hold nothing (they are made again by the next message): an idle session then holds
+/// no buffer at all.
+fn release_idle_buffers<S>(socket: &mut Socket<S>) {
+    if socket.read_buffer().is_empty() && socket.read_buffer().capacity() > 0 {
+        *socket.read_buffer_mut() = tokio_util::bytes::BytesMut::new();
+    }
+    if socket.write_buffer().is_empty() && socket.write_buffer().capacity() > 0 {
+        *socket.write_buffer_mut() = tokio_util::bytes::BytesMut::new();
+    }
 }
 
 /// Resolves when the signed-in session's token expires (never for password sessions).
