@@ -51,7 +51,7 @@ pub async fn run(
     let socket = tokio::select! {
         _ = &mut deadline => return Ok(()),
         _ = cut.cancelled() => return Ok(()),
-        s = negotiate_tls(tcp, tls) => s?,
+        s = Box::pin(negotiate_tls(tcp, tls)) => s?,
     };
     let Some(mut socket) = socket else {
         return Ok(());
@@ -108,6 +108,7 @@ pub async fn run(
             match watching.as_mut() {
                 Some((ended, expiry)) => {
                     let relaying = relay.is_some();
+
                     if !relaying {
                         release_idle_buffers(&mut socket);
                     }
@@ -122,14 +123,14 @@ pub async fn run(
                                         send_error(&mut socket, info).await?;
                                         break;
                                     }
-                                    super::relay::send_frames(up, &bytes, |sql| {
+                                    Box::pin(super::relay::send_frames(up, &bytes, |sql| {
                                         let catalog = conn.shared.auth.catalog();
                                         portcullis_catalog::upstream::object_grant_upstream(
                                             &catalog.state(),
                                             conn.session().map_or(0, |s| s.database_id),
                                             sql,
                                         )
-                                    })
+                                    }))
                                     .await?;
                                 }
                                 continue;
@@ -273,7 +274,7 @@ pub async fn run(
                         continue;
                     }
                 };
-                super::relay::send_message(up, &msg).await?;
+                Box::pin(super::relay::send_message(up, &msg)).await?;
                 continue;
             }
         }
@@ -282,7 +283,9 @@ pub async fn run(
             _ => msg.is_extended_query(),
         };
         let is_cancel = matches!(msg, PgWireFrontendMessage::CancelRequest(_));
-        if let Err(mut e) = process_message(
+        // Boxed, like the other rare or large steps below: the connection's future is kept
+        // to what its idle wait needs (a few hundred bytes, not the sign-in's state).
+        if let Err(mut e) = Box::pin(process_message(
             msg,
             &mut socket,
             startup.clone(),
@@ -290,7 +293,7 @@ pub async fn run(
             extended.clone(),
             copy.clone(),
             cancel.clone(),
-        )
+        ))
         .await
         {
             errors.on_error(&socket, &mut e);
@@ -301,20 +304,22 @@ pub async fn run(
                 send_error(&mut socket, info).await?;
                 break;
             }
-            process_error(&mut socket, e, is_extended).await?;
+            Box::pin(process_error(&mut socket, e, is_extended)).await?;
         }
         if is_cancel {
             break;
         }
         if relay.is_none() {
-            relay = start_relay(&mut socket, &conn, &mut cancel_key).await?;
+            relay = Box::pin(start_relay(&mut socket, &conn, &mut cancel_key)).await?;
         }
         let waiting = conn.take_interactive();
         if let Some(waiting) = waiting {
             // Waiting for the provider now, not for the client.
             waiting_on_client = None;
-            match interactive::wait(&mut socket, &conn, waiting).await {
-                Ok(true) => relay = start_relay(&mut socket, &conn, &mut cancel_key).await?,
+            match Box::pin(interactive::wait(&mut socket, &conn, waiting)).await {
+                Ok(true) => {
+                    relay = Box::pin(start_relay(&mut socket, &conn, &mut cancel_key)).await?
+                }
                 Ok(false) => break,
                 Err(e) => {
                     // FATAL, then close: no ReadyForQuery after a failed sign-in.
