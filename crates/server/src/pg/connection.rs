@@ -558,8 +558,11 @@ fn decode_buffered<S>(
     decoded.transpose()
 }
 
-/// How much room a read makes in the read buffer at least.
+/// How much room a read makes in the read buffer at least, once a message is coming in.
 const READ_AHEAD: usize = 8 * 1024;
+/// The room made for the first read into an empty buffer (an idle connection waits with only
+/// this much: most messages fit, and a longer one is read on with [`READ_AHEAD`]).
+const FIRST_READ: usize = 512;
 
 /// Reads until the buffer holds `want` bytes. `Err(None)` is a clean end of stream. Reads go
 /// straight into the socket's own read buffer (no buffer of its own, so a connection idle here
@@ -569,7 +572,12 @@ async fn fill<S>(socket: &mut Socket<S>, want: usize) -> Result<(), Option<PgWir
     while socket.read_buffer().len() < want {
         let n = std::future::poll_fn(|cx| {
             let mut buf = std::mem::take(socket.read_buffer_mut());
-            buf.reserve((want - buf.len()).max(READ_AHEAD));
+            let ahead = if buf.is_empty() {
+                FIRST_READ
+            } else {
+                READ_AHEAD
+            };
+            buf.reserve((want - buf.len()).max(ahead));
             let polled =
                 tokio_util::io::poll_read_buf(std::pin::Pin::new(socket.get_mut()), cx, &mut buf);
             *socket.read_buffer_mut() = buf;

@@ -292,7 +292,9 @@ pub async fn serve(
         });
         let tls = tls.clone();
         shared.tasks.spawn(async move {
-            if let Err(e) = connection::run(socket, tls, conn.clone()).await {
+            // Boxed: the task holds the connection's future (a few KiB) once, not a copy of
+            // its layout within this block's.
+            if let Err(e) = Box::pin(connection::run(socket, tls, conn.clone())).await {
                 tracing::debug!(%peer, error = %e, "connection ended with an error");
             }
             if let Some(session) = conn.close() {
