@@ -5,6 +5,7 @@
 # Then token sign-ins: the same load with an RS256 access token from the test OpenID provider
 # (tests/idp) as PGPASSWORD, and the count of requests the server sent to the provider during
 # the measured run (target 0: keys are cached).
+# Then memory: RSS per idle signed-in session (1,000 psycopg2 sessions).
 # Then browser sign-in: POST /v1/sso_authentication requests per second and latency with wrk
 # (8 connections, 2 threads), and full code-flow sign-ins through the provider, with the
 # server's own share of their latency (from /metrics: time in callbacks minus the time spent
@@ -30,7 +31,7 @@ trap cleanup EXIT
 # stays below its 250,000-flow cap; see docs/benchmarks.md. The per-address limit on sign-in
 # starts is off (one load generator on one address measures the server, not the limit), and so
 # is the failed-password throttle's effect (the benchmark's passwords are right).
-PORTCULLIS_SSO_STARTS_PER_SECOND=0 PORTCULLIS_SSO_FLOW_SECONDS=5 PORTCULLIS_ADMIN_PASSWORD=$PASS PORTCULLIS_LOG=warn "$CARGO_TARGET_DIR/release/portcullis" serve \
+PORTCULLIS_MAX_CONNECTIONS=1100 PORTCULLIS_SSO_STARTS_PER_SECOND=0 PORTCULLIS_SSO_FLOW_SECONDS=5 PORTCULLIS_ADMIN_PASSWORD=$PASS PORTCULLIS_LOG=warn "$CARGO_TARGET_DIR/release/portcullis" serve \
   --data-dir "$WORK/pc" --sql-addr 127.0.0.1:45050 --http-addr 127.0.0.1:49090 >"$WORK/pc.log" 2>&1 &
 PC_PID=$!
 for _ in $(seq 50); do grep -q "listening" "$WORK/pc.log" && break; sleep 0.1; done
@@ -124,6 +125,30 @@ print(f"full code-flow sign-ins (provider on loopback, one at a time): {full['co
 print(f"  per callback: {cb / max(n, 1):.2f} ms, of which waiting for the provider's token endpoint {pv / max(n, 1):.2f} ms")
 print(f"  server's own share at the callback: {own:.2f} ms ({100 * own / full['mean_ms']:.1f}% of a full sign-in)")
 PY
+
+# Memory per idle session: RSS before and after 1,000 psycopg2 sessions signed in (password),
+# each having run SELECT 1, held idle.
+/usr/bin/python3 -c 'import psycopg2' 2>/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq python3-psycopg2 >/dev/null; }
+rss() { awk '/^VmRSS/ { print $2 }' "/proc/$1/status"; }
+R0=$(rss "$PC_PID")
+/usr/bin/python3 - "$PASS" >"$WORK/held" <<'PY' &
+import sys, time, psycopg2
+conns = []
+for i in range(1000):
+    c = psycopg2.connect(host="127.0.0.1", port=45050, user="admin@system", dbname="system",
+                         password=sys.argv[1], sslmode="disable")
+    c.cursor().execute("SELECT 1")
+    c.commit()
+    conns.append(c)
+print("HELD", flush=True)
+time.sleep(5)
+PY
+HOLD=$!
+for _ in $(seq 900); do grep -q HELD "$WORK/held" && break; sleep 0.2; done
+sleep 1
+R1=$(rss "$PC_PID")
+wait "$HOLD" || true
+awk -v a="$R0" -v b="$R1" 'BEGIN { printf "memory: RSS %d KiB -> %d KiB with 1,000 idle signed-in sessions: %.1f KiB per session  (target <= 8)\n", a, b, (b - a) / 1000 }'
 
 # The gateway (issue 12): the relay against PostgreSQL and PgBouncer, token sign-ins through
 # the upstream pool, memory per idle gateway session — on its own ports, after the above.
