@@ -5,11 +5,11 @@
 # Then token sign-ins: the same load with an RS256 access token from the test OpenID provider
 # (tests/idp) as PGPASSWORD, and the count of requests the server sent to the provider during
 # the measured run (target 0: keys are cached).
-# Then memory: RSS per idle signed-in session (1,000 psycopg2 sessions).
 # Then browser sign-in: POST /v1/sso_authentication requests per second and latency with wrk
 # (8 connections, 2 threads), and full code-flow sign-ins through the provider, with the
 # server's own share of their latency (from /metrics: time in callbacks minus the time spent
 # waiting for the provider's token endpoint, plus the start request).
+# Then memory: RSS per idle signed-in session (1,000 psycopg2 sessions).
 # Prints rates, ratios and pgbench's average connection time.
 # Then the gateway's benchmarks (scripts/bench-gateway.sh).
 # Usage: bash scripts/bench.sh [seconds per run, default 20]
