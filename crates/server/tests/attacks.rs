@@ -1184,23 +1184,41 @@ fn floods_and_slow_clients_are_cut_off() {
     let text = String::from_utf8_lossy(&buf[..n]);
     assert!(n == 0 || text.contains("408"), "{text}");
     eprintln!("slowloris cut after {:?}", started.elapsed());
-    // The connection cap: 40 idle connections fill the listener; the next one is closed at
-    // once (no request is served), and a slot frees when the idle ones time out.
-    let idle: Vec<std::net::TcpStream> = (0..40)
+    // The connection cap: 40 idle connections would fill the listener; but connections waiting
+    // on their client may hold at most half the slots (the longest waiting is cut), so the next
+    // well-behaved request is served, and the oldest idle ones were closed.
+    let mut idle: Vec<std::net::TcpStream> = (0..40)
         .map(|_| std::net::TcpStream::connect(("127.0.0.1", server.http_port)).unwrap())
         .collect();
     std::thread::sleep(std::time::Duration::from_millis(300));
     let mut extra = std::net::TcpStream::connect(("127.0.0.1", server.http_port)).unwrap();
-    let _ = extra.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n");
+    let _ = extra.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
     extra
         .set_read_timeout(Some(std::time::Duration::from_secs(5)))
         .unwrap();
     let mut answer = Vec::new();
     let _ = extra.read_to_end(&mut answer);
     assert!(
-        !String::from_utf8_lossy(&answer).contains("200 OK"),
-        "served beyond the cap"
+        String::from_utf8_lossy(&answer).contains("200 OK"),
+        "a well-behaved request was crowded out by idle connections"
     );
+    std::thread::sleep(std::time::Duration::from_millis(700));
+    let cut = idle
+        .iter_mut()
+        .filter(|s| {
+            s.set_read_timeout(Some(std::time::Duration::from_millis(20)))
+                .unwrap();
+            match (&**s).read(&mut [0u8; 16]) {
+                Ok(0) => true,
+                Ok(_) => false,
+                Err(e) => !matches!(
+                    e.kind(),
+                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                ),
+            }
+        })
+        .count();
+    assert!(cut >= 20, "only {cut} of the 40 idle connections were cut");
     drop(idle);
     std::thread::sleep(std::time::Duration::from_millis(300));
     assert_eq!(web.get(&server.http("/healthz")).status, 200);

@@ -80,3 +80,42 @@ fn messages_shorter_than_their_length_field_are_protocol_violations() {
     let (ok, out, err) = server.psql("admin@system", "system", ADMIN_PASSWORD, &["SELECT 1"]);
     assert!(ok && out == "1", "{err}");
 }
+
+/// `pg_connection`: a Parse (or Bind, Execute…) whose body is shorter than its fields made
+/// pgwire's decoder panic, during sign-in and after it. Each frame is checked against its
+/// message's layout first now: FATAL 08P01.
+#[test]
+fn truncated_messages_are_protocol_violations() {
+    let server = Server::start();
+    let cases: [(&str, u8, &[u8]); 3] = [
+        (
+            "a Parse without its parameter count",
+            b'P',
+            b"s1\0SELECT 1\0\x01",
+        ),
+        ("an Execute without its row count", b'E', b"\0\0\0"),
+        (
+            "a Bind whose parameter runs past the end",
+            b'B',
+            b"\0\0\0\0\0\x01\0\0\0\x64ab",
+        ),
+    ];
+    for (what, tag, body) in cases {
+        let mut s = TcpStream::connect(("127.0.0.1", server.sql_port)).unwrap();
+        s.write_all(&startup_packet("admin@system", "system"))
+            .unwrap();
+        let (t, _) = read_message(&mut s);
+        assert_eq!(t, b'R');
+        s.write_all(&message(tag, body)).unwrap();
+        let said = read_all(&mut s);
+        assert!(
+            said.iter().any(|(t, b)| *t == b'E' && {
+                let f = String::from_utf8_lossy(b);
+                f.contains("SFATAL") && f.contains("C08P01") && f.contains("does not fit")
+            }),
+            "{what}: {said:?}"
+        );
+    }
+    let (ok, out, err) = server.psql("admin@system", "system", ADMIN_PASSWORD, &["SELECT 1"]);
+    assert!(ok && out == "1", "{err}");
+}

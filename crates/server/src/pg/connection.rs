@@ -473,8 +473,9 @@ async fn next_incoming<S>(socket: &mut Socket<S>, relaying: bool) -> Incoming {
     }
 }
 
-/// The next message while authenticating: a long PasswordMessage is framed here, anything else
-/// by pgwire's codec.
+/// The next message while authenticating: framed here (a long PasswordMessage beyond pgwire's
+/// cap too), checked against its layout, then decoded by pgwire's codec; the startup packet
+/// (before) is pgwire's alone.
 async fn next_auth_message<S>(
     socket: &mut Socket<S>,
 ) -> Option<Result<PgWireFrontendMessage, PgWireError>> {
@@ -489,23 +490,30 @@ async fn next_auth_message<S>(
         if let Some(e) = short_frame(buf) {
             return Some(Err(e));
         }
-        if buf[0] == b'p' {
-            let len = i32::from_be_bytes([buf[1], buf[2], buf[3], buf[4]]);
-            let len = usize::try_from(len).unwrap_or(0);
-            if len > PGWIRE_SMALL_LIMIT {
-                if len > MAX_PASSWORD_MESSAGE + 4 {
-                    return Some(Err(PgWireError::MessageTooLarge(MAX_PASSWORD_MESSAGE, len)));
-                }
-                if let Err(e) = fill(socket, 1 + len).await {
-                    return e.map(Err);
-                }
-                let mut frame = socket.read_buffer_mut().split_to(1 + len);
-                let body = frame.split_off(5);
-                return Some(Ok(PgWireFrontendMessage::PasswordMessageFamily(
-                    PasswordMessageFamily::Raw(body),
-                )));
+        let tag = buf[0];
+        let len = usize::try_from(i32::from_be_bytes([buf[1], buf[2], buf[3], buf[4]]))
+            .unwrap_or(usize::MAX);
+        if tag == b'p' && len > PGWIRE_SMALL_LIMIT {
+            if len > MAX_PASSWORD_MESSAGE + 4 {
+                return Some(Err(PgWireError::MessageTooLarge(MAX_PASSWORD_MESSAGE, len)));
             }
+            if let Err(e) = fill(socket, 1 + len).await {
+                return e.map(Err);
+            }
+            let mut frame = socket.read_buffer_mut().split_to(1 + len);
+            let body = frame.split_off(5);
+            return Some(Ok(PgWireFrontendMessage::PasswordMessageFamily(
+                PasswordMessageFamily::Raw(body),
+            )));
         }
+        if len > PGWIRE_SMALL_LIMIT {
+            return Some(Err(PgWireError::MessageTooLarge(PGWIRE_SMALL_LIMIT, len)));
+        }
+        // The whole frame, checked, then decoded by pgwire.
+        if let Err(e) = fill(socket, 1 + len).await {
+            return e.map(Err);
+        }
+        return decode_buffered(socket);
     }
     socket.next().await
 }
@@ -552,6 +560,18 @@ fn decode_buffered<S>(
     socket: &mut Socket<S>,
 ) -> Option<Result<PgWireFrontendMessage, PgWireError>> {
     use tokio_util::codec::Decoder;
+    // The frame at the front must fit its message's layout (pgwire's decoders would panic or
+    // read into the next frame otherwise).
+    let buf = socket.read_buffer();
+    if let Some(head) = buf.get(..5) {
+        let len =
+            usize::try_from(i32::from_be_bytes([head[1], head[2], head[3], head[4]])).unwrap_or(0);
+        if let Some(body) = buf.get(5..1 + len) {
+            if let Err(e) = super::frames::check(head[0], body) {
+                return Some(Err(e));
+            }
+        }
+    }
     let mut buf = std::mem::take(socket.read_buffer_mut());
     let decoded = socket.codec_mut().decode(&mut buf);
     *socket.read_buffer_mut() = buf;

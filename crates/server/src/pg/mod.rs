@@ -3,6 +3,7 @@
 
 mod connection;
 mod errors;
+mod frames;
 mod interactive;
 mod oauthbearer;
 mod phase;
