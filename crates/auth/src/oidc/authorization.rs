@@ -75,13 +75,28 @@ pub fn is_local_path(path: &str) -> bool {
 
 /// Is `path` one of the server's own pages (`/` or under `/ui/`), the only places a browser
 /// is sent back to after sign-in? Not the API: an address like `/v1/execute/…?statement=…` must
-/// never be where a sign-in lands.
+/// never be where a sign-in lands. An allow-list, the same as the OpenAPI document's pattern
+/// for `sso_callback_path`: segments of letters, digits, `_` and `-` (so no `.`/`..`, `%`
+/// escapes or `//`), and a query string of those and `=&.` (no fragment).
 pub fn is_own_page(path: &str) -> bool {
-    let route = path.split(['?', '#']).next().unwrap_or("");
-    is_local_path(path)
-        && (route == "/" || route.starts_with("/ui/"))
-        && !route.split('/').any(|seg| seg == ".." || seg == ".")
-        && !route.contains('%')
+    let (route, query) = match path.split_once('?') {
+        Some((route, query)) => (route, Some(query)),
+        None => (path, None),
+    };
+    let word = |s: &str| {
+        !s.is_empty()
+            && s.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+    };
+    let route_ok = route == "/"
+        || route
+            .strip_prefix("/ui/")
+            .is_some_and(|rest| rest.split('/').all(word));
+    let query_ok = query.is_none_or(|q| {
+        q.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"_-=&.".contains(&b))
+    });
+    is_local_path(path) && route_ok && query_ok
 }
 
 /// An OAuth error code from a provider's answer, as shown to clients: only a code of the
@@ -282,6 +297,11 @@ mod tests {
             "/v1/execute/system?statement=DROP%20DATABASE%20x",
             "/ui/../v1/execute/system",
             "/ui/%2e%2e/v1/execute",
+            "/ui//evil.example",
+            "/ui/",
+            "/ui/session#frag",
+            "/ui/session?next=%2F%2Fevil",
+            "/ui/x*",
             "/healthz",
             "//evil.example",
         ] {

@@ -53,6 +53,7 @@ pub struct DeviceGrantVerifyRequest {
     /// Default `system`; must be the database the grant was started for.
     pub database: Option<String>,
     /// Seconds to wait for approval, 1–600. Default 30.
+    #[schema(minimum = 1, maximum = 600)]
     pub timeout: Option<u64>,
 }
 
@@ -68,8 +69,9 @@ pub struct DeviceGrantVerifyResponse {
 
 /// Starts a device sign-in.
 #[utoipa::path(post, path = "/v1/sso_device_grant", request_body = DeviceGrantRequest,
-    responses((status = 200, body = DeviceGrantResponse), (status = 404, body = super::StatusBody),
-              (status = 502, body = super::StatusBody)))]
+    responses((status = 200, body = DeviceGrantResponse), (status = 400, body = super::StatusBody),
+              (status = 401, body = super::StatusBody), (status = 404, body = super::StatusBody),
+              (status = 429, body = super::StatusBody), (status = 502, body = super::StatusBody)))]
 pub async fn device_grant(
     State(state): State<Arc<HttpState>>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
@@ -111,7 +113,8 @@ pub async fn device_grant(
 #[utoipa::path(post, path = "/v1/sso_device_grant_verify", request_body = DeviceGrantVerifyRequest,
     responses((status = 200, body = DeviceGrantVerifyResponse),
               (status = 408, description = "not approved within timeout; call again", body = super::StatusBody),
-              (status = 401, body = super::StatusBody), (status = 404, body = super::StatusBody)))]
+              (status = 400, body = super::StatusBody), (status = 401, body = super::StatusBody),
+              (status = 404, body = super::StatusBody), (status = 429, body = super::StatusBody)))]
 pub async fn device_grant_verify(
     State(state): State<Arc<HttpState>>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,

@@ -22,6 +22,7 @@ pub struct ExecuteRequest {
     /// One SQL statement.
     pub statement: String,
     /// `array` (default: columns plus rows as arrays) or `collection` (rows as objects).
+    #[schema(pattern = "^(array|collection)$")]
     pub format: Option<String>,
     /// Values for `{name}` placeholders in the statement.
     #[schema(value_type = Option<Object>)]
@@ -31,9 +32,13 @@ pub struct ExecuteRequest {
     pub database: Option<String>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct ExecuteQuery {
+    /// One SQL statement (a read: GET changes nothing).
     pub statement: String,
+    /// `array` (default) or `collection`.
+    #[param(pattern = "^(array|collection)$")]
     pub format: Option<String>,
 }
 
@@ -295,7 +300,9 @@ async fn run(
 /// Runs one statement (JSON body).
 #[utoipa::path(post, path = "/v1/execute/{database}", request_body = ExecuteRequest,
     params(("database" = String, Path, description = "the database")),
-    responses((status = 200, body = ExecuteResponse), (status = 400, body = super::StatusBody), (status = 401, body = super::StatusBody)))]
+    responses((status = 200, body = ExecuteResponse), (status = 400, body = super::StatusBody),
+              (status = 401, body = super::StatusBody), (status = 403, body = super::StatusBody),
+              (status = 404, body = super::StatusBody), (status = 429, body = super::StatusBody)))]
 pub async fn execute_post(
     State(state): State<Arc<HttpState>>,
     ConnectInfo(peer): ConnectInfo<std::net::SocketAddr>,
@@ -318,8 +325,10 @@ pub async fn execute_post(
 
 /// Runs one statement given in the query string.
 #[utoipa::path(get, path = "/v1/execute/{database}",
-    params(("database" = String, Path, description = "the database"), ("statement" = String, Query, description = "the SQL"), ("format" = Option<String>, Query, description = "array or collection")),
-    responses((status = 200, body = ExecuteResponse), (status = 400, body = super::StatusBody)))]
+    params(("database" = String, Path, description = "the database"), ExecuteQuery),
+    responses((status = 200, body = ExecuteResponse), (status = 400, body = super::StatusBody),
+              (status = 401, body = super::StatusBody), (status = 403, body = super::StatusBody),
+              (status = 404, body = super::StatusBody), (status = 429, body = super::StatusBody)))]
 pub async fn execute_get(
     State(state): State<Arc<HttpState>>,
     ConnectInfo(peer): ConnectInfo<std::net::SocketAddr>,

@@ -41,7 +41,8 @@ pub struct LoginResponse {
 
 /// Signs in with a password.
 #[utoipa::path(post, path = "/v1/login", request_body = LoginRequest,
-    responses((status = 200, body = LoginResponse), (status = 401, body = super::StatusBody)))]
+    responses((status = 200, body = LoginResponse), (status = 400, body = super::StatusBody),
+              (status = 401, body = super::StatusBody), (status = 429, body = super::StatusBody)))]
 pub async fn login(
     State(state): State<Arc<HttpState>>,
     ConnectInfo(peer): ConnectInfo<std::net::SocketAddr>,

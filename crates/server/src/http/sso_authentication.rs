@@ -27,8 +27,14 @@ const DEFAULT_CALLBACK_PATH: &str = "/ui/session";
 pub struct SsoAuthenticationRequest {
     /// Target database. Default `system`.
     pub database: Option<String>,
-    /// Local path for the browser after sign-in (no scheme, no host). Default `/ui/session`.
+    /// Local path for the browser after sign-in: `/` or a page under `/ui/`, with an optional
+    /// query string (no scheme, no host, no `//`, `..`, `%` escapes, fragment or backslash).
+    /// Default `/ui/session`.
     #[serde(alias = "sso_callback_path\t")]
+    #[schema(
+        pattern = "^/(ui/[A-Za-z0-9_-]+(/[A-Za-z0-9_-]+)*)?([?][A-Za-z0-9_=&.-]*)?$",
+        max_length = 2048
+    )]
     pub sso_callback_path: Option<String>,
     /// true (default): answer 302 to the provider; false: answer the URL in the body.
     pub do_redirect: Option<bool>,
@@ -44,7 +50,9 @@ pub struct SsoAuthenticationResponse {
 /// Starts the OpenID Connect authorization code flow.
 #[utoipa::path(post, path = "/v1/sso_authentication", request_body = SsoAuthenticationRequest,
     responses((status = 302, description = "to the provider"), (status = 200, body = SsoAuthenticationResponse),
-              (status = 404, body = super::StatusBody)))]
+              (status = 400, body = super::StatusBody), (status = 401, body = super::StatusBody),
+              (status = 404, body = super::StatusBody), (status = 429, body = super::StatusBody),
+              (status = 502, body = super::StatusBody)))]
 pub async fn sso_authentication(
     State(state): State<Arc<HttpState>>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,

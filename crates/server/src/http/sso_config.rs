@@ -37,7 +37,8 @@ pub struct SsoConfigResponse {
 
 /// The public sign-in settings of a database's SSO integration.
 #[utoipa::path(get, path = "/v1/sso_config", params(SsoConfigQuery),
-    responses((status = 200, body = SsoConfigResponse), (status = 401, body = super::StatusBody),
+    responses((status = 200, body = SsoConfigResponse), (status = 400, body = super::StatusBody),
+              (status = 401, body = super::StatusBody), (status = 403, body = super::StatusBody),
               (status = 404, body = super::StatusBody)))]
 pub async fn sso_config(
     State(state): State<Arc<HttpState>>,

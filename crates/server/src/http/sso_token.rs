@@ -14,13 +14,47 @@ use utoipa::ToSchema;
 
 use super::{ApiError, HttpState, Status};
 
-#[derive(Debug, Deserialize, ToSchema)]
+/// `database` and exactly one of `id_token` and `access_token` (the schema says so with
+/// `oneOf`, written by hand: the derive cannot).
+#[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct SsoTokenRequest {
     /// The database to sign in to; its SSO integration checks the token.
     pub database: String,
     pub id_token: Option<String>,
     pub access_token: Option<String>,
+}
+
+impl utoipa::ToSchema for SsoTokenRequest {}
+
+impl utoipa::PartialSchema for SsoTokenRequest {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        use utoipa::openapi::schema::{AdditionalProperties, ObjectBuilder, OneOfBuilder, Type};
+        let with = |token: &str, description: &str| {
+            ObjectBuilder::new()
+                .property(
+                    "database",
+                    ObjectBuilder::new()
+                        .schema_type(Type::String)
+                        .description(Some(
+                            "The database to sign in to; its SSO integration checks the token.",
+                        )),
+                )
+                .required("database")
+                .property(
+                    token,
+                    ObjectBuilder::new()
+                        .schema_type(Type::String)
+                        .description(Some(description)),
+                )
+                .required(token)
+                .additional_properties(Some(AdditionalProperties::FreeForm(false)))
+        };
+        OneOfBuilder::new()
+            .item(with("id_token", "An OpenID Connect ID token."))
+            .item(with("access_token", "An OAuth 2.0 JWT access token."))
+            .into()
+    }
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -36,7 +70,9 @@ pub struct SsoTokenResponse {
 
 /// Exchanges a provider token for a Portcullis access token.
 #[utoipa::path(post, path = "/v1/sso_token", request_body = SsoTokenRequest,
-    responses((status = 200, body = SsoTokenResponse), (status = 401, body = super::StatusBody)))]
+    responses((status = 200, body = SsoTokenResponse), (status = 400, body = super::StatusBody),
+              (status = 401, body = super::StatusBody), (status = 403, body = super::StatusBody),
+              (status = 404, body = super::StatusBody), (status = 429, body = super::StatusBody)))]
 pub async fn sso_token(
     State(state): State<Arc<HttpState>>,
     ConnectInfo(peer): ConnectInfo<std::net::SocketAddr>,
