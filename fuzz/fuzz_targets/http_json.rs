@@ -36,5 +36,9 @@ fuzz_target!(|data: &[u8]| {
         .and_then(|r| r.get(..3))
         .and_then(|s| s.parse().ok())
         .unwrap_or_else(|| panic!("{path}: not an HTTP response: {head:?}"));
-    assert!(status < 500, "{path}: {status} for body {:?}", String::from_utf8_lossy(body));
+    assert!(
+        status < 500,
+        "{path}: {status} for body {:?}",
+        String::from_utf8_lossy(body)
+    );
 });

@@ -36,7 +36,11 @@ pub static SERVER: LazyLock<Served> = LazyLock::new(|| {
     )
     .expect("settings");
     let running = rt
-        .block_on(portcullis::start(settings, None, Some("Fuzz-admin-pass-1".into())))
+        .block_on(portcullis::start(
+            settings,
+            None,
+            Some("Fuzz-admin-pass-1".into()),
+        ))
         .expect("the server starts");
     let (sql, http) = (running.sql_addr, running.http_addr);
     // Runs until the process ends.
@@ -57,8 +61,11 @@ pub fn exchange(addr: SocketAddr, bytes: &[u8], half_close: bool) -> Vec<u8> {
             let _ = s.shutdown().await;
         }
         let mut answer = Vec::new();
-        match tokio::time::timeout(std::time::Duration::from_secs(10), s.read_to_end(&mut answer))
-            .await
+        match tokio::time::timeout(
+            std::time::Duration::from_secs(10),
+            s.read_to_end(&mut answer),
+        )
+        .await
         {
             Ok(_) => answer,
             Err(_) => panic!("the server neither answered nor closed within 10 s"),

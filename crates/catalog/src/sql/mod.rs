@@ -5,6 +5,7 @@
 mod ast;
 pub mod creates;
 mod cursor;
+mod display;
 mod parser;
 pub mod postgres;
 
