@@ -29,24 +29,34 @@ impl Throttle {
 
     /// Whether `ip` may try again.
     pub fn allows(&self, ip: IpAddr) -> bool {
-        let ip = address_key(ip);
-        match self.misses.lock().get(&ip) {
-            Some((n, since)) => *n < self.limit || since.elapsed() >= self.window,
-            None => true,
-        }
+        self.allows_at(ip, Instant::now())
     }
 
     /// Counts a failed guess of `ip`.
     pub fn miss(&self, ip: IpAddr) {
+        self.miss_at(ip, Instant::now());
+    }
+
+    /// [`Self::allows`] at the moment `now` (tests step a clock instead of sleeping).
+    pub fn allows_at(&self, ip: IpAddr, now: Instant) -> bool {
         let ip = address_key(ip);
+        match self.misses.lock().get(&ip) {
+            Some((n, since)) => *n < self.limit || now.duration_since(*since) >= self.window,
+            None => true,
+        }
+    }
+
+    /// [`Self::miss`] at the moment `now`.
+    pub fn miss_at(&self, ip: IpAddr, now: Instant) {
+        let ip = address_key(ip);
+        let window = self.window;
         let mut misses = self.misses.lock();
         if misses.len() > 100_000 {
-            let window = self.window;
-            misses.retain(|_, (_, since)| since.elapsed() < window);
+            misses.retain(|_, (_, since)| now.duration_since(*since) < window);
         }
-        let entry = misses.entry(ip).or_insert((0, Instant::now()));
-        if entry.1.elapsed() >= self.window {
-            *entry = (0, Instant::now());
+        let entry = misses.entry(ip).or_insert((0, now));
+        if now.duration_since(entry.1) >= window {
+            *entry = (0, now);
         }
         entry.0 += 1;
     }
@@ -70,22 +80,29 @@ pub fn address_key(ip: IpAddr) -> IpAddr {
 mod tests {
     use super::*;
 
+    /// The clock is stepped, not slept on.
     #[test]
     fn refuses_after_the_limit_until_the_window_ends() {
-        let t = Throttle::new(2, Duration::from_millis(40));
+        let window = Duration::from_secs(60);
+        let t = Throttle::new(2, window);
+        let t0 = Instant::now();
         let ip: IpAddr = [127, 0, 0, 1].into();
-        assert!(t.allows(ip));
-        t.miss(ip);
-        t.miss(ip);
-        assert!(!t.allows(ip));
-        assert!(t.allows([127, 0, 0, 2].into()), "per address");
+        assert!(t.allows_at(ip, t0));
+        t.miss_at(ip, t0);
+        t.miss_at(ip, t0 + Duration::from_secs(10));
+        assert!(!t.allows_at(ip, t0 + Duration::from_secs(10)));
+        assert!(t.allows_at([127, 0, 0, 2].into(), t0), "per address");
         let a: IpAddr = "2001:db8:1:2::5".parse().unwrap();
         let b: IpAddr = "2001:db8:1:2:ffff::9".parse().unwrap();
-        t.miss(a);
-        t.miss(a);
-        assert!(!t.allows(b), "per /64");
-        assert!(t.allows("2001:db8:1:3::5".parse().unwrap()));
-        std::thread::sleep(Duration::from_millis(50));
-        assert!(t.allows(ip));
+        t.miss_at(a, t0);
+        t.miss_at(a, t0);
+        assert!(!t.allows_at(b, t0), "per /64");
+        assert!(t.allows_at("2001:db8:1:3::5".parse().unwrap(), t0));
+        // The window counts from the first miss: still refused just before it ends, not after.
+        assert!(!t.allows_at(ip, t0 + window - Duration::from_millis(1)));
+        assert!(t.allows_at(ip, t0 + window));
+        // A miss after the window starts a new count.
+        t.miss_at(ip, t0 + window);
+        assert!(t.allows_at(ip, t0 + window));
     }
 }

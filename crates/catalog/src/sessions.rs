@@ -576,3 +576,80 @@ impl SessionRegistry {
         self.len() == 0
     }
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    fn session(started_at: i64, token_expires_at: Option<i64>) -> Session {
+        Session {
+            id: SessionRegistry::new_id(),
+            user_id: 2,
+            user: "u@system".into(),
+            database: "system".into(),
+            database_id: 1,
+            method: AuthMethod::Scram,
+            protocol: Protocol::Postgres,
+            peer: "127.0.0.1:5".into(),
+            started_at,
+            expires_at: None,
+            sso: token_expires_at.map(|exp| SsoIdentity {
+                integration: "corp".into(),
+                integration_id: 9,
+                groups: vec![],
+                roles: vec![],
+                token_expires_at: exp,
+            }),
+            credential_stamp: None,
+            via: Default::default(),
+            application: None,
+            token_id: None,
+        }
+    }
+
+    /// Token expiry, idle timeout and maximum age, decided at a clock the test steps: the
+    /// sweeper (`expire`), a statement (`activity`) and `sys.sessions` (`live`) agree.
+    #[test]
+    fn ends_are_decided_at_the_clock_given() {
+        let limits = |_: &Session| SessionLimits {
+            idle_seconds: 300,
+            max_age_seconds: 3600,
+        };
+        let registry = SessionRegistry::default();
+        let token = registry.insert(session(1000, Some(1100)));
+        let idle = registry.insert(session(1000, None));
+        let old = registry.insert(session(1000, None));
+        let view = registry.view();
+        let live = view.live(1050, limits);
+        assert_eq!(live.sessions.len(), 3);
+        assert_eq!(
+            live.valid_until, 1100,
+            "the token's expiry is the first end"
+        );
+        // A statement at 1250 keeps `old` active; `idle` says nothing.
+        assert!(registry.activity(&old.id, 0, 1250, limits).is_ok());
+        assert_eq!(
+            registry.activity(&token.id, 0, 1100, limits).unwrap_err(),
+            EndReason::TokenExpired { at: 1100 }
+        );
+        assert_eq!(view.live(1299, limits).sessions.len(), 2);
+        // At 1300 `idle` has been idle for 300 s; `old` was active at 1250.
+        assert_eq!(
+            view.live(1300, limits).sessions.len(),
+            1,
+            "listed as ended at once"
+        );
+        assert_eq!(registry.expire(1300, limits), 1);
+        assert!(registry.get(&idle.id).is_none());
+        // Keeping busy does not outlive the maximum age.
+        for t in (1300..4600).step_by(200) {
+            assert!(registry.activity(&old.id, 0, t, limits).is_ok(), "at {t}");
+        }
+        assert_eq!(
+            registry.activity(&old.id, 0, 4600, limits).unwrap_err(),
+            EndReason::MaxAge { seconds: 3600 }
+        );
+        assert!(registry.is_empty());
+    }
+}
