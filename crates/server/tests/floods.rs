@@ -139,3 +139,42 @@ async fn a_slowloris_does_not_crowd_out_a_client() {
     drop(held);
     server.running.stop().await;
 }
+
+/// Password guessing from one address (127.0.0.2, over `/v1/login`) is throttled after a few
+/// wrong passwords; throughout, a well-behaved client at another address signs in over
+/// PostgreSQL and queries.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn password_guessing_is_throttled_and_others_sign_in() {
+    let server = harness::inprocess::start().await;
+    let guesser = reqwest::Client::builder()
+        .local_address(std::net::IpAddr::from([127, 0, 0, 2]))
+        .build()
+        .unwrap();
+    let url = server.http("/v1/login");
+    let guessing = tokio::spawn(async move {
+        let mut refused = 0;
+        for i in 0..200 {
+            let r = guesser
+                .post(&url)
+                .json(&serde_json::json!({"username": "admin@system", "password": format!("Guess-{i}")}))
+                .send()
+                .await
+                .unwrap();
+            match r.status().as_u16() {
+                429 => refused += 1,
+                401 => {}
+                other => panic!("guess {i}: {other}"),
+            }
+        }
+        refused
+    });
+    let slowest = well_behaved(&server, 10).await;
+    let refused = guessing.await.unwrap();
+    println!(
+        "200 guesses from 127.0.0.2: {refused} refused by the throttle; the slowest well-behaved \
+         sign-in + query from 127.0.0.1 took {slowest:?}"
+    );
+    assert!(refused >= 150, "only {refused} guesses were throttled");
+    assert!(slowest < Duration::from_secs(5));
+    server.running.stop().await;
+}
