@@ -89,12 +89,17 @@ async fn unfinished_startups_do_not_crowd_out_a_client() {
          during the flood, {after:?} once it stood; {cut} of the flood's connections were cut"
     );
     assert!(during < Duration::from_secs(5) && after < Duration::from_secs(5));
+    half_cut(cut);
+    drop(held);
+    server.running.stop().await;
+}
+
+/// Half the slots may wait on their clients: about half of a flood of `FLOOD` was cut.
+fn half_cut(cut: usize) {
     assert!(
         cut >= FLOOD / 2 - 20,
         "only {cut} flood connections were cut"
     );
-    drop(held);
-    server.running.stop().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -132,10 +137,7 @@ async fn a_slowloris_does_not_crowd_out_a_client() {
          PostgreSQL sign-in + query {pg:?}; {cut} of the flood's connections were cut"
     );
     assert!(slowest < Duration::from_secs(5));
-    assert!(
-        cut >= FLOOD / 2 - 20,
-        "only {cut} flood connections were cut"
-    );
+    half_cut(cut);
     drop(held);
     server.running.stop().await;
 }

@@ -10,6 +10,30 @@ use std::net::TcpStream;
 use harness::wire::{message, read_all, read_message, startup_packet};
 use harness::{Server, ADMIN_PASSWORD};
 
+/// A connection whose startup for admin@system was answered with an authentication request.
+fn asked_to_authenticate(server: &Server) -> TcpStream {
+    let mut s = TcpStream::connect(("127.0.0.1", server.sql_port)).unwrap();
+    s.write_all(&startup_packet("admin@system", "system"))
+        .unwrap();
+    let (tag, _) = read_message(&mut s);
+    assert_eq!(tag, b'R', "asked to authenticate");
+    s
+}
+
+/// Sends `frame`; the server must answer FATAL 08P01 with `words` in it, then close.
+fn refused_08p01(mut s: TcpStream, frame: &[u8], words: &str) -> Vec<(u8, Vec<u8>)> {
+    s.write_all(frame).unwrap();
+    let said = read_all(&mut s);
+    assert!(
+        said.iter().any(|(t, b)| *t == b'E' && {
+            let f = String::from_utf8_lossy(b);
+            f.contains("SFATAL") && f.contains("C08P01") && f.contains(words)
+        }),
+        "{words}: {said:?}"
+    );
+    said
+}
+
 /// `pg_connection`: a SASLInitialResponse whose declared data length runs past the message's
 /// end (or is negative, or missing, or whose mechanism name has no NUL) made pgwire panic in
 /// the connection's task (the client saw its connection dropped). Each is now a FATAL 08P01
@@ -28,21 +52,9 @@ fn malformed_sasl_initial_responses_are_protocol_violations() {
     cases.push(("no length", b"SCRAM-SHA-256\0\0\0".to_vec()));
     cases.push(("no NUL", b"SCRAM-SHA-256".to_vec()));
     for (what, body) in cases {
-        let mut s = TcpStream::connect(("127.0.0.1", server.sql_port)).unwrap();
-        s.write_all(&startup_packet("admin@system", "system"))
-            .unwrap();
-        let (tag, _) = read_message(&mut s);
-        assert_eq!(tag, b'R', "{what}: asked to authenticate");
-        s.write_all(&message(b'p', &body)).unwrap();
-        let said = read_all(&mut s);
-        let error = said.iter().find(|(t, _)| *t == b'E');
-        let fields = error.map(|(_, b)| String::from_utf8_lossy(b).into_owned());
-        assert!(
-            fields.as_deref().is_some_and(|f| f.contains("SFATAL")
-                && f.contains("C08P01")
-                && f.contains("invalid SASLInitialResponse")),
-            "{what}: {said:?}"
-        );
+        let s = asked_to_authenticate(&server);
+        println!("{what}");
+        refused_08p01(s, &message(b'p', &body), "invalid SASLInitialResponse");
     }
     // A well-formed sign-in still works.
     let (ok, out, err) = server.psql("admin@system", "system", ADMIN_PASSWORD, &["SELECT 1"]);
@@ -55,27 +67,11 @@ fn malformed_sasl_initial_responses_are_protocol_violations() {
 fn messages_shorter_than_their_length_field_are_protocol_violations() {
     let server = Server::start();
     for len in [0i32, 3, -1] {
-        let mut s = TcpStream::connect(("127.0.0.1", server.sql_port)).unwrap();
-        s.write_all(&startup_packet("admin@system", "system"))
-            .unwrap();
-        let (tag, _) = read_message(&mut s);
-        assert_eq!(tag, b'R');
+        let s = asked_to_authenticate(&server);
         let mut frame = vec![b'p'];
         frame.extend_from_slice(&len.to_be_bytes());
         frame.extend_from_slice(b"SCRAM-SHA-256\0");
-        s.write_all(&frame).unwrap();
-        let said = read_all(&mut s);
-        let fields: Vec<String> = said
-            .iter()
-            .filter(|(t, _)| *t == b'E')
-            .map(|(_, b)| String::from_utf8_lossy(b).into_owned())
-            .collect();
-        assert!(
-            fields.iter().any(|f| f.contains("SFATAL")
-                && f.contains("C08P01")
-                && f.contains(&format!("invalid message length {len}"))),
-            "length {len}: {said:?}"
-        );
+        refused_08p01(s, &frame, &format!("invalid message length {len}"));
     }
     let (ok, out, err) = server.psql("admin@system", "system", ADMIN_PASSWORD, &["SELECT 1"]);
     assert!(ok && out == "1", "{err}");
@@ -101,20 +97,9 @@ fn truncated_messages_are_protocol_violations() {
         ),
     ];
     for (what, tag, body) in cases {
-        let mut s = TcpStream::connect(("127.0.0.1", server.sql_port)).unwrap();
-        s.write_all(&startup_packet("admin@system", "system"))
-            .unwrap();
-        let (t, _) = read_message(&mut s);
-        assert_eq!(t, b'R');
-        s.write_all(&message(tag, body)).unwrap();
-        let said = read_all(&mut s);
-        assert!(
-            said.iter().any(|(t, b)| *t == b'E' && {
-                let f = String::from_utf8_lossy(b);
-                f.contains("SFATAL") && f.contains("C08P01") && f.contains("does not fit")
-            }),
-            "{what}: {said:?}"
-        );
+        let s = asked_to_authenticate(&server);
+        println!("{what}");
+        refused_08p01(s, &message(tag, body), "does not fit");
     }
     let (ok, out, err) = server.psql("admin@system", "system", ADMIN_PASSWORD, &["SELECT 1"]);
     assert!(ok && out == "1", "{err}");
