@@ -121,18 +121,7 @@ echo "upstream backends of the token's person ($WHO) after the run: $BACKENDS (t
 # Memory per idle gateway session: 1,000 connections held open (one Python process, libpq).
 rss() { awk '/^VmRSS/ { print $2 }' "/proc/$1/status"; }
 R0=$(rss "$PC_PID")
-/usr/bin/python3 - "$PASS" <<'PY' &
-import sys, time, psycopg2
-conns = []
-for i in range(1000):
-    c = psycopg2.connect(host="127.0.0.1", port=45051, user="bench@sales", dbname="sales",
-                         password=sys.argv[1], sslmode="disable")
-    c.cursor().execute("SELECT 1")
-    c.commit()
-    conns.append(c)
-print("HELD", flush=True)
-time.sleep(15)
-PY
+/usr/bin/python3 scripts/hold_sessions.py 45051 bench@sales sales "$PASS" 1000 15 >/dev/null &
 HOLD=$!
 for _ in $(seq 600); do
   n=$(PGPASSWORD=$PASS psql -X -A -t -h 127.0.0.1 -p 45433 -U postgres postgres -c "SELECT count(*) FROM pg_stat_activity WHERE usename = 'bench@sales'" 2>/dev/null || echo 0)

@@ -139,18 +139,7 @@ MEM_PORT=$(sed -n 's/.*SQL on 127.0.0.1:\([0-9]*\).*/\1/p' "$WORK/mem.log" | hea
 PGPASSWORD=$PASS psql -X -q -h 127.0.0.1 -p "$MEM_PORT" -U admin@system system -c "SELECT 1" >/dev/null
 rss() { awk '/^VmRSS/ { print $2 }' "/proc/$1/status"; }
 R0=$(rss "$MEM_PID")
-/usr/bin/python3 - "$PASS" "$MEM_PORT" >"$WORK/held" <<'PY' &
-import sys, time, psycopg2
-conns = []
-for i in range(1000):
-    c = psycopg2.connect(host="127.0.0.1", port=int(sys.argv[2]), user="admin@system",
-                         dbname="system", password=sys.argv[1], sslmode="disable")
-    c.cursor().execute("SELECT 1")
-    c.commit()
-    conns.append(c)
-print("HELD", flush=True)
-time.sleep(5)
-PY
+/usr/bin/python3 scripts/hold_sessions.py "$MEM_PORT" admin@system system "$PASS" >"$WORK/held" &
 HOLD=$!
 for _ in $(seq 900); do grep -q HELD "$WORK/held" && break; sleep 0.2; done
 sleep 1
