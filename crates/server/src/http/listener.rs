@@ -67,7 +67,8 @@ pub async fn serve(
         let stops = stopping.clone();
         let cut = tokio_util::sync::CancellationToken::new();
         let waiting = Arc::new(ConnectionWait {
-            guard: parking_lot::Mutex::new(Some(slow_clients.enter(&cut))),
+            guard: parking_lot::Mutex::new(Some(slow_clients.enter(peer.ip(), &cut))),
+            address: peer.ip(),
             cut: cut.clone(),
             slow_clients: slow_clients.clone(),
         });
@@ -147,6 +148,7 @@ struct ConnectionWait {
     guard: parking_lot::Mutex<Option<crate::waiting::WaitGuard>>,
     cut: tokio_util::sync::CancellationToken,
     slow_clients: Arc<crate::waiting::Waiting>,
+    address: std::net::IpAddr,
 }
 
 /// A request arrived whole: the connection stops waiting on its client until the answer is
@@ -158,6 +160,6 @@ async fn in_request(
 ) -> axum::response::Response {
     wait.guard.lock().take();
     let response = next.run(request).await;
-    *wait.guard.lock() = Some(wait.slow_clients.enter(&wait.cut));
+    *wait.guard.lock() = Some(wait.slow_clients.enter(wait.address, &wait.cut));
     response
 }

@@ -5,6 +5,7 @@
 //! message is waited for here, where the socket can be watched.
 
 use std::io;
+use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -47,7 +48,10 @@ pub async fn run(
     // Until signed in, the connection waits on its client: among too many such, the one
     // waiting longest is cut (see crate::waiting).
     let cut = tokio_util::sync::CancellationToken::new();
-    let mut waiting_on_client = Some(conn.shared.slow_clients.enter(&cut));
+    let address = tcp
+        .peer_addr()
+        .map_or(IpAddr::from([0, 0, 0, 0]), |a| a.ip());
+    let mut waiting_on_client = Some(conn.shared.slow_clients.enter(address, &cut));
     let socket = tokio::select! {
         _ = &mut deadline => return Ok(()),
         _ = cut.cancelled() => return Ok(()),
