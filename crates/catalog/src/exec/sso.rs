@@ -3,7 +3,10 @@
 //! assignments.
 //!
 //! An integration belongs to the database it was created in (its `database_id`); a database
-//! uses at most one of its own integrations (the assigned one); a connectivity pool may use any.
+//! uses at most one integration (the assigned one): one of its own, or one of `system`'s (a
+//! system-wide integration, assigned by someone who administers SSO on both); a connectivity
+//! pool may use any. Names in an integration's mappings resolve in its own database wherever it
+//! is assigned (a system-wide integration confers `g@system` unless a mapping names another).
 
 use std::net::SocketAddr;
 
@@ -11,7 +14,7 @@ use portcullis_store::*;
 
 use super::{check_name, database, Actor};
 use crate::error::CatalogError;
-use crate::model::CatalogState;
+use crate::model::{CatalogState, SYSTEM_DATABASE};
 use crate::privileges::{holds, Action, Privilege};
 use crate::sql::SsoTarget;
 use crate::sso::{OidcProperties, Property, SecretChange};
@@ -541,15 +544,56 @@ pub fn drop(
     Ok(changes)
 }
 
-/// The seed: "The user must be connected to the database."
-fn require_connected(actor: &Actor, database: &str) -> Result<(), CatalogError> {
-    if actor.current_database() == database {
+/// The seed: "The user must be connected to the database." — or, for someone who administers
+/// SSO on `system` (a security or system administrator), connected to `system` (issue 14: seed
+/// 003's machine-to-machine steps run from a `system` connection).
+fn require_connected(
+    actor: &Actor,
+    state: &CatalogState,
+    database: &str,
+) -> Result<(), CatalogError> {
+    let from_system = actor.current_database() == SYSTEM_DATABASE
+        && state
+            .database(SYSTEM_DATABASE)
+            .is_some_and(|s| may_administer_sso(state, actor, s.id));
+    if actor.current_database() == database || from_system {
         Ok(())
     } else {
         Err(CatalogError::denied(format!(
             "connect to database \"{database}\" to change its SSO integration (connected to \
              \"{}\")",
             actor.current_database()
+        )))
+    }
+}
+
+/// Whether the integration `chosen` may be assigned to database `db` by `actor`: its own, or a
+/// system-wide one when the actor administers SSO on `system` too (assigning it hands the
+/// system's mappings to whoever signs in to `db`).
+fn may_use_for(
+    actor: &Actor,
+    state: &CatalogState,
+    chosen: &SsoIntegrationRecord,
+    db: &DatabaseRecord,
+    name: &str,
+) -> Result<(), CatalogError> {
+    if chosen.database_id == db.id {
+        return Ok(());
+    }
+    let home = state.database_name(chosen.database_id);
+    if home != SYSTEM_DATABASE {
+        return Err(CatalogError::invalid(format!(
+            "SSO integration \"{name}\" belongs to database \"{home}\"; a database can use only \
+             its own integrations or system-wide ones (created in \"system\")"
+        )));
+    }
+    if may_administer_sso(state, actor, chosen.database_id) {
+        Ok(())
+    } else {
+        Err(CatalogError::denied(format!(
+            "assigning the system-wide SSO integration \"{}@system\" to \"{}\" needs a security \
+             administrator (or administering the system database)",
+            chosen.name, db.name
         )))
     }
 }
@@ -573,15 +617,9 @@ pub fn assign(
     let target = match target {
         SsoTarget::Database(d) => {
             let db = database(state, d)?;
-            require_connected(actor, d)?;
+            require_connected(actor, state, d)?;
             require_sso_admin(actor, state, db.id)?;
-            if chosen.database_id != db.id {
-                return Err(CatalogError::invalid(format!(
-                    "SSO integration \"{name}\" belongs to database \"{}\"; a database can use \
-                     only its own integrations (create it while connected to \"{d}\")",
-                    state.database_name(chosen.database_id)
-                )));
-            }
+            may_use_for(actor, state, chosen, db, name)?;
             AssignmentTarget::Database(db.id)
         }
         SsoTarget::ConnectivityPool(p) => {
@@ -604,7 +642,7 @@ pub fn remove(
     match target {
         SsoTarget::Database(d) => {
             let db = database(state, d)?;
-            require_connected(actor, d)?;
+            require_connected(actor, state, d)?;
             require_sso_admin(actor, state, db.id)?;
             let target = AssignmentTarget::Database(db.id);
             let Some(current) = state.assigned_integration(target) else {
@@ -615,7 +653,7 @@ pub fn remove(
             };
             let mut changes = vec![Change::UnassignSso(target)];
             // The database's own inline integration goes with it; named ones stay.
-            if current.name == db.name {
+            if current.name == db.name && current.database_id == db.id {
                 changes.push(Change::DeleteSsoIntegration(current.id));
             }
             Ok(changes)
@@ -640,7 +678,7 @@ pub fn database_properties(
     properties: &[Property],
 ) -> Result<Vec<Change>, CatalogError> {
     let db = database(state, database_name)?;
-    require_connected(actor, database_name)?;
+    require_connected(actor, state, database_name)?;
     require_sso_admin(actor, state, db.id)?;
     let target = AssignmentTarget::Database(db.id);
     if !replace {
