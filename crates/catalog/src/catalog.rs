@@ -60,6 +60,8 @@ pub struct Catalog {
     upstream_checker: std::sync::OnceLock<Arc<dyn crate::upstream::UpstreamChecker>>,
     /// Mirrors catalog changes to the upstreams they concern (the gateway, set at start-up).
     upstream_mirror: std::sync::OnceLock<Arc<dyn crate::upstream::UpstreamMirror>>,
+    /// Opens and closes connectivity-pool listeners (the PostgreSQL front end, set at start-up).
+    pool_listeners: std::sync::OnceLock<Arc<dyn crate::listeners::PoolListeners>>,
     store: Arc<dyn Store>,
     state: RwLock<Arc<CatalogState>>,
     generation: AtomicU64,
@@ -94,6 +96,7 @@ impl Catalog {
             explainer: std::sync::OnceLock::new(),
             upstream_checker: std::sync::OnceLock::new(),
             upstream_mirror: std::sync::OnceLock::new(),
+            pool_listeners: std::sync::OnceLock::new(),
             store,
             state: RwLock::new(Arc::new(CatalogState::new(snap))),
             generation: AtomicU64::new(1),
@@ -195,6 +198,11 @@ impl Catalog {
     /// Hands in what mirrors catalog changes to upstreams.
     pub fn set_upstream_mirror(&self, mirror: Arc<dyn crate::upstream::UpstreamMirror>) {
         let _ = self.upstream_mirror.set(mirror);
+    }
+
+    /// Hands in what opens and closes connectivity-pool listeners.
+    pub fn set_pool_listeners(&self, listeners: Arc<dyn crate::listeners::PoolListeners>) {
+        let _ = self.pool_listeners.set(listeners);
     }
 
     /// Hands in the check run before a database is bound to an upstream.
@@ -313,6 +321,12 @@ impl Catalog {
             }
             _ => Vec::new(),
         };
+        // Listeners next: a pool's address that cannot be bound refuses the change.
+        let listening = self
+            .pool_listeners
+            .get()
+            .map(|l| l.prepare(&before, changes))
+            .transpose()?;
         self.store.apply(changes).await?;
         for upstream in mirrored {
             // The catalog has committed: an upstream that fails now is repaired at each
@@ -340,6 +354,9 @@ impl Catalog {
         }
         // Statements compare their session's verified generation with this one: until the
         // sessions are checked against the new catalog here, a statement checks its own.
+        if let Some(listening) = listening {
+            listening.commit();
+        }
         let generation = self.generation.load(Ordering::Acquire);
         let authority = Authority::new(&next);
         self.sessions.end_where(generation, |s| authority.lapsed(s));

@@ -11,6 +11,7 @@ pub mod error;
 pub mod events;
 mod exec;
 pub mod invariants;
+pub mod listeners;
 pub mod metrics;
 pub mod model;
 pub mod names;

@@ -251,9 +251,14 @@ pub async fn start(
         gateway,
         stopping.clone(),
     ));
+    let pools =
+        pg::pools::PoolListeners::new(pg_shared.clone(), tls.clone(), settings.max_connections);
+    pools.open_all(&catalog.state());
+    catalog.set_pool_listeners(Arc::new(pools));
     let pg_task = tokio::spawn(pg::serve(
         sql,
         pg_shared.clone(),
+        pg::Listener::main(&pg_shared),
         tls,
         settings.max_connections,
     ));

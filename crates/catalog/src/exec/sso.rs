@@ -731,6 +731,11 @@ pub fn create_pool(
             "LISTEN \"{listen}\" must be an IP address and port, e.g. '127.0.0.1:4051'"
         ))
     })?;
+    if addr.port() == 0 {
+        return Err(CatalogError::invalid(format!(
+            "LISTEN \"{listen}\" needs a port (clients must know where to connect)"
+        )));
+    }
     if state
         .snap
         .connectivity_pools

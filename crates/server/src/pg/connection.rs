@@ -93,8 +93,8 @@ pub async fn run(
                     send_error(&mut socket, crowded_out()).await?;
                     break;
                 }
-                _ = conn.shared.stopping.cancelled() => {
-                    send_error(&mut socket, shutting_down()).await?;
+                _ = conn.listener.closing.cancelled() => {
+                    send_error(&mut socket, conn.listener.closed_error()).await?;
                     break;
                 }
                 m = next_auth_message(&mut socket) => m,
@@ -157,7 +157,7 @@ pub async fn run(
                                     let at_rest =
                                         relay.as_ref().is_some_and(|up| up.flow.at_rest().is_some());
                                     if stop_by.is_some() && at_rest {
-                                        send_error(&mut socket, shutting_down()).await?;
+                                        send_error(&mut socket, conn.listener.closed_error()).await?;
                                         break;
                                     }
                                     continue;
@@ -183,11 +183,11 @@ pub async fn run(
                         _ = ended.changed() => Err(()),
                         // The server stops: now, unless an upstream statement is in flight
                         // (then when it is done, or at the grace's end).
-                        _ = conn.shared.stopping.cancelled(), if stop_by.is_none() => {
+                        _ = conn.listener.closing.cancelled(), if stop_by.is_none() => {
                             let in_flight =
                                 relay.as_ref().is_some_and(|up| up.flow.at_rest().is_none());
                             if !in_flight {
-                                send_error(&mut socket, shutting_down()).await?;
+                                send_error(&mut socket, conn.listener.closed_error()).await?;
                                 break;
                             }
                             stop_by = Some(tokio::time::Instant::now() + super::SHUTDOWN_GRACE);
@@ -195,7 +195,7 @@ pub async fn run(
                         }
                         _ = tokio::time::sleep_until(stop_by.unwrap_or_else(tokio::time::Instant::now)),
                             if stop_by.is_some() => {
-                            send_error(&mut socket, shutting_down()).await?;
+                            send_error(&mut socket, conn.listener.closed_error()).await?;
                             break;
                         }
                     };
@@ -361,15 +361,6 @@ fn crowded_out() -> pgwire::error::ErrorInfo {
         "sorry, too many clients are signing in at once; this connection had waited longest \
          for its client"
             .into(),
-    )
-}
-
-/// PostgreSQL's words when it shuts down under a session.
-fn shutting_down() -> pgwire::error::ErrorInfo {
-    pgwire::error::ErrorInfo::new(
-        "FATAL".into(),
-        "57P01".into(),
-        "terminating connection due to administrator command (the server is shutting down)".into(),
     )
 }
 

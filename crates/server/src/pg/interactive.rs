@@ -228,7 +228,7 @@ impl PgConnection {
                 database: &login.database,
                 source_database: login.source_database.as_deref(),
                 integration: login.integration.as_deref(),
-                pool_id: None,
+                pool_id: self.listener.pool_id(),
             })
             .await
             .map_err(|e| sso_fatal(&e))?;
@@ -328,13 +328,10 @@ pub async fn wait<S>(
                 }
                 msg = socket.next() => return early_message(msg),
                 // The server is stopping: the sign-in is not waited for.
-                _ = conn.shared.stopping.cancelled() => {
-                    return Err(fatal_with(
-                        "57P01",
-                        "terminating connection due to administrator command (the server is \
-                         shutting down); connect again to sign in"
-                            .into(),
-                    ));
+                _ = conn.listener.closing.cancelled() => {
+                    let mut info = conn.listener.closed_error();
+                    info.message.push_str("; connect again to sign in");
+                    return Err(PgWireError::UserError(Box::new(info)));
                 }
                 _ = reminder => {
                     last_notice = Instant::now();

@@ -7,6 +7,7 @@ mod frames;
 mod interactive;
 mod oauthbearer;
 mod phase;
+pub mod pools;
 mod query;
 mod relay;
 mod startup;
@@ -133,7 +134,59 @@ pub struct PendingToken {
 /// One client connection: where it is in its life ([`Phase`]).
 pub struct PgConnection {
     shared: Arc<PgShared>,
+    listener: Arc<Listener>,
     phase: Mutex<Phase>,
+}
+
+/// The listener a connection came in on: the server's own, or a connectivity pool's.
+pub struct Listener {
+    /// The connectivity pool's id and name (its integration is used for SSO sign-ins that
+    /// arrive on it), or none for the server's own listener.
+    pub pool: Option<(i64, String)>,
+    /// Cancelled when this listener closes — the server stops (a child of its `stopping`), or
+    /// the pool is dropped: no new connections, open sessions end as at shutdown.
+    pub closing: tokio_util::sync::CancellationToken,
+    stopping: tokio_util::sync::CancellationToken,
+}
+
+impl Listener {
+    /// The server's own listener.
+    pub fn main(shared: &PgShared) -> Arc<Self> {
+        Self::new(shared, None)
+    }
+
+    /// A connectivity pool's listener.
+    pub fn pool(shared: &PgShared, id: i64, name: &str) -> Arc<Self> {
+        Self::new(shared, Some((id, name.to_owned())))
+    }
+
+    fn new(shared: &PgShared, pool: Option<(i64, String)>) -> Arc<Self> {
+        Arc::new(Self {
+            pool,
+            closing: shared.stopping.child_token(),
+            stopping: shared.stopping.clone(),
+        })
+    }
+
+    pub fn pool_id(&self) -> Option<i64> {
+        self.pool.as_ref().map(|(id, _)| *id)
+    }
+
+    /// FATAL 57P01 for a session whose listener closed: PostgreSQL's words when it shuts down,
+    /// or the pool that was dropped.
+    pub fn closed_error(&self) -> pgwire::error::ErrorInfo {
+        let why = match &self.pool {
+            Some((_, name)) if !self.stopping.is_cancelled() => {
+                format!("connectivity pool \"{name}\" was dropped")
+            }
+            _ => "the server is shutting down".to_owned(),
+        };
+        pgwire::error::ErrorInfo::new(
+            "FATAL".into(),
+            "57P01".into(),
+            format!("terminating connection due to administrator command ({why})"),
+        )
+    }
 }
 
 impl PgConnection {
@@ -243,11 +296,12 @@ impl PgWireServerHandlers for Handlers {
     }
 }
 
-/// Accepts connections until the server stops (then the listener closes and the connection
-/// tasks are left to end, tracked in `shared.tasks`).
+/// Accepts connections until the listener closes (the server stops, or its pool is dropped);
+/// the connection tasks are left to end, tracked in `shared.tasks`.
 pub async fn serve(
     listener: TcpListener,
     shared: Arc<PgShared>,
+    on: Arc<Listener>,
     tls: Option<TlsAcceptor>,
     max_connections: usize,
 ) {
@@ -255,7 +309,7 @@ pub async fn serve(
     let over = Arc::new(Semaphore::new(max_connections.div_ceil(8).max(8)));
     loop {
         let accepted = tokio::select! {
-            _ = shared.stopping.cancelled() => break,
+            _ = on.closing.cancelled() => break,
             a = listener.accept() => a,
         };
         let (socket, peer) = match accepted {
@@ -285,6 +339,7 @@ pub async fn serve(
         let _ = socket.set_nodelay(true);
         let conn = Arc::new(PgConnection {
             shared: shared.clone(),
+            listener: on.clone(),
             phase: Mutex::new(if over_limit {
                 Phase::OverLimit
             } else {
@@ -309,5 +364,4 @@ pub async fn serve(
         });
     }
     // The listener closes here: new connections are refused.
-    shared.tasks.close();
 }

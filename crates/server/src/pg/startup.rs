@@ -236,7 +236,7 @@ impl PgConnection {
             source_database: None,
             database: &database,
             integration: integration.as_deref(),
-            pool_id: None,
+            pool_id: self.listener.pool_id(),
         })?;
         Some(OAuthExchange {
             user: user.to_owned(),
@@ -274,7 +274,7 @@ impl PgConnection {
             source_database: pending.source_database.as_deref(),
             database: &pending.database,
             integration: pending.integration.as_deref(),
-            pool_id: None,
+            pool_id: self.listener.pool_id(),
             client: &super::client_info(client),
             via: SignInMethod::Token,
             protocol: Protocol::Postgres,
@@ -438,7 +438,7 @@ impl PgConnection {
                     source_database: None,
                     database: &exchange.database,
                     integration: exchange.integration.as_deref(),
-                    pool_id: None,
+                    pool_id: self.listener.pool_id(),
                     client: &super::client_info(client),
                     via: SignInMethod::OAuthBearer,
                     protocol: Protocol::Postgres,

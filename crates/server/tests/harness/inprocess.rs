@@ -15,20 +15,24 @@ pub struct InProcess {
 /// Starts a server with the default settings and `admin@system`'s password [`ADMIN_PASSWORD`].
 pub async fn start() -> InProcess {
     let dir = tempfile::tempdir().unwrap();
+    let running = run_in(dir.path()).await;
+    InProcess { running, _dir: dir }
+}
+
+async fn run_in(dir: &std::path::Path) -> portcullis::Running {
     let settings = portcullis::config::resolve(
         None,
         portcullis::config::Overrides {
-            data_dir: Some(dir.path().join("data")),
+            data_dir: Some(dir.join("data")),
             sql_addr: Some("127.0.0.1:0".into()),
             http_addr: Some("127.0.0.1:0".into()),
             dev_tls: false,
         },
     )
     .unwrap();
-    let running = portcullis::start(settings, None, Some(ADMIN_PASSWORD.into()))
+    portcullis::start(settings, None, Some(ADMIN_PASSWORD.into()))
         .await
-        .unwrap();
-    InProcess { running, _dir: dir }
+        .unwrap()
 }
 
 impl InProcess {
@@ -47,17 +51,43 @@ impl InProcess {
         database: &str,
         password: &str,
     ) -> Result<tokio_postgres::Client, tokio_postgres::Error> {
+        Ok(Self::connect_at(self.sql_addr(), user, database, password)
+            .await?
+            .0)
+    }
+
+    /// Stops the server gracefully and starts it again on the same data directory (new ports).
+    pub async fn restart(self) -> Self {
+        let InProcess { running, _dir } = self;
+        running.stop().await;
+        let running = run_in(_dir.path()).await;
+        InProcess { running, _dir }
+    }
+
+    /// Signs in at `addr` (any of the server's PostgreSQL listeners); the connection's own
+    /// task is handed back too, so a test can see how the server ended it.
+    pub async fn connect_at(
+        addr: SocketAddr,
+        user: &str,
+        database: &str,
+        password: &str,
+    ) -> Result<
+        (
+            tokio_postgres::Client,
+            tokio::task::JoinHandle<Result<(), tokio_postgres::Error>>,
+        ),
+        tokio_postgres::Error,
+    > {
         let mut config = tokio_postgres::Config::new();
         config
-            .host("127.0.0.1")
-            .port(self.sql_addr().port())
+            .host(addr.ip().to_string())
+            .port(addr.port())
             .user(user)
             .dbname(database)
             .password(password)
             .connect_timeout(std::time::Duration::from_secs(10));
         let (client, connection) = config.connect(tokio_postgres::NoTls).await?;
-        tokio::spawn(connection);
-        Ok(client)
+        Ok((client, tokio::spawn(connection)))
     }
 
     /// `admin@system`, signed in.
