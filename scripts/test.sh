@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Installs what the tests need (Debian's PostgreSQL client tools, Debian's Chromium for the
+# Installs what the tests need (Debian's PostgreSQL client tools, Debian's slapd and ldap-utils,
+# Debian's Chromium for the
 # browser tests, Debian's python3-psycopg2, tmux, pgjdbc and a JDK, the test OpenID provider's npm packages incl. playwright-core,
 # the Python packages of tests/python/requirements.txt in a virtual environment), then runs
 # formatting, lints and every test. Usage: bash scripts/test.sh
@@ -13,6 +14,13 @@ if ! command -v psql >/dev/null || ! command -v pgbench >/dev/null \
    || [ ! -x /usr/lib/postgresql/15/bin/initdb ]; then
   $SUDO apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq postgresql-client postgresql-15 >/dev/null
+fi
+# OpenLDAP's slapd and ldap-utils for the LDAP tests (each test runs its own slapd in a temp
+# dir; the package's own directory is not configured).
+if ! command -v slapd >/dev/null && [ ! -x /usr/sbin/slapd ] || ! command -v ldapadd >/dev/null; then
+  echo "slapd slapd/no_configuration boolean true" | $SUDO debconf-set-selections
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq slapd ldap-utils >/dev/null
 fi
 # The test OpenID provider (npm oidc-provider, pinned by tests/idp/package-lock.json).
 if ! command -v node >/dev/null || ! command -v curl >/dev/null; then

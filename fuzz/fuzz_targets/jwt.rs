@@ -13,7 +13,7 @@ use portcullis_auth::oidc::validate::{
     check_claims, check_header, check_signature, choose_rules, Trace,
 };
 use portcullis_auth::oidc::TokenKind;
-use portcullis_catalog::sso::OidcProperties;
+use portcullis_catalog::sso::SsoProperties;
 use std::sync::Arc;
 
 static KEYS: LazyLock<Vec<Arc<SigningKey>>> = LazyLock::new(|| {
@@ -28,7 +28,7 @@ static KEYS: LazyLock<Vec<Arc<SigningKey>>> = LazyLock::new(|| {
     keys
 });
 
-static PROPS: LazyLock<OidcProperties> = LazyLock::new(|| OidcProperties {
+static PROPS: LazyLock<SsoProperties> = LazyLock::new(|| SsoProperties {
     issuer: "https://idp.example".into(),
     client_id: "app".into(),
     default_group: "users".into(),

@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use parking_lot::Mutex;
-use portcullis_catalog::sso::OidcProperties;
+use portcullis_catalog::sso::SsoProperties;
 use portcullis_catalog::{now, Catalog, Client, Protocol, Reason, Session, SignInMethod};
 use portcullis_store::{AssignmentTarget, SsoIntegrationRecord};
 
@@ -30,7 +30,7 @@ pub struct Advertised {
 }
 
 /// The redirect URI of an integration: `<scheme>://<redirect_host or advertised>/v1/callback`.
-pub fn redirect_uri(props: &OidcProperties, advertised: &Advertised) -> String {
+pub fn redirect_uri(props: &SsoProperties, advertised: &Advertised) -> String {
     let host = props
         .redirect_host
         .as_deref()
@@ -155,7 +155,9 @@ impl CodeFlow {
         };
         let mut out: Vec<(SsoIntegrationRecord, Option<i64>)> = Vec::new();
         let mut push = |i: &SsoIntegrationRecord, pool: Option<i64>| {
-            let enabled = OidcProperties::from_json(&i.properties).is_ok_and(|p| !p.disabled);
+            // Only OpenID Connect integrations have a provider page to send a browser to.
+            let enabled = SsoProperties::from_json(&i.properties)
+                .is_ok_and(|p| !p.disabled && p.ldap.is_none());
             if enabled && !out.iter().any(|(o, _)| o.id == i.id) {
                 out.push((i.clone(), pool));
             }
@@ -432,7 +434,7 @@ impl CodeFlow {
     async fn token_request(
         &self,
         record: &SsoIntegrationRecord,
-        props: &OidcProperties,
+        props: &SsoProperties,
         endpoint: Option<&str>,
         form: &[(&str, &str)],
     ) -> Result<TokenResponse, SsoError> {
@@ -594,7 +596,7 @@ impl CodeFlow {
         else {
             return false;
         };
-        let Ok(props) = OidcProperties::from_json(&record.properties) else {
+        let Ok(props) = SsoProperties::from_json(&record.properties) else {
             return false;
         };
         let Ok(provider) = self.sso.providers().metadata(&props.issuer).await else {

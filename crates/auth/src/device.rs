@@ -10,7 +10,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use parking_lot::Mutex;
-use portcullis_catalog::sso::OidcProperties;
+use portcullis_catalog::sso::SsoProperties;
 use portcullis_catalog::{Catalog, Client, Protocol, Reason, Session, SignInMethod};
 use portcullis_store::SsoIntegrationRecord;
 
@@ -297,7 +297,7 @@ impl DeviceFlow {
     async fn post(
         &self,
         record: &SsoIntegrationRecord,
-        props: &OidcProperties,
+        props: &SsoProperties,
         endpoint: &str,
         form: &[(&str, &str)],
     ) -> Result<(reqwest::StatusCode, serde_json::Value), String> {

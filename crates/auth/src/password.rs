@@ -375,6 +375,19 @@ impl PasswordAuthenticator {
         expires_at: Option<i64>,
     ) -> Result<Arc<Session>, SignInError> {
         let target = self.lookup(user, database, client, via)?;
+        self.check_cleartext(&target, password, Protocol::Http, expires_at)
+            .await
+    }
+
+    /// Checks a cleartext password against the target's verifier (or its decoy, at the same
+    /// cost) and opens a session, or counts the failure.
+    pub async fn check_cleartext(
+        &self,
+        target: &LoginTarget,
+        password: &str,
+        protocol: Protocol,
+        expires_at: Option<i64>,
+    ) -> Result<Arc<Session>, SignInError> {
         let verifier = target.verifier.clone();
         let password = password.to_owned();
         // PBKDF2 takes milliseconds: keep it off the async workers.
@@ -382,9 +395,16 @@ impl PasswordAuthenticator {
             .await
             .map_err(|e| SignInError::Internal(e.to_string()))?;
         if ok && target.user_id.is_some() {
-            self.succeeded(&target, Protocol::Http, expires_at).await
+            self.succeeded(target, protocol, expires_at).await
         } else {
-            Err(self.failed(&target).await)
+            Err(self.failed(target).await)
+        }
+    }
+
+    /// Counts a wrong password checked elsewhere (a directory) against the client's address.
+    pub fn count_failure(&self, client: &Client) {
+        if let Some(ip) = peer_ip(&client.peer) {
+            self.failures.miss(ip);
         }
     }
 }

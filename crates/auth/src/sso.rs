@@ -8,7 +8,7 @@ use std::sync::Arc;
 use portcullis_catalog::events::token_id;
 use portcullis_catalog::model::CatalogState;
 use portcullis_catalog::privileges::{holds, session_principals, Action, Privilege};
-use portcullis_catalog::sso::OidcProperties;
+use portcullis_catalog::sso::SsoProperties;
 use portcullis_catalog::{
     explain_columns, now, Attempt, AuthMethod, Catalog, CatalogError, Client, Protocol,
     QueryResult, Reason, Session, SessionRegistry, SignInMethod, SsoIdentity, Value,
@@ -124,6 +124,10 @@ impl SsoAuthenticator {
 
     pub fn providers(&self) -> &ProviderCache {
         &self.providers
+    }
+
+    pub fn catalog(&self) -> &Arc<Catalog> {
+        &self.catalog
     }
 
     /// Signs in with a token and opens a session (or explains why not).
@@ -263,12 +267,13 @@ impl SsoAuthenticator {
             ),
         );
         let props = state
-            .oidc_properties(integration)
+            .sso_properties(integration)
             .map_err(|e| SsoError::Internal(e.message))?;
         if props.disabled {
             trace.fail(Reason::IntegrationDisabled, "the integration is disabled");
             return Err(SsoError::Disabled(integration.name.clone()));
         }
+        oidc_only(integration, &props)?;
         let token = validate(&self.providers, &props, req.token, req.kind, now(), trace).await?;
         if let Some(expected) = req.nonce {
             check_nonce(&token.claims, expected, trace)?;
@@ -277,101 +282,15 @@ impl SsoAuthenticator {
             Ok(d) => d,
             Err(reason) => return Err(trace.fail(Reason::Policy, reason).into()),
         };
-        let (mut groups, roles, mut notes) = resolve(&state, integration, &props, &decision);
-        // No provider group matched a catalog group: the default group, as seed 003 says.
-        if groups.is_empty() && !decision.used_default_group {
-            match portcullis_catalog::conferred_group(
-                &state,
-                integration,
-                &props,
-                &props.default_group,
-                portcullis_catalog::NameSource::Configured,
-            ) {
-                Ok(g) => {
-                    let fq = format!("{}@{}", g.name, state.database_name(g.database_id));
-                    notes.push(format!("no provider group matched; default group {fq}"));
-                    groups.push((g.id, fq));
-                }
-                Err(note) => notes.push(format!("default group: {note}")),
-            }
-        }
-        trace.pass(
-            Reason::Policy,
-            format!(
-                "user {}; provider groups {:?}, roles {:?}; groups {:?}{}; roles {:?}{}",
-                decision.identity,
-                decision.provider_groups,
-                decision.provider_roles,
-                groups.iter().map(|(_, n)| n).collect::<Vec<_>>(),
-                if decision.used_default_group {
-                    " (default group)"
-                } else {
-                    ""
-                },
-                roles.iter().map(|(_, n)| n).collect::<Vec<_>>(),
-                if notes.is_empty() {
-                    String::new()
-                } else {
-                    format!("; {}", notes.join("; "))
-                }
-            ),
-        );
-        // USE on the target database through the mapped groups, roles or the Public Role.
-        let group_ids: Vec<i64> = groups.iter().map(|(id, _)| *id).collect();
-        let role_ids: Vec<i64> = roles.iter().map(|(id, _)| *id).collect();
-        let probe = Session {
-            id: String::new(),
-            user_id: 0,
-            user: decision.identity.clone(),
-            database: target.name.clone(),
-            database_id: target.id,
-            method: AuthMethod::SsoAccessToken,
-            protocol: req.protocol,
-            peer: String::new(),
-            started_at: 0,
-            expires_at: None,
-            sso: Some(SsoIdentity {
-                integration: integration.name.clone(),
-                integration_id: integration.id,
-                groups: group_ids.clone(),
-                roles: role_ids.clone(),
-                token_expires_at: token.expires_at,
-            }),
-            credential_stamp: None,
-            via: req.via,
-            application: None,
-            token_id: None,
-        };
-        let principals = session_principals(&state, &probe);
-        if !holds(
+        let (group_ids, role_ids) = admit(
             &state,
-            &principals,
-            Privilege::new(Action::Use),
-            ObjectRef::Database(target.id),
-        ) {
-            return Err(trace
-                .fail(
-                    Reason::NoUsePrivilege,
-                    format!(
-                        "none of the user's groups ({}) has the USE privilege on database \"{}\"",
-                        if groups.is_empty() {
-                            "none".to_owned()
-                        } else {
-                            groups
-                                .iter()
-                                .map(|(_, n)| n.as_str())
-                                .collect::<Vec<_>>()
-                                .join(", ")
-                        },
-                        target.name
-                    ),
-                )
-                .into());
-        }
-        trace.pass(
-            Reason::NoUsePrivilege,
-            format!("USE on database {}", target.name),
-        );
+            &target,
+            integration,
+            &props,
+            &decision,
+            req.protocol,
+            trace,
+        )?;
         Ok(Established {
             identity: decision.identity,
             integration: integration.name.clone(),
@@ -497,7 +416,8 @@ impl SsoAuthenticator {
     pub fn bearer_challenge(&self, choice: IntegrationChoice<'_>) -> Option<(String, String)> {
         let state = self.catalog.state();
         let record = choose_integration(&state, choice).ok()?;
-        let props = OidcProperties::from_json(&record.properties).ok()?;
+        let props = SsoProperties::from_json(&record.properties).ok()?;
+        oidc_only(record, &props).ok()?;
         let mut scopes = vec!["openid".to_owned()];
         scopes.extend(props.additional_scopes.iter().cloned());
         Some((props.issuer, scopes.join(" ")))
@@ -507,7 +427,7 @@ impl SsoAuthenticator {
 /// An enabled integration chosen for an interactive flow, with its provider's metadata.
 pub struct FlowIntegration {
     pub record: SsoIntegrationRecord,
-    pub props: OidcProperties,
+    pub props: SsoProperties,
     pub provider: Arc<crate::oidc::provider::ProviderKeys>,
 }
 
@@ -519,11 +439,12 @@ impl SsoAuthenticator {
         choice: IntegrationChoice<'_>,
     ) -> Result<FlowIntegration, SsoError> {
         let record = choose_integration(&self.catalog.state(), choice)?.clone();
-        let props = OidcProperties::from_json(&record.properties)
+        let props = SsoProperties::from_json(&record.properties)
             .map_err(|e| SsoError::Internal(e.message))?;
         if props.disabled {
             return Err(SsoError::Disabled(record.name.clone()));
         }
+        oidc_only(&record, &props)?;
         let provider = self.providers.metadata(&props.issuer).await.map_err(|e| {
             SsoError::refused(
                 Reason::ProviderDiscovery,
@@ -538,20 +459,39 @@ impl SsoAuthenticator {
     }
 }
 
+/// Tokens and provider flows need an OpenID Connect integration; an LDAP one checks user names
+/// and passwords only.
+pub(crate) fn oidc_only(
+    record: &SsoIntegrationRecord,
+    props: &SsoProperties,
+) -> Result<(), SsoError> {
+    if props.ldap.is_some() {
+        return Err(SsoError::refused(
+            Reason::NoIntegration,
+            format!(
+                "SSO integration \"{}\" is an LDAP directory: sign in with the directory's user \
+                 name and password, not a token",
+                record.name
+            ),
+        ));
+    }
+    Ok(())
+}
+
 /// The integration a pending flow started with, and its properties, as they are now (it may
 /// have been changed or dropped meanwhile).
 pub fn integration_now(
     catalog: &Catalog,
     id: i64,
     name: &str,
-) -> Result<(SsoIntegrationRecord, OidcProperties), SsoError> {
+) -> Result<(SsoIntegrationRecord, SsoProperties), SsoError> {
     let record = catalog
         .state()
         .integration_by_id(id)
         .cloned()
         .ok_or_else(|| SsoError::UnknownIntegration(name.to_owned()))?;
     let props =
-        OidcProperties::from_json(&record.properties).map_err(|e| SsoError::Internal(e.message))?;
+        SsoProperties::from_json(&record.properties).map_err(|e| SsoError::Internal(e.message))?;
     Ok((record, props))
 }
 
@@ -573,6 +513,117 @@ impl<'a> From<&TokenSignIn<'a>> for IntegrationChoice<'a> {
             pool_id: req.pool_id,
         }
     }
+}
+
+/// From the policy's decision to what the session holds: resolves the groups and roles the
+/// integration may confer (the default group if none), and checks USE on the target database
+/// through them. Every SSO protocol ends its sign-in here.
+pub(crate) fn admit(
+    state: &CatalogState,
+    target: &portcullis_store::DatabaseRecord,
+    integration: &SsoIntegrationRecord,
+    props: &SsoProperties,
+    decision: &policy::Decision,
+    protocol: Protocol,
+    trace: &mut Trace,
+) -> Result<(Vec<i64>, Vec<i64>), SsoError> {
+    let (mut groups, roles, mut notes) = resolve(state, integration, props, decision);
+    // No provider group matched a catalog group: the default group, as seed 003 says.
+    if groups.is_empty() && !decision.used_default_group {
+        match portcullis_catalog::conferred_group(
+            state,
+            integration,
+            props,
+            &props.default_group,
+            portcullis_catalog::NameSource::Configured,
+        ) {
+            Ok(g) => {
+                let fq = format!("{}@{}", g.name, state.database_name(g.database_id));
+                notes.push(format!("no provider group matched; default group {fq}"));
+                groups.push((g.id, fq));
+            }
+            Err(note) => notes.push(format!("default group: {note}")),
+        }
+    }
+    trace.pass(
+        Reason::Policy,
+        format!(
+            "user {}; provider groups {:?}, roles {:?}; groups {:?}{}; roles {:?}{}",
+            decision.identity,
+            decision.provider_groups,
+            decision.provider_roles,
+            groups.iter().map(|(_, n)| n).collect::<Vec<_>>(),
+            if decision.used_default_group {
+                " (default group)"
+            } else {
+                ""
+            },
+            roles.iter().map(|(_, n)| n).collect::<Vec<_>>(),
+            if notes.is_empty() {
+                String::new()
+            } else {
+                format!("; {}", notes.join("; "))
+            }
+        ),
+    );
+    // USE on the target database through the mapped groups, roles or the Public Role.
+    let group_ids: Vec<i64> = groups.iter().map(|(id, _)| *id).collect();
+    let role_ids: Vec<i64> = roles.iter().map(|(id, _)| *id).collect();
+    let probe = Session {
+        id: String::new(),
+        user_id: 0,
+        user: decision.identity.clone(),
+        database: target.name.clone(),
+        database_id: target.id,
+        method: AuthMethod::SsoAccessToken,
+        protocol,
+        peer: String::new(),
+        started_at: 0,
+        expires_at: None,
+        sso: Some(SsoIdentity {
+            integration: integration.name.clone(),
+            integration_id: integration.id,
+            groups: group_ids.clone(),
+            roles: role_ids.clone(),
+            // The probe only names principals; its times and method do not count.
+            token_expires_at: 0,
+        }),
+        credential_stamp: None,
+        via: SignInMethod::Token,
+        application: None,
+        token_id: None,
+    };
+    let principals = session_principals(state, &probe);
+    if !holds(
+        state,
+        &principals,
+        Privilege::new(Action::Use),
+        ObjectRef::Database(target.id),
+    ) {
+        return Err(trace
+            .fail(
+                Reason::NoUsePrivilege,
+                format!(
+                    "none of the user's groups ({}) has the USE privilege on database \"{}\"",
+                    if groups.is_empty() {
+                        "none".to_owned()
+                    } else {
+                        groups
+                            .iter()
+                            .map(|(_, n)| n.as_str())
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    },
+                    target.name
+                ),
+            )
+            .into());
+    }
+    trace.pass(
+        Reason::NoUsePrivilege,
+        format!("USE on database {}", target.name),
+    );
+    Ok((group_ids, role_ids))
 }
 
 /// The integration that checks a sign-in: the one named by `identityprovider` (of the source
@@ -643,7 +694,7 @@ type Named = Vec<(i64, String)>;
 fn resolve(
     state: &CatalogState,
     integration: &SsoIntegrationRecord,
-    props: &OidcProperties,
+    props: &SsoProperties,
     decision: &policy::Decision,
 ) -> (Named, Named, Vec<String>) {
     use portcullis_catalog::{conferred_group, conferred_role, NameSource};

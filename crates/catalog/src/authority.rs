@@ -33,7 +33,7 @@ impl<'a> Authority<'a> {
     fn integration_disabled(&self, id: i64) -> bool {
         self.state
             .integration_by_id(id)
-            .is_some_and(|i| self.state.oidc_properties(i).is_ok_and(|p| p.disabled))
+            .is_some_and(|i| self.state.sso_properties(i).is_ok_and(|p| p.disabled))
     }
 
     /// `Some(reason)` when the session must end.

@@ -259,12 +259,34 @@ impl Catalog {
         &self,
         integration: &portcullis_store::SsoIntegrationRecord,
     ) -> Result<Option<String>, CatalogError> {
+        self.integration_secret(integration, crate::sso::SsoProtocol::Oidc)
+    }
+
+    /// The bind password of an LDAP integration's service account, unsealed (for binding to
+    /// the directory only).
+    pub fn bind_password(
+        &self,
+        integration: &portcullis_store::SsoIntegrationRecord,
+    ) -> Result<Option<String>, CatalogError> {
+        self.integration_secret(integration, crate::sso::SsoProtocol::Ldap)
+    }
+
+    /// An integration's one secret, opened as what `protocol` keeps there: a sealed value
+    /// opens only under the context it was sealed with, so a client secret never serves as a
+    /// bind password or the reverse.
+    fn integration_secret(
+        &self,
+        integration: &portcullis_store::SsoIntegrationRecord,
+        protocol: crate::sso::SsoProtocol,
+    ) -> Result<Option<String>, CatalogError> {
         integration
             .sealed_secret
             .as_deref()
             .map(|sealed| {
-                self.sealer
-                    .open(&crate::exec::sso::secret_context(integration.id), sealed)
+                self.sealer.open(
+                    &crate::exec::sso::secret_context(integration.id, protocol),
+                    sealed,
+                )
             })
             .transpose()
     }

@@ -31,10 +31,12 @@ pub enum SignInMethod {
     CodeFlow,
     /// Seed 004's domain login.
     DomainLogin,
+    /// A PostgreSQL password sign-in checked by an LDAP directory.
+    Directory,
 }
 
 impl SignInMethod {
-    pub const ALL: [SignInMethod; 7] = [
+    pub const ALL: [SignInMethod; 8] = [
         Self::Password,
         Self::HttpLogin,
         Self::Token,
@@ -42,6 +44,7 @@ impl SignInMethod {
         Self::DeviceGrant,
         Self::CodeFlow,
         Self::DomainLogin,
+        Self::Directory,
     ];
 
     pub fn name(self) -> &'static str {
@@ -53,6 +56,7 @@ impl SignInMethod {
             Self::DeviceGrant => "device_grant",
             Self::CodeFlow => "code_flow",
             Self::DomainLogin => "domain_login",
+            Self::Directory => "directory",
         }
     }
 }

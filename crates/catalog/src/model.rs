@@ -36,7 +36,7 @@ pub struct CatalogState {
 
 /// Integration id → (the properties' text, parsed).
 type ParsedProperties =
-    std::collections::HashMap<i64, (String, std::sync::Arc<crate::sso::OidcProperties>)>;
+    std::collections::HashMap<i64, (String, std::sync::Arc<crate::sso::SsoProperties>)>;
 
 impl CatalogState {
     pub fn new(snap: Snapshot) -> Self {
@@ -48,17 +48,17 @@ impl CatalogState {
 
     /// An integration's properties, parsed once per version of their text (a token sign-in
     /// needs them every time).
-    pub fn oidc_properties(
+    pub fn sso_properties(
         &self,
         integration: &SsoIntegrationRecord,
-    ) -> Result<std::sync::Arc<crate::sso::OidcProperties>, crate::CatalogError> {
+    ) -> Result<std::sync::Arc<crate::sso::SsoProperties>, crate::CatalogError> {
         let mut parsed = self.parsed.lock();
         if let Some((text, props)) = parsed.get(&integration.id) {
             if *text == integration.properties {
                 return Ok(props.clone());
             }
         }
-        let props = std::sync::Arc::new(crate::sso::OidcProperties::from_json(
+        let props = std::sync::Arc::new(crate::sso::SsoProperties::from_json(
             &integration.properties,
         )?);
         parsed.insert(

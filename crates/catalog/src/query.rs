@@ -62,7 +62,8 @@ CREATE TABLE sys.oidc_integrations_all (id INTEGER, name TEXT, database_id INTEG
     additional_audiences TEXT, groups_claim_ids TEXT, groups_claim_mappings TEXT,
     roles_claim_ids TEXT, roles_claim_mappings TEXT, allowed_groups TEXT, allowed_roles TEXT,
     blocked_groups TEXT, blocked_roles TEXT, allow_offline_access INTEGER,
-    protocol_version TEXT, assigned_to TEXT, created_at TEXT, updated_at TEXT);
+    protocol_version TEXT, assigned_to TEXT, created_at TEXT, updated_at TEXT,
+    directory TEXT);
 CREATE TABLE sys.connectivity_pools_all (id INTEGER, name TEXT, listen TEXT,
     sso_integration TEXT, created_at TEXT);
 CREATE TABLE sys.authentication_events_all (id INTEGER PRIMARY KEY, time TEXT, event TEXT,
@@ -840,10 +841,10 @@ fn load_integrations(tx: &rusqlite::Transaction<'_>, state: &CatalogState) -> ru
     let mut st = tx.prepare(
         "INSERT INTO sys.oidc_integrations_all VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, \
          ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21, ?22, ?23, ?24, ?25, ?26, ?27, \
-         ?28, ?29)",
+         ?28, ?29, ?30)",
     )?;
     for i in &state.snap.sso_integrations {
-        let Ok(p) = crate::sso::OidcProperties::from_json(&i.properties) else {
+        let Ok(p) = crate::sso::SsoProperties::from_json(&i.properties) else {
             continue;
         };
         let assigned: Vec<String> = state
@@ -897,7 +898,8 @@ fn load_integrations(tx: &rusqlite::Transaction<'_>, state: &CatalogState) -> ru
             },
             assigned.join(", "),
             timestamp(i.created_at),
-            timestamp(i.updated_at)
+            timestamp(i.updated_at),
+            p.ldap.as_ref().map(|d| json(d as &dyn erased_json::Json))
         ])?;
     }
     let mut st =

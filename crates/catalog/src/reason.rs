@@ -58,6 +58,8 @@ pub enum Reason {
     Renewal,
     /// The database's upstream could not be reached or refused what the sign-in needs.
     Upstream,
+    /// An LDAP integration's directory could not be reached, or refused its service account.
+    Directory,
     // --- sessions that ended ---
     ClientDisconnected,
     SignedOut,
@@ -118,6 +120,7 @@ impl Reason {
         Self::Capacity,
         Self::Renewal,
         Self::Upstream,
+        Self::Directory,
         Self::ClientDisconnected,
         Self::SignedOut,
         Self::DatabaseDropped,
@@ -176,6 +179,7 @@ impl Reason {
             Self::Capacity => "capacity",
             Self::Renewal => "renewal",
             Self::Upstream => "upstream",
+            Self::Directory => "directory",
             Self::ClientDisconnected => "client_disconnected",
             Self::SignedOut => "signed_out",
             Self::DatabaseDropped => "database_dropped",
@@ -249,7 +253,10 @@ impl Reason {
                 sqlstate::INVALID_PASSWORD
             }
             Self::UnknownDatabase | Self::UnknownSourceDatabase => sqlstate::INVALID_CATALOG_NAME,
-            Self::ProviderDiscovery | Self::ProviderDeviceAuthorization | Self::Upstream => "08001",
+            Self::ProviderDiscovery
+            | Self::ProviderDeviceAuthorization
+            | Self::Upstream
+            | Self::Directory => "08001",
             Self::Capacity => "53300",
             Self::CallbackPath => sqlstate::INVALID_PARAMETER_VALUE,
             Self::Internal => sqlstate::INTERNAL_ERROR,
@@ -266,7 +273,10 @@ impl Reason {
             Self::NoUsePrivilege | Self::ProviderError => 403,
             Self::AddressThrottled => 429,
             Self::Capacity => 503,
-            Self::ProviderDiscovery | Self::ProviderDeviceAuthorization | Self::Upstream => 502,
+            Self::ProviderDiscovery
+            | Self::ProviderDeviceAuthorization
+            | Self::Upstream
+            | Self::Directory => 502,
             Self::CallbackPath | Self::FlowState | Self::FlowCode | Self::FlowBrowser => 400,
             Self::Internal => 500,
             _ => 401,

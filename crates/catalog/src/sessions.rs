@@ -20,6 +20,9 @@ pub enum AuthMethod {
     SsoIdToken,
     /// An OAuth 2.0 JWT access token given as the password (or as a Bearer token).
     SsoAccessToken,
+    /// A user name and password checked by an LDAP integration's directory (a bind as the
+    /// user); the session lasts the integration's `session_seconds`.
+    Ldap,
 }
 
 impl AuthMethod {
@@ -29,6 +32,7 @@ impl AuthMethod {
             Self::HttpPassword => "password (HTTP)",
             Self::SsoIdToken => "sso (id_token)",
             Self::SsoAccessToken => "sso (access_token)",
+            Self::Ldap => "sso (ldap)",
         }
     }
 }
@@ -306,7 +310,13 @@ impl Entry {
         let mut next = i64::MAX;
         if let Some(exp) = s.sso.as_ref().map(|i| i.token_expires_at) {
             if exp <= now {
-                return (Some(EndReason::TokenExpired { at: exp }), now);
+                // A directory sign-in has no token: its authority is its lifetime.
+                let reason = if s.method == AuthMethod::Ldap {
+                    EndReason::Expired { at: exp }
+                } else {
+                    EndReason::TokenExpired { at: exp }
+                };
+                return (Some(reason), now);
             }
             next = next.min(exp);
         }

@@ -1,5 +1,6 @@
-//! SSO integration properties (seed 003's "SSO Parameters" table): defaults, how a property
-//! statement changes them, and the validation every stored integration passes.
+//! SSO integration properties (seed 003's "SSO Parameters" table, and issue 14's LDAP
+//! directories): defaults, how a property statement changes them, and the validation every
+//! stored integration passes.
 
 use std::collections::BTreeMap;
 
@@ -26,11 +27,210 @@ pub struct Property {
     pub value: PropertyValue,
 }
 
-/// The non-secret properties of an OpenID Connect integration, as stored (JSON) and shown in
-/// `sys.oidc_integrations`. The client secret is kept apart, sealed.
+/// The protocols an integration speaks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SsoProtocol {
+    /// OpenID Connect: tokens from a provider.
+    Oidc,
+    /// An LDAP directory: a user name and password, checked by binding as the user.
+    Ldap,
+}
+
+impl SsoProtocol {
+    pub fn parse(word: &str) -> Option<Self> {
+        match word.to_ascii_lowercase().as_str() {
+            "oidc" => Some(Self::Oidc),
+            "ldap" => Some(Self::Ldap),
+            _ => None,
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Oidc => "oidc",
+            Self::Ldap => "ldap",
+        }
+    }
+
+    /// The property that holds the integration's one secret.
+    pub fn secret_property(self) -> &'static str {
+        match self {
+            Self::Oidc => "client_secret",
+            Self::Ldap => "bind_password",
+        }
+    }
+}
+
+/// An LDAP integration's directory: where it is, how the server finds a user's entry and
+/// groups. The service account's password (`bind_password`) is kept apart, sealed.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default)]
-pub struct OidcProperties {
+pub struct LdapDirectory {
+    /// `ldaps://host[:port]`, or `ldap://` on loopback or with `start_tls`.
+    pub url: String,
+    pub start_tls: bool,
+    /// The service account that searches (none: searches anonymously).
+    pub bind_dn: Option<String>,
+    pub user_search_base: String,
+    /// With `{username}` where the escaped user name goes, e.g. `(uid={username})`.
+    pub user_filter: String,
+    /// The attribute whose value is the session's user name (default `uid`).
+    pub user_id_attribute: String,
+    /// Groups by search: where, and a filter with `{dn}` for the user's DN.
+    pub group_search_base: Option<String>,
+    pub group_filter: Option<String>,
+    /// How long a session signed in through the directory lasts before the directory must be
+    /// asked again (seconds; default 3600).
+    pub session_seconds: i64,
+}
+
+impl LdapDirectory {
+    /// Applies one directory property; `false` if `name` is not one.
+    fn apply(&mut self, name: &str, v: &PropertyValue) -> Result<bool, CatalogError> {
+        match name {
+            "url" => self.url = required_text(name, v)?,
+            "start_tls" => self.start_tls = boolean(name, v)?,
+            "bind_dn" => self.bind_dn = optional_text(name, v)?.filter(|t| !t.is_empty()),
+            "user_search_base" => self.user_search_base = required_text(name, v)?,
+            "user_filter" => self.user_filter = required_text(name, v)?,
+            "user_id_attribute" => self.user_id_attribute = required_text(name, v)?,
+            "group_search_base" => {
+                self.group_search_base = optional_text(name, v)?.filter(|t| !t.is_empty())
+            }
+            "group_filter" => self.group_filter = optional_text(name, v)?.filter(|t| !t.is_empty()),
+            "session_seconds" => {
+                self.session_seconds = required_text(name, v)?.parse().map_err(|_| {
+                    CatalogError::invalid("\"session_seconds\" takes a whole number of seconds")
+                })?
+            }
+            _ => return Ok(false),
+        }
+        Ok(true)
+    }
+
+    /// The rules every stored directory satisfies.
+    pub fn validate(&self) -> Result<(), CatalogError> {
+        let bad = |why: String| Err(CatalogError::invalid(why));
+        if self.url.is_empty() {
+            return bad("the LDAP property \"url\" is required".into());
+        }
+        let url = &self.url;
+        let Some((scheme, rest)) = url.split_once("://") else {
+            return bad(format!("url \"{url}\" must be an ldaps:// or ldap:// URL"));
+        };
+        let authority = rest.strip_suffix('/').unwrap_or(rest);
+        if authority.is_empty()
+            || authority.contains(['/', '?', '#', '@'])
+            || authority
+                .chars()
+                .any(|c| c.is_whitespace() || c.is_control())
+        {
+            return bad(format!(
+                "url \"{url}\" must be scheme://host[:port] (no path, query or user information)"
+            ));
+        }
+        match scheme.to_ascii_lowercase().as_str() {
+            "ldaps" if self.start_tls => {
+                return bad("start_tls is for ldap:// URLs; ldaps:// is TLS already".into())
+            }
+            "ldaps" => {}
+            "ldap" if self.start_tls || is_loopback_authority(authority) => {}
+            "ldap" => {
+                return bad(format!(
+                    "url \"{url}\" sends passwords in the clear: use ldaps://, or start_tls = \
+                     true (plain ldap:// only for a loopback address)"
+                ))
+            }
+            _ => return bad(format!("url \"{url}\" must be an ldaps:// or ldap:// URL")),
+        }
+        if self.user_search_base.is_empty() {
+            return bad("the LDAP property \"user_search_base\" is required".into());
+        }
+        let filter = |name: &str, text: &str, slot: &str| -> Result<(), CatalogError> {
+            if !(text.starts_with('(') && text.ends_with(')')) || text.matches(slot).count() == 0 {
+                return Err(CatalogError::invalid(format!(
+                    "{name} \"{text}\" must be a parenthesized LDAP filter with {slot} where the \
+                     value goes, e.g. {}",
+                    if slot == "{username}" {
+                        "(uid={username})"
+                    } else {
+                        "(member={dn})"
+                    }
+                )));
+            }
+            Ok(())
+        };
+        if self.user_filter.is_empty() {
+            return bad("the LDAP property \"user_filter\" is required".into());
+        }
+        filter("user_filter", &self.user_filter, "{username}")?;
+        let attribute_name = |a: &str| {
+            !a.is_empty()
+                && a.chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == ';' || c == '.')
+        };
+        if !attribute_name(&self.user_id_attribute) {
+            return bad(format!(
+                "user_id_attribute \"{}\" must be an attribute name",
+                self.user_id_attribute
+            ));
+        }
+        match (&self.group_search_base, &self.group_filter) {
+            (Some(_), Some(f)) => filter("group_filter", f, "{dn}")?,
+            (None, None) => {}
+            _ => {
+                return bad(
+                    "group_search_base and group_filter go together (groups by search), or \
+                     neither (groups from an attribute named by groups_claim_ids)"
+                        .into(),
+                )
+            }
+        }
+        if !(60..=7 * 86_400).contains(&self.session_seconds) {
+            return bad("session_seconds must be between 60 and 604800".into());
+        }
+        Ok(())
+    }
+}
+
+/// An LDAP session's default lifetime.
+pub const LDAP_SESSION_SECONDS: i64 = 3600;
+
+/// The LDAP integration property names.
+pub const LDAP_PROPERTY_NAMES: &[&str] = &[
+    "url",
+    "start_tls",
+    "bind_dn",
+    "bind_password",
+    "user_search_base",
+    "user_filter",
+    "user_id_attribute",
+    "group_search_base",
+    "group_filter",
+    "session_seconds",
+    "default_group",
+    "disabled",
+    "groups_claim_ids",
+    "groups_claim_mappings",
+    "roles_claim_ids",
+    "roles_claim_mappings",
+    "allowed_groups",
+    "allowed_roles",
+    "blocked_groups",
+    "blocked_roles",
+];
+
+/// The non-secret properties of an SSO integration, as stored (JSON) and shown in
+/// `sys.oidc_integrations`: the claim policy every protocol shares (default group, mappings,
+/// allowed and blocked lists), the OpenID Connect settings (empty for LDAP) and, for an LDAP
+/// integration, its directory. The one secret (client secret, bind password) is kept apart,
+/// sealed.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct SsoProperties {
+    /// The LDAP directory; `None` for OpenID Connect.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ldap: Option<LdapDirectory>,
     pub issuer: String,
     pub client_id: String,
     pub default_group: String,
@@ -94,9 +294,29 @@ pub enum SecretChange {
     Clear,
 }
 
-impl OidcProperties {
+impl SsoProperties {
+    /// New properties of an integration speaking `protocol`.
+    pub fn new(protocol: SsoProtocol) -> Self {
+        Self {
+            ldap: (protocol == SsoProtocol::Ldap).then(|| LdapDirectory {
+                user_id_attribute: "uid".into(),
+                session_seconds: LDAP_SESSION_SECONDS,
+                ..LdapDirectory::default()
+            }),
+            ..Self::default()
+        }
+    }
+
+    pub fn protocol(&self) -> SsoProtocol {
+        if self.ldap.is_some() {
+            SsoProtocol::Ldap
+        } else {
+            SsoProtocol::Oidc
+        }
+    }
+
     /// Applies `name = value` properties in order. `user_claim_ids` is an alias of
-    /// `user_id_claims`. Returns what happens to the client secret.
+    /// `user_id_claims`. Returns what happens to the secret (client secret or bind password).
     pub fn apply(&mut self, properties: &[Property]) -> Result<SecretChange, CatalogError> {
         let mut secret = SecretChange::Keep;
         let mut seen = Vec::new();
@@ -112,6 +332,27 @@ impl OidcProperties {
             }
             seen.push(name);
             let v = &p.value;
+            if let Some(directory) = self.ldap.as_mut() {
+                if !LDAP_PROPERTY_NAMES.contains(&name) {
+                    return Err(CatalogError::new(
+                        crate::error::sqlstate::UNDEFINED_OBJECT,
+                        format!(
+                            "unknown LDAP integration property \"{name}\"; the properties are {}",
+                            LDAP_PROPERTY_NAMES.join(", ")
+                        ),
+                    ));
+                }
+                if directory.apply(name, v)? {
+                    continue;
+                }
+                if name == "bind_password" {
+                    secret = match v {
+                        PropertyValue::Null => SecretChange::Clear,
+                        _ => SecretChange::Set(required_text(name, v)?),
+                    };
+                    continue;
+                }
+            }
             match name {
                 "issuer" => self.issuer = required_text(name, v)?,
                 "client_id" => self.client_id = required_text(name, v)?,
@@ -170,6 +411,15 @@ impl OidcProperties {
 
     /// The rules every stored integration satisfies.
     pub fn validate(&self) -> Result<(), CatalogError> {
+        if let Some(directory) = &self.ldap {
+            if self.default_group.is_empty() {
+                return Err(CatalogError::invalid(
+                    "the SSO property \"default_group\" is required",
+                ));
+            }
+            directory.validate()?;
+            return self.validate_mappings();
+        }
         for (name, value) in [
             ("issuer", &self.issuer),
             ("client_id", &self.client_id),
@@ -189,10 +439,26 @@ impl OidcProperties {
                 ));
             }
         }
-        if !self.groups_claim_mappings.is_empty() && self.groups_claim_ids.is_empty() {
+        if let Some(host) = &self.redirect_host {
+            if host.is_empty() || host.contains(['/', '\\', '?', '#', '@', ' ']) {
+                return Err(CatalogError::invalid(format!(
+                    "redirect_host \"{host}\" must be a host name with an optional port"
+                )));
+            }
+        }
+        self.validate_mappings()
+    }
+
+    fn validate_mappings(&self) -> Result<(), CatalogError> {
+        let by_search = self
+            .ldap
+            .as_ref()
+            .is_some_and(|d| d.group_search_base.is_some());
+        if !self.groups_claim_mappings.is_empty() && self.groups_claim_ids.is_empty() && !by_search
+        {
             return Err(CatalogError::invalid(
-                "groups_claim_mappings needs groups_claim_ids: name the token claims that hold \
-                 the provider's groups",
+                "groups_claim_mappings needs groups_claim_ids: name the token claims (LDAP: the \
+                 attributes, or group_search_base) that hold the provider's groups",
             ));
         }
         if !self.roles_claim_mappings.is_empty() && self.roles_claim_ids.is_empty() {
@@ -200,13 +466,6 @@ impl OidcProperties {
                 "roles_claim_mappings needs roles_claim_ids: name the token claims that hold the \
                  provider's roles",
             ));
-        }
-        if let Some(host) = &self.redirect_host {
-            if host.is_empty() || host.contains(['/', '\\', '?', '#', '@', ' ']) {
-                return Err(CatalogError::invalid(format!(
-                    "redirect_host \"{host}\" must be a host name with an optional port"
-                )));
-            }
         }
         Ok(())
     }
@@ -359,8 +618,8 @@ mod tests {
         }
     }
 
-    fn minimal() -> OidcProperties {
-        let mut p = OidcProperties::default();
+    fn minimal() -> SsoProperties {
+        let mut p = SsoProperties::default();
         p.apply(&[
             prop("issuer", text("https://idp.example")),
             prop("client_id", text("app")),
@@ -377,7 +636,7 @@ mod tests {
         assert!(!p.disabled && !p.enable_id_token_authentication && !p.allow_offline_access);
         assert!(p.user_id_claims.is_empty() && p.additional_scopes.is_empty());
         for missing in ["issuer", "client_id", "default_group"] {
-            let mut q = OidcProperties::default();
+            let mut q = SsoProperties::default();
             let all = [
                 prop("issuer", text("https://idp.example")),
                 prop("client_id", text("app")),
@@ -475,7 +734,7 @@ mod tests {
             SecretChange::Set("s3cret".into())
         );
         assert!(!p.to_json().contains("s3cret"));
-        assert_eq!(OidcProperties::from_json(&p.to_json()).unwrap(), p);
+        assert_eq!(SsoProperties::from_json(&p.to_json()).unwrap(), p);
         assert!(p.apply(&[prop("protocol_version", text("v2"))]).is_err());
     }
 }

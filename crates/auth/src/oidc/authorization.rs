@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine as _;
-use portcullis_catalog::sso::OidcProperties;
+use portcullis_catalog::sso::SsoProperties;
 
 /// 32 random bytes, base64url (43 characters): state, nonce and PKCE verifier values.
 pub fn random_value() -> String {
@@ -25,7 +25,7 @@ pub fn pkce_challenge(verifier: &str) -> String {
 /// allows offline access.
 pub fn authorization_url(
     endpoint: &str,
-    props: &OidcProperties,
+    props: &SsoProperties,
     redirect_uri: &str,
     state: &str,
     nonce: &str,
@@ -52,7 +52,7 @@ pub fn authorization_url(
 }
 
 /// The scopes asked for: `openid` plus the integration's additional scopes, once each.
-pub fn scopes(props: &OidcProperties) -> String {
+pub fn scopes(props: &SsoProperties) -> String {
     let mut scopes = vec!["openid"];
     for s in &props.additional_scopes {
         if !scopes.contains(&s.as_str()) {
@@ -255,7 +255,7 @@ mod tests {
 
     #[test]
     fn authorization_url_carries_everything() {
-        let props = OidcProperties {
+        let props = SsoProperties {
             issuer: "https://idp.example".into(),
             client_id: "app id".into(),
             additional_scopes: vec!["email".into(), "openid".into()],

@@ -2,7 +2,7 @@
 //! user is, which provider groups and roles the token carries, whether the allowed / blocked
 //! lists admit them, and which catalog groups and roles they map to. Pure functions.
 
-use portcullis_catalog::sso::OidcProperties;
+use portcullis_catalog::sso::SsoProperties;
 use serde_json::{Map, Value};
 
 /// What the policy decided for one token.
@@ -52,7 +52,7 @@ pub fn fold_role(name: &str) -> String {
 
 /// The user's identity: the configured `user_id_claims` joined by `::`, or by default the
 /// `email` claim, else `iss::sub`.
-pub fn identity(props: &OidcProperties, claims: &Map<String, Value>) -> Result<String, String> {
+pub fn identity(props: &SsoProperties, claims: &Map<String, Value>) -> Result<String, String> {
     let text = |name: &str| match claims.get(name) {
         Some(Value::String(s)) if !s.is_empty() => Some(s.clone()),
         Some(Value::Number(n)) => Some(n.to_string()),
@@ -137,7 +137,7 @@ fn listed(list: &[String], name: &str, fold: fn(&str) -> String) -> bool {
 }
 
 /// Applies the integration's policy to validated claims. `Err` is the refusal reason.
-pub fn decide(props: &OidcProperties, claims: &Map<String, Value>) -> Result<Decision, String> {
+pub fn decide(props: &SsoProperties, claims: &Map<String, Value>) -> Result<Decision, String> {
     let identity = identity(props, claims)?;
     let provider_groups = claim_values(claims, &props.groups_claim_ids);
     let provider_roles = claim_values(claims, &props.roles_claim_ids);
@@ -198,8 +198,8 @@ mod tests {
     use super::*;
     use serde_json::json;
 
-    fn props() -> OidcProperties {
-        OidcProperties {
+    fn props() -> SsoProperties {
+        SsoProperties {
             issuer: "https://idp".into(),
             client_id: "app".into(),
             default_group: "sso_users".into(),

@@ -5,7 +5,7 @@
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine as _;
 use jsonwebtoken::{Algorithm, Validation};
-use portcullis_catalog::sso::OidcProperties;
+use portcullis_catalog::sso::SsoProperties;
 use portcullis_catalog::Reason;
 use serde_json::{Map, Value};
 
@@ -249,7 +249,7 @@ pub fn check_header(token: &str, trace: &mut Trace) -> Result<HeaderInfo, Refusa
 pub fn choose_rules(
     header: &HeaderInfo,
     presented_as: TokenKind,
-    props: &OidcProperties,
+    props: &SsoProperties,
     trace: &mut Trace,
 ) -> Result<TokenKind, Refusal> {
     let is_access = header.typ.as_deref() == Some("at+jwt");
@@ -350,7 +350,7 @@ fn time_claim(claims: &Map<String, Value>, name: &str) -> Result<Option<i64>, St
 pub fn check_claims(
     claims: &Map<String, Value>,
     rules: TokenKind,
-    props: &OidcProperties,
+    props: &SsoProperties,
     now: i64,
     trace: &mut Trace,
 ) -> Result<i64, Refusal> {
@@ -529,7 +529,7 @@ pub fn check_claims(
 /// Validates a token for an integration: header, key, signature, claims.
 pub async fn validate(
     providers: &ProviderCache,
-    props: &OidcProperties,
+    props: &SsoProperties,
     token: &str,
     presented_as: TokenKind,
     now: i64,
@@ -611,8 +611,8 @@ mod tests {
         format!("{}.{}.c2ln", b64(&header), b64(&json!({"sub": "x"})))
     }
 
-    fn props() -> OidcProperties {
-        OidcProperties {
+    fn props() -> SsoProperties {
+        SsoProperties {
             issuer: "https://idp.example".into(),
             client_id: "app".into(),
             default_group: "users".into(),

@@ -139,9 +139,9 @@ pub fn plan(
         Statement::CreateSsoIntegration {
             name,
             if_not_exists,
+            protocol,
             properties,
-            ..
-        } => sso::create(actor, state, name, *if_not_exists, properties),
+        } => sso::create(actor, state, name, *if_not_exists, protocol, properties),
         Statement::AlterSsoIntegration { name, properties } => {
             sso::alter(actor, state, name, properties)
         }
@@ -153,9 +153,9 @@ pub fn plan(
         Statement::DatabaseSsoProperties {
             database,
             replace,
+            protocol,
             properties,
-            ..
-        } => sso::database_properties(actor, state, database, *replace, properties),
+        } => sso::database_properties(actor, state, database, *replace, protocol, properties),
         Statement::CreateConnectivityPool {
             name,
             if_not_exists,

@@ -17,11 +17,23 @@ use crate::error::CatalogError;
 use crate::model::{CatalogState, SYSTEM_DATABASE};
 use crate::privileges::{holds, Action, Privilege};
 use crate::sql::SsoTarget;
-use crate::sso::{OidcProperties, Property, SecretChange};
+use crate::sso::{Property, SecretChange, SsoProperties, SsoProtocol};
 
-/// The sealing context of an integration's client secret (binds the sealed bytes to the record).
-pub fn secret_context(integration_id: i64) -> String {
-    format!("sso_integration:{integration_id}:client_secret")
+/// The sealing context of an integration's secret — its client secret, or an LDAP
+/// integration's bind password (binds the sealed bytes to the record and to their meaning).
+pub fn secret_context(integration_id: i64, protocol: SsoProtocol) -> String {
+    format!(
+        "sso_integration:{integration_id}:{}",
+        protocol.secret_property()
+    )
+}
+
+fn protocol_of(word: &str) -> Result<SsoProtocol, CatalogError> {
+    SsoProtocol::parse(word).ok_or_else(|| {
+        CatalogError::invalid(format!(
+            "unknown SSO protocol \"{word}\": the protocols are OIDC and LDAP"
+        ))
+    })
 }
 
 /// Database administrators (ALL on the database) and security administrators (SYSAUTH, which
@@ -80,7 +92,7 @@ fn check_mapped_objects(
     actor: &Actor,
     state: &CatalogState,
     database_id: i64,
-    props: &OidcProperties,
+    props: &SsoProperties,
 ) -> Result<(), CatalogError> {
     let database = state.database_name(database_id).to_owned();
     let principals = actor.principals(state);
@@ -167,7 +179,7 @@ pub fn is_administrator_role(name: &str) -> bool {
     )
 }
 
-/// The writer's principals as stored in [`OidcProperties::mapping_authority`].
+/// The writer's principals as stored in [`SsoProperties::mapping_authority`].
 fn authority_of(principals: &[PrincipalRef]) -> Vec<String> {
     principals
         .iter()
@@ -179,7 +191,7 @@ fn authority_of(principals: &[PrincipalRef]) -> Vec<String> {
         .collect()
 }
 
-fn authority_principals(props: &OidcProperties) -> Vec<PrincipalRef> {
+fn authority_principals(props: &SsoProperties) -> Vec<PrincipalRef> {
     props
         .mapping_authority
         .iter()
@@ -202,7 +214,7 @@ fn authority_principals(props: &OidcProperties) -> Vec<PrincipalRef> {
 fn confers_carried(
     state: &CatalogState,
     integration: &SsoIntegrationRecord,
-    props: &OidcProperties,
+    props: &SsoProperties,
     target: PrincipalRef,
 ) -> Result<(), String> {
     let authority = authority_principals(props);
@@ -251,7 +263,7 @@ pub fn still_conferred(
         .sso_assignments
         .iter()
         .any(|a| a.integration_id == integration.id);
-    let Ok(props) = state.oidc_properties(integration) else {
+    let Ok(props) = state.sso_properties(integration) else {
         return false;
     };
     if !assigned || confers_carried(state, integration, &props, target).is_err() {
@@ -289,7 +301,7 @@ pub enum NameSource {
 pub fn conferred_group<'a>(
     state: &'a CatalogState,
     integration: &SsoIntegrationRecord,
-    props: &OidcProperties,
+    props: &SsoProperties,
     name: &str,
     source: NameSource,
 ) -> Result<&'a GroupRecord, String> {
@@ -339,7 +351,7 @@ pub fn conferred_group<'a>(
 pub fn conferred_role<'a>(
     state: &'a CatalogState,
     integration: &SsoIntegrationRecord,
-    props: &OidcProperties,
+    props: &SsoProperties,
     name: &str,
     source: NameSource,
 ) -> Result<&'a RoleRecord, String> {
@@ -439,7 +451,7 @@ fn integration_record(
     id: i64,
     database_id: i64,
     name: &str,
-    props: OidcProperties,
+    props: SsoProperties,
     secret: SecretChange,
     previous: Option<&SsoIntegrationRecord>,
 ) -> Result<SsoIntegrationRecord, CatalogError> {
@@ -450,13 +462,17 @@ fn integration_record(
     let sealed_secret = match secret {
         SecretChange::Keep => previous.and_then(|p| p.sealed_secret.clone()),
         SecretChange::Clear => None,
-        SecretChange::Set(s) => Some(actor.sealer.seal(&secret_context(id), &s)?),
+        SecretChange::Set(s) => Some(
+            actor
+                .sealer
+                .seal(&secret_context(id, props.protocol()), &s)?,
+        ),
     };
     Ok(SsoIntegrationRecord {
         id,
         database_id,
         name: name.to_owned(),
-        protocol: "oidc".into(),
+        protocol: props.protocol().as_str().into(),
         properties: props.to_json(),
         sealed_secret,
         created_at: previous.map_or(actor.now, |p| p.created_at),
@@ -469,8 +485,10 @@ pub fn create(
     state: &CatalogState,
     name: &str,
     if_not_exists: bool,
+    protocol: &str,
     properties: &[Property],
 ) -> Result<Vec<Change>, CatalogError> {
+    let protocol = protocol_of(protocol)?;
     let db = database(state, actor.current_database())?;
     require_sso_admin(actor, state, db.id)?;
     check_name("integration", name)?;
@@ -487,7 +505,7 @@ pub fn create(
             Err(CatalogError::duplicate("SSO integration", name))
         };
     }
-    let mut props = OidcProperties::default();
+    let mut props = SsoProperties::new(protocol);
     let secret = props.apply(properties)?;
     let id = state.next_id();
     let record = integration_record(actor, state, id, db.id, name, props, secret, None)?;
@@ -501,7 +519,7 @@ fn alter_record(
     properties: &[Property],
 ) -> Result<Vec<Change>, CatalogError> {
     require_sso_admin(actor, state, existing.database_id)?;
-    let mut props = OidcProperties::from_json(&existing.properties)?;
+    let mut props = SsoProperties::from_json(&existing.properties)?;
     let secret = props.apply(properties)?;
     let record = integration_record(
         actor,
@@ -675,8 +693,10 @@ pub fn database_properties(
     state: &CatalogState,
     database_name: &str,
     replace: bool,
+    protocol: &str,
     properties: &[Property],
 ) -> Result<Vec<Change>, CatalogError> {
+    let protocol = protocol_of(protocol)?;
     let db = database(state, database_name)?;
     require_connected(actor, state, database_name)?;
     require_sso_admin(actor, state, db.id)?;
@@ -698,7 +718,7 @@ pub fn database_properties(
     // The database's own integration is named after it.
     let existing = state.integration(db.id, &db.name);
     let id = existing.map_or_else(|| state.next_id(), |i| i.id);
-    let mut props = OidcProperties::default();
+    let mut props = SsoProperties::new(protocol);
     let secret = props.apply(properties)?;
     let record = integration_record(actor, state, id, db.id, &db.name, props, secret, None)?;
     Ok(vec![

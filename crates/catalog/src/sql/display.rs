@@ -354,6 +354,9 @@ mod tests {
             ALTER CONNECTIVITY_POOL p SET SSO INTEGRATION corp; ALTER CONNECTIVITY_POOL p REMOVE SSO INTEGRATION;
             ALTER DATABASE d SET SSO INTEGRATION oidc issuer = 'https://i'; ALTER DATABASE d ALTER SSO INTEGRATION OIDC a = b;
             ALTER DATABASE d REMOVE SSO INTEGRATION;
+            CREATE SSO INTEGRATION corp PROTOCOL ldap url = 'ldaps://dir.example',
+              user_filter = '(&(uid={username})(objectClass=person))', groups_claim_ids = [memberOf];
+            ALTER DATABASE d SET SSO INTEGRATION LDAP url = 'ldap://127.0.0.1:389';
             CREATE CONNECTIVITY_POOL IF NOT EXISTS p LISTEN = '127.0.0.1:5433'; DROP CONNECTIVITY_POOL p, q;
             EXPLAIN AUTHENTICATION 'a.b.c' FOR DATABASE d; EXPLAIN AUTHENTICATION 'x';
             SELECT name, ';' FROM sys.users WHERE name = 'a''b' -- comment

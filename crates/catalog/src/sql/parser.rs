@@ -210,14 +210,17 @@ fn create(c: &mut Cursor) -> Result<Statement, CatalogError> {
     }
 }
 
-/// The protocol word of an integration: `oidc` (any case) is the only one.
+/// The protocol word of an integration: `oidc` or `ldap` (any case).
 fn protocol(c: &mut Cursor) -> Result<String, CatalogError> {
     match c.peek() {
-        Some(Token::Word(w)) if w.value.eq_ignore_ascii_case("oidc") => {
-            c.next();
-            Ok("oidc".to_owned())
-        }
-        _ => c.expected("the SSO protocol OIDC (the only one supported)"),
+        Some(Token::Word(w)) => match crate::sso::SsoProtocol::parse(&w.value) {
+            Some(p) => {
+                c.next();
+                Ok(p.as_str().to_owned())
+            }
+            None => c.expected("the SSO protocol OIDC or LDAP"),
+        },
+        _ => c.expected("the SSO protocol OIDC or LDAP"),
     }
 }
 
@@ -435,7 +438,7 @@ fn database_sso(
     database: String,
     replace: bool,
 ) -> Result<Statement, CatalogError> {
-    let word = c.identifier("an integration name or the protocol OIDC")?;
+    let word = c.identifier("an integration name or the protocol OIDC or LDAP")?;
     if c.at_end() {
         if !replace {
             return c.expected("the properties to change");
@@ -445,16 +448,16 @@ fn database_sso(
             name: word,
         });
     }
-    if word != "oidc" {
+    let Some(protocol) = crate::sso::SsoProtocol::parse(&word) else {
         return Err(CatalogError::invalid(format!(
-            "unknown SSO protocol \"{word}\": the only protocol is OIDC"
+            "unknown SSO protocol \"{word}\": the protocols are OIDC and LDAP"
         )));
-    }
+    };
     let properties = list(c, property)?;
     Ok(Statement::DatabaseSsoProperties {
         database,
         replace,
-        protocol: word,
+        protocol: protocol.as_str().to_owned(),
         properties,
     })
 }

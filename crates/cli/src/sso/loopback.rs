@@ -14,7 +14,7 @@ use axum::routing::get;
 use axum::Router;
 use portcullis_auth::oidc::authorization::{authorization_url, random_value, TokenResponse};
 use portcullis_auth::oidc::fetch::Fetcher;
-use portcullis_catalog::sso::OidcProperties;
+use portcullis_catalog::sso::SsoProperties;
 use tokio::sync::mpsc;
 
 use super::{claim, Provider};
@@ -51,7 +51,7 @@ pub async fn sign_in(
     if provider.allow_offline_access && !scopes.iter().any(|s| s == "offline_access") {
         scopes.push("offline_access".into());
     }
-    let props = OidcProperties {
+    let props = SsoProperties {
         issuer: provider.issuer.clone(),
         client_id: provider.client_id.clone(),
         additional_scopes: scopes,

@@ -1,5 +1,6 @@
 //! Seed 004's domain login on `POST /v1/login` with a form body: `Domain` is an SSO
-//! integration's name (the body then carries `id_token`) or a database name (its password
+//! integration's name (the body then carries `id_token` for an OpenID Connect domain, or
+//! `identity_username` + `secret_password` for an LDAP one) or a database name (its password
 //! domain: `identity_username` + `secret_password`). Without `Domain`, the user's own
 //! database is the domain. Answers `{"DomainName", "UserName"}` and an `OAuthToken_<Domain>`
 //! cookie holding an HTTP access token.
@@ -10,8 +11,10 @@ use std::net::SocketAddr;
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
+use portcullis_auth::ldap::DirectorySignIn;
 use portcullis_auth::oidc::TokenKind;
 use portcullis_auth::TokenSignIn;
+use portcullis_catalog::sso::SsoProtocol;
 use portcullis_catalog::{now, Protocol, SignInMethod};
 use serde::Serialize;
 
@@ -50,14 +53,40 @@ pub async fn domain_login(
     let client = super::client_of(peer, headers);
     let (domain, session) = match field("Domain") {
         Some(domain) if assigned_domain(&cstate, domain)?.is_some() => {
-            let integration = assigned_domain(&cstate, domain)?.ok_or_else(|| bad("gone"))?;
+            let (integration, database) =
+                assigned_domain(&cstate, domain)?.ok_or_else(|| bad("gone"))?;
             let domain = integration.name.as_str();
+            if integration.protocol == SsoProtocol::Ldap.as_str() {
+                // An LDAP domain: the directory's user name and password.
+                let (Some(user), Some(password)) =
+                    (field("identity_username"), field("secret_password"))
+                else {
+                    return Err(bad(format!(
+                        "domain \"{domain}\" is an LDAP domain: send identity_username and \
+                         secret_password"
+                    )));
+                };
+                let session = state
+                    .sso
+                    .sign_in_with_directory(&DirectorySignIn {
+                        database: &database,
+                        source_database: None,
+                        integration: Some(domain),
+                        pool_id: None,
+                        username: user,
+                        password,
+                        client: &client,
+                        via: SignInMethod::DomainLogin,
+                        protocol: Protocol::Http,
+                    })
+                    .await?;
+                return finish(state, domain.to_owned(), session);
+            }
             let token = field("id_token").ok_or_else(|| {
                 bad(format!(
                     "domain \"{domain}\" is an OpenID Connect domain: send id_token"
                 ))
             })?;
-            let database = cstate.database_name(integration.database_id).to_owned();
             let session = state
                 .sso
                 .sign_in(&TokenSignIn {
@@ -107,6 +136,16 @@ pub async fn domain_login(
             (database.unwrap_or_default(), session)
         }
     };
+    finish(state, domain, session)
+}
+
+/// The `OAuthToken_<Domain>` cookie with an HTTP access token for the session, and
+/// `{"DomainName", "UserName"}`.
+fn finish(
+    state: &HttpState,
+    domain: String,
+    session: std::sync::Arc<portcullis_catalog::Session>,
+) -> Result<Response, ApiError> {
     let token = state.tokens.issue(&session.id);
     let max_age = session.expires_at.map(|t| (t - now()).max(0));
     let cookie = cookies::set_strict(
@@ -126,31 +165,31 @@ pub async fn domain_login(
         .into_response())
 }
 
-/// The integration a `Domain` names: `integration@database`, or an integration name that
-/// exactly one database has assigned (only assigned integrations sign anyone in). A name two
-/// databases use must be qualified.
+/// The integration a `Domain` names, with the database it is assigned to:
+/// `integration@database`, or an integration name that exactly one database has assigned
+/// (only assigned integrations sign anyone in). A name two databases use must be qualified.
 fn assigned_domain(
     state: &portcullis_catalog::model::CatalogState,
     domain: &str,
-) -> Result<Option<portcullis_store::SsoIntegrationRecord>, ApiError> {
+) -> Result<Option<(portcullis_store::SsoIntegrationRecord, String)>, ApiError> {
     use portcullis_store::AssignmentTarget;
-    let assigned = |database_id: i64| {
+    let assigned = |d: &portcullis_store::DatabaseRecord| {
         state
-            .assigned_integration(AssignmentTarget::Database(database_id))
-            .cloned()
+            .assigned_integration(AssignmentTarget::Database(d.id))
+            .map(|i| (i.clone(), d.name.clone()))
     };
     if let Some((name, database)) = domain.rsplit_once('@') {
         return Ok(state
             .database(database)
-            .and_then(|d| assigned(d.id))
-            .filter(|i| i.name == name));
+            .and_then(assigned)
+            .filter(|(i, _)| i.name == name));
     }
     let mut found: Vec<_> = state
         .snap
         .databases
         .iter()
-        .filter_map(|d| assigned(d.id))
-        .filter(|i| i.name == domain)
+        .filter_map(assigned)
+        .filter(|(i, _)| i.name == domain)
         .collect();
     if found.len() > 1 {
         return Err(bad(format!(

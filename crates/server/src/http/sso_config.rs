@@ -9,7 +9,7 @@ use axum::Json;
 use portcullis_auth::oidc::authorization::scopes;
 use portcullis_auth::{choose_integration, IntegrationChoice, SsoError};
 use portcullis_catalog::model::SYSTEM_DATABASE;
-use portcullis_catalog::sso::OidcProperties;
+use portcullis_catalog::sso::SsoProperties;
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
@@ -62,7 +62,7 @@ pub async fn sso_config(
             pool_id: None,
         },
     )?;
-    let props = OidcProperties::from_json(&record.properties)
+    let props = SsoProperties::from_json(&record.properties)
         .map_err(|e| ApiError::from(SsoError::Internal(e.message)))?;
     if props.disabled {
         return Err(SsoError::Disabled(record.name.clone()).into());

@@ -1,5 +1,6 @@
 //! Where one connection is in its life — one state, behind one lock: starting, in the middle of
-//! a sign-in (SCRAM, a token in a password message, SASL OAUTHBEARER, an interactive flow),
+//! a sign-in (SCRAM, a token in a password message, a directory's password, SASL OAUTHBEARER,
+//! an interactive flow),
 //! signed in, or closed.
 
 use std::sync::Arc;
@@ -39,6 +40,9 @@ pub enum Phase {
     Password { target: LoginTarget, initial: bool },
     /// Waiting for the password message that carries a token.
     Token(PendingToken),
+    /// Waiting for a cleartext password for a database whose integration is an LDAP
+    /// directory: the target's own verifier checks a catalog user, the directory anyone else.
+    Directory(LoginTarget),
     /// SASL OAUTHBEARER.
     OAuth(OAuthExchange),
     /// An interactive sign-in waiting for the person (the connection loop takes it).

@@ -73,6 +73,7 @@ impl StartupHandler for PgConnection {
             PgWireFrontendMessage::Startup(ref startup) => self.begin(client, startup).await,
             PgWireFrontendMessage::PasswordMessageFamily(msg) => match self.take_phase() {
                 Phase::Token(pending) => self.token_message(client, pending, msg).await,
+                Phase::Directory(target) => self.directory_message(client, target, msg).await,
                 Phase::Password { target, initial } => {
                     if initial {
                         sasl_initial_framing(&msg)?;
@@ -193,6 +194,19 @@ impl PgConnection {
                 SignInMethod::Password,
             )
             .map_err(|e| fatal(&e))?;
+        // A database whose integration is an LDAP directory takes every password in the clear
+        // (over TLS or on loopback only), so which names are catalog users does not show.
+        let private = client.is_secure() || client.socket_addr().ip().is_loopback();
+        if private && self.directory_checks(&target) {
+            self.set_phase(Phase::Directory(target));
+            client
+                .send(PgWireBackendMessage::Authentication(
+                    Authentication::CleartextPassword,
+                ))
+                .await?;
+            client.flush().await?;
+            return Ok(());
+        }
         let mut scram = ScramAuth::new(Arc::new(ConnectionVerifier(target.verifier.clone())));
         scram.set_iterations(target.verifier.iterations as usize);
         self.set_phase(Phase::Password {
@@ -289,7 +303,52 @@ impl PgConnection {
         self.finish_token_sign_in(client, session).await
     }
 
-    /// Sends AuthenticationOk and what follows for a session a token opened.
+    /// Whether an LDAP integration checks this password sign-in's non-catalog users.
+    fn directory_checks(&self, target: &portcullis_auth::LoginTarget) -> bool {
+        let source =
+            (target.fqun.database != target.database).then_some(target.fqun.database.as_str());
+        self.shared
+            .sso
+            .directory_integration(IntegrationChoice {
+                source_database: source,
+                database: &target.database,
+                integration: None,
+                pool_id: self.listener.pool_id(),
+            })
+            .is_some()
+    }
+
+    /// The cleartext password for a database whose integration is an LDAP directory.
+    async fn directory_message<C>(
+        &self,
+        client: &mut C,
+        target: portcullis_auth::LoginTarget,
+        msg: PasswordMessageFamily,
+    ) -> PgWireResult<()>
+    where
+        C: ClientInfo + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
+        C::Error: Debug,
+        PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
+    {
+        let password = match msg.into_password() {
+            Ok(p) => p.password,
+            Err(_) => return Err(fatal_with("08P01", "expected a password message".into())),
+        };
+        let session = portcullis_auth::ldap::sign_in_cleartext(
+            &self.shared.auth,
+            &self.shared.sso,
+            &target,
+            &password,
+            self.listener.pool_id(),
+            Protocol::Postgres,
+        )
+        .await
+        .map_err(|e| fatal_with(e.sqlstate(), e.to_string()))?;
+        self.finish_token_sign_in(client, session).await
+    }
+
+    /// Sends AuthenticationOk and what follows for a session opened without SCRAM (a token,
+    /// a directory's password).
     async fn finish_token_sign_in<C>(
         &self,
         client: &mut C,

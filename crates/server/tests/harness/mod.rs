@@ -4,6 +4,7 @@
 
 pub mod idp;
 pub mod inprocess;
+pub mod ldap;
 pub mod postgres;
 pub mod process;
 pub mod web;

@@ -15,7 +15,7 @@ use parking_lot::Mutex;
 use portcullis_auth::oidc::authorization::random_value;
 use portcullis_auth::BeginSignIn;
 use portcullis_catalog::model::SYSTEM_DATABASE;
-use portcullis_catalog::sso::OidcProperties;
+use portcullis_catalog::sso::SsoProperties;
 use portcullis_catalog::{now, SignInMethod};
 use serde::Deserialize;
 
@@ -125,7 +125,7 @@ fn render(
     if !offered.is_empty() {
         body.push_str("<fieldset><legend>Single sign-on</legend>");
         for (integration, _pool) in &offered {
-            let client_id = OidcProperties::from_json(&integration.properties)
+            let client_id = SsoProperties::from_json(&integration.properties)
                 .map(|p| p.client_id)
                 .unwrap_or_default();
             body.push_str(&format!(
