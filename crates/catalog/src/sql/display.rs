@@ -365,7 +365,7 @@ mod tests {
             BEGIN; START TRANSACTION; COMMIT; END; ROLLBACK; ABORT; DISCARD ALL; DEALLOCATE x; RESET ALL
         "#;
         let statements = parse_statements(sql).unwrap();
-        assert_eq!(statements.len(), 52);
+        assert_eq!(statements.len(), 54);
         for s in statements {
             let text = s.to_string();
             assert_eq!(parse_statements(&text).unwrap(), vec![s], "{text}");
