@@ -360,8 +360,6 @@ impl SsoAuthenticator {
                  database \"{database}\""
             )));
         }
-        // One row per check; the last says what the sign-in would do. A failed row carries
-        // the reason code the sign-in would be refused with.
         let outcome = match &result {
             Ok(_) => (true, "the token would sign in".to_owned(), None),
             Err(e @ SsoError::Refused { .. }) => (
@@ -371,29 +369,35 @@ impl SsoAuthenticator {
             ),
             Err(e) => (false, e.to_string(), Some(e.reason())),
         };
-        let row = |step: usize, check: &str, passed: bool, detail: String, code: Option<Reason>| {
-            vec![
-                Value::Int(step as i64 + 1),
-                Value::Text(check.to_owned()),
-                Value::Text(if passed { "pass" } else { "fail" }.to_owned()),
-                Value::Text(detail),
-                code.map_or(Value::Null, |r| Value::Text(r.code().to_owned())),
-            ]
-        };
-        let mut rows: Vec<Vec<Value>> = trace
-            .checks
-            .into_iter()
-            .enumerate()
-            .map(|(i, c)| {
-                let code = (!c.passed).then_some(c.reason);
-                row(i, c.reason.check(), c.passed, c.detail, code)
-            })
-            .collect();
-        rows.push(row(rows.len(), "result", outcome.0, outcome.1, outcome.2));
-        Ok(QueryResult {
-            columns: explain_columns(),
-            rows,
+        Ok(explained(trace, outcome))
+    }
+}
+
+/// EXPLAIN AUTHENTICATION's answer: one row per check, then a last row that says what the
+/// sign-in would do. A failed row carries the reason code the sign-in would be refused with.
+pub(crate) fn explained(trace: Trace, outcome: (bool, String, Option<Reason>)) -> QueryResult {
+    let row = |step: usize, check: &str, passed: bool, detail: String, code: Option<Reason>| {
+        vec![
+            Value::Int(step as i64 + 1),
+            Value::Text(check.to_owned()),
+            Value::Text(if passed { "pass" } else { "fail" }.to_owned()),
+            Value::Text(detail),
+            code.map_or(Value::Null, |r| Value::Text(r.code().to_owned())),
+        ]
+    };
+    let mut rows: Vec<Vec<Value>> = trace
+        .checks
+        .into_iter()
+        .enumerate()
+        .map(|(i, c)| {
+            let code = (!c.passed).then_some(c.reason);
+            row(i, c.reason.check(), c.passed, c.detail, code)
         })
+        .collect();
+    rows.push(row(rows.len(), "result", outcome.0, outcome.1, outcome.2));
+    QueryResult {
+        columns: explain_columns(),
+        rows,
     }
 }
 
@@ -406,6 +410,15 @@ impl portcullis_catalog::AuthenticationExplainer for SsoAuthenticator {
         database: Option<&str>,
     ) -> Result<QueryResult, CatalogError> {
         SsoAuthenticator::explain(self, session, token, database).await
+    }
+
+    async fn explain_user(
+        &self,
+        session: &Session,
+        user: &str,
+        database: Option<&str>,
+    ) -> Result<QueryResult, CatalogError> {
+        SsoAuthenticator::explain_directory_user(self, session, user, database).await
     }
 }
 

@@ -50,6 +50,14 @@ pub trait AuthenticationExplainer: Send + Sync {
         token: &str,
         database: Option<&str>,
     ) -> Result<QueryResult, CatalogError>;
+
+    /// `EXPLAIN AUTHENTICATION FOR USER`: a directory integration's view of `user`.
+    async fn explain_user(
+        &self,
+        session: &Session,
+        user: &str,
+        database: Option<&str>,
+    ) -> Result<QueryResult, CatalogError>;
 }
 
 /// The catalog service; shared by every front end.
@@ -248,6 +256,15 @@ impl Catalog {
             checker.check(&url).await?;
         }
         Ok(())
+    }
+
+    fn explainer(&self) -> Result<&Arc<dyn AuthenticationExplainer>, CatalogError> {
+        self.explainer.get().ok_or_else(|| {
+            CatalogError::new(
+                sqlstate::FEATURE_NOT_SUPPORTED,
+                "EXPLAIN AUTHENTICATION is not available in this server",
+            )
+        })
     }
 
     pub fn set_explainer(&self, explainer: Arc<dyn AuthenticationExplainer>) {
@@ -530,19 +547,16 @@ impl Catalog {
                     self.end_session(session, id)?;
                     StatementResult::Command(stmt.tag())
                 }
-                Statement::ExplainAuthentication { token, database } => {
-                    let Some(explainer) = self.explainer.get() else {
-                        return Err(CatalogError::new(
-                            sqlstate::FEATURE_NOT_SUPPORTED,
-                            "EXPLAIN AUTHENTICATION is not available in this server",
-                        ));
-                    };
-                    StatementResult::Rows(
-                        explainer
-                            .explain(session, token, database.as_deref())
-                            .await?,
-                    )
-                }
+                Statement::ExplainAuthentication { token, database } => StatementResult::Rows(
+                    self.explainer()?
+                        .explain(session, token, database.as_deref())
+                        .await?,
+                ),
+                Statement::ExplainUser { user, database } => StatementResult::Rows(
+                    self.explainer()?
+                        .explain_user(session, user, database.as_deref())
+                        .await?,
+                ),
                 other => StatementResult::Command(other.tag()),
             });
         }
@@ -608,7 +622,9 @@ impl Catalog {
         match statements.as_slice() {
             [Statement::Query(text)] => self.describer.lock().describe(text),
             [Statement::Show(name)] => Ok((show(name)?.columns, 0)),
-            [Statement::ExplainAuthentication { .. }] => Ok((explain_columns(), 0)),
+            [Statement::ExplainAuthentication { .. } | Statement::ExplainUser { .. }] => {
+                Ok((explain_columns(), 0))
+            }
             _ => Ok((Vec::new(), 0)),
         }
     }

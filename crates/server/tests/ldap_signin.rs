@@ -201,6 +201,52 @@ async fn directory_users_sign_in_with_their_groups_and_bad_inputs_are_refused() 
         Ok("dave@example_database|".into())
     );
 
+    // EXPLAIN AUTHENTICATION FOR USER: the entry, the groups and the outcome, no password.
+    let explained = rows(
+        &in_db,
+        "EXPLAIN AUTHENTICATION FOR USER 'alice' DATABASE example_database",
+    )
+    .await;
+    let text = explained.join("\n");
+    assert!(
+        text.contains(&format!(
+            "directory|pass|entry uid=alice,ou=people,{SUFFIX}"
+        )) && text.contains("\"analysts\"")
+            && text.contains("groups [\"analysts@example_database\"]")
+            && text.contains("database access|pass|USE on database example_database")
+            && explained.last().unwrap().contains("result|pass|"),
+        "{text}"
+    );
+    let explained = rows(&in_db, "EXPLAIN AUTHENTICATION FOR USER 'bob'").await;
+    assert!(
+        explained.last().unwrap().contains("result|fail|")
+            && explained.join("\n").contains("\"contractors\" is blocked"),
+        "{explained:?}"
+    );
+    let explained = rows(&in_db, "EXPLAIN AUTHENTICATION FOR USER 'nobody'").await;
+    assert!(
+        explained
+            .join("\n")
+            .contains("no directory entry matches (uid=nobody)"),
+        "{explained:?}"
+    );
+    let dave = server
+        .connect("dave@example_database", "example_database", "Dave-pass-12")
+        .await
+        .unwrap();
+    let err = dave
+        .simple_query("EXPLAIN AUTHENTICATION FOR USER 'alice'")
+        .await
+        .unwrap_err();
+    assert!(
+        err.as_db_error()
+            .unwrap()
+            .message()
+            .contains("administrator"),
+        "{err}"
+    );
+    drop(dave);
+
     // Refusals: each FATAL, no session, the reason in the event.
     let before = session_count(&admin).await;
     drop(alice);

@@ -6,6 +6,7 @@
 //! checked against its own verifier, anyone else against the directory.
 
 pub mod directory;
+mod explain;
 
 use std::sync::Arc;
 

@@ -182,6 +182,12 @@ pub enum Statement {
         token: String,
         database: Option<String>,
     },
+    /// `EXPLAIN AUTHENTICATION FOR USER 'alice' [DATABASE d]`: what a directory (LDAP)
+    /// integration would make of that user, without a password.
+    ExplainUser {
+        user: String,
+        database: Option<String>,
+    },
     /// A catalog query, run by the query engine over the `sys` tables.
     Query(String),
     /// `ALTER SYSTEM END SESSION 'id'`: ends a live session (not a catalog change).
@@ -229,7 +235,7 @@ impl Statement {
             Self::DatabaseSsoProperties { .. } => "ALTER DATABASE",
             Self::CreateConnectivityPool { .. } => "CREATE CONNECTIVITY_POOL",
             Self::DropConnectivityPool { .. } => "DROP CONNECTIVITY_POOL",
-            Self::ExplainAuthentication { .. } => "EXPLAIN",
+            Self::ExplainAuthentication { .. } | Self::ExplainUser { .. } => "EXPLAIN",
             Self::EndSession { .. } => "ALTER SYSTEM",
             Self::Query(_) => "SELECT",
             Self::SetParameter(_) => "SET",
@@ -252,6 +258,7 @@ impl Statement {
             self,
             Self::Query(_)
                 | Self::ExplainAuthentication { .. }
+                | Self::ExplainUser { .. }
                 | Self::EndSession { .. }
                 | Self::SetParameter(_)
                 | Self::Show(_)

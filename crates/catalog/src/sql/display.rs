@@ -303,6 +303,13 @@ impl Display for Statement {
                 write!(f, "DROP CONNECTIVITY_POOL {}", if_exists(*ie))?;
                 comma(f, names, |n| Ident(n).to_string())
             }
+            Self::ExplainUser { user, database } => {
+                write!(f, "EXPLAIN AUTHENTICATION FOR USER {}", Lit(user))?;
+                if let Some(d) = database {
+                    write!(f, " DATABASE {}", Ident(d))?;
+                }
+                Ok(())
+            }
             Self::ExplainAuthentication { token, database } => {
                 write!(f, "EXPLAIN AUTHENTICATION {}", Lit(token))?;
                 if let Some(d) = database {
@@ -359,13 +366,14 @@ mod tests {
             ALTER DATABASE d SET SSO INTEGRATION LDAP url = 'ldap://127.0.0.1:389';
             CREATE CONNECTIVITY_POOL IF NOT EXISTS p LISTEN = '127.0.0.1:5433'; DROP CONNECTIVITY_POOL p, q;
             EXPLAIN AUTHENTICATION 'a.b.c' FOR DATABASE d; EXPLAIN AUTHENTICATION 'x';
+            EXPLAIN AUTHENTICATION FOR USER 'alice' DATABASE d; EXPLAIN AUTHENTICATION FOR USER 'o''k';
             SELECT name, ';' FROM sys.users WHERE name = 'a''b' -- comment
             ; WITH x AS (SELECT 1) SELECT * FROM x;
             ALTER SYSTEM END SESSION 'abc'; SET search_path TO public; SET; SHOW "Server_Version";
             BEGIN; START TRANSACTION; COMMIT; END; ROLLBACK; ABORT; DISCARD ALL; DEALLOCATE x; RESET ALL
         "#;
         let statements = parse_statements(sql).unwrap();
-        assert_eq!(statements.len(), 54);
+        assert_eq!(statements.len(), 56);
         for s in statements {
             let text = s.to_string();
             assert_eq!(parse_statements(&text).unwrap(), vec![s], "{text}");

@@ -80,6 +80,14 @@ fn parse_one(
             grant(&mut c, true)?
         } else if c.keyword("REVOKE") {
             grant(&mut c, false)?
+        } else if c.keywords(&["EXPLAIN", "AUTHENTICATION", "FOR", "USER"]) {
+            let user = c.string("the user name as a single-quoted string")?;
+            let database = if c.keyword("DATABASE") {
+                Some(database_name(&mut c)?)
+            } else {
+                None
+            };
+            Statement::ExplainUser { user, database }
         } else if c.keywords(&["EXPLAIN", "AUTHENTICATION"]) {
             let token = c.string("the token as a single-quoted string")?;
             let database = if c.keyword("FOR") {
