@@ -401,6 +401,11 @@ impl PasswordAuthenticator {
         }
     }
 
+    /// Whether the client's address may try a password now (it has not failed too often).
+    pub fn allows(&self, client: &Client) -> bool {
+        peer_ip(&client.peer).is_none_or(|ip| self.failures.allows(ip))
+    }
+
     /// Counts a wrong password checked elsewhere (a directory) against the client's address.
     pub fn count_failure(&self, client: &Client) {
         if let Some(ip) = peer_ip(&client.peer) {

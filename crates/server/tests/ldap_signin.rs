@@ -317,6 +317,41 @@ async fn directory_users_sign_in_with_their_groups_and_bad_inputs_are_refused() 
     assert_eq!(refused.status(), 401);
     assert!(refused.headers().get("set-cookie").is_none());
 
+    // Guessing directory passwords from one address is throttled like catalog passwords.
+    let guesser = reqwest::Client::builder()
+        .local_address(std::net::IpAddr::from([127, 0, 0, 3]))
+        .build()
+        .unwrap();
+    let mut statuses = Vec::new();
+    for password in [
+        "g1",
+        "g2",
+        "g3",
+        "g4",
+        "g5",
+        "g6",
+        "g7",
+        "g8",
+        "g9",
+        "g10",
+        "Alice-ldap-1",
+    ] {
+        let answer = guesser
+            .post(server.http("/v1/login"))
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(format!(
+                "Domain=corp&identity_username=alice&secret_password={password}"
+            ))
+            .send()
+            .await
+            .unwrap();
+        statuses.push(answer.status().as_u16());
+    }
+    assert_eq!(
+        statuses,
+        [401, 401, 401, 401, 401, 401, 401, 401, 401, 401, 429]
+    );
+
     // Groups by search instead of memberOf: the same group, by CN.
     in_db
         .batch_execute(&format!(

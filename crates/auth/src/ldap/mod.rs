@@ -306,22 +306,35 @@ pub async fn sign_in_cleartext(
             .await?);
     }
     let source = (target.fqun.database != target.database).then_some(target.fqun.database.as_str());
-    let result = sso
-        .sign_in_with_directory(&DirectorySignIn {
-            database: &target.database,
-            source_database: source,
-            integration: None,
-            pool_id,
-            username: &target.fqun.user,
-            password,
-            client: &target.client,
-            via: SignInMethod::Directory,
-            protocol,
-        })
-        .await;
+    let req = DirectorySignIn {
+        database: &target.database,
+        source_database: source,
+        integration: None,
+        pool_id,
+        username: &target.fqun.user,
+        password,
+        client: &target.client,
+        via: SignInMethod::Directory,
+        protocol,
+    };
+    throttled_directory_sign_in(passwords, sso, &req).await
+}
+
+/// A directory sign-in under the same per-address throttle as catalog passwords: an address
+/// that failed too often lately is refused before the directory is asked, and a wrong
+/// password counts against it.
+pub async fn throttled_directory_sign_in(
+    passwords: &PasswordAuthenticator,
+    sso: &SsoAuthenticator,
+    req: &DirectorySignIn<'_>,
+) -> Result<Arc<Session>, CleartextError> {
+    if !passwords.allows(req.client) {
+        return Err(SignInError::Throttled.into());
+    }
+    let result = sso.sign_in_with_directory(req).await;
     if let Err(e) = &result {
         if e.reason() == Reason::BadPassword {
-            passwords.count_failure(&target.client);
+            passwords.count_failure(req.client);
         }
     }
     Ok(result?)

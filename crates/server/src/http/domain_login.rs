@@ -11,7 +11,7 @@ use std::net::SocketAddr;
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use portcullis_auth::ldap::DirectorySignIn;
+use portcullis_auth::ldap::{throttled_directory_sign_in, DirectorySignIn};
 use portcullis_auth::oidc::TokenKind;
 use portcullis_auth::TokenSignIn;
 use portcullis_catalog::sso::SsoProtocol;
@@ -66,9 +66,10 @@ pub async fn domain_login(
                          secret_password"
                     )));
                 };
-                let session = state
-                    .sso
-                    .sign_in_with_directory(&DirectorySignIn {
+                let session = throttled_directory_sign_in(
+                    &state.auth,
+                    &state.sso,
+                    &DirectorySignIn {
                         database: &database,
                         source_database: None,
                         integration: Some(domain),
@@ -78,8 +79,9 @@ pub async fn domain_login(
                         client: &client,
                         via: SignInMethod::DomainLogin,
                         protocol: Protocol::Http,
-                    })
-                    .await?;
+                    },
+                )
+                .await?;
                 return finish(state, domain.to_owned(), session);
             }
             let token = field("id_token").ok_or_else(|| {

@@ -133,6 +133,12 @@ impl From<portcullis_auth::SsoError> for ApiError {
     }
 }
 
+impl From<portcullis_auth::ldap::CleartextError> for ApiError {
+    fn from(e: portcullis_auth::ldap::CleartextError) -> Self {
+        Self::refused(e.reason(), e.to_string())
+    }
+}
+
 impl From<portcullis_catalog::EndReason> for ApiError {
     fn from(e: portcullis_catalog::EndReason) -> Self {
         Self::refused(e.reason(), e.message())
