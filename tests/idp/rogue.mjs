@@ -21,6 +21,9 @@
 //   GET  /stats                      {"discovery": n, "jwks": n, "redirected": n, "device_polls": [ms, ...]}
 //                                    requests received (including 503/302 answers); device_polls: when each
 //                                    device-code poll of /token arrived (ms since the epoch)
+//   POST /userinfo/script {"status": 200, "claims": {...}}  what GET /userinfo answers (default 401)
+//   GET  /userinfo                   the scripted claims, to a request with a Bearer token (counted in
+//                                    stats.userinfo)
 //   POST /device/script {"answers": ["slow_down", "authorization_pending", "token", ...], "claims": {...}}
 //                                    scripts the device grant: POST /device/auth answers a fixed code (no
 //                                    interval), each device-code poll of POST /token takes the next answer;
@@ -68,7 +71,8 @@ keys.set(currentRs.kid, currentRs);
 keys.set(es.kid, es);
 
 const state = { fail: false, redirect: false, redirectTo: undefined };
-const stats = { discovery: 0, jwks: 0, redirected: 0 };
+const stats = { discovery: 0, jwks: 0, redirected: 0, userinfo: 0 };
+let userinfoScript = { status: 401, claims: { error: 'invalid_token' } };
 
 const HASH = { 256: 'sha256', 384: 'sha384', 512: 'sha512' };
 
@@ -144,6 +148,7 @@ function discoveryDoc() {
     authorization_endpoint: `${base}/auth`,
     token_endpoint: `${base}/token`,
     device_authorization_endpoint: `${base}/device/auth`,
+    userinfo_endpoint: `${base}/userinfo`,
     response_types_supported: ['code'],
     subject_types_supported: ['public'],
     id_token_signing_alg_values_supported: ['RS256', 'ES256'],
@@ -233,6 +238,24 @@ async function handle(req, res) {
       deviceScript = { answers: [...body.answers], claims: body.claims ?? {} };
       devicePolls.length = 0;
       return send(res, 200, { ok: true });
+    }
+    case 'POST /userinfo/script': {
+      let body;
+      try {
+        body = await readJson(req);
+      } catch (err) {
+        return send(res, 400, `bad JSON: ${err.message}\n`, 'text/plain');
+      }
+      userinfoScript = { status: body.status ?? 200, claims: body.claims ?? {} };
+      stats.userinfo = 0;
+      return send(res, 200, { ok: true });
+    }
+    case 'GET /userinfo': {
+      stats.userinfo += 1;
+      if (!/^Bearer \S+$/.test(req.headers.authorization ?? '')) {
+        return send(res, 401, { error: 'invalid_request' });
+      }
+      return send(res, userinfoScript.status, userinfoScript.claims);
     }
     case 'POST /device/auth':
       return send(res, 200, {

@@ -115,11 +115,17 @@ struct Established {
 pub struct SsoAuthenticator {
     catalog: Arc<Catalog>,
     providers: Arc<ProviderCache>,
+    /// Claims access tokens lacked, from the providers' userinfo endpoints, per token.
+    userinfo: crate::oidc::userinfo::UserinfoCache,
 }
 
 impl SsoAuthenticator {
     pub fn new(catalog: Arc<Catalog>, providers: Arc<ProviderCache>) -> Self {
-        Self { catalog, providers }
+        Self {
+            catalog,
+            providers,
+            userinfo: Default::default(),
+        }
     }
 
     pub fn providers(&self) -> &ProviderCache {
@@ -274,10 +280,13 @@ impl SsoAuthenticator {
             return Err(SsoError::Disabled(integration.name.clone()));
         }
         oidc_only(integration, &props)?;
-        let token = validate(&self.providers, &props, req.token, req.kind, now(), trace).await?;
+        let mut token =
+            validate(&self.providers, &props, req.token, req.kind, now(), trace).await?;
         if let Some(expected) = req.nonce {
             check_nonce(&token.claims, expected, trace)?;
         }
+        self.complete_claims(&props, req.token, &mut token, trace)
+            .await?;
         let decision = match policy::decide(&props, &token.claims) {
             Ok(d) => d,
             Err(reason) => return Err(trace.fail(Reason::Policy, reason).into()),
@@ -304,6 +313,70 @@ impl SsoAuthenticator {
                 token.claims.get("jti").and_then(serde_json::Value::as_str),
             ),
         })
+    }
+
+    /// Fills in the claims the integration reads that an access token lacks, from the
+    /// provider's userinfo endpoint (see [`crate::oidc::userinfo`]), and records where each
+    /// came from. A blocked list cannot be checked without the claim it reads: a groups (or
+    /// roles) claim missing from both refuses the sign-in when `blocked_groups` (or
+    /// `blocked_roles`) is set.
+    async fn complete_claims(
+        &self,
+        props: &SsoProperties,
+        raw: &str,
+        token: &mut crate::oidc::validate::ValidToken,
+        trace: &mut Trace,
+    ) -> Result<(), SsoError> {
+        use crate::oidc::userinfo::needed;
+        let needed = needed(props);
+        let lacking = needed.iter().any(|c| !token.claims.contains_key(c));
+        // Only an access token may be shown to the userinfo endpoint.
+        let endpoint = if lacking && token.validated_as == TokenKind::AccessToken {
+            self.providers
+                .metadata(&props.issuer)
+                .await
+                .ok()
+                .and_then(|p| p.metadata.userinfo_endpoint.clone())
+        } else {
+            None
+        };
+        let sources = self
+            .userinfo
+            .fill(
+                self.providers.fetcher(),
+                endpoint.as_deref(),
+                raw,
+                token.expires_at,
+                now(),
+                &needed,
+                &mut token.claims,
+            )
+            .await
+            .map_err(|e| SsoError::from(trace.fail(Reason::TokenClaims, e.to_string())))?;
+        for (claims, blocked, what) in [
+            (&props.groups_claim_ids, &props.blocked_groups, "groups"),
+            (&props.roles_claim_ids, &props.blocked_roles, "roles"),
+        ] {
+            let unknown = !claims.is_empty() && claims.iter().all(|c| sources.missing.contains(c));
+            if unknown && !blocked.is_empty() {
+                return Err(trace
+                    .fail(
+                        Reason::TokenClaims,
+                        format!(
+                            "the token has no {what} claim ({}) and the provider's userinfo \
+                             endpoint gave none: blocked_{what} cannot be checked (an empty \
+                             list would say \"none\")",
+                            claims.join(", ")
+                        ),
+                    )
+                    .into());
+            }
+        }
+        trace.pass(
+            Reason::TokenClaims,
+            format!("claims {}", sources.describe()),
+        );
+        Ok(())
     }
 
     /// EXPLAIN AUTHENTICATION: the checks of a sign-in with `token`, without signing in.

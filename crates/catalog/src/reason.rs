@@ -43,6 +43,8 @@ pub enum Reason {
     ProviderDiscovery,
     ProviderTokenEndpoint,
     ProviderDeviceAuthorization,
+    /// The provider's userinfo endpoint could not fill in claims an access token lacked.
+    ProviderUserinfo,
     /// The provider answered the authorization request with an error.
     ProviderError,
     /// The person denied the device grant, or it expired.
@@ -110,6 +112,7 @@ impl Reason {
         Self::ProviderDiscovery,
         Self::ProviderTokenEndpoint,
         Self::ProviderDeviceAuthorization,
+        Self::ProviderUserinfo,
         Self::ProviderError,
         Self::DeviceGrant,
         Self::UserCode,
@@ -169,6 +172,7 @@ impl Reason {
             Self::ProviderDiscovery => "provider_discovery",
             Self::ProviderTokenEndpoint => "provider_token_endpoint",
             Self::ProviderDeviceAuthorization => "provider_device_authorization",
+            Self::ProviderUserinfo => "provider_userinfo",
             Self::ProviderError => "provider_error",
             Self::DeviceGrant => "device_grant",
             Self::UserCode => "user_code",
@@ -255,6 +259,7 @@ impl Reason {
             Self::UnknownDatabase | Self::UnknownSourceDatabase => sqlstate::INVALID_CATALOG_NAME,
             Self::ProviderDiscovery
             | Self::ProviderDeviceAuthorization
+            | Self::ProviderUserinfo
             | Self::Upstream
             | Self::Directory => "08001",
             Self::Capacity => "53300",
@@ -275,6 +280,7 @@ impl Reason {
             Self::Capacity => 503,
             Self::ProviderDiscovery
             | Self::ProviderDeviceAuthorization
+            | Self::ProviderUserinfo
             | Self::Upstream
             | Self::Directory => 502,
             Self::CallbackPath | Self::FlowState | Self::FlowCode | Self::FlowBrowser => 400,

@@ -47,6 +47,25 @@ impl Fetcher {
         body
     }
 
+    /// GETs a JSON document with a bearer token (the userinfo endpoint). The token goes only
+    /// in the Authorization header; no error message carries it.
+    pub async fn get_json_bearer(
+        &self,
+        url: &str,
+        token: &str,
+    ) -> Result<serde_json::Value, FetchError> {
+        let request = self
+            .client
+            .get(url)
+            .header(reqwest::header::ACCEPT, "application/json")
+            .bearer_auth(token);
+        let (status, body) = self.send(url, request).await?;
+        if !status.is_success() {
+            return Err(FetchError(format!("{url} answered {status}")));
+        }
+        body
+    }
+
     /// POSTs a form to an OAuth endpoint (token, revocation, device authorization) with HTTP
     /// Basic client authentication (RFC 6749 §2.3.1: both halves form-encoded first) when a
     /// secret is given, else with `client_id` in the form. Answers the status and the JSON

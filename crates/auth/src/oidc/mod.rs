@@ -6,6 +6,7 @@ pub mod fetch;
 pub mod flows;
 pub mod policy;
 pub mod provider;
+pub mod userinfo;
 pub mod validate;
 pub mod verified;
 

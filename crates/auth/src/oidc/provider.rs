@@ -34,6 +34,8 @@ pub struct ProviderMetadata {
     pub token_endpoint: Option<String>,
     pub device_authorization_endpoint: Option<String>,
     pub revocation_endpoint: Option<String>,
+    /// OIDC Core 5.3: asked for claims an access token does not carry.
+    pub userinfo_endpoint: Option<String>,
     /// RFC 9207: the provider sends `iss` with every authorization response.
     pub iss_parameter_supported: bool,
 }
@@ -175,6 +177,7 @@ pub fn parse_discovery(
         token_endpoint: text("token_endpoint"),
         device_authorization_endpoint: text("device_authorization_endpoint"),
         revocation_endpoint: text("revocation_endpoint"),
+        userinfo_endpoint: text("userinfo_endpoint"),
         iss_parameter_supported: doc
             .get("authorization_response_iss_parameter_supported")
             .and_then(|v| v.as_bool())
@@ -618,6 +621,7 @@ mod tests {
                 token_endpoint: None,
                 device_authorization_endpoint: None,
                 revocation_endpoint: None,
+                userinfo_endpoint: None,
                 iss_parameter_supported: false,
             },
             keys,
