@@ -216,7 +216,24 @@ impl CodeFlow {
                     "the provider names no authorization endpoint",
                 )
             })?;
-        let redirect = redirect_uri(&props, &self.advertised);
+        // Through a pool that advertises its own address, the redirect comes back by it.
+        let pool_address = req.pool_id.and_then(|id| {
+            let state = self.catalog.state();
+            state
+                .snap
+                .connectivity_pools
+                .iter()
+                .find(|p| p.id == id)
+                .and_then(|p| p.advertised.clone())
+        });
+        let advertised = match pool_address {
+            Some(authority) => Advertised {
+                authority,
+                https: self.advertised.https,
+            },
+            None => self.advertised.clone(),
+        };
+        let redirect = redirect_uri(&props, &advertised);
         let flow = PendingFlow {
             state: random_value(),
             nonce: random_value(),

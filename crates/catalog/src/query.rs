@@ -65,7 +65,7 @@ CREATE TABLE sys.oidc_integrations_all (id INTEGER, name TEXT, database_id INTEG
     protocol_version TEXT, assigned_to TEXT, created_at TEXT, updated_at TEXT,
     directory TEXT);
 CREATE TABLE sys.connectivity_pools_all (id INTEGER, name TEXT, listen TEXT,
-    sso_integration TEXT, created_at TEXT);
+    sso_integration TEXT, created_at TEXT, advertised TEXT);
 CREATE TABLE sys.authentication_events_all (id INTEGER PRIMARY KEY, time TEXT, event TEXT,
     method TEXT, identity TEXT, database TEXT, database_id INTEGER, sso_integration TEXT,
     peer TEXT, application TEXT, result TEXT, reason TEXT, detail TEXT, session_id TEXT,
@@ -903,7 +903,7 @@ fn load_integrations(tx: &rusqlite::Transaction<'_>, state: &CatalogState) -> ru
         ])?;
     }
     let mut st =
-        tx.prepare("INSERT INTO sys.connectivity_pools_all VALUES (?1, ?2, ?3, ?4, ?5)")?;
+        tx.prepare("INSERT INTO sys.connectivity_pools_all VALUES (?1, ?2, ?3, ?4, ?5, ?6)")?;
     for p in &state.snap.connectivity_pools {
         let integration = state
             .assigned_integration(AssignmentTarget::ConnectivityPool(p.id))
@@ -913,7 +913,8 @@ fn load_integrations(tx: &rusqlite::Transaction<'_>, state: &CatalogState) -> ru
             p.name,
             p.listen,
             integration,
-            timestamp(p.created_at)
+            timestamp(p.created_at),
+            p.advertised
         ])?;
     }
     Ok(())

@@ -440,11 +440,7 @@ impl SsoProperties {
             }
         }
         if let Some(host) = &self.redirect_host {
-            if host.is_empty() || host.contains(['/', '\\', '?', '#', '@', ' ']) {
-                return Err(CatalogError::invalid(format!(
-                    "redirect_host \"{host}\" must be a host name with an optional port"
-                )));
-            }
+            check_authority("redirect_host", host)?;
         }
         self.validate_mappings()
     }
@@ -483,6 +479,19 @@ impl SsoProperties {
         serde_json::from_str(text)
             .map_err(|e| CatalogError::internal(format!("stored integration is unreadable: {e}")))
     }
+}
+
+/// A `host[:port]` a redirect URI is built on (`redirect_host`, a pool's `ADVERTISED`).
+pub fn check_authority(what: &str, host: &str) -> Result<(), CatalogError> {
+    if host.is_empty()
+        || host.contains(['/', '\\', '?', '#', '@', ' '])
+        || host.chars().any(char::is_control)
+    {
+        return Err(CatalogError::invalid(format!(
+            "{what} \"{host}\" must be a host name with an optional port"
+        )));
+    }
+    Ok(())
 }
 
 /// The issuer must be an absolute `https` URL; plain `http` only for a loopback host.

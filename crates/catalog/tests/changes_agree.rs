@@ -184,6 +184,7 @@ fn script() -> Vec<Vec<Change>> {
                 id: 50,
                 name: "edge".into(),
                 listen: "127.0.0.1:6000".into(),
+                advertised: None,
                 created_at: 6,
             }),
             Change::AssignSso(SsoAssignmentRecord {

@@ -75,7 +75,7 @@ async fn a_pool_listens_signs_in_through_its_integration_and_closes_when_dropped
              GRANT USE ON DATABASE example_database TO GROUP pool_users; \
              CREATE SSO INTEGRATION pool_sso PROTOCOL oidc issuer = \"{}\", \
                client_id = \"rs256-client\", default_group = pool_users; \
-             CREATE CONNECTIVITY_POOL p LISTEN '{at}'; \
+             CREATE CONNECTIVITY_POOL p LISTEN '{at}' ADVERTISED 'sso.example.test:8443'; \
              ALTER CONNECTIVITY_POOL p SET SSO INTEGRATION pool_sso;",
             idp.url
         ))
@@ -106,6 +106,55 @@ async fn a_pool_listens_signs_in_through_its_integration_and_closes_when_dropped
         InProcess::connect_at(at, "access_token", "example_database", access)
             .await
             .unwrap();
+
+    // The pool's advertised address is the redirect URI's authority of browser sign-ins
+    // through its integration (seed 003's advertised_ip): the sign-in page offers it, and
+    // choosing it sends the browser to the provider with that redirect URI.
+    assert_eq!(
+        rows(
+            &admin,
+            "SELECT name, listen, advertised, sso_integration FROM sys.connectivity_pools"
+        )
+        .await,
+        [format!("p|{at}|sso.example.test:8443|pool_sso")]
+    );
+    let web = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let page = web
+        .get(server.http("/ui/signin?database=system"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let marker = "name=\"requestState\" value=\"";
+    let start = page.find(marker).unwrap_or_else(|| panic!("{page}")) + marker.len();
+    let request_state = page[start..].split('"').next().unwrap().to_owned();
+    let chosen = web
+        .post(server.http("/sso/v1/sdk/idp"))
+        .form(&[
+            ("requestState", request_state.as_str()),
+            ("idpName", "pool_sso"),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(chosen.status(), 303);
+    let location = chosen.headers()["location"].to_str().unwrap().to_owned();
+    assert!(location.starts_with(&idp.url), "{location}");
+    assert!(
+        location.contains("redirect_uri=http%3A%2F%2Fsso.example.test%3A8443%2Fv1%2Fcallback"),
+        "{location}"
+    );
+    let err = refused(
+        &admin,
+        "CREATE CONNECTIVITY_POOL q LISTEN '127.0.0.1:5439' ADVERTISED 'evil.example/x'",
+    )
+    .await;
+    assert!(err.contains("host name with an optional port"), "{err}");
 
     // Bad or busy addresses: a clear error each, and no pool is added.
     let before = pools(&admin).await;

@@ -160,6 +160,10 @@ pub struct ConnectivityPoolRecord {
     pub name: String,
     /// `host:port` of its SQL listener.
     pub listen: String,
+    /// `host[:port]` browsers reach the server by for this pool: the authority of the
+    /// `/v1/callback` redirect URI of sign-ins through the pool's integration (seed 003's
+    /// `advertised_ip`); none: the server's own.
+    pub advertised: Option<String>,
     pub created_at: i64,
 }
 

@@ -158,6 +158,10 @@ CREATE TABLE upstreams (
     updated_at INTEGER NOT NULL
 );
 "#,
+    // A connectivity pool's advertised address (issue 14).
+    r#"
+ALTER TABLE connectivity_pools ADD COLUMN advertised TEXT;
+"#,
 ];
 
 /// The SQLite catalog store.
@@ -593,8 +597,9 @@ fn load(conn: &mut Connection) -> Result<Snapshot, StoreError> {
                 })
             })?
             .collect::<Result<_, _>>()?;
-        let mut st =
-            tx.prepare("SELECT id, name, listen, created_at FROM connectivity_pools ORDER BY id")?;
+        let mut st = tx.prepare(
+            "SELECT id, name, listen, created_at, advertised FROM connectivity_pools ORDER BY id",
+        )?;
         snap.connectivity_pools = st
             .query_map([], |r| {
                 Ok(ConnectivityPoolRecord {
@@ -602,6 +607,7 @@ fn load(conn: &mut Connection) -> Result<Snapshot, StoreError> {
                     name: r.get(1)?,
                     listen: r.get(2)?,
                     created_at: r.get(3)?,
+                    advertised: r.get(4)?,
                 })
             })?
             .collect::<Result<_, _>>()?;
@@ -823,10 +829,10 @@ fn apply_one(tx: &Transaction, change: &Change) -> Result<(), StoreError> {
         }
         Change::PutConnectivityPool(p) => {
             tx.execute(
-                "INSERT INTO connectivity_pools (id, name, listen, created_at) \
-                 VALUES (?1, ?2, ?3, ?4) ON CONFLICT (id) DO UPDATE SET name = excluded.name, \
-                 listen = excluded.listen",
-                params![p.id, p.name, p.listen, p.created_at],
+                "INSERT INTO connectivity_pools (id, name, listen, created_at, advertised) \
+                 VALUES (?1, ?2, ?3, ?4, ?5) ON CONFLICT (id) DO UPDATE SET name = excluded.name, \
+                 listen = excluded.listen, advertised = excluded.advertised",
+                params![p.id, p.name, p.listen, p.created_at, p.advertised],
             )?;
         }
         Change::PutUpstream(u) => {

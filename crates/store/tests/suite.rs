@@ -246,6 +246,7 @@ async fn integrations_assignments_and_pools_round_trip_and_cascade() {
             id: 50,
             name: "bi".into(),
             listen: "127.0.0.1:4051".into(),
+            advertised: Some("bi.example.com".into()),
             created_at: 1,
         };
         store

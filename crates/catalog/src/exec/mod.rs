@@ -160,7 +160,15 @@ pub fn plan(
             name,
             if_not_exists,
             listen,
-        } => sso::create_pool(actor, state, name, *if_not_exists, listen),
+            advertised,
+        } => sso::create_pool(
+            actor,
+            state,
+            name,
+            *if_not_exists,
+            listen,
+            advertised.as_deref(),
+        ),
         Statement::DropConnectivityPool { names, if_exists } => {
             sso::drop_pools(actor, state, names, *if_exists)
         }

@@ -736,8 +736,12 @@ pub fn create_pool(
     name: &str,
     if_not_exists: bool,
     listen: &str,
+    advertised: Option<&str>,
 ) -> Result<Vec<Change>, CatalogError> {
     require_system_admin(actor, state)?;
+    if let Some(a) = advertised {
+        crate::sso::check_authority("ADVERTISED", a)?;
+    }
     check_name("connectivity pool", name)?;
     if state.pool(name).is_some() {
         return if if_not_exists {
@@ -771,6 +775,7 @@ pub fn create_pool(
         id: state.next_id(),
         name: name.to_owned(),
         listen: addr.to_string(),
+        advertised: advertised.map(str::to_owned),
         created_at: actor.now,
     })])
 }

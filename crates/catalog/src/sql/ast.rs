@@ -172,6 +172,8 @@ pub enum Statement {
         name: String,
         if_not_exists: bool,
         listen: String,
+        /// `ADVERTISED 'host[:port]'`: how browsers reach the server for this pool.
+        advertised: Option<String>,
     },
     DropConnectivityPool {
         names: Vec<String>,

@@ -289,13 +289,20 @@ impl Display for Statement {
                 name,
                 if_not_exists: ine,
                 listen,
-            } => write!(
-                f,
-                "CREATE CONNECTIVITY_POOL {}{} LISTEN {}",
-                if_not_exists(*ine),
-                Ident(name),
-                Lit(listen)
-            ),
+                advertised,
+            } => {
+                write!(
+                    f,
+                    "CREATE CONNECTIVITY_POOL {}{} LISTEN {}",
+                    if_not_exists(*ine),
+                    Ident(name),
+                    Lit(listen)
+                )?;
+                if let Some(a) = advertised {
+                    write!(f, " ADVERTISED {}", Lit(a))?;
+                }
+                Ok(())
+            }
             Self::DropConnectivityPool {
                 names,
                 if_exists: ie,
@@ -365,6 +372,7 @@ mod tests {
               user_filter = '(&(uid={username})(objectClass=person))', groups_claim_ids = [memberOf];
             ALTER DATABASE d SET SSO INTEGRATION LDAP url = 'ldap://127.0.0.1:389';
             CREATE CONNECTIVITY_POOL IF NOT EXISTS p LISTEN = '127.0.0.1:5433'; DROP CONNECTIVITY_POOL p, q;
+            CREATE CONNECTIVITY_POOL q LISTEN '10.0.0.1:4050' ADVERTISED 'db.example.com:8443';
             EXPLAIN AUTHENTICATION 'a.b.c' FOR DATABASE d; EXPLAIN AUTHENTICATION 'x';
             EXPLAIN AUTHENTICATION FOR USER 'alice' DATABASE d; EXPLAIN AUTHENTICATION FOR USER 'o''k';
             SELECT name, ';' FROM sys.users WHERE name = 'a''b' -- comment
@@ -373,7 +381,7 @@ mod tests {
             BEGIN; START TRANSACTION; COMMIT; END; ROLLBACK; ABORT; DISCARD ALL; DEALLOCATE x; RESET ALL
         "#;
         let statements = parse_statements(sql).unwrap();
-        assert_eq!(statements.len(), 56);
+        assert_eq!(statements.len(), 57);
         for s in statements {
             let text = s.to_string();
             assert_eq!(parse_statements(&text).unwrap(), vec![s], "{text}");

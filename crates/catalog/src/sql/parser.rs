@@ -208,10 +208,17 @@ fn create(c: &mut Cursor) -> Result<Statement, CatalogError> {
         c.expect_keyword("LISTEN")?;
         c.token(&Token::Eq);
         let listen = c.string("a quoted 'host:port' address")?;
+        let advertised = if c.keyword("ADVERTISED") {
+            c.token(&Token::Eq);
+            Some(c.string("a quoted 'host[:port]' browsers reach the server by")?)
+        } else {
+            None
+        };
         Ok(Statement::CreateConnectivityPool {
             name,
             if_not_exists,
             listen,
+            advertised,
         })
     } else {
         c.expected("DATABASE, USER, GROUP, SSO INTEGRATION or CONNECTIVITY_POOL")
