@@ -12,4 +12,23 @@ pub enum StoreError {
     Join(#[from] tokio::task::JoinError),
     #[error("catalog store: {0}")]
     Io(#[from] std::io::Error),
+    #[error("catalog store: {}", describe_pg(.0))]
+    Postgres(#[from] tokio_postgres::Error),
+    /// The store could not be reached (it is down, restarting, or refuses the login).
+    #[error("catalog store unavailable: {0}")]
+    Unavailable(String),
+    /// `store_url` or its TLS cannot be used.
+    #[error("catalog store: {0}")]
+    Config(String),
+    /// The store holds something no Portcullis wrote.
+    #[error("catalog store: {0}")]
+    Corrupt(String),
+}
+
+/// The server's words and SQLSTATE, or the connection's (never a password or a row).
+pub(crate) fn describe_pg(e: &tokio_postgres::Error) -> String {
+    match e.as_db_error() {
+        Some(db) => format!("{} ({})", db.message(), db.code().code()),
+        None => e.to_string(),
+    }
 }

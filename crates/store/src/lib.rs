@@ -1,5 +1,5 @@
-//! Catalog persistence: plain records, the `Store` trait every backend implements, and the
-//! embedded SQLite backend.
+//! Catalog persistence: plain records, the `Store` trait every backend implements, the embedded
+//! SQLite backend and the PostgreSQL one (several nodes over one store).
 //!
 //! The catalog layer keeps the live model in memory and describes every change as a list of
 //! [`Change`]s; a backend applies such a list atomically and can load the whole catalog back as a
@@ -7,11 +7,14 @@
 
 mod error;
 mod events;
+mod kinds;
+mod postgres;
 mod records;
 mod sqlite;
 
 pub use error::StoreError;
 pub use events::{AuthEventRecord, StoredEvents};
+pub use postgres::PgStore;
 pub use records::{
     AssignmentTarget, Change, ConnectivityPoolRecord, DatabaseRecord, GrantRecord,
     GroupMemberRecord, GroupRecord, ObjectRef, PasswordHistoryRecord, PrincipalRef,

@@ -366,72 +366,22 @@ impl Store for SqliteStore {
     }
 }
 
-fn principal_parts(p: PrincipalRef) -> (&'static str, i64) {
-    match p {
-        PrincipalRef::User(id) => ("user", id),
-        PrincipalRef::Group(id) => ("group", id),
-        PrincipalRef::Role(id) => ("role", id),
-    }
-}
+use crate::kinds::{object_parts, principal_parts, scope_parts, target_parts};
 
 fn principal_from(kind: &str, id: i64) -> rusqlite::Result<PrincipalRef> {
-    match kind {
-        "user" => Ok(PrincipalRef::User(id)),
-        "group" => Ok(PrincipalRef::Group(id)),
-        "role" => Ok(PrincipalRef::Role(id)),
-        other => Err(bad_kind(other)),
-    }
-}
-
-fn object_parts(o: ObjectRef) -> (&'static str, i64) {
-    match o {
-        ObjectRef::System => ("system", 0),
-        ObjectRef::Database(id) => ("database", id),
-        ObjectRef::User(id) => ("user", id),
-        ObjectRef::Group(id) => ("group", id),
-    }
+    crate::kinds::principal_from(kind, id).ok_or_else(|| bad_kind(kind))
 }
 
 fn object_from(kind: &str, id: i64) -> rusqlite::Result<ObjectRef> {
-    match kind {
-        "system" => Ok(ObjectRef::System),
-        "database" => Ok(ObjectRef::Database(id)),
-        "user" => Ok(ObjectRef::User(id)),
-        "group" => Ok(ObjectRef::Group(id)),
-        other => Err(bad_kind(other)),
-    }
-}
-
-fn scope_parts(s: ScopeRef) -> (&'static str, i64) {
-    match s {
-        ScopeRef::System => ("system", 0),
-        ScopeRef::Database(id) => ("database", id),
-        ScopeRef::Group(id) => ("group", id),
-    }
+    crate::kinds::object_from(kind, id).ok_or_else(|| bad_kind(kind))
 }
 
 fn scope_from(kind: &str, id: i64) -> rusqlite::Result<ScopeRef> {
-    match kind {
-        "system" => Ok(ScopeRef::System),
-        "database" => Ok(ScopeRef::Database(id)),
-        "group" => Ok(ScopeRef::Group(id)),
-        other => Err(bad_kind(other)),
-    }
-}
-
-fn target_parts(t: AssignmentTarget) -> (&'static str, i64) {
-    match t {
-        AssignmentTarget::Database(i) => ("database", i),
-        AssignmentTarget::ConnectivityPool(i) => ("pool", i),
-    }
+    crate::kinds::scope_from(kind, id).ok_or_else(|| bad_kind(kind))
 }
 
 fn target_from(kind: &str, id: i64) -> rusqlite::Result<AssignmentTarget> {
-    match kind {
-        "database" => Ok(AssignmentTarget::Database(id)),
-        "pool" => Ok(AssignmentTarget::ConnectivityPool(id)),
-        other => Err(bad_kind(other)),
-    }
+    crate::kinds::target_from(kind, id).ok_or_else(|| bad_kind(kind))
 }
 
 fn bad_kind(kind: &str) -> rusqlite::Error {

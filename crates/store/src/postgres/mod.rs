@@ -1,0 +1,303 @@
+//! The PostgreSQL catalog store (issue 15): the same records and changes as the SQLite store,
+//! in a PostgreSQL database the operator already runs (`store_url`), so that several nodes can
+//! share one catalog. One connection (tokio-postgres), opened again after it breaks; each
+//! `apply` is one transaction, each `load` one repeatable-read snapshot. Plain TCP only to a
+//! loopback host; anywhere else TLS with the system's trusted roots and the host name checked.
+
+mod apply;
+mod load;
+mod schema;
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use tokio::sync::Mutex;
+use tokio_postgres::config::SslMode;
+use tokio_postgres::{Client, Config, IsolationLevel};
+
+use crate::{AuthEventRecord, Change, Snapshot, Store, StoreError, StoredEvents};
+
+/// The PostgreSQL catalog store.
+pub struct PgStore {
+    config: Config,
+    /// Where it is, for messages (never the password).
+    display: String,
+    client: Mutex<Option<Client>>,
+}
+
+impl PgStore {
+    /// Connects to `url` (`postgresql://user[:password]@host:port/database?sslmode=…`;
+    /// `password` overrides the URL's) and brings the schema up to date.
+    pub async fn open(url: &str, password: Option<&str>) -> Result<Self, StoreError> {
+        let mut config: Config = url
+            .parse()
+            .map_err(|e| StoreError::Config(format!("store_url is not a PostgreSQL URL: {e}")))?;
+        if let Some(p) = password {
+            config.password(p);
+        }
+        config
+            .application_name("portcullis")
+            .connect_timeout(std::time::Duration::from_secs(5));
+        let hosts: Vec<String> = config
+            .get_hosts()
+            .iter()
+            .map(|h| match h {
+                tokio_postgres::config::Host::Tcp(h) => h.clone(),
+                #[cfg(unix)]
+                tokio_postgres::config::Host::Unix(p) => p.display().to_string(),
+            })
+            .collect();
+        let loopback = hosts.iter().all(|h| {
+            h == "localhost"
+                || h.starts_with('/')
+                || h.parse::<std::net::IpAddr>()
+                    .is_ok_and(|ip| ip.is_loopback())
+        });
+        if config.get_ssl_mode() == SslMode::Disable && !loopback {
+            return Err(StoreError::Config(
+                "store_url: sslmode=disable is allowed only for a loopback host (the catalog \
+                 holds password verifiers and sealed secrets); use sslmode=require"
+                    .into(),
+            ));
+        }
+        let display = format!(
+            "postgresql://{}@{}:{}/{}",
+            config.get_user().unwrap_or_default(),
+            hosts.join(","),
+            config.get_ports().first().copied().unwrap_or(5432),
+            config.get_dbname().unwrap_or_default()
+        );
+        let store = Self {
+            config,
+            display,
+            client: Mutex::new(None),
+        };
+        store.migrate().await?;
+        Ok(store)
+    }
+
+    /// Where the store is (no password).
+    pub fn display(&self) -> &str {
+        &self.display
+    }
+
+    /// The open connection, opened (again) if there is none or it broke.
+    async fn client(&self) -> Result<tokio::sync::MutexGuard<'_, Option<Client>>, StoreError> {
+        let mut guard = self.client.lock().await;
+        if guard.as_ref().is_none_or(Client::is_closed) {
+            *guard = Some(self.connect().await?);
+        }
+        Ok(guard)
+    }
+
+    async fn connect(&self) -> Result<Client, StoreError> {
+        let unreachable = |e: tokio_postgres::Error| {
+            StoreError::Unavailable(format!(
+                "{}: {}",
+                self.display,
+                crate::error::describe_pg(&e)
+            ))
+        };
+        let client = if self.config.get_ssl_mode() == SslMode::Disable {
+            let (client, connection) = self
+                .config
+                .connect(tokio_postgres::NoTls)
+                .await
+                .map_err(unreachable)?;
+            tokio::spawn(connection);
+            client
+        } else {
+            let mut config = self.config.clone();
+            config.ssl_mode(SslMode::Require);
+            let (client, connection) = config.connect(tls()?).await.map_err(unreachable)?;
+            tokio::spawn(connection);
+            client
+        };
+        Ok(client)
+    }
+
+    /// Runs the migrations this store has not run, under an advisory lock (two nodes starting
+    /// at once migrate once); a store newer than this build is refused.
+    async fn migrate(&self) -> Result<(), StoreError> {
+        let mut guard = self.client().await?;
+        let client = guard.as_mut().ok_or_else(gone)?;
+        let tx = client.transaction().await?;
+        tx.batch_execute(
+            "SELECT pg_advisory_xact_lock(7075706); \
+             CREATE TABLE IF NOT EXISTS portcullis_schema (version BIGINT NOT NULL); \
+             INSERT INTO portcullis_schema SELECT 0 WHERE NOT EXISTS \
+                 (SELECT 1 FROM portcullis_schema)",
+        )
+        .await?;
+        let found: i64 = tx
+            .query_one("SELECT version FROM portcullis_schema", &[])
+            .await?
+            .get(0);
+        let known = schema::MIGRATIONS.len() as i64;
+        if found > known {
+            return Err(StoreError::FutureSchema { found, known });
+        }
+        for sql in schema::MIGRATIONS.iter().skip(found as usize) {
+            tx.batch_execute(sql).await?;
+        }
+        tx.execute("UPDATE portcullis_schema SET version = $1", &[&known])
+            .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+}
+
+fn gone() -> StoreError {
+    StoreError::Unavailable("the store connection is gone".into())
+}
+
+/// rustls with the system's trusted certificates; the host name is checked.
+fn tls() -> Result<tokio_postgres_rustls::MakeRustlsConnect, StoreError> {
+    let mut roots = rustls::RootCertStore::empty();
+    for cert in rustls_native_certs::load_native_certs().certs {
+        let _ = roots.add(cert);
+    }
+    if roots.is_empty() {
+        return Err(StoreError::Config(
+            "no trusted certificates on this system to check the store's".into(),
+        ));
+    }
+    let config = rustls::ClientConfig::builder_with_provider(Arc::new(
+        rustls::crypto::aws_lc_rs::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .map_err(|e| StoreError::Config(format!("TLS: {e}")))?
+    .with_root_certificates(roots)
+    .with_no_client_auth();
+    Ok(tokio_postgres_rustls::MakeRustlsConnect::new(config))
+}
+
+#[async_trait]
+impl Store for PgStore {
+    async fn load(&self) -> Result<Snapshot, StoreError> {
+        let mut guard = self.client().await?;
+        let client = guard.as_mut().ok_or_else(gone)?;
+        let tx = client
+            .build_transaction()
+            .isolation_level(IsolationLevel::RepeatableRead)
+            .read_only(true)
+            .start()
+            .await?;
+        let snap = load::load(&tx).await?;
+        tx.commit().await?;
+        Ok(snap)
+    }
+
+    async fn apply(&self, changes: &[Change]) -> Result<(), StoreError> {
+        let mut guard = self.client().await?;
+        let client = guard.as_mut().ok_or_else(gone)?;
+        let tx = client.transaction().await?;
+        for change in changes {
+            apply::apply_one(&tx, change).await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    fn kind(&self) -> &'static str {
+        "postgres"
+    }
+
+    async fn append_events(&self, events: &[Arc<AuthEventRecord>]) -> Result<(), StoreError> {
+        let mut guard = self.client().await?;
+        let client = guard.as_mut().ok_or_else(gone)?;
+        let tx = client.transaction().await?;
+        let insert = tx
+            .prepare(
+                "INSERT INTO authentication_events (id, at_micros, kind, method, identity, \
+                 database_id, database_name, integration, peer, application, result, reason, \
+                 detail, session_id, token_id) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, \
+                 $11, $12, $13, $14, $15) ON CONFLICT (id) DO NOTHING",
+            )
+            .await?;
+        for e in events {
+            tx.execute(
+                &insert,
+                &[
+                    &e.id,
+                    &e.at_micros,
+                    &e.kind,
+                    &e.method,
+                    &e.identity,
+                    &e.database_id,
+                    &e.database,
+                    &e.integration,
+                    &e.peer,
+                    &e.application,
+                    &e.result,
+                    &e.reason,
+                    &e.detail,
+                    &e.session_id,
+                    &e.token_id,
+                ],
+            )
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn load_events(
+        &self,
+        since_micros: i64,
+        limit: usize,
+    ) -> Result<StoredEvents, StoreError> {
+        let mut guard = self.client().await?;
+        let client = guard.as_mut().ok_or_else(gone)?;
+        let max_id: i64 = client
+            .query_one(
+                "SELECT coalesce(max(id), 0)::BIGINT FROM authentication_events",
+                &[],
+            )
+            .await?
+            .get(0);
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        let rows = client
+            .query(
+                "SELECT id, at_micros, kind, method, identity, database_id, database_name, \
+                 integration, peer, application, result, reason, detail, session_id, token_id \
+                 FROM authentication_events WHERE at_micros >= $1 ORDER BY id DESC LIMIT $2",
+                &[&since_micros, &limit],
+            )
+            .await?;
+        let mut events: Vec<AuthEventRecord> = rows
+            .iter()
+            .map(|r| AuthEventRecord {
+                id: r.get(0),
+                at_micros: r.get(1),
+                kind: r.get(2),
+                method: r.get(3),
+                identity: r.get(4),
+                database_id: r.get(5),
+                database: r.get(6),
+                integration: r.get(7),
+                peer: r.get(8),
+                application: r.get(9),
+                result: r.get(10),
+                reason: r.get(11),
+                detail: r.get(12),
+                session_id: r.get(13),
+                token_id: r.get(14),
+            })
+            .collect();
+        events.reverse();
+        Ok(StoredEvents { events, max_id })
+    }
+
+    async fn prune_events(&self, before_micros: i64) -> Result<usize, StoreError> {
+        let mut guard = self.client().await?;
+        let client = guard.as_mut().ok_or_else(gone)?;
+        let n = client
+            .execute(
+                "DELETE FROM authentication_events WHERE at_micros < $1",
+                &[&before_micros],
+            )
+            .await?;
+        Ok(usize::try_from(n).unwrap_or(usize::MAX))
+    }
+}
