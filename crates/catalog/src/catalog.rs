@@ -434,6 +434,11 @@ impl Catalog {
         self.events().flush(self.store.as_ref()).await
     }
 
+    /// Lets go of the store (shutdown, after the last events are written).
+    pub async fn close_store(&self) {
+        self.store.close().await;
+    }
+
     /// Records a refused sign-in (the database named resolved to its id, 0 if none).
     pub fn refused(&self, attempt: &crate::events::Attempt, reason: crate::Reason, detail: &str) {
         let database_id = self.state().database(&attempt.database).map_or(0, |d| d.id);

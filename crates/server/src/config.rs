@@ -58,6 +58,10 @@ pub struct FileConfig {
     pub upstream_pool_size: Option<usize>,
     /// An idle upstream session is closed after this many seconds. Default 60.
     pub upstream_pool_idle_seconds: Option<u64>,
+    /// Where the catalog lives: `sqlite` (the default: `catalog.db` in the data directory) or
+    /// `postgresql://user@host:port/database?sslmode=…` (the password in the URL or
+    /// PORTCULLIS_STORE_PASSWORD).
+    pub store_url: Option<String>,
 }
 
 /// The resolved settings.
@@ -84,6 +88,10 @@ pub struct Settings {
     pub audit_log: Option<PathBuf>,
     pub upstream_pool_size: usize,
     pub upstream_pool_idle_seconds: u64,
+    /// `None`: SQLite in the data directory; else a PostgreSQL URL.
+    pub store_url: Option<String>,
+    /// The store's password, from PORTCULLIS_STORE_PASSWORD (overrides the URL's).
+    pub store_password: Option<String>,
 }
 
 /// Overrides from the command line (already merged with their environment variables).
@@ -121,6 +129,8 @@ const KNOWN_ENV: &[&str] = &[
     "PORTCULLIS_AUDIT_LOG",
     "PORTCULLIS_UPSTREAM_POOL_SIZE",
     "PORTCULLIS_UPSTREAM_POOL_IDLE_SECONDS",
+    "PORTCULLIS_STORE_URL",
+    "PORTCULLIS_STORE_PASSWORD",
     // Read by the client commands (`portcullis sql`, `portcullis token`), not the server.
     "PORTCULLIS_CLIENT_SECRET",
     "PORTCULLIS_TOKEN_CACHE",
@@ -279,6 +289,15 @@ pub fn resolve(file: Option<&Path>, flags: Overrides) -> anyhow::Result<Settings
     if !(1..=86_400).contains(&upstream_pool_idle_seconds) {
         bail!("upstream_pool_idle_seconds must be between 1 and 86400");
     }
+    let store_url = env("PORTCULLIS_STORE_URL")
+        .or(f.store_url)
+        .filter(|u| !u.eq_ignore_ascii_case("sqlite"));
+    if let Some(url) = &store_url {
+        if !(url.starts_with("postgresql://") || url.starts_with("postgres://")) {
+            bail!("store_url must be sqlite or a postgresql:// URL");
+        }
+    }
+    let store_password = env("PORTCULLIS_STORE_PASSWORD");
     Ok(Settings {
         data_dir,
         sql_addr: addr("sql_addr", &sql_addr)?,
@@ -301,6 +320,8 @@ pub fn resolve(file: Option<&Path>, flags: Overrides) -> anyhow::Result<Settings
         audit_log,
         upstream_pool_size,
         upstream_pool_idle_seconds,
+        store_url,
+        store_password,
     })
 }
 

@@ -13,14 +13,26 @@ use portcullis_store::SqliteStore;
 use crate::config::Settings;
 use crate::{http, pg, tls};
 
-/// Opens the catalog in the data directory (made private first).
+/// Opens the catalog: SQLite in the data directory (made private first; it also holds the
+/// sealing key), or the PostgreSQL store `store_url` names.
 async fn open_catalog(settings: &Settings) -> anyhow::Result<Arc<Catalog>> {
     crate::secret_file::prepare_data_dir(&settings.data_dir)?;
-    let store =
-        SqliteStore::open(&settings.data_dir.join("catalog.db")).context("opening the catalog")?;
+    let store: Arc<dyn portcullis_store::Store> = match &settings.store_url {
+        None => Arc::new(
+            SqliteStore::open(&settings.data_dir.join("catalog.db"))
+                .context("opening the catalog")?,
+        ),
+        Some(url) => {
+            let store = portcullis_store::PgStore::open(url, settings.store_password.as_deref())
+                .await
+                .context("opening the catalog store")?;
+            tracing::info!(store = %store.display(), "catalog store: PostgreSQL");
+            Arc::new(store)
+        }
+    };
     Ok(Arc::new(
         Catalog::open(
-            Arc::new(store),
+            store,
             CatalogOptions {
                 scram_iterations: settings.scram_iterations,
                 event_retention_days: settings.event_retention_days,
@@ -336,6 +348,7 @@ impl Running {
             task.abort();
         }
         let written = self.catalog.flush_events().await;
+        self.catalog.close_store().await;
         tracing::info!(events = written, "authentication events written; stopped");
         if let Some(a) = self.audit.take() {
             a.flush();

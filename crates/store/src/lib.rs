@@ -47,4 +47,8 @@ pub trait Store: Send + Sync + 'static {
     ) -> Result<StoredEvents, StoreError>;
     /// Deletes events older than `before_micros`; returns how many.
     async fn prune_events(&self, before_micros: i64) -> Result<usize, StoreError>;
+
+    /// Lets go of the store at shutdown (a PostgreSQL store closes its connection, and with it
+    /// the node's hold on the store). Later calls open it again.
+    async fn close(&self) {}
 }

@@ -20,7 +20,14 @@ pub async fn start() -> InProcess {
 }
 
 async fn run_in(dir: &std::path::Path) -> portcullis::Running {
-    let settings = portcullis::config::resolve(
+    portcullis::start(settings_in(dir), None, Some(ADMIN_PASSWORD.into()))
+        .await
+        .unwrap()
+}
+
+/// The default settings with the data directory in `dir` and ephemeral ports.
+pub fn settings_in(dir: &std::path::Path) -> portcullis::config::Settings {
+    portcullis::config::resolve(
         None,
         portcullis::config::Overrides {
             data_dir: Some(dir.join("data")),
@@ -29,10 +36,17 @@ async fn run_in(dir: &std::path::Path) -> portcullis::Running {
             dev_tls: false,
         },
     )
-    .unwrap();
-    portcullis::start(settings, None, Some(ADMIN_PASSWORD.into()))
-        .await
-        .unwrap()
+    .unwrap()
+}
+
+/// Starts a server with `settings` (from [`settings_in`] `dir`, changed); the caller keeps
+/// `dir`.
+pub async fn start_with(
+    dir: tempfile::TempDir,
+    settings: portcullis::config::Settings,
+) -> anyhow::Result<InProcess> {
+    let running = portcullis::start(settings, None, Some(ADMIN_PASSWORD.into())).await?;
+    Ok(InProcess { running, _dir: dir })
 }
 
 impl InProcess {
@@ -61,6 +75,16 @@ impl InProcess {
         let InProcess { running, _dir } = self;
         running.stop().await;
         let running = run_in(_dir.path()).await;
+        InProcess { running, _dir }
+    }
+
+    /// Stops the server gracefully and starts it again with `settings` (same data directory).
+    pub async fn restart_with(self, settings: portcullis::config::Settings) -> Self {
+        let InProcess { running, _dir } = self;
+        running.stop().await;
+        let running = portcullis::start(settings, None, Some(ADMIN_PASSWORD.into()))
+            .await
+            .unwrap();
         InProcess { running, _dir }
     }
 

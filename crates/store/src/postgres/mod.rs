@@ -98,6 +98,36 @@ impl PgStore {
                 crate::error::describe_pg(&e)
             ))
         };
+        let client = self.connect_only(unreachable).await?;
+        // One node per store until nodes share changes (issue 15, item 3): two nodes would
+        // each give out the same ids and overwrite each other's records. The lock is the
+        // connection's: it goes when the node (or its connection) does.
+        // A node that just stopped may still be leaving: a few tries over two seconds.
+        let mut held = false;
+        for _ in 0..10 {
+            held = client
+                .query_one("SELECT pg_try_advisory_lock(7075707)", &[])
+                .await?
+                .get(0);
+            if held {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+        }
+        if !held {
+            return Err(StoreError::Config(format!(
+                "{} is in use by another Portcullis node; one node per store for now (several \
+                 nodes over one store need change notification, not built yet)",
+                self.display
+            )));
+        }
+        Ok(client)
+    }
+
+    async fn connect_only(
+        &self,
+        unreachable: impl Fn(tokio_postgres::Error) -> StoreError,
+    ) -> Result<Client, StoreError> {
         let client = if self.config.get_ssl_mode() == SslMode::Disable {
             let (client, connection) = self
                 .config
@@ -287,6 +317,10 @@ impl Store for PgStore {
             .collect();
         events.reverse();
         Ok(StoredEvents { events, max_id })
+    }
+
+    async fn close(&self) {
+        self.client.lock().await.take();
     }
 
     async fn prune_events(&self, before_micros: i64) -> Result<usize, StoreError> {
