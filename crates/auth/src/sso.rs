@@ -726,9 +726,16 @@ pub fn choose_integration<'a>(
             SsoError::NoDatabase(source_name.to_owned())
         }
     })?;
+    // A pool's integration signs people in only to its own database, or anywhere when it is
+    // system-wide: a tenant's integration on a pool must not admit anyone to another tenant's
+    // database (its tenant controls its issuer, directory and mappings).
     let pool = req
         .pool_id
-        .and_then(|p| state.assigned_integration(AssignmentTarget::ConnectivityPool(p)));
+        .and_then(|p| state.assigned_integration(AssignmentTarget::ConnectivityPool(p)))
+        .filter(|i| {
+            i.database_id == source.id
+                || state.database_name(i.database_id) == portcullis_catalog::model::SYSTEM_DATABASE
+        });
     // Only an integration someone assigned signs anyone in: the source database's, or the
     // pool's the client came through. A name (`identityprovider`) only picks between those;
     // an integration that exists but is not assigned (REMOVE SSO INTEGRATION) is not usable.

@@ -279,6 +279,16 @@ async fn directory_users_sign_in_with_their_groups_and_bad_inputs_are_refused() 
             .unwrap_err();
         assert!(err.starts_with(state), "{user}: {err}");
         assert!(!err.contains("Alice-ldap-1"), "{err}");
+        if state == "28P01" {
+            // A directory user's wrong password reads exactly like a catalog user's (dave):
+            // the answer does not tell which names are catalog users.
+            assert_eq!(
+                err,
+                format!(
+                    "28P01 password authentication failed for user \"{user}@example_database\""
+                ),
+            );
+        }
         let seen = last_event(&admin).await;
         assert!(seen.contains(event), "{user}: {seen}");
     }
@@ -402,6 +412,53 @@ async fn directory_users_sign_in_with_their_groups_and_bad_inputs_are_refused() 
         .await
         .unwrap();
 
+    // Pointing the integration at another directory (or another service DN) without giving
+    // the bind password again is refused: the sealed one would go to the new directory. The
+    // same for an OpenID Connect integration's issuer and client secret.
+    for sql in [
+        "ALTER SSO INTEGRATION corp SET url = 'ldap://127.0.0.1:1'".to_owned(),
+        "ALTER SSO INTEGRATION corp SET bind_dn = 'cn=someone,dc=example,dc=org'".to_owned(),
+    ] {
+        let err = in_db.batch_execute(&sql).await.unwrap_err();
+        assert!(
+            err.as_db_error()
+                .unwrap()
+                .message()
+                .contains("needs bind_password again"),
+            "{err}"
+        );
+    }
+    in_db
+        .batch_execute(
+            "CREATE SSO INTEGRATION web PROTOCOL oidc issuer = 'https://idp.example.org', \
+             client_id = app, client_secret = 'Web-secret-1', default_group = ldap_users",
+        )
+        .await
+        .unwrap();
+    let err = in_db
+        .batch_execute("ALTER SSO INTEGRATION web SET issuer = 'https://evil.example.org'")
+        .await
+        .unwrap_err();
+    assert!(
+        err.as_db_error()
+            .unwrap()
+            .message()
+            .contains("needs client_secret again"),
+        "{err}"
+    );
+    in_db
+        .batch_execute(
+            "ALTER SSO INTEGRATION web SET issuer = 'https://new.example.org', \
+             client_secret = 'Web-secret-2'",
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        sign_in(&server, "alice@example_database", "Alice-ldap-1").await,
+        Ok("alice|analysts@example_database".into()),
+        "the refused changes changed nothing"
+    );
+
     // The directory down: directory users get a clear error; catalog users sign in.
     slapd.stop();
     let err = sign_in(&server, "alice@example_database", "Alice-ldap-1")
@@ -420,6 +477,44 @@ async fn directory_users_sign_in_with_their_groups_and_bad_inputs_are_refused() 
         sign_in(&server, "alice@example_database", "Alice-ldap-1").await,
         Ok("alice|analysts@example_database".into())
     );
-    drop((admin, in_db));
+    // A system-wide directory assigned to a tenant's database: the tenant's administrator may
+    // not read its users with EXPLAIN (they may be anyone's); the system's administrator may.
+    admin
+        .batch_execute(&format!(
+            "CREATE DATABASE other_db; \
+             CREATE USER \"dbo@other_db\" PASSWORD = 'Dbo-pass-12'; \
+             GRANT ALL ON DATABASE other_db TO USER dbo@other_db; \
+             CREATE SSO INTEGRATION corp_all PROTOCOL ldap url = '{url}', \
+               bind_dn = '{READER_DN}', bind_password = '{READER_PASSWORD}', \
+               user_search_base = 'ou=people,{SUFFIX}', user_filter = '(uid={{username}})', \
+               default_group = everyone; \
+             ALTER DATABASE other_db SET SSO INTEGRATION corp_all",
+            url = slapd.url()
+        ))
+        .await
+        .unwrap();
+    let dbo = server
+        .connect("dbo@other_db", "other_db", "Dbo-pass-12")
+        .await
+        .unwrap();
+    let err = dbo
+        .simple_query("EXPLAIN AUTHENTICATION FOR USER 'alice'")
+        .await
+        .unwrap_err();
+    assert!(
+        err.as_db_error()
+            .unwrap()
+            .message()
+            .contains("belongs to database \"system\""),
+        "{err}"
+    );
+    let explained = rows(
+        &admin,
+        "EXPLAIN AUTHENTICATION FOR USER 'alice' DATABASE other_db",
+    )
+    .await
+    .join("\n");
+    assert!(explained.contains("entry uid=alice"), "{explained}");
+    drop((admin, in_db, dbo));
     server.running.stop().await;
 }

@@ -52,7 +52,11 @@ async fn pools(admin: &tokio_postgres::Client) -> Vec<String> {
 
 /// Signs in with `token` at `addr`; the user and groups, or the error.
 async fn token_at(addr: SocketAddr, token: &str) -> Result<String, String> {
-    match InProcess::connect_at(addr, "access_token", "example_database", token).await {
+    token_into(addr, "example_database", token).await
+}
+
+async fn token_into(addr: SocketAddr, database: &str, token: &str) -> Result<String, String> {
+    match InProcess::connect_at(addr, "access_token", database, token).await {
         Ok((c, _)) => Ok(rows(&c, "SELECT CURRENT_USER(), CURRENT_GROUPS()")
             .await
             .join("\n")),
@@ -207,6 +211,33 @@ async fn a_pool_listens_signs_in_through_its_integration_and_closes_when_dropped
         std::net::TcpListener::bind(other).is_ok(),
         "nothing listens there"
     );
+
+    // A tenant's integration on a pool signs people in to its own database only: its tenant
+    // controls its issuer and mappings, so it must not admit anyone to another database
+    // (here `system`, whose public role holds USE on it) through the pool.
+    dba.batch_execute(&format!(
+        "CREATE GROUP tenant_users; \
+         GRANT USE ON DATABASE example_database TO GROUP tenant_users; \
+         CREATE SSO INTEGRATION tenant_sso PROTOCOL oidc issuer = \"{}\", \
+           client_id = \"rs256-client\", default_group = tenant_users",
+        idp.url
+    ))
+    .await
+    .unwrap();
+    admin
+        .batch_execute("ALTER CONNECTIVITY_POOL p SET SSO INTEGRATION tenant_sso@example_database")
+        .await
+        .unwrap();
+    assert_eq!(
+        token_at(at, access).await,
+        Ok("machine@example.com|tenant_users@example_database".into())
+    );
+    let err = token_into(at, "system", access).await.unwrap_err();
+    assert!(err.contains("no SSO integration"), "{err}");
+    admin
+        .batch_execute("ALTER CONNECTIVITY_POOL p SET SSO INTEGRATION pool_sso")
+        .await
+        .unwrap();
 
     // The pool survives a restart (it listens again on its address).
     drop((on_pool, token_session));

@@ -22,18 +22,33 @@ impl SsoAuthenticator {
     ) -> Result<QueryResult, CatalogError> {
         let database = database.unwrap_or(&session.database).to_owned();
         let state = self.catalog().state();
-        let administers = state.database(&database).is_some_and(|d| {
-            portcullis_catalog::privileges::administers(
-                &state,
-                &session_principals(&state, session),
-                d.id,
-            )
-        });
-        if !administers {
+        let principals = session_principals(&state, session);
+        let administers =
+            |id: i64| portcullis_catalog::privileges::administers(&state, &principals, id);
+        if !state.database(&database).is_some_and(|d| administers(d.id)) {
             return Err(CatalogError::denied(format!(
                 "EXPLAIN AUTHENTICATION FOR USER needs administrator rights on database \
                  \"{database}\""
             )));
+        }
+        // A system-wide directory is shared by every database it serves: reading any of its
+        // users takes administering the integration's own database too.
+        let choice = IntegrationChoice {
+            source_database: None,
+            database: &database,
+            integration: None,
+            pool_id: None,
+        };
+        if let Ok(integration) = choose_integration(&state, choice) {
+            if !administers(integration.database_id) {
+                return Err(CatalogError::denied(format!(
+                    "EXPLAIN AUTHENTICATION FOR USER reads the directory of SSO integration \
+                     \"{}\", which belongs to database \"{}\": that needs administrator \
+                     rights there",
+                    integration.name,
+                    state.database_name(integration.database_id)
+                )));
+            }
         }
         let mut trace = Trace::default();
         let result = self.explain_steps(&database, user, &mut trace).await;

@@ -317,7 +317,14 @@ pub async fn sign_in_cleartext(
         via: SignInMethod::Directory,
         protocol,
     };
-    throttled_directory_sign_in(passwords, sso, &req).await
+    // A wrong directory password reads exactly like a wrong catalog one: the answer must not
+    // tell which names are catalog users (the event says which it was).
+    throttled_directory_sign_in(passwords, sso, &req)
+        .await
+        .map_err(|e| match e.reason() {
+            Reason::BadPassword => SignInError::BadPassword(target.fqun.to_string()).into(),
+            _ => e,
+        })
 }
 
 /// A directory sign-in under the same per-address throttle as catalog passwords: an address

@@ -519,8 +519,27 @@ fn alter_record(
     properties: &[Property],
 ) -> Result<Vec<Change>, CatalogError> {
     require_sso_admin(actor, state, existing.database_id)?;
-    let mut props = SsoProperties::from_json(&existing.properties)?;
+    let before = SsoProperties::from_json(&existing.properties)?;
+    let mut props = before.clone();
     let secret = props.apply(properties)?;
+    // The sealed secret was given for one endpoint: pointing the integration elsewhere
+    // without giving it again would hand it to whoever runs the new endpoint.
+    if secret == SecretChange::Keep && existing.sealed_secret.is_some() {
+        let moved = match (&before.ldap, &props.ldap) {
+            (Some(a), Some(b)) => a.url != b.url || a.bind_dn != b.bind_dn,
+            _ => before.issuer != props.issuer,
+        };
+        if moved {
+            let (what, secret) = match props.protocol() {
+                SsoProtocol::Ldap => ("url or bind_dn", "bind_password"),
+                SsoProtocol::Oidc => ("issuer", "client_secret"),
+            };
+            return Err(CatalogError::invalid(format!(
+                "changing {what} needs {secret} again in the same statement (the sealed one \
+                 is never sent to a new endpoint); or set {secret} = NULL"
+            )));
+        }
+    }
     let record = integration_record(
         actor,
         state,
