@@ -83,6 +83,8 @@ impl Waiting {
     /// If that makes too many, one is cut (its token cancelled; see the module's rule) — never
     /// this one.
     pub fn enter(self: &Arc<Self>, address: IpAddr, cut: &CancellationToken) -> WaitGuard {
+        // An IPv6 client owns a /64: counted as one address, as the password throttle does.
+        let address = portcullis_auth::address_key(address);
         let id = self.next.fetch_add(1, Ordering::Relaxed);
         let victim = {
             let mut entries = self.entries.lock();
@@ -183,5 +185,29 @@ mod tests {
             .collect();
         assert!(each[0].is_cancelled());
         assert_eq!(each.iter().filter(|t| t.is_cancelled()).count(), 1);
+    }
+
+    #[test]
+    fn an_ipv6_client_is_its_slash_64() {
+        let waiting = Waiting::new(0, "test");
+        let slow = CancellationToken::new();
+        let _slow = waiting.enter(IpAddr::from([0x2001, 0xdb8, 1, 1, 0, 0, 0, 1]), &slow);
+        // A flood from many addresses of one /64 counts as one address.
+        let flood: Vec<_> = (0..2 * MIN_LIMIT)
+            .map(|_| CancellationToken::new())
+            .collect();
+        let _held: Vec<_> = flood
+            .iter()
+            .enumerate()
+            .map(|(i, t)| {
+                let last = u16::try_from(i).unwrap();
+                waiting.enter(IpAddr::from([0x2001, 0xdb8, 2, 2, 0, 0, 0, last]), t)
+            })
+            .collect();
+        assert!(!slow.is_cancelled());
+        assert_eq!(
+            flood.iter().filter(|t| t.is_cancelled()).count(),
+            MIN_LIMIT + 1
+        );
     }
 }

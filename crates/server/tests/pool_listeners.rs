@@ -288,3 +288,31 @@ async fn a_pool_listens_signs_in_through_its_integration_and_closes_when_dropped
     assert_eq!(rows(&again, "SELECT 3").await, ["3"]);
     server.running.stop().await;
 }
+
+/// `max_connections` counts the server's listener and every pool's together: a pool is
+/// another way in, not more room.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pool_adds_no_room() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut settings = harness::inprocess::settings_in(dir.path());
+    settings.max_connections = 3;
+    let server = harness::inprocess::start_with(dir, settings).await.unwrap();
+    let admin = server.admin().await;
+    let at: SocketAddr = ([127, 0, 0, 1], free_port()).into();
+    admin
+        .batch_execute(&format!("CREATE CONNECTIVITY_POOL p LISTEN '{at}'"))
+        .await
+        .unwrap();
+    let _two = server.admin().await;
+    let _three = InProcess::connect_at(at, "admin@system", "system", ADMIN_PASSWORD)
+        .await
+        .unwrap();
+    for addr in [at, server.sql_addr()] {
+        let err = InProcess::connect_at(addr, "admin@system", "system", ADMIN_PASSWORD)
+            .await
+            .map(|_| ())
+            .unwrap_err();
+        assert!(message(&err).starts_with("53300"), "{addr}: {err}");
+    }
+    server.running.stop().await;
+}

@@ -63,6 +63,11 @@ pub struct PgShared {
     pub stopping: tokio_util::sync::CancellationToken,
     /// Every connection's task, so a shutdown can wait for them.
     pub tasks: tokio_util::task::TaskTracker,
+    /// `max_connections` for all the PostgreSQL listeners together (the server's and every
+    /// connectivity pool's): a pool adds a way in, not more room.
+    slots: Arc<Semaphore>,
+    /// A few beyond it, taken in only to be told `53300`.
+    over: Arc<Semaphore>,
 }
 
 /// How long a shutdown lets statements in flight finish.
@@ -101,6 +106,8 @@ impl PgShared {
             gateway,
             stopping,
             tasks: tokio_util::task::TaskTracker::new(),
+            slots: Arc::new(Semaphore::new(max_connections)),
+            over: Arc::new(Semaphore::new(max_connections.div_ceil(8).max(8))),
         }
     }
 }
@@ -305,8 +312,6 @@ pub async fn serve(
     tls: Option<TlsAcceptor>,
     max_connections: usize,
 ) {
-    let slots = Arc::new(Semaphore::new(max_connections));
-    let over = Arc::new(Semaphore::new(max_connections.div_ceil(8).max(8)));
     loop {
         let accepted = tokio::select! {
             _ = on.closing.cancelled() => break,
@@ -322,9 +327,9 @@ pub async fn serve(
         };
         // Over the limit: a few more are taken in only to be told so (53300) or to cancel;
         // beyond those the socket is closed.
-        let (permit, over_limit) = match slots.clone().try_acquire_owned() {
+        let (permit, over_limit) = match shared.slots.clone().try_acquire_owned() {
             Ok(permit) => (permit, false),
-            Err(_) => match over.clone().try_acquire_owned() {
+            Err(_) => match shared.over.clone().try_acquire_owned() {
                 Ok(permit) => (permit, true),
                 Err(_) => {
                     tracing::warn!(%peer, max_connections, "connection dropped: too many connections");
