@@ -109,6 +109,8 @@ struct Established {
     validated_as: TokenKind,
     /// The token's `jti` or hash prefix.
     token_id: String,
+    /// The assignment the integration was found through.
+    assigned_by: AssignmentTarget,
 }
 
 /// Token sign-ins and their explanation.
@@ -244,6 +246,7 @@ impl SsoAuthenticator {
                 groups: e.groups,
                 roles: e.roles,
                 token_expires_at: e.expires_at,
+                assigned_by: e.assigned_by,
             }),
             credential_stamp: None,
             via: req.via,
@@ -263,7 +266,7 @@ impl SsoAuthenticator {
             .database(req.database)
             .ok_or_else(|| SsoError::NoDatabase(req.database.to_owned()))?
             .clone();
-        let integration = choose_integration(&state, req.into())?;
+        let (integration, assigned_by) = chosen_assignment(&state, req.into())?;
         trace.pass(
             Reason::IntegrationDisabled,
             format!(
@@ -312,6 +315,7 @@ impl SsoAuthenticator {
                 req.token,
                 token.claims.get("jti").and_then(serde_json::Value::as_str),
             ),
+            assigned_by,
         })
     }
 
@@ -673,6 +677,7 @@ pub(crate) fn admit(
             roles: role_ids.clone(),
             // The probe only names principals; its times and method do not count.
             token_expires_at: 0,
+            assigned_by: AssignmentTarget::Database(target.id),
         }),
         credential_stamp: None,
         via: SignInMethod::Token,
@@ -718,6 +723,14 @@ pub fn choose_integration<'a>(
     state: &'a CatalogState,
     req: IntegrationChoice<'_>,
 ) -> Result<&'a SsoIntegrationRecord, SsoError> {
+    chosen_assignment(state, req).map(|(i, _)| i)
+}
+
+/// [`choose_integration`], with the assignment it was found through.
+pub fn chosen_assignment<'a>(
+    state: &'a CatalogState,
+    req: IntegrationChoice<'_>,
+) -> Result<(&'a SsoIntegrationRecord, AssignmentTarget), SsoError> {
     let source_name = req.source_database.unwrap_or(req.database);
     let source = state.database(source_name).ok_or_else(|| {
         if req.source_database.is_some() {
@@ -739,12 +752,14 @@ pub fn choose_integration<'a>(
     // Only an integration someone assigned signs anyone in: the source database's, or the
     // pool's the client came through. A name (`identityprovider`) only picks between those;
     // an integration that exists but is not assigned (REMOVE SSO INTEGRATION) is not usable.
+    let own = AssignmentTarget::Database(source.id);
+    let pool = pool.zip(req.pool_id.map(AssignmentTarget::ConnectivityPool));
     if let Some(name) = req.integration {
-        let assigned = state.assigned_integration(AssignmentTarget::Database(source.id));
+        let assigned = state.assigned_integration(own).map(|i| (i, own));
         return [assigned, pool]
             .into_iter()
             .flatten()
-            .find(|i| i.name == name)
+            .find(|(i, _)| i.name == name)
             .ok_or_else(|| SsoError::UnknownIntegration(name.to_owned()));
     }
     if req.source_database.is_none() {
@@ -753,7 +768,8 @@ pub fn choose_integration<'a>(
         }
     }
     state
-        .assigned_integration(AssignmentTarget::Database(source.id))
+        .assigned_integration(own)
+        .map(|i| (i, own))
         .ok_or_else(|| SsoError::NoIntegration(source.name.clone()))
 }
 

@@ -74,11 +74,11 @@ impl<'a> Authority<'a> {
                 let Some(integration) = state.integration_by_id(sso.integration_id) else {
                     return Some(EndReason::IntegrationDropped);
                 };
-                if !state
-                    .snap
-                    .sso_assignments
-                    .iter()
-                    .any(|a| a.integration_id == integration.id)
+                // Assigned still where the sign-in found it (REMOVE, or another integration set
+                // there, ends the session even if this one is assigned elsewhere too).
+                if state
+                    .assigned_integration(sso.assigned_by)
+                    .is_none_or(|i| i.id != integration.id)
                 {
                     return Some(EndReason::ConferralWithdrawn);
                 }

@@ -97,6 +97,10 @@ pub struct SsoIdentity {
     pub roles: Vec<i64>,
     /// The token's `exp`, Unix seconds.
     pub token_expires_at: i64,
+    /// The assignment the sign-in came through — the source database's integration, or the
+    /// connectivity pool's: the session ends when that assignment goes (the same integration
+    /// may stay assigned elsewhere).
+    pub assigned_by: portcullis_store::AssignmentTarget,
 }
 
 /// The idle timeout and maximum session age that apply to a session (0 = none).
@@ -610,6 +614,7 @@ mod tests {
                 groups: vec![],
                 roles: vec![],
                 token_expires_at: exp,
+                assigned_by: portcullis_store::AssignmentTarget::Database(1),
             }),
             credential_stamp: None,
             via: Default::default(),

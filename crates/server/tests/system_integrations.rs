@@ -207,6 +207,33 @@ async fn seed_machine_to_machine_steps_run_from_system() {
         "system's integration named like the database survives REMOVE: {names:?}"
     );
 
+    // REMOVE from one database ends the sessions that came through that assignment, though the
+    // integration stays assigned to another database.
+    admin
+        .batch_execute(
+            "ALTER DATABASE example_database SET SSO INTEGRATION sso_test; \
+             ALTER DATABASE other_db SET SSO INTEGRATION sso_test",
+        )
+        .await
+        .unwrap();
+    let live = server
+        .connect("access_token", "example_database", access)
+        .await
+        .unwrap();
+    assert_eq!(rows(&live, "SELECT 1").await, ["1"]);
+    admin
+        .batch_execute("ALTER DATABASE example_database REMOVE SSO INTEGRATION")
+        .await
+        .unwrap();
+    assert!(
+        live.simple_query("SELECT 1").await.is_err(),
+        "the session outlived its database's assignment"
+    );
+    admin
+        .batch_execute("ALTER DATABASE other_db REMOVE SSO INTEGRATION")
+        .await
+        .unwrap();
+
     // DROP in system takes its assignments with it: a live session through it ends.
     admin
         .batch_execute("ALTER DATABASE example_database SET SSO INTEGRATION sso_test")

@@ -20,7 +20,7 @@ use serde_json::{Map, Value};
 
 use crate::oidc::policy;
 use crate::oidc::validate::Trace;
-use crate::sso::{admit, choose_integration, IntegrationChoice};
+use crate::sso::{admit, choose_integration, chosen_assignment, IntegrationChoice};
 use crate::{LoginTarget, PasswordAuthenticator, SignInError, SsoAuthenticator, SsoError};
 use directory::{DirectoryError, DirectoryUser, Service};
 
@@ -111,7 +111,7 @@ impl SsoAuthenticator {
             .database(req.database)
             .ok_or_else(|| plain(SsoError::NoDatabase(req.database.to_owned())))?
             .clone();
-        let integration = choose_integration(&state, req.into()).map_err(plain)?;
+        let (integration, assigned_by) = chosen_assignment(&state, req.into()).map_err(plain)?;
         let props = state
             .sso_properties(integration)
             .map_err(|e| plain(SsoError::Internal(e.message)))?;
@@ -193,6 +193,7 @@ impl SsoAuthenticator {
                 groups,
                 roles,
                 token_expires_at: ends_at,
+                assigned_by,
             }),
             credential_stamp: None,
             via: req.via,
