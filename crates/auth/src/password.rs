@@ -406,6 +406,13 @@ impl PasswordAuthenticator {
         peer_ip(&client.peer).is_none_or(|ip| self.failures.allows(ip))
     }
 
+    /// Takes back a failure counted before the check ([`Self::count_failure`]) that passed.
+    pub fn refund_failure(&self, client: &Client) {
+        if let Some(ip) = peer_ip(&client.peer) {
+            self.failures.refund(ip);
+        }
+    }
+
     /// Counts a wrong password checked elsewhere (a directory) against the client's address.
     pub fn count_failure(&self, client: &Client) {
         if let Some(ip) = peer_ip(&client.peer) {

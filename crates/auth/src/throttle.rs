@@ -37,6 +37,15 @@ impl Throttle {
         self.miss_at(ip, Instant::now());
     }
 
+    /// Takes back one counted guess of `ip` (an attempt counted before it was checked, which
+    /// turned out right).
+    pub fn refund(&self, ip: IpAddr) {
+        let ip = address_key(ip);
+        if let Some(entry) = self.misses.lock().get_mut(&ip) {
+            entry.0 = entry.0.saturating_sub(1);
+        }
+    }
+
     /// [`Self::allows`] at the moment `now` (tests step a clock instead of sleeping).
     pub fn allows_at(&self, ip: IpAddr, now: Instant) -> bool {
         let ip = address_key(ip);

@@ -361,6 +361,14 @@ async fn postgres_reconnects_and_refuses_a_newer_schema() {
         store.load().await.unwrap().databases.len(),
         before.databases.len() + 1
     );
+    // While this store holds it, another node may not open it.
+    let err = PgStore::open(&url, Some(pg_cluster::PASSWORD))
+        .await
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(err.contains("in use by another Portcullis node"), "{err}");
+    store.close().await;
     // A store migrated by a newer build: refused with a sentence saying so.
     let out = std::process::Command::new("psql")
         .arg(format!(

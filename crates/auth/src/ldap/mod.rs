@@ -329,8 +329,9 @@ pub async fn sign_in_cleartext(
 }
 
 /// A directory sign-in under the same per-address throttle as catalog passwords: an address
-/// that failed too often lately is refused before the directory is asked, and a wrong
-/// password counts against it.
+/// that failed too often lately is refused before the directory is asked. The attempt is
+/// counted before the directory's answer (which takes a round trip or several) and taken back
+/// unless the password was wrong, so guesses sent in parallel cannot outrun the limit.
 pub async fn throttled_directory_sign_in(
     passwords: &PasswordAuthenticator,
     sso: &SsoAuthenticator,
@@ -339,11 +340,10 @@ pub async fn throttled_directory_sign_in(
     if !passwords.allows(req.client) {
         return Err(SignInError::Throttled.into());
     }
+    passwords.count_failure(req.client);
     let result = sso.sign_in_with_directory(req).await;
-    if let Err(e) = &result {
-        if e.reason() == Reason::BadPassword {
-            passwords.count_failure(req.client);
-        }
+    if !matches!(&result, Err(e) if e.reason() == Reason::BadPassword) {
+        passwords.refund_failure(req.client);
     }
     Ok(result?)
 }
