@@ -10,27 +10,10 @@
 
 mod harness;
 
+use harness::inprocess::{db_error, rows};
+
 use harness::inprocess::InProcess;
 use harness::ldap::{Slapd, READER_DN, READER_PASSWORD, SUFFIX};
-use tokio_postgres::SimpleQueryMessage;
-
-async fn rows(client: &tokio_postgres::Client, sql: &str) -> Vec<String> {
-    client
-        .simple_query(sql)
-        .await
-        .unwrap_or_else(|e| panic!("{sql}: {e}"))
-        .iter()
-        .filter_map(|m| match m {
-            SimpleQueryMessage::Row(r) => Some(
-                (0..r.len())
-                    .map(|i| r.get(i).unwrap_or("").to_owned())
-                    .collect::<Vec<_>>()
-                    .join("|"),
-            ),
-            _ => None,
-        })
-        .collect()
-}
 
 /// Signs in as `user` to example_database: who and which groups, or `SQLSTATE message`.
 async fn sign_in(server: &InProcess, user: &str, password: &str) -> Result<String, String> {
@@ -38,9 +21,7 @@ async fn sign_in(server: &InProcess, user: &str, password: &str) -> Result<Strin
         Ok(c) => Ok(rows(&c, "SELECT CURRENT_USER(), CURRENT_GROUPS()")
             .await
             .join("\n")),
-        Err(e) => Err(e.as_db_error().map_or(e.to_string(), |d| {
-            format!("{} {}", d.code().code(), d.message())
-        })),
+        Err(e) => Err(db_error(&e)),
     }
 }
 

@@ -8,43 +8,13 @@
 
 mod harness;
 
+use harness::inprocess::{db_error, refused, rows};
+
 use std::net::SocketAddr;
 
 use harness::idp::{free_port, tokens, NodeServer};
 use harness::inprocess::InProcess;
 use harness::ADMIN_PASSWORD;
-use tokio_postgres::SimpleQueryMessage;
-
-async fn rows(client: &tokio_postgres::Client, sql: &str) -> Vec<String> {
-    client
-        .simple_query(sql)
-        .await
-        .unwrap_or_else(|e| panic!("{sql}: {e}"))
-        .iter()
-        .filter_map(|m| match m {
-            SimpleQueryMessage::Row(r) => Some(
-                (0..r.len())
-                    .map(|i| r.get(i).unwrap_or("").to_owned())
-                    .collect::<Vec<_>>()
-                    .join("|"),
-            ),
-            _ => None,
-        })
-        .collect()
-}
-
-fn message(e: &tokio_postgres::Error) -> String {
-    e.as_db_error().map_or(e.to_string(), |d| {
-        format!("{} {}", d.code().code(), d.message())
-    })
-}
-
-async fn refused(client: &tokio_postgres::Client, sql: &str) -> String {
-    match client.simple_query(sql).await {
-        Ok(_) => panic!("{sql} was accepted"),
-        Err(e) => message(&e),
-    }
-}
 
 async fn pools(admin: &tokio_postgres::Client) -> Vec<String> {
     rows(admin, "SELECT name FROM sys.connectivity_pools ORDER BY id").await
@@ -60,7 +30,7 @@ async fn token_into(addr: SocketAddr, database: &str, token: &str) -> Result<Str
         Ok((c, _)) => Ok(rows(&c, "SELECT CURRENT_USER(), CURRENT_GROUPS()")
             .await
             .join("\n")),
-        Err(e) => Err(message(&e)),
+        Err(e) => Err(db_error(&e)),
     }
 }
 
@@ -265,7 +235,7 @@ async fn a_pool_listens_signs_in_through_its_integration_and_closes_when_dropped
         .await
         .expect("the pool's session was not ended")
         .unwrap();
-    let err = message(&ended.unwrap_err());
+    let err = db_error(&ended.unwrap_err());
     assert!(
         err.contains("57P01") && err.contains("connectivity pool \"p\" was dropped"),
         "{err}"
@@ -312,7 +282,7 @@ async fn a_pool_adds_no_room() {
             .await
             .map(|_| ())
             .unwrap_err();
-        assert!(message(&err).starts_with("53300"), "{addr}: {err}");
+        assert!(db_error(&err).starts_with("53300"), "{addr}: {err}");
     }
     server.running.stop().await;
 }

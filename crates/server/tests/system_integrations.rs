@@ -7,38 +7,10 @@
 
 mod harness;
 
+use harness::inprocess::{db_error, refused, rows};
+
 use harness::idp::{tokens, NodeServer};
 use harness::inprocess::InProcess;
-use tokio_postgres::SimpleQueryMessage;
-
-/// The rows of a query's answer, columns joined by `|`.
-async fn rows(client: &tokio_postgres::Client, sql: &str) -> Vec<String> {
-    client
-        .simple_query(sql)
-        .await
-        .unwrap_or_else(|e| panic!("{sql}: {e}"))
-        .iter()
-        .filter_map(|m| match m {
-            SimpleQueryMessage::Row(r) => Some(
-                (0..r.len())
-                    .map(|i| r.get(i).unwrap_or("").to_owned())
-                    .collect::<Vec<_>>()
-                    .join("|"),
-            ),
-            _ => None,
-        })
-        .collect()
-}
-
-/// The statement's error message (it must fail).
-async fn refused(client: &tokio_postgres::Client, sql: &str) -> String {
-    match client.simple_query(sql).await {
-        Ok(_) => panic!("{sql} was accepted"),
-        Err(e) => e
-            .as_db_error()
-            .map_or(e.to_string(), |d| d.message().to_owned()),
-    }
-}
 
 /// Signs in with `token` as `user` to `database`; the current user and groups, or the error.
 async fn token_sign_in(
@@ -51,9 +23,7 @@ async fn token_sign_in(
         Ok(c) => Ok(rows(&c, "SELECT CURRENT_USER(), CURRENT_GROUPS()")
             .await
             .join("\n")),
-        Err(e) => Err(e
-            .as_db_error()
-            .map_or(e.to_string(), |d| d.message().to_owned())),
+        Err(e) => Err(db_error(&e)),
     }
 }
 

@@ -10,28 +10,11 @@
 
 mod harness;
 
+use harness::inprocess::{db_error, rows};
+
 use harness::idp::{rogue_post, rogue_sign, NodeServer};
 use harness::inprocess::InProcess;
 use serde_json::json;
-use tokio_postgres::SimpleQueryMessage;
-
-async fn rows(client: &tokio_postgres::Client, sql: &str) -> Vec<String> {
-    client
-        .simple_query(sql)
-        .await
-        .unwrap_or_else(|e| panic!("{sql}: {e}"))
-        .iter()
-        .filter_map(|m| match m {
-            SimpleQueryMessage::Row(r) => Some(
-                (0..r.len())
-                    .map(|i| r.get(i).unwrap_or("").to_owned())
-                    .collect::<Vec<_>>()
-                    .join("|"),
-            ),
-            _ => None,
-        })
-        .collect()
-}
 
 async fn sign_in(server: &InProcess, token: &str) -> Result<String, String> {
     match server
@@ -41,9 +24,7 @@ async fn sign_in(server: &InProcess, token: &str) -> Result<String, String> {
         Ok(c) => Ok(rows(&c, "SELECT CURRENT_USER(), CURRENT_GROUPS()")
             .await
             .join("\n")),
-        Err(e) => Err(e.as_db_error().map_or(e.to_string(), |d| {
-            format!("{} {}", d.code().code(), d.message())
-        })),
+        Err(e) => Err(db_error(&e)),
     }
 }
 

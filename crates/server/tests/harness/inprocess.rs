@@ -121,3 +121,38 @@ impl InProcess {
             .unwrap()
     }
 }
+
+/// The rows of a simple query's answer, columns joined by `|` (NULL as empty); panics on an
+/// error.
+pub async fn rows(client: &tokio_postgres::Client, sql: &str) -> Vec<String> {
+    client
+        .simple_query(sql)
+        .await
+        .unwrap_or_else(|e| panic!("{sql}: {e}"))
+        .iter()
+        .filter_map(|m| match m {
+            tokio_postgres::SimpleQueryMessage::Row(r) => Some(
+                (0..r.len())
+                    .map(|i| r.get(i).unwrap_or("").to_owned())
+                    .collect::<Vec<_>>()
+                    .join("|"),
+            ),
+            _ => None,
+        })
+        .collect()
+}
+
+/// `SQLSTATE message` of a server's error, or the client's own error text.
+pub fn db_error(e: &tokio_postgres::Error) -> String {
+    e.as_db_error().map_or(e.to_string(), |d| {
+        format!("{} {}", d.code().code(), d.message())
+    })
+}
+
+/// The error of a statement that must fail (`SQLSTATE message`).
+pub async fn refused(client: &tokio_postgres::Client, sql: &str) -> String {
+    match client.simple_query(sql).await {
+        Ok(_) => panic!("{sql} was accepted"),
+        Err(e) => db_error(&e),
+    }
+}
