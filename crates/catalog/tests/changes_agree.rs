@@ -1,8 +1,12 @@
-//! One meaning of a catalog change: the live model (`CatalogState::apply`) and the store
-//! (`SqliteStore::apply`, then `load`) must end in the same catalog after every batch of a
+//! One meaning of a catalog change: the live model (`CatalogState::apply`) and each store
+//! (SQLite, and PostgreSQL in a cluster the test makes: `apply`, then `load`) must end in the
+//! same catalog after every batch of a
 //! script that uses every `Change` variant, cascades included. A new variant fails to compile
 //! here until the script uses it (`variant` has no wildcard).
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+#[path = "../../store/tests/common/pg_cluster.rs"]
+mod pg_cluster;
 
 use portcullis_catalog::model::CatalogState;
 use portcullis_store::*;
@@ -290,14 +294,21 @@ async fn the_model_and_the_store_agree_on_every_change() {
         "the script must use every Change variant: {used:?}"
     );
     let dir = tempfile::tempdir().unwrap();
-    let store = SqliteStore::open(&dir.path().join("catalog.db")).unwrap();
-    let mut model = CatalogState::new(store.load().await.unwrap());
+    let sqlite = SqliteStore::open(&dir.path().join("catalog.db")).unwrap();
+    let cluster = pg_cluster::Cluster::start();
+    let postgres = PgStore::open(&cluster.database("catalog"), Some(pg_cluster::PASSWORD))
+        .await
+        .unwrap();
+    let stores: [(&str, &dyn Store); 2] = [("sqlite", &sqlite), ("postgres", &postgres)];
+    let mut model = CatalogState::new(sqlite.load().await.unwrap());
     for (i, batch) in script().into_iter().enumerate() {
-        store.apply(&batch).await.unwrap();
         model.apply(&batch);
-        let stored = normal(store.load().await.unwrap());
         let live = normal(model.snap.clone());
-        assert_eq!(live, stored, "batch {i}: {batch:?}");
+        for (name, store) in stores {
+            store.apply(&batch).await.unwrap();
+            let stored = normal(store.load().await.unwrap());
+            assert_eq!(live, stored, "{name}, batch {i}: {batch:?}");
+        }
     }
     // Everything that hung off the deleted databases is gone on both sides.
     let end = normal(model.snap.clone());

@@ -2,6 +2,8 @@
 //! temp dir, scram-sha-256, a loopback port the OS gave, run as `postgres` when the tests run as
 //! root (initdb refuses root).
 
+#![allow(dead_code)]
+
 use std::path::Path;
 use std::process::Command;
 
