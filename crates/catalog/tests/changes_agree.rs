@@ -316,3 +316,241 @@ async fn the_model_and_the_store_agree_on_every_change() {
     assert!(end.users.is_empty() && end.groups.is_empty() && end.upstreams.is_empty());
     assert!(end.sso_integrations.is_empty() && end.sso_assignments.is_empty());
 }
+
+/// One step of a random script: a kind and two numbers, read against the catalog as it stands
+/// (`pick` chooses among what exists), so every generated change is one the catalog could make:
+/// references point at existing rows and names are unique.
+#[derive(Debug, Clone)]
+struct Op(u8, u8, u8);
+
+/// The `n`th (modulo) of `ids`, if there are any.
+fn pick(ids: &[i64], n: u8) -> Option<i64> {
+    (!ids.is_empty()).then(|| ids[usize::from(n) % ids.len()])
+}
+
+fn to_change(op: &Op, s: &Snapshot, next: &mut i64) -> Option<Change> {
+    let Op(kind, a, b) = *op;
+    let dbs: Vec<i64> = s.databases.iter().map(|d| d.id).collect();
+    let users: Vec<i64> = s.users.iter().map(|u| u.id).collect();
+    let groups: Vec<i64> = s.groups.iter().map(|g| g.id).collect();
+    let roles: Vec<i64> = s.roles.iter().map(|r| r.id).collect();
+    let integrations: Vec<i64> = s.sso_integrations.iter().map(|i| i.id).collect();
+    let pools: Vec<i64> = s.connectivity_pools.iter().map(|p| p.id).collect();
+    let mut fresh = || {
+        *next += 1;
+        *next
+    };
+    let principal = |n: u8| match n % 3 {
+        0 => pick(&users, n / 3).map(PrincipalRef::User),
+        1 => pick(&groups, n / 3).map(PrincipalRef::Group),
+        _ => pick(&roles, n / 3).map(PrincipalRef::Role),
+    };
+    Some(match kind % 24 {
+        0 => {
+            let id = fresh();
+            db(id, &format!("d{id}"))
+        }
+        1 => {
+            let id = pick(&dbs, a)?;
+            db(id, &format!("d{id}x"))
+        }
+        // Dropping a database takes most of a small catalog with it: now and then.
+        2 if b % 8 == 0 => Change::DeleteDatabase(pick(&dbs, a)?),
+        2 => {
+            let (d, id) = (pick(&dbs, a)?, fresh());
+            user(id, d, &format!("u{id}"))
+        }
+        3 => {
+            let (d, id) = (pick(&dbs, a)?, fresh());
+            user(id, d, &format!("u{id}"))
+        }
+        4 => Change::DeleteUser(pick(&users, a)?),
+        5 => {
+            let (d, id) = (pick(&dbs, a)?, fresh());
+            group(id, d, &format!("g{id}"))
+        }
+        6 => Change::DeleteGroup(pick(&groups, a)?),
+        7 => {
+            let (d, id) = (pick(&dbs, a)?, fresh());
+            role(id, d, &format!("r{id}"))
+        }
+        8 => {
+            let object = match b % 4 {
+                0 => ObjectRef::System,
+                1 => ObjectRef::Database(pick(&dbs, b / 4)?),
+                2 => ObjectRef::User(pick(&users, b / 4)?),
+                _ => ObjectRef::Group(pick(&groups, b / 4)?),
+            };
+            let privilege = ["USE", "ALTER", "VIEW"][usize::from(b) % 3];
+            Change::AddGrant(grant(principal(a)?, privilege, object))
+        }
+        9 => {
+            let g = s.grants.get(usize::from(a) % s.grants.len().max(1))?;
+            Change::RemoveGrant {
+                grantee: g.grantee,
+                privilege: g.privilege.clone(),
+                object: g.object,
+            }
+        }
+        10 => Change::AddGroupMember(GroupMemberRecord {
+            group_id: pick(&groups, a)?,
+            user_id: pick(&users, b)?,
+        }),
+        11 => Change::RemoveGroupMember(
+            *s.group_members
+                .get(usize::from(a) % s.group_members.len().max(1))?,
+        ),
+        12 => Change::AddRoleMember(RoleMemberRecord {
+            role_id: pick(&roles, a)?,
+            member: principal(b)?,
+        }),
+        13 => Change::RemoveRoleMember(
+            *s.role_members
+                .get(usize::from(a) % s.role_members.len().max(1))?,
+        ),
+        14 => {
+            let scope = match a % 3 {
+                0 => ScopeRef::System,
+                1 => ScopeRef::Database(pick(&dbs, a / 3)?),
+                _ => ScopeRef::Group(pick(&groups, a / 3)?),
+            };
+            Change::PutSetting(SettingRecord {
+                scope,
+                name: ["password_minimum_length", "session_idle_timeout"][usize::from(b) % 2]
+                    .into(),
+                value: i64::from(b),
+            })
+        }
+        15 => {
+            let r = s.settings.get(usize::from(a) % s.settings.len().max(1))?;
+            Change::RemoveSetting {
+                scope: r.scope,
+                name: r.name.clone(),
+            }
+        }
+        16 => history(pick(&users, a)?, i64::from(b)),
+        17 => Change::TrimPasswordHistory {
+            user_id: pick(&users, a)?,
+            keep: usize::from(b % 4),
+        },
+        18 => {
+            let (d, id) = (pick(&dbs, a)?, fresh());
+            integration(id, d, &format!("i{id}"))
+        }
+        19 => Change::DeleteSsoIntegration(pick(&integrations, a)?),
+        20 => {
+            let target = if b % 2 == 0 {
+                AssignmentTarget::Database(pick(&dbs, b / 2)?)
+            } else {
+                AssignmentTarget::ConnectivityPool(pick(&pools, b / 2)?)
+            };
+            Change::AssignSso(SsoAssignmentRecord {
+                target,
+                integration_id: pick(&integrations, a)?,
+            })
+        }
+        21 => Change::UnassignSso(
+            s.sso_assignments
+                .get(usize::from(a) % s.sso_assignments.len().max(1))?
+                .target,
+        ),
+        22 => {
+            let id = fresh();
+            Change::PutConnectivityPool(ConnectivityPoolRecord {
+                id,
+                name: format!("p{id}"),
+                listen: format!("127.0.0.1:{}", 10_000 + id),
+                advertised: (a % 2 == 0).then(|| format!("p{id}.example")),
+                created_at: 7,
+            })
+        }
+        _ => match a % 3 {
+            0 => Change::DeleteConnectivityPool(pick(&pools, b)?),
+            1 => Change::PutUpstream(UpstreamRecord {
+                database_id: pick(&dbs, b)?,
+                url: format!("postgresql://a@127.0.0.1:5432/x{b}"),
+                sealed_password: vec![b, 1, 2],
+                updated_at: i64::from(b),
+            }),
+            _ => Change::RemoveUpstream(pick(&dbs, b)?),
+        },
+    })
+}
+
+/// Random scripts (valid by construction, in batches of one to four changes) leave the model,
+/// SQLite and PostgreSQL with the same catalog after every batch. Each case gets empty stores.
+#[test]
+fn random_scripts_agree_in_the_model_and_both_stores() {
+    use proptest::prelude::*;
+    let cluster = pg_cluster::Cluster::start();
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let case = std::sync::atomic::AtomicUsize::new(0);
+    let ops = proptest::collection::vec(
+        (any::<u8>(), any::<u8>(), any::<u8>(), 1u8..=4).prop_map(|(k, a, b, n)| (Op(k, a, b), n)),
+        20..120,
+    );
+    let config = ProptestConfig {
+        cases: 24,
+        failure_persistence: None,
+        ..ProptestConfig::default()
+    };
+    proptest::test_runner::TestRunner::new(config)
+        .run(&ops, |ops| {
+            let n = case.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            runtime.block_on(async {
+                let dir = tempfile::tempdir().unwrap();
+                let sqlite = SqliteStore::open(&dir.path().join("catalog.db")).unwrap();
+                let url = cluster.database(&format!("case{n}"));
+                let postgres = PgStore::open(&url, Some(pg_cluster::PASSWORD))
+                    .await
+                    .unwrap();
+                let mut model = CatalogState::new(sqlite.load().await.unwrap());
+                // A small catalog to start from, so the random steps have things to refer to.
+                let mut base: Vec<Change> = (1..=3).map(|d| db(d, &format!("d{d}"))).collect();
+                base.extend((10..16).map(|u| user(u, 1 + u % 3, &format!("u{u}"))));
+                base.extend((20..24).map(|g| group(g, 1 + g % 3, &format!("g{g}"))));
+                base.extend((30..32).map(|r| role(r, 1 + r % 3, &format!("r{r}"))));
+                base.push(integration(40, 1, "i40"));
+                model.apply(&base);
+                for store in [&sqlite as &dyn Store, &postgres] {
+                    store.apply(&base).await.unwrap();
+                }
+                let mut next = 100;
+                let mut batch = Vec::new();
+                for (i, (op, size)) in ops.iter().enumerate() {
+                    // Each change is made against the catalog as it would stand with the batch
+                    // so far applied (a batch is applied as a whole).
+                    let mut view = model.clone();
+                    view.apply(&batch);
+                    if let Some(change) = to_change(op, &view.snap, &mut next) {
+                        batch.push(change);
+                    }
+                    if batch.len() >= usize::from(*size) || i + 1 == ops.len() {
+                        model.apply(&batch);
+                        let live = normal(model.snap.clone());
+                        for (name, store) in
+                            [("sqlite", &sqlite as &dyn Store), ("postgres", &postgres)]
+                        {
+                            store
+                                .apply(&batch)
+                                .await
+                                .unwrap_or_else(|e| panic!("{name}: {e}: {batch:?}"));
+                            let stored = normal(store.load().await.unwrap());
+                            prop_assert_eq!(&live, &stored, "{} after {:?}", name, batch);
+                        }
+                        batch.clear();
+                    }
+                }
+                store_close(&postgres).await;
+                Ok(())
+            })
+        })
+        .unwrap();
+}
+
+async fn store_close(store: &PgStore) {
+    store.close().await;
+}
