@@ -132,7 +132,10 @@ impl PasswordAuthenticator {
 
     /// Refuses a password attempt from an address that failed too often lately (checked
     /// before the exchange, so a throttled guess never reaches the account's own counter),
-    /// then resolves the startup user and database. A refusal here is recorded.
+    /// then resolves the startup user and database. A refusal here is recorded. The attempt
+    /// counts against the address from here on and is taken back when the password proves
+    /// right ([`Self::succeeded`]): guesses sent in parallel cannot all pass the check before
+    /// the first of them fails.
     pub fn lookup(
         &self,
         user: &str,
@@ -155,6 +158,7 @@ impl PasswordAuthenticator {
             if !self.failures.allows(ip) {
                 return Err(refuse(SignInError::Throttled));
             }
+            self.failures.miss(ip);
         }
         let (fqun, database) =
             resolve_login(user, database).ok_or_else(|| refuse(SignInError::NoUser))?;
@@ -219,10 +223,8 @@ impl PasswordAuthenticator {
 
     /// Records a wrong password: counts the attempt and disables the user at the limit.
     pub async fn failed(&self, target: &LoginTarget) -> SignInError {
+        // Already counted against the address by `lookup`.
         let error = SignInError::BadPassword(target.fqun.to_string());
-        if let Some(ip) = peer_ip(&target.client.peer) {
-            self.failures.miss(ip);
-        }
         if let Some(user_id) = target.user_id {
             // Counted after the answer, off the sign-in's path: a known user's wrong password
             // then costs the client the same time as an unknown user's (no store write, no
@@ -281,6 +283,8 @@ impl PasswordAuthenticator {
         protocol: Protocol,
         expires_at: Option<i64>,
     ) -> Result<Arc<Session>, SignInError> {
+        // The password was right: the attempt `lookup` counted is taken back.
+        self.refund_failure(&target.client);
         let result = self.open_session(target, protocol, expires_at).await;
         if let Err(e) = &result {
             self.refused(target, e);

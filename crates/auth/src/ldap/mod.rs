@@ -306,6 +306,9 @@ pub async fn sign_in_cleartext(
             .check_cleartext(target, password, protocol, None)
             .await?);
     }
+    // `lookup` counted this attempt for a catalog password; the directory's check counts it
+    // its own way.
+    passwords.refund_failure(&target.client);
     let source = (target.fqun.database != target.database).then_some(target.fqun.database.as_str());
     let req = DirectorySignIn {
         database: &target.database,
