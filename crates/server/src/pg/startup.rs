@@ -273,15 +273,7 @@ impl PgConnection {
         C::Error: Debug,
         PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
     {
-        let token = match msg.into_password() {
-            Ok(p) => p.password,
-            Err(_) => {
-                return Err(fatal_with(
-                    "08P01",
-                    "expected a password message carrying the token".into(),
-                ))
-            }
-        };
+        let token = cleartext(msg, "a password message carrying the token")?;
         let req = TokenSignIn {
             kind: pending.kind,
             token: token.trim(),
@@ -330,10 +322,7 @@ impl PgConnection {
         C::Error: Debug,
         PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
     {
-        let password = match msg.into_password() {
-            Ok(p) => p.password,
-            Err(_) => return Err(fatal_with("08P01", "expected a password message".into())),
-        };
+        let password = cleartext(msg, "a password message")?;
         let session = portcullis_auth::ldap::sign_in_cleartext(
             &self.shared.auth,
             &self.shared.sso,
@@ -570,4 +559,12 @@ pub fn option(options: &str, name: &str) -> Option<String> {
         }
     }
     None
+}
+
+/// The text of a cleartext PasswordMessage (a token, a directory's password), or FATAL 08P01
+/// saying what was expected.
+fn cleartext(msg: PasswordMessageFamily, expected: &str) -> PgWireResult<String> {
+    msg.into_password()
+        .map(|p| p.password)
+        .map_err(|_| fatal_with("08P01", format!("expected {expected}")))
 }
