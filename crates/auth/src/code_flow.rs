@@ -43,6 +43,31 @@ pub fn redirect_uri(props: &SsoProperties, advertised: &Advertised) -> String {
     )
 }
 
+/// How browsers reach the server for a sign-in through `pool_id`: a pool that advertises its
+/// own address has the provider's redirect come back by it.
+pub(crate) fn advertised_for(
+    catalog: &Catalog,
+    server: &Advertised,
+    pool_id: Option<i64>,
+) -> Advertised {
+    let pool_address = pool_id.and_then(|id| {
+        let state = catalog.state();
+        state
+            .snap
+            .connectivity_pools
+            .iter()
+            .find(|p| p.id == id)
+            .and_then(|p| p.advertised.clone())
+    });
+    match pool_address {
+        Some(authority) => Advertised {
+            authority,
+            https: server.https,
+        },
+        None => server.clone(),
+    }
+}
+
 /// A request to start a browser sign-in.
 #[derive(Debug, Clone)]
 pub struct BeginSignIn<'a> {
@@ -216,23 +241,7 @@ impl CodeFlow {
                     "the provider names no authorization endpoint",
                 )
             })?;
-        // Through a pool that advertises its own address, the redirect comes back by it.
-        let pool_address = req.pool_id.and_then(|id| {
-            let state = self.catalog.state();
-            state
-                .snap
-                .connectivity_pools
-                .iter()
-                .find(|p| p.id == id)
-                .and_then(|p| p.advertised.clone())
-        });
-        let advertised = match pool_address {
-            Some(authority) => Advertised {
-                authority,
-                https: self.advertised.https,
-            },
-            None => self.advertised.clone(),
-        };
+        let advertised = advertised_for(&self.catalog, &self.advertised, req.pool_id);
         let redirect = redirect_uri(&props, &advertised);
         let flow = PendingFlow {
             state: random_value(),

@@ -3,13 +3,14 @@
 //! check on the target database; SSO sign-in with OpenID Connect tokens (provider metadata and
 //! keys, token validation, claim policy); browser sign-in with the authorization code flow
 //! and its refresh grants; the device grant run by the server; LDAP directories checking user
-//! names and passwords; and one audit event per attempt.
+//! names and passwords; SAML assertions from an IdP; and one audit event per attempt.
 
 mod code_flow;
 mod device;
 pub mod ldap;
 pub mod oidc;
 mod password;
+pub mod saml;
 mod sso;
 mod throttle;
 

@@ -550,7 +550,7 @@ impl SsoAuthenticator {
 }
 
 /// Tokens and provider flows need an OpenID Connect integration; an LDAP one checks user names
-/// and passwords only.
+/// and passwords only, a SAML one assertions only.
 pub(crate) fn oidc_only(
     record: &SsoIntegrationRecord,
     props: &SsoProperties,
@@ -561,6 +561,16 @@ pub(crate) fn oidc_only(
             format!(
                 "SSO integration \"{}\" is an LDAP directory: sign in with the directory's user \
                  name and password, not a token",
+                record.name
+            ),
+        ));
+    }
+    if props.saml.is_some() {
+        return Err(SsoError::refused(
+            Reason::NoIntegration,
+            format!(
+                "SSO integration \"{}\" is a SAML identity provider: sign in through the \
+                 browser (POST /v1/sso_authentication), not with a token",
                 record.name
             ),
         ));

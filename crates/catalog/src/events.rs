@@ -33,10 +33,12 @@ pub enum SignInMethod {
     DomainLogin,
     /// A PostgreSQL password sign-in checked by an LDAP directory.
     Directory,
+    /// A SAML assertion posted to the assertion consumer service by a browser.
+    Saml,
 }
 
 impl SignInMethod {
-    pub const ALL: [SignInMethod; 8] = [
+    pub const ALL: [SignInMethod; 9] = [
         Self::Password,
         Self::HttpLogin,
         Self::Token,
@@ -45,6 +47,7 @@ impl SignInMethod {
         Self::CodeFlow,
         Self::DomainLogin,
         Self::Directory,
+        Self::Saml,
     ];
 
     pub fn name(self) -> &'static str {
@@ -57,6 +60,7 @@ impl SignInMethod {
             Self::CodeFlow => "code_flow",
             Self::DomainLogin => "domain_login",
             Self::Directory => "directory",
+            Self::Saml => "saml",
         }
     }
 }

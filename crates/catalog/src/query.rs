@@ -899,7 +899,10 @@ fn load_integrations(tx: &rusqlite::Transaction<'_>, state: &CatalogState) -> ru
             assigned.join(", "),
             timestamp(i.created_at),
             timestamp(i.updated_at),
-            p.ldap.as_ref().map(|d| json(d as &dyn erased_json::Json))
+            p.ldap
+                .as_ref()
+                .map(|d| json(d as &dyn erased_json::Json))
+                .or_else(|| p.saml.as_ref().map(saml_summary))
         ])?;
     }
     let mut st =
@@ -921,6 +924,20 @@ fn load_integrations(tx: &rusqlite::Transaction<'_>, state: &CatalogState) -> ru
 }
 
 /// Lists and maps as JSON text for the catalog tables.
+/// What `sys.oidc_integrations.directory` shows of a SAML integration: where its metadata
+/// comes from (an inline document by its size), not the document.
+fn saml_summary(idp: &crate::sso::SamlIdp) -> String {
+    serde_json::json!({
+        "idp_metadata_url": idp.idp_metadata_url,
+        "idp_metadata": idp.idp_metadata.as_ref().map(|d| format!("inline, {} bytes", d.len())),
+        "sp_entity_id": idp.sp_entity_id,
+        "allow_idp_initiated": idp.allow_idp_initiated,
+        "clock_skew_seconds": idp.clock_skew_seconds,
+        "session_seconds": idp.session_seconds,
+    })
+    .to_string()
+}
+
 mod erased_json {
     pub trait Json {
         fn json(&self) -> String;

@@ -62,6 +62,17 @@ pub enum Reason {
     Upstream,
     /// An LDAP integration's directory could not be reached, or refused its service account.
     Directory,
+    // --- SAML assertions ---
+    /// The response is not signed by the IdP's certificate with an allowed algorithm, or what
+    /// was read is not what was signed.
+    SamlSignature,
+    /// A signed assertion meant for someone else or another time: audience, recipient,
+    /// destination, issuer, validity window, status.
+    SamlConditions,
+    /// The response answers no pending sign-in request of this server (or another one).
+    SamlRequest,
+    /// The assertion was used before.
+    SamlReplay,
     // --- sessions that ended ---
     ClientDisconnected,
     SignedOut,
@@ -124,6 +135,10 @@ impl Reason {
         Self::Renewal,
         Self::Upstream,
         Self::Directory,
+        Self::SamlSignature,
+        Self::SamlConditions,
+        Self::SamlRequest,
+        Self::SamlReplay,
         Self::ClientDisconnected,
         Self::SignedOut,
         Self::DatabaseDropped,
@@ -184,6 +199,10 @@ impl Reason {
             Self::Renewal => "renewal",
             Self::Upstream => "upstream",
             Self::Directory => "directory",
+            Self::SamlSignature => "saml_signature",
+            Self::SamlConditions => "saml_conditions",
+            Self::SamlRequest => "saml_request",
+            Self::SamlReplay => "saml_replay",
             Self::ClientDisconnected => "client_disconnected",
             Self::SignedOut => "signed_out",
             Self::DatabaseDropped => "database_dropped",

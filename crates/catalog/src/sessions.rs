@@ -23,6 +23,9 @@ pub enum AuthMethod {
     /// A user name and password checked by an LDAP integration's directory (a bind as the
     /// user); the session lasts the integration's `session_seconds`.
     Ldap,
+    /// A signed SAML assertion from an integration's IdP; the session lasts the integration's
+    /// `session_seconds`.
+    Saml,
 }
 
 impl AuthMethod {
@@ -33,6 +36,7 @@ impl AuthMethod {
             Self::SsoIdToken => "sso (id_token)",
             Self::SsoAccessToken => "sso (access_token)",
             Self::Ldap => "sso (ldap)",
+            Self::Saml => "sso (saml)",
         }
     }
 }

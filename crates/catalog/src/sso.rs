@@ -1,5 +1,5 @@
 //! SSO integration properties (seed 003's "SSO Parameters" table, and issue 14's LDAP
-//! directories): defaults, how a property statement changes them, and the validation every
+//! directories and SAML identity providers): defaults, how a property statement changes them, and the validation every
 //! stored integration passes.
 
 use std::collections::BTreeMap;
@@ -7,6 +7,9 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 
 use crate::error::CatalogError;
+
+pub mod saml;
+pub use saml::{SamlIdp, SAML_PROPERTY_NAMES};
 
 /// A property value as written in a statement.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -34,6 +37,8 @@ pub enum SsoProtocol {
     Oidc,
     /// An LDAP directory: a user name and password, checked by binding as the user.
     Ldap,
+    /// A SAML identity provider: signed assertions posted back by the browser.
+    Saml,
 }
 
 impl SsoProtocol {
@@ -41,6 +46,7 @@ impl SsoProtocol {
         match word.to_ascii_lowercase().as_str() {
             "oidc" => Some(Self::Oidc),
             "ldap" => Some(Self::Ldap),
+            "saml" => Some(Self::Saml),
             _ => None,
         }
     }
@@ -49,14 +55,17 @@ impl SsoProtocol {
         match self {
             Self::Oidc => "oidc",
             Self::Ldap => "ldap",
+            Self::Saml => "saml",
         }
     }
 
-    /// The property that holds the integration's one secret.
+    /// The property that holds the integration's one secret (a SAML integration has none:
+    /// it only checks signatures with the IdP's public certificate).
     pub fn secret_property(self) -> &'static str {
         match self {
             Self::Oidc => "client_secret",
             Self::Ldap => "bind_password",
+            Self::Saml => "no_secret",
         }
     }
 }
@@ -231,6 +240,9 @@ pub struct SsoProperties {
     /// The LDAP directory; `None` for OpenID Connect.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub ldap: Option<LdapDirectory>,
+    /// The SAML identity provider; `None` for OpenID Connect and LDAP.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub saml: Option<SamlIdp>,
     pub issuer: String,
     pub client_id: String,
     pub default_group: String,
@@ -303,6 +315,7 @@ impl SsoProperties {
                 session_seconds: LDAP_SESSION_SECONDS,
                 ..LdapDirectory::default()
             }),
+            saml: (protocol == SsoProtocol::Saml).then(SamlIdp::new),
             ..Self::default()
         }
     }
@@ -310,6 +323,8 @@ impl SsoProperties {
     pub fn protocol(&self) -> SsoProtocol {
         if self.ldap.is_some() {
             SsoProtocol::Ldap
+        } else if self.saml.is_some() {
+            SsoProtocol::Saml
         } else {
             SsoProtocol::Oidc
         }
@@ -332,6 +347,20 @@ impl SsoProperties {
             }
             seen.push(name);
             let v = &p.value;
+            if let Some(idp) = self.saml.as_mut() {
+                if !SAML_PROPERTY_NAMES.contains(&name) {
+                    return Err(CatalogError::new(
+                        crate::error::sqlstate::UNDEFINED_OBJECT,
+                        format!(
+                            "unknown SAML integration property \"{name}\"; the properties are {}",
+                            SAML_PROPERTY_NAMES.join(", ")
+                        ),
+                    ));
+                }
+                if idp.apply(name, v)? {
+                    continue;
+                }
+            }
             if let Some(directory) = self.ldap.as_mut() {
                 if !LDAP_PROPERTY_NAMES.contains(&name) {
                     return Err(CatalogError::new(
@@ -418,6 +447,18 @@ impl SsoProperties {
                 ));
             }
             directory.validate()?;
+            return self.validate_mappings();
+        }
+        if let Some(idp) = &self.saml {
+            if self.default_group.is_empty() {
+                return Err(CatalogError::invalid(
+                    "the SSO property \"default_group\" is required",
+                ));
+            }
+            idp.validate()?;
+            if let Some(host) = &self.redirect_host {
+                check_authority("redirect_host", host)?;
+            }
             return self.validate_mappings();
         }
         for (name, value) in [

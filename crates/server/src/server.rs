@@ -202,6 +202,12 @@ pub async fn start(
         std::time::Duration::from_secs(settings.sso_flow_seconds),
         std::time::Duration::from_secs(settings.sso_renew_margin_seconds),
     ));
+    let saml = Arc::new(portcullis_auth::saml::SamlFlow::new(
+        catalog.clone(),
+        sso.clone(),
+        flows.advertised().clone(),
+        std::time::Duration::from_secs(settings.sso_flow_seconds),
+    ));
     let device = Arc::new(portcullis_auth::DeviceFlow::new(
         catalog.clone(),
         sso.clone(),
@@ -214,6 +220,7 @@ pub async fn start(
         secure_cookies: https,
         https,
         flows: flows.clone(),
+        saml,
         device: device.clone(),
         device_guesses: http::Throttle::new(20, std::time::Duration::from_secs(60)),
         request_states: http::pages::signin::RequestStates::default(),
@@ -230,6 +237,7 @@ pub async fn start(
                 state.flows.renew_due().await;
                 state.sso.providers().refresh_stale().await;
                 state.flows.sweep();
+                state.saml.sweep();
                 state.device.sweep();
                 state.request_states.sweep();
                 state.sign_in_starts.sweep();

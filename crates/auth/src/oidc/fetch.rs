@@ -1,5 +1,5 @@
 //! Fetching provider documents: no redirects, connect and total time limits, a size limit, JSON
-//! only. Counts every request (`portcullis_provider_requests_total`, by the provider's origin)
+//! (or a SAML IdP's XML metadata). Counts every request (`portcullis_provider_requests_total`, by the provider's origin)
 //! so that benchmarks can show the hot path makes none.
 
 use std::time::Duration;
@@ -100,11 +100,37 @@ impl Fetcher {
         }
     }
 
+    /// GETs an XML document (a SAML IdP's metadata), as text.
+    pub async fn get_xml(&self, url: &str) -> Result<String, FetchError> {
+        let request = self
+            .client
+            .get(url)
+            .header(reqwest::header::ACCEPT, "application/samlmetadata+xml, application/xml");
+        let (status, body) = self.send_raw(url, request).await?;
+        if !status.is_success() {
+            return Err(FetchError(format!("{url} answered {status}")));
+        }
+        String::from_utf8(body).map_err(|_| FetchError(format!("{url} did not send UTF-8 text")))
+    }
+
     async fn send(
         &self,
         url: &str,
         request: reqwest::RequestBuilder,
     ) -> Result<(reqwest::StatusCode, Result<serde_json::Value, FetchError>), FetchError> {
+        let (status, body) = self.send_raw(url, request).await?;
+        Ok((
+            status,
+            serde_json::from_slice(&body)
+                .map_err(|e| FetchError(format!("{url} did not send a JSON document: {e}"))),
+        ))
+    }
+
+    async fn send_raw(
+        &self,
+        url: &str,
+        request: reqwest::RequestBuilder,
+    ) -> Result<(reqwest::StatusCode, Vec<u8>), FetchError> {
         let origin = url::Url::parse(url)
             .map(|u| u.origin().ascii_serialization())
             .unwrap_or_default();
@@ -146,11 +172,7 @@ impl Fetcher {
             }
             body.extend_from_slice(&chunk);
         }
-        Ok((
-            status,
-            serde_json::from_slice(&body)
-                .map_err(|e| FetchError(format!("{url} did not send a JSON document: {e}"))),
-        ))
+        Ok((status, body))
     }
 }
 

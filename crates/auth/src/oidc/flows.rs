@@ -32,6 +32,28 @@ pub struct PendingFlow {
     pub created: Instant,
 }
 
+/// What the table keeps: a pending sign-in of some flow (the code flow's [`PendingFlow`], a
+/// SAML authentication request).
+pub trait Pending {
+    /// The value that names it (the code flow's `state`, a SAML request's id).
+    fn key(&self) -> &str;
+    fn created(&self) -> Instant;
+    /// Whether it must be finished in the browser that started it.
+    fn browser_bound(&self) -> bool;
+}
+
+impl Pending for PendingFlow {
+    fn key(&self) -> &str {
+        &self.state
+    }
+    fn created(&self) -> Instant {
+        self.created
+    }
+    fn browser_bound(&self) -> bool {
+        self.browser_bound
+    }
+}
+
 /// Why a callback's `state` found no flow.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum TakeError {
@@ -42,23 +64,31 @@ pub enum TakeError {
 
 const SHARDS: usize = 32;
 
-#[derive(Default)]
-struct Shard {
-    flows: HashMap<String, PendingFlow>,
+struct Shard<T> {
+    flows: HashMap<String, T>,
     /// States in creation order (some already taken), for sweeping from the front.
     order: VecDeque<(Instant, String)>,
 }
 
+impl<T> Default for Shard<T> {
+    fn default() -> Self {
+        Self {
+            flows: HashMap::new(),
+            order: VecDeque::new(),
+        }
+    }
+}
+
 /// The pending-flow table.
-pub struct FlowTable {
-    shards: Vec<Mutex<Shard>>,
+pub struct FlowTable<T: Pending = PendingFlow> {
+    shards: Vec<Mutex<Shard<T>>>,
     hasher: RandomState,
     live: AtomicUsize,
     ttl: Duration,
     capacity: usize,
 }
 
-impl FlowTable {
+impl<T: Pending> FlowTable<T> {
     pub fn new(ttl: Duration, capacity: usize) -> Self {
         Self {
             shards: (0..SHARDS).map(|_| Mutex::new(Shard::default())).collect(),
@@ -73,13 +103,13 @@ impl FlowTable {
         self.ttl
     }
 
-    fn shard(&self, state: &str) -> &Mutex<Shard> {
+    fn shard(&self, state: &str) -> &Mutex<Shard<T>> {
         let i = self.hasher.hash_one(state) as usize % SHARDS;
         &self.shards[i]
     }
 
     /// Forgets the shard's expired flows (oldest first) and compacts its order list.
-    fn sweep_shard(&self, shard: &mut Shard) {
+    fn sweep_shard(&self, shard: &mut Shard<T>) {
         let now = Instant::now();
         while let Some((created, _)) = shard.order.front() {
             if now.duration_since(*created) < self.ttl {
@@ -98,8 +128,8 @@ impl FlowTable {
     }
 
     /// Adds a flow; refuses when the table is full of live flows.
-    pub fn insert(&self, flow: PendingFlow) -> Result<(), String> {
-        let mut shard = self.shard(&flow.state).lock();
+    pub fn insert(&self, flow: T) -> Result<(), String> {
+        let mut shard = self.shard(flow.key()).lock();
         self.sweep_shard(&mut shard);
         if self.live.load(Ordering::Relaxed) >= self.capacity {
             drop(shard);
@@ -109,10 +139,11 @@ impl FlowTable {
                     "too many sign-ins are waiting for their provider; try again later".into(),
                 );
             }
-            shard = self.shard(&flow.state).lock();
+            shard = self.shard(flow.key()).lock();
         }
-        shard.order.push_back((flow.created, flow.state.clone()));
-        if shard.flows.insert(flow.state.clone(), flow).is_none() {
+        let key = flow.key().to_owned();
+        shard.order.push_back((flow.created(), key.clone()));
+        if shard.flows.insert(key, flow).is_none() {
             self.live.fetch_add(1, Ordering::Relaxed);
         }
         Ok(())
@@ -125,11 +156,24 @@ impl FlowTable {
             .lock()
             .flows
             .get(state)
-            .is_some_and(|f| f.browser_bound && f.created.elapsed() < self.ttl)
+            .is_some_and(|f| f.browser_bound() && f.created().elapsed() < self.ttl)
+    }
+
+    /// A copy of the live flow of `state`, left in place (taking it later is what uses it).
+    pub fn peek(&self, state: &str) -> Option<T>
+    where
+        T: Clone,
+    {
+        self.shard(state)
+            .lock()
+            .flows
+            .get(state)
+            .filter(|f| f.created().elapsed() < self.ttl)
+            .cloned()
     }
 
     /// Takes the flow of `state`: at most once.
-    pub fn take(&self, state: &str) -> Result<PendingFlow, TakeError> {
+    pub fn take(&self, state: &str) -> Result<T, TakeError> {
         let flow = self
             .shard(state)
             .lock()
@@ -137,7 +181,7 @@ impl FlowTable {
             .remove(state)
             .ok_or(TakeError::Unknown)?;
         self.live.fetch_sub(1, Ordering::Relaxed);
-        if flow.created.elapsed() >= self.ttl {
+        if flow.created().elapsed() >= self.ttl {
             return Err(TakeError::Expired);
         }
         Ok(flow)

@@ -31,7 +31,7 @@ pub fn secret_context(integration_id: i64, protocol: SsoProtocol) -> String {
 fn protocol_of(word: &str) -> Result<SsoProtocol, CatalogError> {
     SsoProtocol::parse(word).ok_or_else(|| {
         CatalogError::invalid(format!(
-            "unknown SSO protocol \"{word}\": the protocols are OIDC and LDAP"
+            "unknown SSO protocol \"{word}\": the protocols are OIDC, LDAP and SAML"
         ))
     })
 }
@@ -532,7 +532,7 @@ fn alter_record(
         if moved {
             let (what, secret) = match props.protocol() {
                 SsoProtocol::Ldap => ("url or bind_dn", "bind_password"),
-                SsoProtocol::Oidc => ("issuer", "client_secret"),
+                SsoProtocol::Oidc | SsoProtocol::Saml => ("issuer", "client_secret"),
             };
             return Err(CatalogError::invalid(format!(
                 "changing {what} needs {secret} again in the same statement (the sealed one \

@@ -233,9 +233,9 @@ fn protocol(c: &mut Cursor) -> Result<String, CatalogError> {
                 c.next();
                 Ok(p.as_str().to_owned())
             }
-            None => c.expected("the SSO protocol OIDC or LDAP"),
+            None => c.expected("the SSO protocol OIDC, LDAP or SAML"),
         },
-        _ => c.expected("the SSO protocol OIDC or LDAP"),
+        _ => c.expected("the SSO protocol OIDC, LDAP or SAML"),
     }
 }
 
@@ -453,7 +453,7 @@ fn database_sso(
     database: String,
     replace: bool,
 ) -> Result<Statement, CatalogError> {
-    let word = c.identifier("an integration name or the protocol OIDC or LDAP")?;
+    let word = c.identifier("an integration name or the protocol OIDC, LDAP or SAML")?;
     if c.at_end() {
         if !replace {
             return c.expected("the properties to change");
@@ -465,7 +465,7 @@ fn database_sso(
     }
     let Some(protocol) = crate::sso::SsoProtocol::parse(&word) else {
         return Err(CatalogError::invalid(format!(
-            "unknown SSO protocol \"{word}\": the protocols are OIDC and LDAP"
+            "unknown SSO protocol \"{word}\": the protocols are OIDC, LDAP and SAML"
         )));
     };
     let properties = list(c, property)?;

@@ -15,6 +15,11 @@ use axum::http::{header, HeaderMap};
 pub const SESSION: &str = "portcullis_session";
 /// Binds a browser sign-in to the browser that started it (value: the flow's `state`).
 pub const FLOW: &str = "portcullis_flow";
+/// The same for a SAML sign-in (value: the request's id), sent only to `/v1/saml/`. The IdP's
+/// POST to the assertion consumer service is cross-site, so a `Lax` cookie does not ride on
+/// it: the service answers with a page that posts the response again from this origin, and
+/// that same-site POST brings the cookie.
+pub const SAML_FLOW: &str = "portcullis_saml_flow";
 
 /// The value of cookie `name`, if the request carries it.
 pub fn get(headers: &HeaderMap, name: &str) -> Option<String> {

@@ -1,6 +1,6 @@
 //! Seed 004's domain login on `POST /v1/login` with a form body: `Domain` is an SSO
-//! integration's name (the body then carries `id_token` for an OpenID Connect domain, or
-//! `identity_username` + `secret_password` for an LDAP one) or a database name (its password
+//! integration's name (the body then carries `id_token` for an OpenID Connect domain,
+//! `identity_username` + `secret_password` for an LDAP one, or `SAMLResponse` for a SAML one) or a database name (its password
 //! domain: `identity_username` + `secret_password`). Without `Domain`, the user's own
 //! database is the domain. Answers `{"DomainName", "UserName"}` and an `OAuthToken_<Domain>`
 //! cookie holding an HTTP access token.
@@ -13,6 +13,7 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 use portcullis_auth::ldap::{throttled_directory_sign_in, DirectorySignIn};
 use portcullis_auth::oidc::TokenKind;
+use portcullis_auth::saml::AssertionPost;
 use portcullis_auth::TokenSignIn;
 use portcullis_catalog::sso::SsoProtocol;
 use portcullis_catalog::{now, Protocol, SignInMethod};
@@ -83,6 +84,32 @@ pub async fn domain_login(
                 )
                 .await?;
                 return finish(state, domain.to_owned(), session);
+            }
+            if integration.protocol == SsoProtocol::Saml.as_str() {
+                // A SAML domain: the IdP's signed response, as its page would post it.
+                let response = field("SAMLResponse")
+                    .or_else(|| field("identity_SAMLResponse"))
+                    .ok_or_else(|| {
+                        bad(format!(
+                            "domain \"{domain}\" is a SAML domain: send SAMLResponse (and the \
+                             RelayState of the request it answers, if any)"
+                        ))
+                    })?;
+                let home = cstate.database_name(integration.database_id).to_owned();
+                let done = state
+                    .saml
+                    .complete(&AssertionPost {
+                        home_database: &home,
+                        integration: domain,
+                        database: Some(&database),
+                        saml_response: response,
+                        relay_state: field("RelayState"),
+                        browser_state: None,
+                        client: &client,
+                        via: SignInMethod::DomainLogin,
+                    })
+                    .await?;
+                return finish(state, domain.to_owned(), done.session);
             }
             let token = field("id_token").ok_or_else(|| {
                 bad(format!(

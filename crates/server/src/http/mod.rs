@@ -14,6 +14,7 @@ mod listener;
 mod login;
 pub mod metrics;
 pub mod pages;
+mod saml_acs;
 mod sso_authentication;
 mod sso_config;
 mod sso_token;
@@ -47,6 +48,8 @@ pub struct HttpState {
     /// Whether the listener is HTTPS (SSO over plain http is refused except on loopback).
     pub https: bool,
     pub flows: Arc<portcullis_auth::CodeFlow>,
+    /// SAML browser sign-ins (requests sent to IdPs, assertions used).
+    pub saml: Arc<portcullis_auth::saml::SamlFlow>,
     /// Device grants started over HTTP (`/v1/sso_device_grant`).
     pub device: Arc<portcullis_auth::DeviceFlow>,
     /// Unknown user codes at `/v1/sso_device_grant_verify`, per address.
@@ -274,6 +277,10 @@ pub fn app(state: Arc<HttpState>) -> Router {
             post(sso_authentication::sso_authentication),
         )
         .route("/v1/callback", get(sso_authentication::callback))
+        .route(
+            "/v1/saml/acs/{database}/{integration}",
+            post(saml_acs::assertion_consumer),
+        )
         .route("/v1/sso_device_grant", post(device_grant::device_grant))
         .route("/v1/sso_config", get(sso_config::sso_config))
         .route(
@@ -294,6 +301,7 @@ pub fn app(state: Arc<HttpState>) -> Router {
         .route("/ui/console", get(pages::admin::console_page))
         .route("/ui/style.css", get(pages::assets::style))
         .route("/ui/console.js", get(pages::assets::console_js))
+        .route("/ui/continue.js", get(pages::assets::continue_js))
         .route("/healthz", get(healthz))
         .route("/metrics", get(metrics::metrics))
         .route("/openapi.json", get(openapi_json))

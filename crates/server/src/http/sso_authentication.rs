@@ -15,7 +15,7 @@ use portcullis_catalog::model::SYSTEM_DATABASE;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use super::pages::signin::{redirect_to_provider, sso_transport_ok, SSO_NEEDS_HTTPS};
+use super::pages::signin::{begin_browser, redirect_to_provider, sso_transport_ok, SSO_NEEDS_HTTPS};
 use super::pages::{esc, message, respond};
 use super::{cookies, optional_json, ApiError, HttpState, Status};
 
@@ -47,7 +47,8 @@ pub struct SsoAuthenticationResponse {
     pub status: Status,
 }
 
-/// Starts the OpenID Connect authorization code flow.
+/// Starts a browser sign-in: the OpenID Connect authorization code flow, or a SAML
+/// authentication request (HTTP-Redirect binding) when the database's integration is SAML.
 #[utoipa::path(post, path = "/v1/sso_authentication", request_body = SsoAuthenticationRequest,
     responses((status = 302, description = "to the provider"), (status = 200, body = SsoAuthenticationResponse),
               (status = 400, body = super::StatusBody), (status = 401, body = super::StatusBody),
@@ -68,9 +69,9 @@ pub async fn sso_authentication(
     }
     let database = req.database.as_deref().unwrap_or(SYSTEM_DATABASE);
     let do_redirect = req.do_redirect.unwrap_or(true);
-    let started = state
-        .flows
-        .begin(&BeginSignIn {
+    let started = begin_browser(
+        &state,
+        &BeginSignIn {
             database,
             source_database: None,
             integration: None,
@@ -82,9 +83,10 @@ pub async fn sso_authentication(
             // Always bound to this browser, redirect or not: the JSON answer sets the same
             // flow cookie (a script on this origin then navigates to the URL).
             browser_bound: true,
-        })
-        .await
-        .map_err(ApiError::from)?;
+        },
+    )
+    .await
+    .map_err(ApiError::from)?;
     match (started, do_redirect) {
         (Some(s), true) => {
             let mut r = redirect_to_provider(&state, &s);
@@ -96,7 +98,7 @@ pub async fn sso_authentication(
             Ok((
                 [(axum::http::header::SET_COOKIE, cookie)],
                 Json(SsoAuthenticationResponse {
-                    redirect: s.url,
+                    redirect: s.started.url,
                     status: Status::ok("Redirect to the identity provider"),
                 }),
             )

@@ -90,3 +90,14 @@ pub async fn console_js() -> impl IntoResponse {
         CONSOLE_JS,
     )
 }
+
+/// Submits the page's form at once: the SAML assertion consumer service's second, same-site
+/// POST (a browser without scripts gets a button).
+const CONTINUE_JS: &str = "document.getElementById('continue').submit();\n";
+
+pub async fn continue_js() -> impl IntoResponse {
+    (
+        [(header::CONTENT_TYPE, "text/javascript; charset=utf-8")],
+        CONTINUE_JS,
+    )
+}

@@ -216,17 +216,18 @@ pub async fn choose_idp(
             &database,
         );
     };
-    let started = state
-        .flows
-        .begin(&BeginSignIn {
+    let started = begin_browser(
+        &state,
+        &BeginSignIn {
             database: &database,
             source_database: None,
             integration: Some(&integration.name),
             pool_id: *pool,
             callback_path: "/ui/session",
             browser_bound: true,
-        })
-        .await;
+        },
+    )
+    .await;
     match started {
         Ok(Some(s)) => redirect_to_provider(&state, &s),
         Ok(None) => message(
@@ -244,14 +245,47 @@ pub async fn choose_idp(
     }
 }
 
+/// Which browser flow a sign-in started: where its flow cookie goes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FlowKind {
+    /// OpenID Connect: the provider redirects to `/v1/callback`.
+    Oidc,
+    /// SAML: the IdP posts to `/v1/saml/acs/…`.
+    Saml,
+}
+
+/// A started browser sign-in and its kind.
+pub struct BrowserStart {
+    pub started: portcullis_auth::Started,
+    pub kind: FlowKind,
+}
+
+/// Starts a browser sign-in with the integration `req` picks: a SAML one sends an
+/// authentication request, an OpenID Connect one the authorization code flow.
+pub async fn begin_browser(
+    state: &HttpState,
+    req: &BeginSignIn<'_>,
+) -> Result<Option<BrowserStart>, portcullis_auth::SsoError> {
+    if let Some(started) = state.saml.begin(req).await? {
+        return Ok(Some(BrowserStart {
+            started,
+            kind: FlowKind::Saml,
+        }));
+    }
+    Ok(state.flows.begin(req).await?.map(|started| BrowserStart {
+        started,
+        kind: FlowKind::Oidc,
+    }))
+}
+
 /// 303 See Other to the provider, binding the flow to this browser with a cookie that only
 /// the callback path receives.
-pub fn redirect_to_provider(state: &HttpState, started: &portcullis_auth::Started) -> Response {
+pub fn redirect_to_provider(state: &HttpState, started: &BrowserStart) -> Response {
     let cookie = flow_cookie(state, started);
     (
         StatusCode::SEE_OTHER,
         [
-            (header::LOCATION, started.url.clone()),
+            (header::LOCATION, started.started.url.clone()),
             (header::SET_COOKIE, cookie),
             (header::EXPIRES, "Sat, 01 Jan 2000 00:00:00 GMT".to_owned()),
         ],
@@ -261,11 +295,15 @@ pub fn redirect_to_provider(state: &HttpState, started: &portcullis_auth::Starte
 
 /// The cookie that binds a started sign-in to the browser that started it: the callback is
 /// refused in any other browser (no login CSRF, no session fixation).
-pub fn flow_cookie(state: &HttpState, started: &portcullis_auth::Started) -> String {
+pub fn flow_cookie(state: &HttpState, started: &BrowserStart) -> String {
+    let (name, path) = match started.kind {
+        FlowKind::Oidc => (cookies::FLOW, "/v1/callback"),
+        FlowKind::Saml => (cookies::SAML_FLOW, "/v1/saml/"),
+    };
     cookies::set(
-        cookies::FLOW,
-        &started.state,
-        "/v1/callback",
+        name,
+        &started.started.state,
+        path,
         Some(state.flow_seconds),
         state.secure_cookies,
     )
