@@ -335,7 +335,12 @@ impl SamlFlow {
             .map_err(|e| SsoError::Internal(format!("SAML verification: {e}")))?
             .map_err(|(r, d)| refused(r, d))?
         };
-        *identity = verified.name_id.clone().unwrap_or_default();
+        // The refusal events name the person as the policy would.
+        *identity = {
+            let (policy_props, claims) = as_claims(&props, &verified);
+            policy::identity(&policy_props, &claims)
+                .unwrap_or_else(|_| verified.name_id.clone().unwrap_or_default())
+        };
         match self.used.first_use(
             &verified.issuer,
             &verified.assertion_id,

@@ -116,11 +116,36 @@ pub fn verify(
             ))
         }
     }
+    // Only what the signature covers is read, but a response that carries more than one
+    // assertion (the shape of every signature-wrapping attack) is refused outright.
+    match assertion_elements(xml) {
+        1 => {}
+        n => {
+            return Err((
+                Reason::SamlSignature,
+                format!("the SAML response must carry exactly one assertion; it carries {n}"),
+            ))
+        }
+    }
     let ids = expected.request_id.map(|id| [id]);
     let assertion = sp
         .parse_xml_response(xml, ids.as_ref().map(|a| &a[..]))
         .map_err(|e| (reason_of(&e), format!("the SAML response was refused: {e}")))?;
     checked(assertion, expected)
+}
+
+/// How many `Assertion` elements (any namespace prefix) a document has.
+fn assertion_elements(xml: &str) -> usize {
+    xml.split('<')
+        .skip(1)
+        .filter(|tag| {
+            let name = tag
+                .split(|c: char| c.is_whitespace() || c == '>' || c == '/')
+                .next()
+                .unwrap_or_default();
+            name.rsplit(':').next() == Some("Assertion")
+        })
+        .count()
 }
 
 /// What samael's error means for the sign-in.
@@ -218,4 +243,27 @@ fn checked(assertion: Assertion, expected: &Expected<'_>) -> Result<Verified, Re
         attributes,
         valid_until: until + skew,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn assertions_are_counted_under_any_prefix() {
+        assert_eq!(assertion_elements("<samlp:Response><saml:Assertion ID=\"a\"></saml:Assertion></samlp:Response>"), 1);
+        assert_eq!(assertion_elements("<Response><Assertion/><x:Assertion>\n</x:Assertion></Response>"), 2);
+        assert_eq!(assertion_elements("<r><saml:AssertionConsumer/><saml:EncryptedAssertion/></r>"), 0);
+    }
+
+    #[test]
+    fn document_types_and_garbage_are_refused_before_any_parser() {
+        use base64::Engine;
+        let b64 = |s: &str| base64::engine::general_purpose::STANDARD.encode(s);
+        assert!(decode(&b64("<!DOCTYPE x [<!ENTITY e SYSTEM \"file:///etc/passwd\">]><x>&e;</x>")).is_err());
+        assert!(decode("%%%").is_err());
+        assert!(decode(&base64::engine::general_purpose::STANDARD.encode([0xff, 0xfe])).is_err());
+        assert!(decode(&"A".repeat(MAX_RESPONSE_BYTES * 2)).is_err());
+        assert_eq!(decode(&b64("<r/>")).unwrap(), "<r/>");
+    }
 }

@@ -4,7 +4,8 @@
 //! or, from browsers that do not send that header, an `Origin` equal to this server's — and the API under `/v1/` takes JSON bodies only
 //! (a cross-site form can send `text/plain` or form bodies, never `application/json`), except
 //! seed 004's form login on `/v1/login`. Clients that are not browsers send neither header and
-//! pass. A GET never changes anything (`GET /v1/execute` runs only statements that read).
+//! pass. SAML assertion consumer services (posted to by IdPs' pages) are the one exception;
+//! see `saml_acs`. A GET never changes anything (`GET /v1/execute` runs only statements that read).
 
 use axum::extract::Request;
 use axum::http::{header, HeaderMap, Method, StatusCode};
@@ -12,6 +13,9 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 
 use super::ApiError;
+
+/// The assertion consumer services' path prefix.
+pub const SAML_ACS: &str = "/v1/saml/acs/";
 
 /// Why a request was refused as cross-site.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -62,6 +66,12 @@ fn same_origin(origin: &str, host: Option<&str>) -> bool {
 /// The check, apart from axum so it can be tested directly.
 pub fn check(method: &Method, path: &str, headers: &HeaderMap) -> Result<(), CrossSite> {
     if matches!(*method, Method::GET | Method::HEAD | Method::OPTIONS) {
+        return Ok(());
+    }
+    // A SAML assertion consumer service is posted to by the IdP's page (another site) with a
+    // form by definition; no cookie authorizes anything there (the signed response, its
+    // pending request and, on the same-site re-post it asks for, the flow cookie do).
+    if path.starts_with(SAML_ACS) {
         return Ok(());
     }
     // Sec-Fetch-Site, where the browser sends it, decides (our pages' Referrer-Policy

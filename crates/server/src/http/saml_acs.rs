@@ -87,6 +87,16 @@ pub async fn assertion_consumer(
         Ok(f) => f,
         Err(why) => return failed(StatusCode::BAD_REQUEST, &why),
     };
+    // The re-post comes from this server's own page; a browser that says otherwise is refused.
+    let fetch_site = headers
+        .get("sec-fetch-site")
+        .and_then(|v| v.to_str().ok());
+    if form.reposted && fetch_site.is_some_and(|s| s != "same-origin") {
+        return failed(
+            StatusCode::FORBIDDEN,
+            "the sign-in's second POST must come from this server's own page",
+        );
+    }
     let browser_state = cookies::get(&headers, cookies::SAML_FLOW);
     if browser_state.is_none()
         && !form.reposted

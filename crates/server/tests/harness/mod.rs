@@ -6,6 +6,7 @@ pub mod idp;
 pub mod inprocess;
 pub mod ldap;
 pub mod postgres;
+pub mod saml;
 pub mod process;
 pub mod web;
 pub mod wire;
