@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
 # Installs what the tests need (Debian's PostgreSQL client tools, Debian's slapd and ldap-utils,
+# libxmlsec1 and libclang for the SAML build, SimpleSAMLphp and php-cli for the SAML tests,
 # Debian's Chromium for the
 # browser tests, Debian's python3-psycopg2, tmux, pgjdbc and a JDK, the test OpenID provider's npm packages incl. playwright-core,
 # the Python packages of tests/python/requirements.txt in a virtual environment), then runs
@@ -21,6 +22,25 @@ if ! command -v slapd >/dev/null && [ ! -x /usr/sbin/slapd ] || ! command -v lda
   echo "slapd slapd/no_configuration boolean true" | $SUDO debconf-set-selections
   $SUDO apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq slapd ldap-utils >/dev/null
+fi
+# SAML: the build needs libxmlsec1 (XML signatures, through samael's bindings: libclang and
+# pkg-config generate them); the tests run Debian's SimpleSAMLphp under php -S as the IdP and
+# make its signing key with openssl.
+if ! pkg-config --exists xmlsec1 2>/dev/null || [ ! -d /usr/lib/llvm-14/lib ] \
+   || [ ! -d /usr/share/simplesamlphp/www ] || ! command -v php >/dev/null \
+   || ! command -v openssl >/dev/null; then
+  # simplesamlphp depends on a web server (apache2): installed, never started here.
+  made_policy=""
+  if [ ! -e /usr/sbin/policy-rc.d ]; then
+    printf '#!/bin/sh\nexit 101\n' | $SUDO tee /usr/sbin/policy-rc.d >/dev/null
+    $SUDO chmod +x /usr/sbin/policy-rc.d
+    made_policy=1
+  fi
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends \
+    pkg-config libxml2-dev libxmlsec1-dev libclang-dev xmlsec1 openssl \
+    simplesamlphp php-cli php-xml >/dev/null
+  if [ -n "$made_policy" ]; then $SUDO rm -f /usr/sbin/policy-rc.d; fi
 fi
 # The test OpenID provider (npm oidc-provider, pinned by tests/idp/package-lock.json).
 if ! command -v node >/dev/null || ! command -v curl >/dev/null; then
