@@ -116,6 +116,9 @@ fn assertion_span(xml: &str) -> (usize, usize) {
     (start, end)
 }
 
+/// A change made to a genuine response's XML.
+type Tamper = Box<dyn Fn(&str) -> String>;
+
 /// `xml` with every signature removed (SimpleSAMLphp signs the response and the assertion).
 fn unsigned(xml: &str) -> String {
     let mut out = xml.to_owned();
@@ -285,14 +288,22 @@ async fn saml_sign_in_and_every_attack_on_the_response() {
     let (status, session, page) =
         post_acs(&acs, &posted.saml_response, Some(&relay), Some(&cookie)).await;
     assert_eq!((status, session.is_some()), (401, false), "{page}");
-    assert!(page.contains("does not have") || page.contains("unknown"), "{page}");
+    assert!(
+        page.contains("does not have") || page.contains("unknown"),
+        "{page}"
+    );
     assert_eq!(saml_sessions(&admin).await.len(), 1);
 
     // A blocked group: mallory is refused.
     let (url, cookie) = start(&server).await;
     let p = idp.login(&url, "mallory", "mallory-pw").await;
-    let (status, session, page) =
-        post_acs(&acs, &p.saml_response, p.relay_state.as_deref(), Some(&cookie)).await;
+    let (status, session, page) = post_acs(
+        &acs,
+        &p.saml_response,
+        p.relay_state.as_deref(),
+        Some(&cookie),
+    )
+    .await;
     assert_eq!((status, session.is_some()), (401, false), "{page}");
     assert!(page.contains("contractors"), "{page}");
     refused_with(&admin, "policy").await;
@@ -300,8 +311,13 @@ async fn saml_sign_in_and_every_attack_on_the_response() {
     // No group the catalog knows: the default group.
     let (url, cookie) = start(&server).await;
     let p = idp.login(&url, "bob", "bob-pw").await;
-    let (status, _, page) =
-        post_acs(&acs, &p.saml_response, p.relay_state.as_deref(), Some(&cookie)).await;
+    let (status, _, page) = post_acs(
+        &acs,
+        &p.saml_response,
+        p.relay_state.as_deref(),
+        Some(&cookie),
+    )
+    .await;
     assert_eq!(status, 303, "{page}");
     assert!(saml_sessions(&admin)
         .await
@@ -309,7 +325,7 @@ async fn saml_sign_in_and_every_attack_on_the_response() {
 
     // --- Attacks on alice's genuine response, each against a fresh request. ---
     let before = saml_sessions(&admin).await;
-    let attacks: Vec<(&str, Box<dyn Fn(&str) -> String>, &str)> = vec![
+    let attacks: Vec<(&str, Tamper, &str)> = vec![
         (
             "signature stripped",
             Box::new(|xml: &str| unsigned(xml)),
@@ -412,7 +428,10 @@ async fn saml_sign_in_and_every_attack_on_the_response() {
         // Never root: either refused, or (XSW) only the signed assertion was read.
         assert!(!page.contains("root"), "{name}: {page}");
         assert!(
-            !saml_sessions(&admin).await.iter().any(|s| s.contains("root")),
+            !saml_sessions(&admin)
+                .await
+                .iter()
+                .any(|s| s.contains("root")),
             "{name}"
         );
         if reason.is_empty() {
@@ -422,12 +441,18 @@ async fn saml_sign_in_and_every_attack_on_the_response() {
             );
         } else {
             assert_eq!((status, session.is_some()), (401, false), "{name}: {page}");
-            assert!(event.ends_with(&format!("failure|{reason}")), "{name}: {event}");
+            assert!(
+                event.ends_with(&format!("failure|{reason}")),
+                "{name}: {event}"
+            );
         }
     }
     // Wrapped responses that were refused opened nothing; alice's sessions are alice's.
     for s in saml_sessions(&admin).await {
-        assert!(before.contains(&s) || s == "alice|analysts@example_database", "{s}");
+        assert!(
+            before.contains(&s) || s == "alice|analysts@example_database",
+            "{s}"
+        );
     }
 
     // A response for another request: alice's answer to request A, posted with request B's
@@ -435,7 +460,8 @@ async fn saml_sign_in_and_every_attack_on_the_response() {
     let (url_a, cookie_a) = start(&server).await;
     let (_url_b, cookie_b) = start(&server).await;
     let pa = idp.login(&url_a, "alice", "alice-pw").await;
-    let (status, _, page) = post_acs(&acs, &pa.saml_response, Some(&cookie_b), Some(&cookie_b)).await;
+    let (status, _, page) =
+        post_acs(&acs, &pa.saml_response, Some(&cookie_b), Some(&cookie_b)).await;
     assert_eq!(status, 401, "{page}");
     assert!(page.contains("another sign-in request"), "{page}");
     refused_with(&admin, "saml_request").await;
@@ -449,7 +475,11 @@ async fn saml_sign_in_and_every_attack_on_the_response() {
 
     // --- Unsolicited (IdP-initiated) responses. ---
     let unsolicited = idp
-        .login(&idp.initiated_url("portcullis-test", None), "alice", "alice-pw")
+        .login(
+            &idp.initiated_url("portcullis-test", None),
+            "alice",
+            "alice-pw",
+        )
         .await;
     let (status, _, page) = post_acs(&acs, &unsolicited.saml_response, None, None).await;
     assert_eq!(status, 401, "{page}");
@@ -488,11 +518,18 @@ async fn saml_sign_in_and_every_attack_on_the_response() {
     refused_with(&admin, "saml_replay").await;
     // Meant for another service provider (a valid signature, another audience).
     let other = idp
-        .login(&idp.initiated_url("someone-else", None), "alice", "alice-pw")
+        .login(
+            &idp.initiated_url("someone-else", None),
+            "alice",
+            "alice-pw",
+        )
         .await;
     let (status, _, page) = post_acs(&acs, &other.saml_response, None, None).await;
     assert_eq!(status, 401, "{page}");
-    assert!(page.contains("portcullis-test") || page.contains("udience"), "{page}");
+    assert!(
+        page.contains("portcullis-test") || page.contains("udience"),
+        "{page}"
+    );
     refused_with(&admin, "saml_conditions").await;
     // Sent to another assertion consumer service (recipient and destination elsewhere).
     let misdirected = idp
@@ -512,7 +549,11 @@ async fn saml_sign_in_and_every_attack_on_the_response() {
         .await
         .unwrap();
     let short = idp
-        .login(&idp.initiated_url("portcullis-short", None), "alice", "alice-pw")
+        .login(
+            &idp.initiated_url("portcullis-short", None),
+            "alice",
+            "alice-pw",
+        )
         .await;
     tokio::time::sleep(std::time::Duration::from_secs(3)).await;
     let (status, _, page) = post_acs(&short_acs, &short.saml_response, None, None).await;
@@ -589,8 +630,13 @@ async fn inline_metadata_signs_in_and_metadata_without_a_certificate_is_refused(
         .unwrap();
     let (url, cookie) = start(&server).await;
     let p = idp.login(&url, "alice", "alice-pw").await;
-    let (status, session, page) =
-        post_acs(&acs, &p.saml_response, p.relay_state.as_deref(), Some(&cookie)).await;
+    let (status, session, page) = post_acs(
+        &acs,
+        &p.saml_response,
+        p.relay_state.as_deref(),
+        Some(&cookie),
+    )
+    .await;
     assert_eq!((status, session.is_some()), (303, true), "{page}");
     assert_eq!(
         saml_sessions(&admin).await,
@@ -602,5 +648,8 @@ async fn inline_metadata_signs_in_and_metadata_without_a_certificate_is_refused(
     )
     .await
     .join("");
-    assert!(shown.contains("inline, ") && !shown.contains("X509"), "{shown}");
+    assert!(
+        shown.contains("inline, ") && !shown.contains("X509"),
+        "{shown}"
+    );
 }

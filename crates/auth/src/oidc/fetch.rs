@@ -1,6 +1,6 @@
 //! Fetching provider documents: no redirects, connect and total time limits, a size limit, JSON
-//! (or a SAML IdP's XML metadata). Counts every request (`portcullis_provider_requests_total`, by the provider's origin)
-//! so that benchmarks can show the hot path makes none.
+//! (or a SAML IdP's XML metadata). Counts every request (`portcullis_provider_requests_total`,
+//! by the provider's origin) so that benchmarks can show the hot path makes none.
 
 use std::time::Duration;
 
@@ -102,10 +102,10 @@ impl Fetcher {
 
     /// GETs an XML document (a SAML IdP's metadata), as text.
     pub async fn get_xml(&self, url: &str) -> Result<String, FetchError> {
-        let request = self
-            .client
-            .get(url)
-            .header(reqwest::header::ACCEPT, "application/samlmetadata+xml, application/xml");
+        let request = self.client.get(url).header(
+            reqwest::header::ACCEPT,
+            "application/samlmetadata+xml, application/xml",
+        );
         let (status, body) = self.send_raw(url, request).await?;
         if !status.is_success() {
             return Err(FetchError(format!("{url} answered {status}")));

@@ -58,7 +58,11 @@ pub fn parse(xml: &str) -> Result<IdpMetadata, String> {
                     .into(),
             )
         }
-        Err(e) => return Err(format!("the metadata's signing certificate is unreadable: {e}")),
+        Err(e) => {
+            return Err(format!(
+                "the metadata's signing certificate is unreadable: {e}"
+            ))
+        }
     }
     let sso_redirect_url = idps
         .iter()

@@ -189,7 +189,11 @@ impl SamlFlow {
                 ),
             )
         })?;
-        let home = self.catalog.state().database_name(record.database_id).to_owned();
+        let home = self
+            .catalog
+            .state()
+            .database_name(record.database_id)
+            .to_owned();
         let advertised = advertised_for(&self.catalog, &self.advertised, req.pool_id);
         let acs = acs_url(&props, &advertised, &home, &record.name);
         // An NCName: a letter first, then 128 random bits.
@@ -204,15 +208,18 @@ impl SamlFlow {
                 ..Default::default()
             }),
             assertion_consumer_service_url: Some(acs.clone()),
-            protocol_binding: Some(
-                "urn:oasis:names:tc:SAML:2.0:bindings:HTTP-POST".into(),
-            ),
+            protocol_binding: Some("urn:oasis:names:tc:SAML:2.0:bindings:HTTP-POST".into()),
             ..Default::default()
         };
         let url = request
             .redirect(&id)
             .map_err(|e| refused(Reason::ProviderDiscovery, format!("the SAML request: {e}")))?
-            .ok_or_else(|| refused(Reason::ProviderDiscovery, "the SAML request has no destination"))?;
+            .ok_or_else(|| {
+                refused(
+                    Reason::ProviderDiscovery,
+                    "the SAML request has no destination",
+                )
+            })?;
         self.requests
             .insert(PendingRequest {
                 id: id.clone(),
@@ -245,7 +252,10 @@ impl SamlFlow {
             .map_err(|e| {
                 refused(
                     Reason::ProviderDiscovery,
-                    format!("the IdP metadata of SSO integration \"{}\": {e}", record.name),
+                    format!(
+                        "the IdP metadata of SSO integration \"{}\": {e}",
+                        record.name
+                    ),
                 )
             })
     }
@@ -300,7 +310,10 @@ impl SamlFlow {
         let Some(idp) = props.saml.clone() else {
             return Err(refused(
                 Reason::NoIntegration,
-                format!("SSO integration \"{}\" is not a SAML integration", record.name),
+                format!(
+                    "SSO integration \"{}\" is not a SAML integration",
+                    record.name
+                ),
             ));
         };
         if props.disabled {
@@ -451,7 +464,8 @@ impl SamlFlow {
                  went to",
             ));
         }
-        if relay.is_some_and(|r| r != pending.id) || claimed.as_deref().is_some_and(|c| c != pending.id)
+        if relay.is_some_and(|r| r != pending.id)
+            || claimed.as_deref().is_some_and(|c| c != pending.id)
         {
             return Err(refused(
                 Reason::SamlRequest,
@@ -545,7 +559,10 @@ impl SamlFlow {
 /// A verified assertion as claims, and the properties the policy reads them with: the
 /// `NameID` under [`NAME_ID_CLAIM`] (the default user id), each attribute under its `Name`
 /// and its `FriendlyName`.
-pub fn as_claims(props: &SsoProperties, verified: &Verified) -> (SsoProperties, Map<String, Value>) {
+pub fn as_claims(
+    props: &SsoProperties,
+    verified: &Verified,
+) -> (SsoProperties, Map<String, Value>) {
     let mut claims = Map::new();
     if let Some(n) = &verified.name_id {
         claims.insert(NAME_ID_CLAIM.into(), Value::String(n.clone()));

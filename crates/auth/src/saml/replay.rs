@@ -27,7 +27,13 @@ pub struct ReplayCache {
 
 impl ReplayCache {
     /// Records `id` of `issuer` as used until `until`; refuses one seen before.
-    pub fn first_use(&self, issuer: &str, id: &str, until: i64, now: i64) -> Result<(), ReplayError> {
+    pub fn first_use(
+        &self,
+        issuer: &str,
+        id: &str,
+        until: i64,
+        now: i64,
+    ) -> Result<(), ReplayError> {
         let key = format!("{issuer}\u{0}{id}");
         let mut seen = self.seen.lock();
         if let Some(&kept) = seen.get(&key) {
@@ -67,7 +73,10 @@ mod tests {
     fn an_assertion_is_used_once_until_it_expires() {
         let c = ReplayCache::default();
         assert_eq!(c.first_use("idp", "a1", 100, 10), Ok(()));
-        assert_eq!(c.first_use("idp", "a1", 100, 50), Err(ReplayError::Replayed));
+        assert_eq!(
+            c.first_use("idp", "a1", 100, 50),
+            Err(ReplayError::Replayed)
+        );
         // Another IdP's assertion with the same id is another assertion.
         assert_eq!(c.first_use("other", "a1", 100, 50), Ok(()));
         c.sweep(101);

@@ -176,7 +176,10 @@ fn checked(assertion: Assertion, expected: &Expected<'_>) -> Result<Verified, Re
         .flatten()
         .flat_map(|r| r.audience.iter())
         .collect();
-    if !audiences.iter().any(|a| a.as_str() == expected.sp_entity_id) {
+    if !audiences
+        .iter()
+        .any(|a| a.as_str() == expected.sp_entity_id)
+    {
         return Err(conditions(format!(
             "the assertion names no audience \"{}\" (it names {audiences:?})",
             expected.sp_entity_id
@@ -251,16 +254,30 @@ mod tests {
 
     #[test]
     fn assertions_are_counted_under_any_prefix() {
-        assert_eq!(assertion_elements("<samlp:Response><saml:Assertion ID=\"a\"></saml:Assertion></samlp:Response>"), 1);
-        assert_eq!(assertion_elements("<Response><Assertion/><x:Assertion>\n</x:Assertion></Response>"), 2);
-        assert_eq!(assertion_elements("<r><saml:AssertionConsumer/><saml:EncryptedAssertion/></r>"), 0);
+        assert_eq!(
+            assertion_elements(
+                "<samlp:Response><saml:Assertion ID=\"a\"></saml:Assertion></samlp:Response>"
+            ),
+            1
+        );
+        assert_eq!(
+            assertion_elements("<Response><Assertion/><x:Assertion>\n</x:Assertion></Response>"),
+            2
+        );
+        assert_eq!(
+            assertion_elements("<r><saml:AssertionConsumer/><saml:EncryptedAssertion/></r>"),
+            0
+        );
     }
 
     #[test]
     fn document_types_and_garbage_are_refused_before_any_parser() {
         use base64::Engine;
         let b64 = |s: &str| base64::engine::general_purpose::STANDARD.encode(s);
-        assert!(decode(&b64("<!DOCTYPE x [<!ENTITY e SYSTEM \"file:///etc/passwd\">]><x>&e;</x>")).is_err());
+        assert!(decode(&b64(
+            "<!DOCTYPE x [<!ENTITY e SYSTEM \"file:///etc/passwd\">]><x>&e;</x>"
+        ))
+        .is_err());
         assert!(decode("%%%").is_err());
         assert!(decode(&base64::engine::general_purpose::STANDARD.encode([0xff, 0xfe])).is_err());
         assert!(decode(&"A".repeat(MAX_RESPONSE_BYTES * 2)).is_err());

@@ -127,7 +127,11 @@ impl SamlIdp {
                  has at the IdP (the audience of its assertions)",
             );
         }
-        if self.sp_entity_id.chars().any(|c| c.is_whitespace() || c.is_control()) {
+        if self
+            .sp_entity_id
+            .chars()
+            .any(|c| c.is_whitespace() || c.is_control())
+        {
             return bad("sp_entity_id must not contain spaces or control characters");
         }
         if !(0..=300).contains(&self.clock_skew_seconds) {

@@ -88,9 +88,7 @@ pub async fn assertion_consumer(
         Err(why) => return failed(StatusCode::BAD_REQUEST, &why),
     };
     // The re-post comes from this server's own page; a browser that says otherwise is refused.
-    let fetch_site = headers
-        .get("sec-fetch-site")
-        .and_then(|v| v.to_str().ok());
+    let fetch_site = headers.get("sec-fetch-site").and_then(|v| v.to_str().ok());
     if form.reposted && fetch_site.is_some_and(|s| s != "same-origin") {
         return failed(
             StatusCode::FORBIDDEN,
@@ -105,7 +103,8 @@ pub async fn assertion_consumer(
             .as_deref()
             .is_some_and(|r| state.saml.is_browser_bound(r))
     {
-        let seg = |s: &str| -> String { url::form_urlencoded::byte_serialize(s.as_bytes()).collect() };
+        let seg =
+            |s: &str| -> String { url::form_urlencoded::byte_serialize(s.as_bytes()).collect() };
         let action = format!("/v1/saml/acs/{}/{}", seg(&database), seg(&integration));
         return repost_page(&action, &form);
     }

@@ -15,7 +15,9 @@ use portcullis_catalog::model::SYSTEM_DATABASE;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use super::pages::signin::{begin_browser, redirect_to_provider, sso_transport_ok, SSO_NEEDS_HTTPS};
+use super::pages::signin::{
+    begin_browser, redirect_to_provider, sso_transport_ok, SSO_NEEDS_HTTPS,
+};
 use super::pages::{esc, message, respond};
 use super::{cookies, optional_json, ApiError, HttpState, Status};
 

@@ -6,8 +6,8 @@ pub mod idp;
 pub mod inprocess;
 pub mod ldap;
 pub mod postgres;
-pub mod saml;
 pub mod process;
+pub mod saml;
 pub mod web;
 pub mod wire;
 

@@ -44,11 +44,15 @@ impl SamlIdp {
     pub fn start(sps: &[Sp]) -> Self {
         let dir = tempfile::tempdir().unwrap();
         let d = dir.path();
-        for sub in ["config", "metadata", "cert", "log", "data", "tmp", "sessions"] {
+        for sub in [
+            "config", "metadata", "cert", "log", "data", "tmp", "sessions",
+        ] {
             std::fs::create_dir(d.join(sub)).unwrap();
         }
         let made = Command::new("openssl")
-            .args(["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj"])
+            .args([
+                "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj",
+            ])
             .arg("/CN=portcullis-test-idp")
             .arg("-keyout")
             .arg(d.join("cert/idp.key"))
@@ -188,7 +192,8 @@ impl SamlIdp {
     /// assertion consumer services).
     pub fn initiated_url(&self, sp_entity_id: &str, consumer: Option<&str>) -> String {
         let mut url = url::Url::parse(&format!("{}saml2/idp/SSOService.php", self.base())).unwrap();
-        url.query_pairs_mut().append_pair("spentityid", sp_entity_id);
+        url.query_pairs_mut()
+            .append_pair("spentityid", sp_entity_id);
         if let Some(c) = consumer {
             url.query_pairs_mut().append_pair("ConsumerURL", c);
         }
@@ -228,7 +233,11 @@ impl SamlIdp {
             keep(&mut jar, &r);
             if r.status().is_redirection() {
                 let next = r.headers()[reqwest::header::LOCATION].to_str().unwrap();
-                url = url::Url::parse(&url).unwrap().join(next).unwrap().to_string();
+                url = url::Url::parse(&url)
+                    .unwrap()
+                    .join(next)
+                    .unwrap()
+                    .to_string();
                 continue;
             }
             let status = r.status();
@@ -253,8 +262,15 @@ impl SamlIdp {
         keep(&mut jar, &r);
         let mut r = r;
         while r.status().is_redirection() {
-            let next = r.headers()[reqwest::header::LOCATION].to_str().unwrap().to_owned();
-            url = url::Url::parse(&url).unwrap().join(&next).unwrap().to_string();
+            let next = r.headers()[reqwest::header::LOCATION]
+                .to_str()
+                .unwrap()
+                .to_owned();
+            url = url::Url::parse(&url)
+                .unwrap()
+                .join(&next)
+                .unwrap()
+                .to_string();
             r = http
                 .get(&url)
                 .header(reqwest::header::COOKIE, cookie_header(&jar))
@@ -290,7 +306,13 @@ fn attribute_after(page: &str, tag: &str, attribute: &str) -> Option<String> {
     let at = page.find(tag)?;
     let end = at + page[at..].find('>')?;
     let t = &page[at..end];
-    Some(t.split(&format!("{attribute}=\"")).nth(1)?.split('"').next()?.to_owned())
+    Some(
+        t.split(&format!("{attribute}=\""))
+            .nth(1)?
+            .split('"')
+            .next()?
+            .to_owned(),
+    )
 }
 
 fn unescape(s: &str) -> String {
