@@ -220,7 +220,7 @@ pub async fn start(
         secure_cookies: https,
         https,
         flows: flows.clone(),
-        saml,
+        saml: saml.clone(),
         device: device.clone(),
         device_guesses: http::Throttle::new(20, std::time::Duration::from_secs(60)),
         request_states: http::pages::signin::RequestStates::default(),
@@ -265,7 +265,7 @@ pub async fn start(
     let pg_shared = Arc::new(pg::PgShared::new(
         auth,
         sso,
-        device,
+        pg::TerminalFlows { device, saml },
         settings.max_connections,
         std::time::Duration::from_secs(settings.sso_flow_seconds),
         gateway,

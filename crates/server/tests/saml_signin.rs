@@ -653,3 +653,129 @@ async fn inline_metadata_signs_in_and_metadata_without_a_certificate_is_refused(
         "{shown}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn psql_signs_in_through_the_servers_code_page() {
+    let server = harness::inprocess::start().await;
+    let acs = server.http("/v1/saml/acs/example_database/corp_saml");
+    let idp = SamlIdp::start(&[Sp {
+        entity_id: "portcullis-test".into(),
+        acs: vec![acs.clone()],
+        lifetime: None,
+    }]);
+    let admin = server.admin().await;
+    admin
+        .batch_execute("CREATE DATABASE example_database")
+        .await
+        .unwrap();
+    let in_db = server
+        .connect("admin@system", "example_database", harness::ADMIN_PASSWORD)
+        .await
+        .unwrap();
+    in_db
+        .batch_execute(&format!(
+            "CREATE GROUP analysts; CREATE GROUP saml_users; \
+             GRANT USE ON DATABASE example_database TO GROUP analysts; \
+             GRANT USE ON DATABASE example_database TO GROUP saml_users; \
+             CREATE SSO INTEGRATION corp_saml PROTOCOL saml idp_metadata_url = '{}', \
+               sp_entity_id = 'portcullis-test', user_id_claims = [uid], \
+               groups_claim_ids = [eduPersonAffiliation], default_group = saml_users; \
+             ALTER DATABASE example_database SET SSO INTEGRATION corp_saml;",
+            idp.metadata_url()
+        ))
+        .await
+        .unwrap();
+    // psql as @example_database: the server's page and a code, as for a device grant.
+    let mut cmd = std::process::Command::new("psql");
+    cmd.arg(format!(
+        "host=127.0.0.1 port={} user=@example_database dbname=example_database \
+         connect_timeout=60",
+        server.sql_addr().port()
+    ))
+    .args([
+        "-X",
+        "-A",
+        "-t",
+        "-c",
+        "SELECT CURRENT_USER(), CURRENT_GROUPS()",
+    ])
+    .env("PGSSLMODE", "disable")
+    .env_remove("PGPASSWORD");
+    let psql = harness::process::Watched::spawn(cmd);
+    let (psql, line, link) = tokio::task::spawn_blocking(move || {
+        let mut psql = psql;
+        let line = psql.line_with("enter the code");
+        let link = psql.line_with("user_code=");
+        (psql, line, link)
+    })
+    .await
+    .unwrap();
+    let code = line.rsplit(' ').next().unwrap().trim().to_owned();
+    assert!(line.contains(&server.http("/ui/terminal")), "{line}");
+    assert!(
+        link.contains(&format!("/ui/terminal?user_code={code}")),
+        "{link}"
+    );
+    // The page says what the code signs in, and a GET changes nothing.
+    let page = http()
+        .get(server.http(&format!("/ui/terminal?user_code={code}")))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        page.contains("database &quot;example_database&quot;"),
+        "{page}"
+    );
+    // A wrong code: refused on the page, nothing started.
+    let r = http()
+        .post(server.http("/ui/terminal"))
+        .form(&[("user_code", "BCDF-GHJK")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 400);
+    // The code, typed loosely: off to the IdP with the flow cookie.
+    let r = http()
+        .post(server.http("/ui/terminal"))
+        .form(&[("user_code", code.to_lowercase().replace('-', " "))])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 303);
+    let cookie = set_cookie(&r, "portcullis_saml_flow").unwrap();
+    let to_idp = r.headers()[reqwest::header::LOCATION]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    let p = idp.login(&to_idp, "alice", "alice-pw").await;
+    let (status, session, page) = post_acs(
+        &acs,
+        &p.saml_response,
+        p.relay_state.as_deref(),
+        Some(&cookie),
+    )
+    .await;
+    assert_eq!(
+        (status, session),
+        (200, None),
+        "the terminal gets the session: {page}"
+    );
+    assert!(page.contains("Terminal signed in"), "{page}");
+    let (code_, out, err) = tokio::task::spawn_blocking(move || psql.finish())
+        .await
+        .unwrap();
+    assert_eq!(code_, 0, "{err}");
+    assert!(out.starts_with("alice|"), "{out}");
+    assert!(out.contains("analysts"), "{out}");
+    // The code was used: it signs nothing in again.
+    let r = http()
+        .post(server.http("/ui/terminal"))
+        .form(&[("user_code", code.as_str())])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 400);
+}

@@ -8,6 +8,7 @@
 
 pub mod metadata;
 pub mod replay;
+pub mod terminal;
 pub mod verify;
 
 use std::sync::Arc;
@@ -30,6 +31,7 @@ use crate::sso::{admit, chosen_assignment, IntegrationChoice};
 use crate::{SsoAuthenticator, SsoError};
 use metadata::MetadataCache;
 use replay::{ReplayCache, ReplayError};
+use terminal::{TerminalRequest, TerminalWait, Terminals};
 use verify::{Expected, Verified};
 
 /// The claim a response's `NameID` is put under (the default user id).
@@ -49,6 +51,8 @@ pub struct PendingRequest {
     pub acs_url: String,
     pub callback_path: String,
     pub browser_bound: bool,
+    /// The user code of the terminal this sign-in is for (the session goes there).
+    pub terminal: Option<String>,
     pub created: Instant,
 }
 
@@ -110,6 +114,15 @@ pub struct SamlFlow {
     requests: FlowTable<PendingRequest>,
     used: ReplayCache,
     metadata: MetadataCache,
+    terminals: Arc<Terminals>,
+}
+
+/// A finished SAML sign-in: a browser session (with where the browser goes next), or a
+/// session handed to a waiting terminal.
+#[derive(Debug, Clone)]
+pub enum SamlCompleted {
+    Browser(Completed),
+    Terminal { database: String },
 }
 
 impl SamlFlow {
@@ -126,7 +139,99 @@ impl SamlFlow {
             requests: FlowTable::new(ttl, 250_000),
             used: ReplayCache::default(),
             metadata: MetadataCache::default(),
+            terminals: Terminals::new(ttl),
         }
+    }
+
+    /// The integration `choice` picks, if it is an enabled SAML one.
+    fn saml_integration(
+        &self,
+        choice: IntegrationChoice<'_>,
+    ) -> Result<Option<(SsoIntegrationRecord, SsoProperties, SamlIdp)>, SsoError> {
+        let state = self.catalog.state();
+        let Ok((record, _)) = chosen_assignment(&state, choice) else {
+            return Ok(None);
+        };
+        let props = state
+            .sso_properties(record)
+            .map_err(|e| SsoError::Internal(e.message))?;
+        let Some(idp) = props.saml.clone() else {
+            return Ok(None);
+        };
+        if props.disabled {
+            return Err(SsoError::Disabled(record.name.clone()));
+        }
+        Ok(Some((record.clone(), (*props).clone(), idp)))
+    }
+
+    /// A PostgreSQL client's interactive sign-in through a SAML integration (`Ok(None)` if
+    /// `choice` picks no SAML integration): a code for the person to confirm at
+    /// [`Self::terminal_url`].
+    pub fn start_terminal(
+        &self,
+        choice: IntegrationChoice<'_>,
+        peer: &str,
+    ) -> Result<Option<TerminalWait>, SsoError> {
+        let Some((record, _, _)) = self.saml_integration(choice)? else {
+            return Ok(None);
+        };
+        self.terminals
+            .start(TerminalRequest {
+                user_code: String::new(),
+                database: choice.database.to_owned(),
+                source_database: choice.source_database.map(str::to_owned),
+                integration: record.name.clone(),
+                pool_id: choice.pool_id,
+                peer: peer.to_owned(),
+                created: Instant::now(),
+            })
+            .map(Some)
+            .ok_or_else(|| {
+                refused(
+                    Reason::Capacity,
+                    "too many terminals are waiting to sign in",
+                )
+            })
+    }
+
+    /// The page a terminal's person opens (with the code filled in when given).
+    pub fn terminal_url(&self, pool_id: Option<i64>, code: Option<&str>) -> String {
+        let a = advertised_for(&self.catalog, &self.advertised, pool_id);
+        let base = format!(
+            "{}://{}/ui/terminal",
+            if a.https { "https" } else { "http" },
+            a.authority
+        );
+        match code {
+            Some(c) => format!("{base}?user_code={c}"),
+            None => base,
+        }
+    }
+
+    /// The waiting terminal a code (as typed) names.
+    pub fn terminal(&self, code: &str) -> Option<TerminalRequest> {
+        self.terminals.get(code)
+    }
+
+    /// Starts the browser sign-in that signs the terminal of `code` in.
+    pub async fn begin_terminal(&self, code: &str) -> Result<Started, SsoError> {
+        let t = self.terminals.get(code).ok_or_else(|| {
+            refused(
+                Reason::UserCode,
+                "this code is unknown or expired, or its terminal stopped waiting",
+            )
+        })?;
+        let req = BeginSignIn {
+            database: &t.database,
+            source_database: t.source_database.as_deref(),
+            integration: Some(&t.integration),
+            pool_id: t.pool_id,
+            callback_path: "/ui/session",
+            browser_bound: true,
+        };
+        self.begin_for(&req, Some(t.user_code.clone()))
+            .await?
+            .ok_or_else(|| SsoError::UnknownIntegration(t.integration.clone()))
     }
 
     /// Requests waiting for their response.
@@ -149,23 +254,21 @@ impl SamlFlow {
     /// Starts a browser sign-in if the integration `req` picks is a SAML one (`Ok(None)`
     /// otherwise: the caller tries OpenID Connect).
     pub async fn begin(&self, req: &BeginSignIn<'_>) -> Result<Option<Started>, SsoError> {
+        self.begin_for(req, None).await
+    }
+
+    async fn begin_for(
+        &self,
+        req: &BeginSignIn<'_>,
+        terminal: Option<String>,
+    ) -> Result<Option<Started>, SsoError> {
         let choice = IntegrationChoice {
             source_database: req.source_database,
             database: req.database,
             integration: req.integration,
             pool_id: req.pool_id,
         };
-        let (record, props) = {
-            let state = self.catalog.state();
-            let Ok((record, _)) = chosen_assignment(&state, choice) else {
-                return Ok(None);
-            };
-            let props = state
-                .sso_properties(record)
-                .map_err(|e| SsoError::Internal(e.message))?;
-            (record.clone(), props)
-        };
-        let Some(idp) = props.saml.clone() else {
+        let Some((record, props, idp)) = self.saml_integration(choice)? else {
             return Ok(None);
         };
         if !is_own_page(req.callback_path) {
@@ -174,9 +277,6 @@ impl SamlFlow {
                 "sso_callback_path must be one of this server's pages (/ or under /ui/, like \
                  /ui/session): no scheme, no host, no API path, no //, no backslash",
             ));
-        }
-        if props.disabled {
-            return Err(SsoError::Disabled(record.name.clone()));
         }
         let metadata = self.idp_metadata(&record, &idp).await?;
         let sso_url = metadata.sso_redirect_url.clone().ok_or_else(|| {
@@ -231,6 +331,7 @@ impl SamlFlow {
                 acs_url: acs,
                 callback_path: req.callback_path.to_owned(),
                 browser_bound: req.browser_bound,
+                terminal,
                 created: Instant::now(),
             })
             .map_err(|e| refused(Reason::Capacity, e))?;
@@ -262,15 +363,32 @@ impl SamlFlow {
 
     /// Checks a posted response and opens a session (or says why not; every refusal is
     /// recorded, and none leaves a session or uses up the request).
-    pub async fn complete(&self, post: &AssertionPost<'_>) -> Result<Completed, SsoError> {
+    pub async fn complete(&self, post: &AssertionPost<'_>) -> Result<SamlCompleted, SsoError> {
         let began = Instant::now();
         let mut identity = String::new();
         let result = self.evaluate(post, &mut identity).await;
         let result = match result {
-            Ok((session, callback_path)) => Ok(Completed {
+            Ok((session, Landing::Page(callback_path))) => Ok(SamlCompleted::Browser(Completed {
                 session: self.catalog.sessions.insert(session),
                 callback_path,
-            }),
+            })),
+            Ok((session, Landing::Terminal(code))) => {
+                let database = session.database.clone();
+                let session = self.catalog.sessions.insert(session);
+                match self.terminals.deliver(&code, session) {
+                    Ok(()) => Ok(SamlCompleted::Terminal { database }),
+                    Err(session) => {
+                        self.catalog
+                            .sessions
+                            .remove(&session.id, Reason::ClientDisconnected);
+                        Err(refused(
+                            Reason::UserCode,
+                            "the terminal stopped waiting (or was signed in already); connect \
+                             again",
+                        ))
+                    }
+                }
+            }
             Err(e) => {
                 let attempt = Attempt {
                     method: post.via,
@@ -292,7 +410,7 @@ impl SamlFlow {
         &self,
         post: &AssertionPost<'_>,
         identity: &mut String,
-    ) -> Result<(Session, String), SsoError> {
+    ) -> Result<(Session, Landing), SsoError> {
         let (record, props) = {
             let state = self.catalog.state();
             let home = state
@@ -386,14 +504,26 @@ impl SamlFlow {
                 )
             })?;
         }
-        let (database, source, pool_id, callback_path) = match pending {
-            Some(p) => (p.database, p.source_database, p.pool_id, p.callback_path),
+        let (database, source, pool_id, landing) = match pending {
+            Some(p) => (
+                p.database,
+                p.source_database,
+                p.pool_id,
+                match p.terminal {
+                    Some(code) => Landing::Terminal(code),
+                    None => Landing::Page(p.callback_path),
+                },
+            ),
             None => (
                 post.database.unwrap_or(post.home_database).to_owned(),
                 None,
                 None,
-                "/ui/session".to_owned(),
+                Landing::Page("/ui/session".to_owned()),
             ),
+        };
+        let protocol = match landing {
+            Landing::Terminal(_) => Protocol::Postgres,
+            Landing::Page(_) => Protocol::Http,
         };
         let session = self.open(
             &record,
@@ -407,8 +537,9 @@ impl SamlFlow {
                 pool_id,
             },
             post,
+            protocol,
         )?;
-        Ok((session, callback_path))
+        Ok((session, landing))
     }
 
     /// The pending request a response answers: the one its `RelayState` names, else the one
@@ -498,6 +629,7 @@ impl SamlFlow {
         verified: &Verified,
         choice: IntegrationChoice<'_>,
         post: &AssertionPost<'_>,
+        protocol: Protocol,
     ) -> Result<Session, SsoError> {
         let state = self.catalog.state();
         let target = state
@@ -524,7 +656,7 @@ impl SamlFlow {
             record,
             &policy_props,
             &decision,
-            Protocol::Http,
+            protocol,
             &mut trace,
         )?;
         let started_at = now();
@@ -536,10 +668,12 @@ impl SamlFlow {
             database: target.name.clone(),
             database_id: target.id,
             method: AuthMethod::Saml,
-            protocol: Protocol::Http,
+            protocol,
             peer: post.client.peer.clone(),
             started_at,
-            expires_at: Some(ends_at),
+            // A browser session ends at session_seconds; a terminal's, like a token's, when
+            // its authority (`token_expires_at`) does.
+            expires_at: (protocol == Protocol::Http).then_some(ends_at),
             sso: Some(SsoIdentity {
                 integration: record.name.clone(),
                 integration_id: record.id,
@@ -554,6 +688,14 @@ impl SamlFlow {
             token_id: None,
         })
     }
+}
+
+/// Where a finished sign-in goes.
+enum Landing {
+    /// The browser, to this local page.
+    Page(String),
+    /// The terminal with this user code.
+    Terminal(String),
 }
 
 /// A verified assertion as claims, and the properties the policy reads them with: the

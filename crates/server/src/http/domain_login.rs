@@ -109,6 +109,9 @@ pub async fn domain_login(
                         via: SignInMethod::DomainLogin,
                     })
                     .await?;
+                let portcullis_auth::saml::SamlCompleted::Browser(done) = done else {
+                    return Err(bad("a terminal's sign-in finishes in its browser"));
+                };
                 return finish(state, domain.to_owned(), done.session);
             }
             let token = field("id_token").ok_or_else(|| {

@@ -293,6 +293,10 @@ pub fn app(state: Arc<HttpState>) -> Router {
             get(|| async { axum::response::Redirect::to("/ui/signin") }),
         )
         .route("/ui/signin", get(pages::signin::signin_page))
+        .route(
+            "/ui/terminal",
+            get(pages::terminal::terminal_page).post(pages::terminal::terminal_start),
+        )
         .route("/ui/password", post(pages::signin::password))
         .route("/ui/session", get(pages::session::session_page))
         .route("/ui/signout", post(pages::session::sign_out))

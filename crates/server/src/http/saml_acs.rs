@@ -13,7 +13,7 @@ use axum::body::Bytes;
 use axum::extract::{ConnectInfo, Path, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
-use portcullis_auth::saml::AssertionPost;
+use portcullis_auth::saml::{AssertionPost, SamlCompleted};
 use portcullis_catalog::SignInMethod;
 
 use super::pages::signin::{sso_transport_ok, SSO_NEEDS_HTTPS};
@@ -123,7 +123,16 @@ pub async fn assertion_consumer(
         })
         .await;
     let mut r = match result {
-        Ok(done) => {
+        Ok(SamlCompleted::Terminal { database }) => respond(
+            StatusCode::OK,
+            "Terminal signed in",
+            &format!(
+                "<h1>Terminal signed in</h1><p class=\"message\" id=\"message\">The terminal is \
+                 signed in to database \"{}\". You can close this window.</p>",
+                esc(&database)
+            ),
+        ),
+        Ok(SamlCompleted::Browser(done)) => {
             let token = state.tokens.issue(&done.session.id);
             let session_cookie =
                 cookies::set(cookies::SESSION, &token, "/", None, state.secure_cookies);

@@ -42,6 +42,13 @@ pub enum FlowKind {
     AuthorizationCode,
 }
 
+/// The flows a terminal can wait on: the provider's device grant (OpenID Connect), and the
+/// server's own code page (SAML).
+pub struct TerminalFlows {
+    pub device: Arc<portcullis_auth::DeviceFlow>,
+    pub saml: Arc<portcullis_auth::saml::SamlFlow>,
+}
+
 /// An interactive sign-in asked for in the startup message.
 #[derive(Debug, Clone)]
 pub struct InteractiveLogin {
@@ -139,6 +146,8 @@ pub struct Waiting {
 
 enum Pending {
     Device(Box<DeviceGrant>),
+    /// A SAML sign-in the person finishes at the server's `/ui/terminal` page.
+    Saml(portcullis_auth::saml::terminal::TerminalWait),
 }
 
 /// Recognises user `@db`, `sso@db` or `sso`. `Err` for an unknown `ssoOAuthFlow`.
@@ -205,7 +214,10 @@ impl PgConnection {
             .map(|a| a.ip())
             .map_err(|e| fatal_with("08P01", format!("peer address: {e}")))?;
         let slot = self.shared.waiting.take(peer)?;
-        let (pending, notices) = self.start_pending(login).await?;
+        let (pending, notices) = match self.start_saml(login, &client)? {
+            Some(started) => started,
+            None => self.start_pending(login).await?,
+        };
         Ok((
             Waiting {
                 pending,
@@ -215,6 +227,47 @@ impl PgConnection {
             },
             notices,
         ))
+    }
+
+    /// A SAML integration has no device grant: the server shows its own page and a code.
+    fn start_saml(
+        &self,
+        login: &InteractiveLogin,
+        client: &Client,
+    ) -> Result<Option<(Pending, Vec<String>)>, PgWireError> {
+        let pool_id = self.listener.pool_id();
+        let choice = portcullis_auth::IntegrationChoice {
+            source_database: login.source_database.as_deref(),
+            database: &login.database,
+            integration: login.integration.as_deref(),
+            pool_id,
+        };
+        let Some(wait) = self
+            .shared
+            .saml
+            .start_terminal(choice, &client.peer)
+            .map_err(|e| sso_fatal(&e))?
+        else {
+            return Ok(None);
+        };
+        let saml = &self.shared.saml;
+        let notices = vec![
+            format!(
+                "To sign in to database \"{}\", open {} and enter the code {}",
+                login.database,
+                saml.terminal_url(pool_id, None),
+                wait.user_code
+            ),
+            format!(
+                "Or open {}",
+                saml.terminal_url(pool_id, Some(&wait.user_code))
+            ),
+            format!(
+                "Waiting up to {} s for the sign-in…",
+                self.shared.max_wait.as_secs()
+            ),
+        ];
+        Ok(Some((Pending::Saml(wait), notices)))
     }
 
     async fn start_pending(
@@ -339,6 +392,35 @@ pub async fn wait<S>(
                     socket.send(notice(&format!(
                         "Still waiting for the sign-in to be approved at {} (code {})",
                         code.verification_uri, code.user_code
+                    ))).await?;
+                }
+            }
+        },
+        Pending::Saml(mut wait) => loop {
+            let reminder = tokio::time::sleep_until((last_notice + REMINDER_EVERY).into());
+            tokio::select! {
+                _ = tokio::time::sleep_until(deadline.into()) => {
+                    return Err(refused(Reason::UserCode, fatal_with("28000", format!(
+                        "nobody signed in with code {} within {} s; connect again",
+                        wait.user_code,
+                        conn.shared.max_wait.as_secs()
+                    ))));
+                }
+                delivered = &mut wait.session => match delivered {
+                    Ok(session) => break session,
+                    Err(_) => return Err(fatal_with("57P01", "the server stopped the sign-in".into())),
+                },
+                msg = socket.next() => return early_message(msg),
+                _ = conn.listener.closing.cancelled() => {
+                    let mut info = conn.listener.closed_error();
+                    info.message.push_str("; connect again to sign in");
+                    return Err(PgWireError::UserError(Box::new(info)));
+                }
+                _ = reminder => {
+                    last_notice = Instant::now();
+                    socket.send(notice(&format!(
+                        "Still waiting for the sign-in with code {}",
+                        wait.user_code
                     ))).await?;
                 }
             }

@@ -11,6 +11,7 @@ pub mod pools;
 mod query;
 mod relay;
 mod startup;
+pub use interactive::TerminalFlows;
 
 use std::sync::Arc;
 
@@ -42,6 +43,8 @@ pub struct PgShared {
     pub sso: Arc<SsoAuthenticator>,
     /// Device grants for `@source_db` sign-ins.
     pub device: Arc<DeviceFlow>,
+    /// The server's own code-at-a-page sign-in for `@source_db` through a SAML integration.
+    pub saml: Arc<portcullis_auth::saml::SamlFlow>,
     /// Interactive sign-ins waiting, per client address.
     pub waiting: Arc<interactive::WaitingPerAddress>,
     /// Connections whose client has not finished its startup and sign-in exchange; the one
@@ -77,7 +80,7 @@ impl PgShared {
     pub fn new(
         auth: Arc<PasswordAuthenticator>,
         sso: Arc<SsoAuthenticator>,
-        device: Arc<DeviceFlow>,
+        flows: interactive::TerminalFlows,
         max_connections: usize,
         max_wait: std::time::Duration,
         gateway: Arc<portcullis_gateway::Gateway>,
@@ -95,7 +98,8 @@ impl PgShared {
             params: Arc::new(params()),
             auth,
             sso,
-            device,
+            device: flows.device,
+            saml: flows.saml,
             // Interactive sign-ins may hold at most a quarter of the connection slots, and
             // clients that keep the server waiting for their startup at most half.
             waiting: Arc::new(interactive::WaitingPerAddress::new(max_connections / 4)),

@@ -6,6 +6,7 @@ pub mod admin;
 pub mod assets;
 pub mod session;
 pub mod signin;
+pub mod terminal;
 
 use axum::http::StatusCode;
 use axum::response::{Html, IntoResponse, Response};
