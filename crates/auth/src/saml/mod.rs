@@ -528,7 +528,6 @@ impl SamlFlow {
         let session = self.open(
             &record,
             &props,
-            &idp,
             &verified,
             IntegrationChoice {
                 source_database: source.as_deref(),
@@ -625,7 +624,6 @@ impl SamlFlow {
         &self,
         record: &SsoIntegrationRecord,
         props: &SsoProperties,
-        idp: &SamlIdp,
         verified: &Verified,
         choice: IntegrationChoice<'_>,
         post: &AssertionPost<'_>,
@@ -660,7 +658,13 @@ impl SamlFlow {
             &mut trace,
         )?;
         let started_at = now();
-        let ends_at = started_at.saturating_add(idp.session_seconds);
+        let session_seconds = props
+            .saml
+            .as_ref()
+            .map_or(portcullis_catalog::sso::saml::SAML_SESSION_SECONDS, |i| {
+                i.session_seconds
+            });
+        let ends_at = started_at.saturating_add(session_seconds);
         Ok(Session {
             id: SessionRegistry::new_id(),
             user_id: 0,
