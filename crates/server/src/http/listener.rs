@@ -33,6 +33,9 @@ pub async fn serve(
     stopping: tokio_util::sync::CancellationToken,
 ) -> std::io::Result<()> {
     let slots = Arc::new(Semaphore::new(max_connections));
+    // Connections that found every slot taken may wait a moment for one (the connections just
+    // cut for keeping the server waiting are closing): at most this many at once.
+    let over = Arc::new(Semaphore::new(max_connections.div_ceil(8).max(8)));
     let slow_clients = crate::waiting::Waiting::new(max_connections / 2, "http");
     let tasks = tokio_util::task::TaskTracker::new();
     loop {
@@ -57,11 +60,18 @@ pub async fn serve(
                 continue;
             }
         };
-        let Ok(permit) = slots.clone().try_acquire_owned() else {
-            tracing::warn!(%peer, max_connections, "HTTP connection refused: too many connections");
-            drop(stream);
-            continue;
+        let admission = match slots.clone().try_acquire_owned() {
+            Ok(permit) => Admission::Now(permit),
+            Err(_) => match over.clone().try_acquire_owned() {
+                Ok(waiting) => Admission::Soon(waiting),
+                Err(_) => {
+                    tracing::warn!(%peer, max_connections, "HTTP connection refused: too many connections");
+                    drop(stream);
+                    continue;
+                }
+            },
         };
+        let slots = slots.clone();
         let _ = stream.set_nodelay(true);
         let tls = tls.clone();
         let stops = stopping.clone();
@@ -77,6 +87,21 @@ pub async fn serve(
             .layer(axum::middleware::from_fn_with_state(waiting, in_request))
             .layer(axum::Extension(ConnectInfo::<SocketAddr>(peer)));
         tasks.spawn(async move {
+            let permit = match admission {
+                Admission::Now(permit) => permit,
+                Admission::Soon(_waiting) => {
+                    tokio::select! {
+                        p = tokio::time::timeout(SLOT_WAIT, slots.acquire_owned()) => match p {
+                            Ok(Ok(permit)) => permit,
+                            _ => {
+                                tracing::warn!(%peer, "HTTP connection refused: too many connections");
+                                return;
+                            }
+                        },
+                        _ = cut.cancelled() => return,
+                    }
+                }
+            };
             let service = TowerToHyperService::new(app);
             let mut http = hyper::server::conn::http1::Builder::new();
             http.timer(TokioTimer::new())
@@ -102,6 +127,17 @@ pub async fn serve(
         });
     }
 }
+
+/// How a connection got its slot.
+enum Admission {
+    Now(tokio::sync::OwnedSemaphorePermit),
+    /// Every slot was taken: it waits up to [`SLOT_WAIT`], holding a place among the few that
+    /// may.
+    Soon(tokio::sync::OwnedSemaphorePermit),
+}
+
+/// How long a connection may wait for a slot when all are taken.
+const SLOT_WAIT: Duration = Duration::from_secs(1);
 
 /// How long a shutdown lets HTTP requests in flight finish (as for SQL statements).
 const SHUTDOWN_GRACE: Duration = crate::pg::SHUTDOWN_GRACE;
