@@ -73,6 +73,9 @@ pub struct Catalog {
     store: Arc<dyn Store>,
     state: RwLock<Arc<CatalogState>>,
     generation: AtomicU64,
+    /// The store's catalog version this node's model reflects (several nodes: a commit is
+    /// based on it, and a newer one in the store is loaded).
+    store_version: AtomicU64,
     writer: tokio::sync::Mutex<()>,
     /// Runs catalog queries off the async workers.
     queries: QueryPool,
@@ -94,7 +97,7 @@ impl Catalog {
         options: CatalogOptions,
         sealer: Sealer,
     ) -> Result<Self, CatalogError> {
-        let snap = store.load().await?;
+        let (snap, store_version) = store.load_versioned().await?;
         let events = Arc::new(EventLog::new(options.event_capacity));
         events
             .load(store.as_ref(), options.event_retention_days)
@@ -108,6 +111,7 @@ impl Catalog {
             store,
             state: RwLock::new(Arc::new(CatalogState::new(snap))),
             generation: AtomicU64::new(1),
+            store_version: AtomicU64::new(store_version),
             writer: tokio::sync::Mutex::new(()),
             queries: QueryPool::default(),
             describer: parking_lot::Mutex::new(QueryEngine::new()?),
@@ -366,7 +370,20 @@ impl Catalog {
             .get()
             .map(|l| l.prepare(&before, changes))
             .transpose()?;
-        self.store.apply(changes).await?;
+        let based_on = self.store_version.load(Ordering::Acquire);
+        match self.store.apply_at(changes, based_on).await {
+            Ok(version) => self.store_version.store(version, Ordering::Release),
+            Err(e) => {
+                if matches!(e, portcullis_store::StoreError::Conflict { .. }) {
+                    // Another node committed first: this node's model is stale. Load the new
+                    // catalog, so that the statement run again is checked against it.
+                    if let Err(e) = self.reload_locked().await {
+                        tracing::warn!(error = %e, "could not load the catalog after a conflict");
+                    }
+                }
+                return Err(e.into());
+            }
+        }
         for upstream in mirrored {
             // The catalog has committed: an upstream that fails now is repaired at each
             // person's next sign-in (which sets their memberships again).
@@ -400,6 +417,73 @@ impl Catalog {
         let authority = Authority::new(&next);
         self.sessions.end_where(generation, |s| authority.lapsed(s));
         Ok(())
+    }
+
+    /// Loads the catalog again if the store has a newer version than this node's model (another
+    /// node committed), and ends every session whose authority the new catalog took away.
+    /// Answers whether it loaded.
+    pub async fn catch_up(&self) -> Result<bool, CatalogError> {
+        let _guard = self.writer.lock().await;
+        self.reload_locked().await
+    }
+
+    async fn reload_locked(&self) -> Result<bool, CatalogError> {
+        let (snap, version) = self.store.load_versioned().await?;
+        if version <= self.store_version.load(Ordering::Acquire) {
+            return Ok(false);
+        }
+        let next = Arc::new(CatalogState::new(snap));
+        *self.state.write() = next.clone();
+        self.store_version.store(version, Ordering::Release);
+        self.generation.fetch_add(1, Ordering::AcqRel);
+        let generation = self.generation.load(Ordering::Acquire);
+        let authority = Authority::new(&next);
+        self.sessions.end_where(generation, |s| authority.lapsed(s));
+        metrics::counter!("portcullis_catalog_reloads_total").increment(1);
+        Ok(true)
+    }
+
+    /// Follows the catalog other nodes commit (a store several nodes share): each version the
+    /// store announces is loaded at once, and the version is polled every second in case an
+    /// announcement was missed (a broken listening connection is opened again). `None` for a
+    /// store only this node writes.
+    pub fn spawn_store_watch(self: &Arc<Self>) -> Option<tokio::task::JoinHandle<()>> {
+        self.store.node()?;
+        let catalog = Arc::downgrade(self);
+        let store = self.store.clone();
+        Some(tokio::spawn(async move {
+            let mut poll = tokio::time::interval(std::time::Duration::from_secs(1));
+            poll.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            let mut announced: Option<tokio::sync::mpsc::Receiver<u64>> = None;
+            loop {
+                if announced.is_none() {
+                    announced = store.watch().await;
+                }
+                let newer = tokio::select! {
+                    v = async {
+                        match announced.as_mut() {
+                            Some(rx) => rx.recv().await,
+                            None => std::future::pending().await,
+                        }
+                    } => match v {
+                        Some(v) => Some(v),
+                        None => {
+                            announced = None;
+                            None
+                        }
+                    },
+                    _ = poll.tick() => store.version().await.ok(),
+                };
+                let Some(catalog) = catalog.upgrade() else {
+                    return;
+                };
+                if newer.is_some_and(|v| v > catalog.store_version.load(Ordering::Acquire)) {
+                    if let Err(e) = catalog.catch_up().await {
+                        tracing::warn!(error = %e, "could not load the catalog another node changed");
+                    }
+                }
+            }
+        }))
     }
 
     /// The idle timeout and maximum session age of a session: the strictest of the system's,

@@ -97,6 +97,13 @@ impl CatalogError {
 
 impl From<StoreError> for CatalogError {
     fn from(e: StoreError) -> Self {
+        if let StoreError::Conflict { .. } = e {
+            return Self::new(
+                "40001",
+                "another node changed the catalog at the same moment; nothing was changed — run \
+                 the statement again",
+            );
+        }
         tracing::error!(error = %e, "catalog store failed");
         Self::internal("the catalog store failed; the change was not made")
     }

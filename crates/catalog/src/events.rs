@@ -106,6 +106,9 @@ pub const SESSION_END: &str = "session_end";
 /// The events, newest kept in memory; the rest is in the store until its retention ends.
 pub struct EventLog {
     next_id: AtomicI64,
+    /// This node's number in a store several nodes share (its ids are
+    /// `counter << NODE_BITS | node`, so nodes never give out the same id); -1 alone.
+    node: AtomicI64,
     recent: RwLock<VecDeque<Arc<AuthEventRecord>>>,
     pending: Mutex<Vec<Arc<AuthEventRecord>>>,
     wake: tokio::sync::Notify,
@@ -132,6 +135,10 @@ impl std::fmt::Debug for EventLog {
     }
 }
 
+/// Bits of an event id that name the node (several nodes over one store).
+const NODE_BITS: u32 = 20;
+const NODE_MASK: i64 = (1 << NODE_BITS) - 1;
+
 /// Unix microseconds now.
 pub fn now_micros() -> i64 {
     chrono::Utc::now().timestamp_micros()
@@ -141,6 +148,7 @@ impl EventLog {
     pub fn new(capacity: usize) -> Self {
         Self {
             next_id: AtomicI64::new(1),
+            node: AtomicI64::new(-1),
             recent: RwLock::default(),
             pending: Mutex::default(),
             wake: tokio::sync::Notify::new(),
@@ -161,7 +169,16 @@ impl EventLog {
     ) -> Result<(), crate::CatalogError> {
         let since = now_micros() - retention_days.max(1) * 86_400 * 1_000_000;
         let stored = store.load_events(since, self.capacity).await?;
-        self.next_id.fetch_max(stored.max_id + 1, Ordering::AcqRel);
+        match store.node() {
+            Some(node) => {
+                self.node.store(node & NODE_MASK, Ordering::Release);
+                self.next_id
+                    .fetch_max((stored.max_id >> NODE_BITS) + 1, Ordering::AcqRel);
+            }
+            None => {
+                self.next_id.fetch_max(stored.max_id + 1, Ordering::AcqRel);
+            }
+        }
         let mut recent = self.recent.write();
         recent.clear();
         recent.extend(stored.events.into_iter().map(Arc::new));
@@ -212,7 +229,13 @@ impl EventLog {
         let event = {
             // Ids are given out under the lock, so the kept events stay in id order.
             let mut recent = self.recent.write();
-            event.id = self.next_id.fetch_add(1, Ordering::AcqRel);
+            let counter = self.next_id.fetch_add(1, Ordering::AcqRel);
+            let node = self.node.load(Ordering::Acquire);
+            event.id = if node >= 0 {
+                (counter << NODE_BITS) | node
+            } else {
+                counter
+            };
             if recent.len() >= self.capacity {
                 recent.pop_front();
             }

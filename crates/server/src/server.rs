@@ -292,6 +292,8 @@ pub async fn start(
         stopping.clone(),
     ));
     let mut background = vec![sweeper, session_sweeper, event_writer];
+    // Several nodes over one store: follow the catalog the others commit.
+    background.extend(catalog.spawn_store_watch());
     background.extend(audit_flusher);
     Ok(Running {
         sql_addr,

@@ -87,8 +87,18 @@ impl Step {
 
 /// One client's burst: users created, every fourth step a group holding the previous user and
 /// granted USE, and a user of two steps before dropped, until the server goes away.
-fn burst(server: &Server, round: usize, client: usize, told: &Mutex<Told>, stop: &AtomicBool) {
+fn burst(
+    server: &Server,
+    round: usize,
+    client: usize,
+    told: &Mutex<Told>,
+    stop: &AtomicBool,
+    connected: &std::sync::Barrier,
+) {
     let mut psql = LivePsql::connect(server, "admin@system", "system", ADMIN_PASSWORD);
+    // The kill comes only once every client is connected (a kill before psql connects tests
+    // nothing and fails the connection).
+    connected.wait();
     let user = |n: usize| format!("r{round}c{client}u{n}");
     for n in 0usize.. {
         if stop.load(Ordering::Acquire) {
@@ -199,12 +209,19 @@ fn acknowledged_changes_survive_kill_9_at_any_moment() {
         let server = Arc::new(Server::start_in(data_dir.clone()));
         check_told(&server, &told.lock().unwrap());
         let stop = Arc::new(AtomicBool::new(false));
+        let connected = Arc::new(std::sync::Barrier::new(CLIENTS + 1));
         let clients: Vec<_> = (0..CLIENTS)
             .map(|client| {
-                let (server, told, stop) = (server.clone(), told.clone(), stop.clone());
-                std::thread::spawn(move || burst(&server, round, client, &told, &stop))
+                let (server, told, stop, connected) = (
+                    server.clone(),
+                    told.clone(),
+                    stop.clone(),
+                    connected.clone(),
+                );
+                std::thread::spawn(move || burst(&server, round, client, &told, &stop, &connected))
             })
             .collect();
+        connected.wait();
         std::thread::sleep(Duration::from_millis(rng.random_range(150..700)));
         // kill -9, while the clients are mid-burst.
         server.kill_now();

@@ -642,6 +642,25 @@ async fn inline_metadata_signs_in_and_metadata_without_a_certificate_is_refused(
         saml_sessions(&admin).await,
         vec!["alice@example.org|saml_users@example_database".to_owned()]
     );
+    // The server's own metadata for the IdP's administrator.
+    let sp = http()
+        .get(server.http("/v1/saml/metadata/example_database/inline_saml"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(sp.status(), 200);
+    let sp = sp.text().await.unwrap();
+    assert!(
+        sp.contains("entityID=\"portcullis-inline\"")
+            && sp.contains(&format!("Location=\"{acs}\"")),
+        "{sp}"
+    );
+    let none = http()
+        .get(server.http("/v1/saml/metadata/example_database/nothing"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(none.status(), 404);
     let shown = rows(
         &admin,
         "SELECT directory FROM sys.oidc_integrations WHERE name = 'inline_saml'",

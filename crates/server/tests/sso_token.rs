@@ -141,7 +141,7 @@ fn seed_statements_run_as_written_and_the_catalog_hides_secrets() {
         ("ALTER DATABASE source_db SET SSO INTEGRATION sso_test", "connect to database"),
         ("ALTER DATABASE example_database SET SSO INTEGRATION test_sso", "does not exist"),
         ("ALTER DATABASE example_database SET SSO INTEGRATION test_sso@source_db", "belongs to database"),
-        ("CREATE SSO INTEGRATION x PROTOCOL saml issuer = a", "OIDC"),
+        ("CREATE SSO INTEGRATION x PROTOCOL kerberos issuer = a", "OIDC"),
     ] {
         let (ok, _, err) = admin_in(&server, "example_database", &[sql]);
         assert!(!ok && err.contains(needle), "{sql}\n{err}");

@@ -20,6 +20,10 @@ pub enum StoreError {
     /// `store_url` or its TLS cannot be used.
     #[error("catalog store: {0}")]
     Config(String),
+    /// Another node committed a catalog change first: nothing was applied (retry against the
+    /// new catalog).
+    #[error("catalog store: another node changed the catalog first (version {based_on} is stale)")]
+    Conflict { based_on: u64 },
     /// The store holds something no Portcullis wrote.
     #[error("catalog store: {0}")]
     Corrupt(String),

@@ -48,6 +48,37 @@ pub trait Store: Send + Sync + 'static {
     /// Deletes events older than `before_micros`; returns how many.
     async fn prune_events(&self, before_micros: i64) -> Result<usize, StoreError>;
 
+    /// The catalog's version in the store: every commit adds one. 0 in a store only one node
+    /// writes.
+    async fn version(&self) -> Result<u64, StoreError> {
+        Ok(0)
+    }
+
+    /// Applies the changes in one transaction if the store's catalog is still at version
+    /// `based_on` (what the node checked them against); answers the new version, or
+    /// [`StoreError::Conflict`] when another node committed first (nothing is applied).
+    async fn apply_at(&self, changes: &[Change], based_on: u64) -> Result<u64, StoreError> {
+        self.apply(changes).await.map(|()| based_on)
+    }
+
+    /// The whole catalog and its version, from one snapshot.
+    async fn load_versioned(&self) -> Result<(Snapshot, u64), StoreError> {
+        Ok((self.load().await?, 0))
+    }
+
+    /// Versions committed by any node, as the store announces them (PostgreSQL's
+    /// LISTEN/NOTIFY); `None` where only one node writes. The receiver closes when the
+    /// announcing connection breaks: ask again.
+    async fn watch(&self) -> Option<tokio::sync::mpsc::Receiver<u64>> {
+        None
+    }
+
+    /// This node's number among the nodes sharing the store (given once per start, never
+    /// reused), for ids that must not collide; `None` where only one node writes.
+    fn node(&self) -> Option<i64> {
+        None
+    }
+
     /// Lets go of the store at shutdown (a PostgreSQL store closes its connection, and with it
     /// the node's hold on the store). Later calls open it again.
     async fn close(&self) {}

@@ -208,6 +208,40 @@ impl SamlFlow {
         }
     }
 
+    /// The server's metadata as the service provider of an integration (its entity id and
+    /// assertion consumer service), for the IdP's administrator; `None` unless it is a SAML
+    /// integration someone assigned.
+    pub fn sp_metadata(&self, home: &str, name: &str) -> Option<String> {
+        let state = self.catalog.state();
+        let record = state.integration(state.database(home)?.id, name)?;
+        let assigned = state.snap.databases.iter().any(|d| {
+            state
+                .assigned_integration(portcullis_store::AssignmentTarget::Database(d.id))
+                .is_some_and(|i| i.id == record.id)
+        });
+        let props = state.sso_properties(record).ok()?;
+        let idp = props.saml.as_ref().filter(|_| assigned)?;
+        let acs = acs_url(&props, &self.advertised, home, name);
+        let esc = |s: &str| {
+            s.replace('&', "&amp;")
+                .replace('<', "&lt;")
+                .replace('>', "&gt;")
+                .replace('"', "&quot;")
+        };
+        Some(format!(
+            "<?xml version=\"1.0\"?>\n\
+             <md:EntityDescriptor xmlns:md=\"urn:oasis:names:tc:SAML:2.0:metadata\" \
+             entityID=\"{}\">\n  <md:SPSSODescriptor AuthnRequestsSigned=\"false\" \
+             WantAssertionsSigned=\"true\" \
+             protocolSupportEnumeration=\"urn:oasis:names:tc:SAML:2.0:protocol\">\n    \
+             <md:AssertionConsumerService \
+             Binding=\"urn:oasis:names:tc:SAML:2.0:bindings:HTTP-POST\" Location=\"{}\" \
+             index=\"0\" isDefault=\"true\"/>\n  </md:SPSSODescriptor>\n</md:EntityDescriptor>\n",
+            esc(&idp.sp_entity_id),
+            esc(&acs)
+        ))
+    }
+
     /// The waiting terminal a code (as typed) names.
     pub fn terminal(&self, code: &str) -> Option<TerminalRequest> {
         self.terminals.get(code)

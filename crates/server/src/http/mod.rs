@@ -281,6 +281,10 @@ pub fn app(state: Arc<HttpState>) -> Router {
             "/v1/saml/acs/{database}/{integration}",
             post(saml_acs::assertion_consumer),
         )
+        .route(
+            "/v1/saml/metadata/{database}/{integration}",
+            get(saml_acs::sp_metadata),
+        )
         .route("/v1/sso_device_grant", post(device_grant::device_grant))
         .route("/v1/sso_config", get(sso_config::sso_config))
         .route(

@@ -72,6 +72,25 @@ fn repost_page(action: &str, form: &AcsForm) -> Response {
     respond(StatusCode::OK, "Signing in", &body)
 }
 
+/// `GET /v1/saml/metadata/<database>/<integration>`: the server as that integration's service
+/// provider (entity id, assertion consumer service), to give the IdP's administrator.
+pub async fn sp_metadata(
+    State(state): State<Arc<HttpState>>,
+    Path((database, integration)): Path<(String, String)>,
+) -> Response {
+    match state.saml.sp_metadata(&database, &integration) {
+        Some(xml) => (
+            [(header::CONTENT_TYPE, "application/samlmetadata+xml")],
+            xml,
+        )
+            .into_response(),
+        None => failed(
+            StatusCode::NOT_FOUND,
+            &format!("no assigned SAML integration \"{integration}\" in database \"{database}\""),
+        ),
+    }
+}
+
 pub async fn assertion_consumer(
     State(state): State<Arc<HttpState>>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,

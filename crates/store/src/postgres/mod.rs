@@ -3,10 +3,15 @@
 //! share one catalog. One connection (tokio-postgres), opened again after it breaks; each
 //! `apply` is one transaction, each `load` one repeatable-read snapshot. Plain TCP only to a
 //! loopback host; anywhere else TLS with the system's trusted roots and the host name checked.
+//!
+//! Several nodes share one store: every commit raises the catalog's version in the same
+//! transaction (a commit based on an older version is refused: [`StoreError::Conflict`]) and
+//! announces it with `NOTIFY portcullis_catalog`; a node listens on a connection of its own.
 
 mod apply;
 mod load;
 mod schema;
+mod watch;
 
 use std::sync::Arc;
 
@@ -23,7 +28,12 @@ pub struct PgStore {
     /// Where it is, for messages (never the password).
     display: String,
     client: Mutex<Option<Client>>,
+    /// This node's number (`portcullis_nodes`), given at open.
+    node: i64,
 }
+
+/// The channel versions are announced on.
+const CHANNEL: &str = "portcullis_catalog";
 
 impl PgStore {
     /// Connects to `url` (`postgresql://user[:password]@host:port/database?sslmode=…`;
@@ -67,12 +77,21 @@ impl PgStore {
             config.get_ports().first().copied().unwrap_or(5432),
             config.get_dbname().unwrap_or_default()
         );
-        let store = Self {
+        let mut store = Self {
             config,
             display,
             client: Mutex::new(None),
+            node: 0,
         };
         store.migrate().await?;
+        store.node = {
+            let mut guard = store.client().await?;
+            let client = guard.as_mut().ok_or_else(gone)?;
+            client
+                .query_one("SELECT nextval('portcullis_nodes')", &[])
+                .await?
+                .get(0)
+        };
         Ok(store)
     }
 
@@ -98,30 +117,62 @@ impl PgStore {
                 crate::error::describe_pg(&e)
             ))
         };
-        let client = self.connect_only(unreachable).await?;
-        // One node per store until nodes share changes (issue 15, item 3): two nodes would
-        // each give out the same ids and overwrite each other's records. The lock is the
-        // connection's: it goes when the node (or its connection) does.
-        // A node that just stopped may still be leaving: a few tries over two seconds.
-        let mut held = false;
-        for _ in 0..10 {
-            held = client
-                .query_one("SELECT pg_try_advisory_lock(7075707)", &[])
+        self.connect_only(unreachable).await
+    }
+
+    /// Raises the catalog's version in `tx` (only from `based_on`, when given) and announces
+    /// the new one at commit.
+    async fn bump(
+        tx: &tokio_postgres::Transaction<'_>,
+        based_on: Option<u64>,
+    ) -> Result<u64, StoreError> {
+        let row = match based_on {
+            Some(v) => {
+                let v = i64::try_from(v).unwrap_or(i64::MAX);
+                tx.query_opt(
+                    "UPDATE portcullis_catalog_version SET version = version + 1 \
+                     WHERE id = 1 AND version = $1 RETURNING version",
+                    &[&v],
+                )
                 .await?
-                .get(0);
-            if held {
-                break;
             }
-            tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+            None => {
+                tx.query_opt(
+                    "UPDATE portcullis_catalog_version SET version = version + 1 \
+                     WHERE id = 1 RETURNING version",
+                    &[],
+                )
+                .await?
+            }
+        };
+        let Some(row) = row else {
+            return Err(StoreError::Conflict {
+                based_on: based_on.unwrap_or_default(),
+            });
+        };
+        let version: i64 = row.get(0);
+        tx.execute(
+            "SELECT pg_notify($1, $2)",
+            &[&CHANNEL, &version.to_string()],
+        )
+        .await?;
+        Ok(u64::try_from(version).unwrap_or_default())
+    }
+
+    async fn apply_versioned(
+        &self,
+        changes: &[Change],
+        based_on: Option<u64>,
+    ) -> Result<u64, StoreError> {
+        let mut guard = self.client().await?;
+        let client = guard.as_mut().ok_or_else(gone)?;
+        let tx = client.transaction().await?;
+        let version = Self::bump(&tx, based_on).await?;
+        for change in changes {
+            apply::apply_one(&tx, change).await?;
         }
-        if !held {
-            return Err(StoreError::Config(format!(
-                "{} is in use by another Portcullis node; one node per store for now (several \
-                 nodes over one store need change notification, not built yet)",
-                self.display
-            )));
-        }
-        Ok(client)
+        tx.commit().await?;
+        Ok(version)
     }
 
     async fn connect_only(
@@ -218,15 +269,54 @@ impl Store for PgStore {
         Ok(snap)
     }
 
-    async fn apply(&self, changes: &[Change]) -> Result<(), StoreError> {
+    async fn load_versioned(&self) -> Result<(Snapshot, u64), StoreError> {
         let mut guard = self.client().await?;
         let client = guard.as_mut().ok_or_else(gone)?;
-        let tx = client.transaction().await?;
-        for change in changes {
-            apply::apply_one(&tx, change).await?;
-        }
+        let tx = client
+            .build_transaction()
+            .isolation_level(IsolationLevel::RepeatableRead)
+            .read_only(true)
+            .start()
+            .await?;
+        let version: i64 = tx
+            .query_one(
+                "SELECT version FROM portcullis_catalog_version WHERE id = 1",
+                &[],
+            )
+            .await?
+            .get(0);
+        let snap = load::load(&tx).await?;
         tx.commit().await?;
-        Ok(())
+        Ok((snap, u64::try_from(version).unwrap_or_default()))
+    }
+
+    async fn apply(&self, changes: &[Change]) -> Result<(), StoreError> {
+        self.apply_versioned(changes, None).await.map(|_| ())
+    }
+
+    async fn apply_at(&self, changes: &[Change], based_on: u64) -> Result<u64, StoreError> {
+        self.apply_versioned(changes, Some(based_on)).await
+    }
+
+    async fn version(&self) -> Result<u64, StoreError> {
+        let mut guard = self.client().await?;
+        let client = guard.as_mut().ok_or_else(gone)?;
+        let version: i64 = client
+            .query_one(
+                "SELECT version FROM portcullis_catalog_version WHERE id = 1",
+                &[],
+            )
+            .await?
+            .get(0);
+        Ok(u64::try_from(version).unwrap_or_default())
+    }
+
+    async fn watch(&self) -> Option<tokio::sync::mpsc::Receiver<u64>> {
+        watch::listen(&self.config).await
+    }
+
+    fn node(&self) -> Option<i64> {
+        Some(self.node)
     }
 
     fn kind(&self) -> &'static str {

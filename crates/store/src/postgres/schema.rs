@@ -4,7 +4,8 @@
 //! order, as SQLite's `rowid` does.
 
 /// The migrations, in order; a store records how many it has run.
-pub const MIGRATIONS: &[&str] = &[r#"
+pub const MIGRATIONS: &[&str] = &[
+    r#"
 CREATE TABLE databases (
     id BIGINT PRIMARY KEY,
     name TEXT NOT NULL UNIQUE,
@@ -127,4 +128,15 @@ CREATE TABLE upstreams (
     sealed_password BYTEA NOT NULL,
     updated_at BIGINT NOT NULL
 );
-"#];
+"#,
+    // Several nodes (issue 15, item 3): the catalog's version, which every commit raises (a commit
+    // based on an older one is refused: no lost update), and a number for every node start.
+    r#"
+CREATE TABLE portcullis_catalog_version (
+    id INT PRIMARY KEY CHECK (id = 1),
+    version BIGINT NOT NULL
+);
+INSERT INTO portcullis_catalog_version VALUES (1, 0);
+CREATE SEQUENCE portcullis_nodes;
+"#,
+];

@@ -378,7 +378,10 @@ fn seed_sso_statements_parse() {
 #[test]
 fn sso_statement_errors_have_positions() {
     for (sql, needle) in [
-        ("CREATE SSO INTEGRATION x PROTOCOL saml issuer = a", "OIDC"),
+        (
+            "CREATE SSO INTEGRATION x PROTOCOL kerberos issuer = a",
+            "OIDC",
+        ),
         ("CREATE SSO INTEGRATION x PROTOCOL oidc issuer", "="),
         ("CREATE SSO INTEGRATION x PROTOCOL oidc scopes = [a, b", "]"),
         (
@@ -387,7 +390,7 @@ fn sso_statement_errors_have_positions() {
         ),
         ("ALTER DATABASE d ALTER SSO INTEGRATION oidc", "properties"),
         (
-            "ALTER DATABASE d SET SSO INTEGRATION saml issuer = x",
+            "ALTER DATABASE d SET SSO INTEGRATION kerberos issuer = x",
             "OIDC",
         ),
         ("ALTER CONNECTIVITY_POOL p SET SSO", "INTEGRATION"),
