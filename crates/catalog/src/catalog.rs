@@ -85,6 +85,9 @@ pub struct Catalog {
     pub options: CatalogOptions,
 }
 
+/// The context and text of the value that proves a node's sealing key is the store's.
+const KEY_CHECK: &str = "portcullis-store-key-check";
+
 /// Unix seconds now.
 pub fn now() -> i64 {
     chrono::Utc::now().timestamp()
@@ -97,6 +100,17 @@ impl Catalog {
         options: CatalogOptions,
         sealer: Sealer,
     ) -> Result<Self, CatalogError> {
+        // Nodes sharing a store share its sealing key: one whose key differs would seal what
+        // the others cannot open (and open nothing they sealed).
+        let check = store.key_check(&sealer.seal(KEY_CHECK, KEY_CHECK)?).await?;
+        if sealer.open(KEY_CHECK, &check).is_err() {
+            return Err(CatalogError::new(
+                crate::error::sqlstate::INTERNAL_ERROR,
+                "this node's secret.key is not the key the catalog store's secrets are sealed \
+                 with: every node sharing a store needs the same secret.key (copy it from \
+                 another node's data directory)",
+            ));
+        }
         let (snap, store_version) = store.load_versioned().await?;
         let events = Arc::new(EventLog::new(options.event_capacity));
         events

@@ -16,6 +16,8 @@ pub mod sqlstate {
     pub const UNDEFINED_TABLE: &str = "42P01";
     pub const QUERY_CANCELED: &str = "57014";
     pub const INTERNAL_ERROR: &str = "XX000";
+    /// Another node changed the catalog first: run the statement again.
+    pub const SERIALIZATION_FAILURE: &str = "40001";
     pub const PROGRAM_LIMIT_EXCEEDED: &str = "54000";
     pub const DEPENDENT_OBJECTS: &str = "2BP01";
     pub const RESERVED_NAME: &str = "42939";
@@ -99,7 +101,7 @@ impl From<StoreError> for CatalogError {
     fn from(e: StoreError) -> Self {
         if let StoreError::Conflict { .. } = e {
             return Self::new(
-                "40001",
+                sqlstate::SERIALIZATION_FAILURE,
                 "another node changed the catalog at the same moment; nothing was changed — run \
                  the statement again",
             );

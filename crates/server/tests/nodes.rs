@@ -60,6 +60,15 @@ async fn two_nodes_share_the_catalog_end_sessions_and_lose_no_update() {
     let node2 = start_with(dir2, settings2).await.unwrap();
     let admin1 = node1.admin().await;
     let admin2 = node2.admin().await;
+    // A node with a key of its own is refused: it would seal what the others cannot open.
+    let dir3 = tempfile::tempdir().unwrap();
+    let settings3 = node_settings(dir3.path(), &pg);
+    let err = start_with(dir3, settings3)
+        .await
+        .err()
+        .expect("a node with another secret.key started");
+    let text = format!("{err:#}");
+    assert!(text.contains("needs the same secret.key"), "{text}");
 
     // A change on node 1, seen on node 2.
     admin1

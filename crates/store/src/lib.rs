@@ -79,6 +79,13 @@ pub trait Store: Send + Sync + 'static {
         None
     }
 
+    /// A value sealed with the key of the first node that opened the store (`proposed` if
+    /// none was kept yet): a node whose key cannot open it must not seal or unseal anything
+    /// in this store.
+    async fn key_check(&self, proposed: &[u8]) -> Result<Vec<u8>, StoreError> {
+        Ok(proposed.to_vec())
+    }
+
     /// Lets go of the store at shutdown (a PostgreSQL store closes its connection, and with it
     /// the node's hold on the store). Later calls open it again.
     async fn close(&self) {}

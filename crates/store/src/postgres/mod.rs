@@ -319,6 +319,21 @@ impl Store for PgStore {
         Some(self.node)
     }
 
+    async fn key_check(&self, proposed: &[u8]) -> Result<Vec<u8>, StoreError> {
+        let mut guard = self.client().await?;
+        let client = guard.as_mut().ok_or_else(gone)?;
+        client
+            .execute(
+                "INSERT INTO portcullis_key_check VALUES (1, $1) ON CONFLICT (id) DO NOTHING",
+                &[&proposed],
+            )
+            .await?;
+        Ok(client
+            .query_one("SELECT sealed FROM portcullis_key_check WHERE id = 1", &[])
+            .await?
+            .get(0))
+    }
+
     fn kind(&self) -> &'static str {
         "postgres"
     }

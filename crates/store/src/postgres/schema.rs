@@ -138,5 +138,9 @@ CREATE TABLE portcullis_catalog_version (
 );
 INSERT INTO portcullis_catalog_version VALUES (1, 0);
 CREATE SEQUENCE portcullis_nodes;
+CREATE TABLE portcullis_key_check (
+    id INT PRIMARY KEY CHECK (id = 1),
+    sealed BYTEA NOT NULL
+);
 "#,
 ];
