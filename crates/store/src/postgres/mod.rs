@@ -256,17 +256,7 @@ fn tls() -> Result<tokio_postgres_rustls::MakeRustlsConnect, StoreError> {
 #[async_trait]
 impl Store for PgStore {
     async fn load(&self) -> Result<Snapshot, StoreError> {
-        let mut guard = self.client().await?;
-        let client = guard.as_mut().ok_or_else(gone)?;
-        let tx = client
-            .build_transaction()
-            .isolation_level(IsolationLevel::RepeatableRead)
-            .read_only(true)
-            .start()
-            .await?;
-        let snap = load::load(&tx).await?;
-        tx.commit().await?;
-        Ok(snap)
+        Ok(self.load_versioned().await?.0)
     }
 
     async fn load_versioned(&self) -> Result<(Snapshot, u64), StoreError> {
