@@ -8,6 +8,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/portcullis-target}"
+# Fresh builds gain nothing from incremental data, and it grows the cache by tens of GB.
+export CARGO_INCREMENTAL=0
 SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO="sudo"
 # PostgreSQL 15's client tools, and its server for the gateway tests (each test makes its own
 # cluster with initdb in a temp dir).

@@ -68,6 +68,11 @@ pub(crate) fn advertised_for(
     }
 }
 
+/// The store key of a code flow's pending sign-in (several nodes).
+fn shared_key(state: &str) -> String {
+    format!("code:{state}")
+}
+
 /// A request to start a browser sign-in.
 #[derive(Debug, Clone)]
 pub struct BeginSignIn<'a> {
@@ -271,9 +276,18 @@ impl CodeFlow {
             url,
             state: flow.state.clone(),
         };
-        self.flows
-            .insert(flow)
-            .map_err(|e| refused(Reason::Capacity, e))?;
+        if self.catalog.shares_pending() {
+            // Several nodes: the provider may send the browser back to another one.
+            let ttl = i64::try_from(self.flows.ttl().as_secs()).unwrap_or(600);
+            self.catalog
+                .put_pending(&shared_key(&flow.state), &flow, ttl)
+                .await
+                .map_err(|e| SsoError::Internal(e.message))?;
+        } else {
+            self.flows
+                .insert(flow)
+                .map_err(|e| refused(Reason::Capacity, e))?;
+        }
         metrics::counter!(FLOWS_STARTED).increment(1);
         Ok(Some(started))
     }
@@ -297,7 +311,7 @@ impl CodeFlow {
             use aws_lc_rs::constant_time::verify_slices_are_equal;
             let same = browser_state
                 .is_some_and(|b| verify_slices_are_equal(b.as_bytes(), state.as_bytes()).is_ok());
-            if !same && self.flows.is_browser_bound(state) {
+            if !same && self.is_browser_bound(state).await? {
                 return Err(refused(
                     Reason::FlowBrowser,
                     "this sign-in was started in another browser (the sign-in cookie is missing \
@@ -305,7 +319,7 @@ impl CodeFlow {
                 ));
             }
         }
-        let flow = self.flows.take(state).map_err(|e| match e {
+        let flow = self.take(state).await?.map_err(|e| match e {
             TakeError::Unknown => refused(
                 Reason::FlowState,
                 "this sign-in request is unknown or was already used; start the sign-in again",
@@ -320,6 +334,32 @@ impl CodeFlow {
         })?;
         self.finish(flow, params, browser_state, client, began)
             .await
+    }
+
+    /// Whether the live flow of `state` is bound to a browser (wherever it is kept).
+    async fn is_browser_bound(&self, state: &str) -> Result<bool, SsoError> {
+        if !self.catalog.shares_pending() {
+            return Ok(self.flows.is_browser_bound(state));
+        }
+        let flow: Option<PendingFlow> = self
+            .catalog
+            .peek_pending(&shared_key(state))
+            .await
+            .map_err(|e| SsoError::Internal(e.message))?;
+        Ok(flow.is_some_and(|f| f.browser_bound))
+    }
+
+    /// Takes the flow of `state` (wherever it is kept): at most once.
+    async fn take(&self, state: &str) -> Result<Result<PendingFlow, TakeError>, SsoError> {
+        if !self.catalog.shares_pending() {
+            return Ok(self.flows.take(state));
+        }
+        let flow: Option<PendingFlow> = self
+            .catalog
+            .take_pending(&shared_key(state))
+            .await
+            .map_err(|e| SsoError::Internal(e.message))?;
+        Ok(flow.ok_or(TakeError::Unknown))
     }
 
     /// The callback's checks, the code exchange and the sign-in, for a flow already taken.

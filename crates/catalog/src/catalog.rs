@@ -85,6 +85,11 @@ pub struct Catalog {
     pub options: CatalogOptions,
 }
 
+/// The sealing context of a pending sign-in kept in the store (bound to its key).
+fn pending_context(key: &str) -> String {
+    format!("pending:{key}")
+}
+
 /// The context and text of the value that proves a node's sealing key is the store's.
 const KEY_CHECK: &str = "portcullis-store-key-check";
 
@@ -191,7 +196,7 @@ impl Catalog {
                     failed_attempts: 0,
                     created_at: now(),
                 });
-            admin.verifier = verifier;
+            admin.verifier = verifier.clone();
             admin.state = user_state::ACTIVE.into();
             admin.failed_attempts = 0;
             admin.password_set_at = now();
@@ -433,6 +438,70 @@ impl Catalog {
         Ok(())
     }
 
+    /// Whether pending sign-ins are kept in the store, for every node (a store several nodes
+    /// share), rather than in this node's memory.
+    pub fn shares_pending(&self) -> bool {
+        self.store.node().is_some()
+    }
+
+    /// Keeps a pending sign-in in the store, sealed (it holds a PKCE verifier and a nonce),
+    /// for `ttl_seconds`. `Ok(false)`: the store keeps none (one node).
+    pub async fn put_pending<T: serde::Serialize>(
+        &self,
+        key: &str,
+        value: &T,
+        ttl_seconds: i64,
+    ) -> Result<bool, CatalogError> {
+        let text = serde_json::to_string(value)
+            .map_err(|e| CatalogError::internal(format!("pending sign-in: {e}")))?;
+        let sealed = self.seal(&pending_context(key), &text)?;
+        Ok(self
+            .store
+            .put_pending(key, &sealed, now().saturating_add(ttl_seconds))
+            .await?)
+    }
+
+    /// The live pending sign-in of `key`, left in place.
+    pub async fn peek_pending<T: serde::de::DeserializeOwned>(
+        &self,
+        key: &str,
+    ) -> Result<Option<T>, CatalogError> {
+        let sealed = self.store.peek_pending(key, now()).await?;
+        sealed.map(|s| self.open_pending(key, &s)).transpose()
+    }
+
+    /// Takes the live pending sign-in of `key`: at most once, on whichever node.
+    pub async fn take_pending<T: serde::de::DeserializeOwned>(
+        &self,
+        key: &str,
+    ) -> Result<Option<T>, CatalogError> {
+        let sealed = self.store.take_pending(key, now()).await?;
+        sealed.map(|s| self.open_pending(key, &s)).transpose()
+    }
+
+    fn open_pending<T: serde::de::DeserializeOwned>(
+        &self,
+        key: &str,
+        sealed: &[u8],
+    ) -> Result<T, CatalogError> {
+        let text = self.unseal(&pending_context(key), sealed)?;
+        serde_json::from_str(&text)
+            .map_err(|e| CatalogError::internal(format!("pending sign-in unreadable: {e}")))
+    }
+
+    /// Records `key` as used until `until` (Unix seconds) in the store every node shares:
+    /// `false` if it was used before (and has not expired).
+    pub async fn first_use(&self, key: &str, until: i64) -> Result<bool, CatalogError> {
+        Ok(self.store.first_use(key, until, now()).await?)
+    }
+
+    /// Forgets expired pending sign-ins in the store.
+    pub async fn sweep_pending(&self) {
+        if let Err(e) = self.store.sweep_pending(now()).await {
+            tracing::debug!(error = %e, "could not sweep pending sign-ins");
+        }
+    }
+
     /// Loads the catalog again if the store has a newer version than this node's model (another
     /// node committed), and ends every session whose authority the new catalog took away.
     /// Answers whether it loaded.
@@ -575,13 +644,26 @@ impl Catalog {
 
     /// Like [`Catalog::commit`], but computes the changes from the state under the writer lock
     /// (for read-modify-write updates such as failed sign-in counters).
-    pub async fn update<F>(&self, f: F) -> Result<(), CatalogError>
+    /// Several nodes: when another node committed first, the update is computed again from
+    /// the catalog just loaded (a failed-password count made on two nodes at once counts
+    /// twice), a few times.
+    pub async fn update<F>(&self, mut f: F) -> Result<(), CatalogError>
     where
-        F: FnOnce(&CatalogState) -> Vec<Change>,
+        F: FnMut(&CatalogState) -> Vec<Change>,
     {
         let _guard = self.writer.lock().await;
-        let changes = f(&self.state());
-        self.commit_locked(&changes, None).await
+        let mut tries = 0;
+        loop {
+            let changes = f(&self.state());
+            match self.commit_locked(&changes, None).await {
+                Err(e)
+                    if e.sqlstate == crate::error::sqlstate::SERIALIZATION_FAILURE && tries < 5 =>
+                {
+                    tries += 1;
+                }
+                other => return other,
+            }
+        }
     }
 
     /// Runs a statement string (one or more statements) for a session.

@@ -237,6 +237,7 @@ pub async fn start(
                 state.flows.renew_due().await;
                 state.sso.providers().refresh_stale().await;
                 state.flows.sweep();
+                state.auth.catalog().sweep_pending().await;
                 state.saml.sweep();
                 state.device.sweep();
                 state.request_states.sweep();

@@ -43,21 +43,7 @@ where
 async fn two_nodes_share_the_catalog_end_sessions_and_lose_no_update() {
     let pg = Postgres::start();
     pg.sql("postgres", &["CREATE DATABASE portcullis"]);
-    let dir1 = tempfile::tempdir().unwrap();
-    let settings1 = node_settings(dir1.path(), &pg);
-    let key1 = settings1.data_dir.join("secret.key");
-    let node1 = start_with(dir1, settings1).await.unwrap();
-    // Every node has the same sealing key (docs/operations.md).
-    let dir2 = tempfile::tempdir().unwrap();
-    let settings2 = node_settings(dir2.path(), &pg);
-    {
-        use std::os::unix::fs::PermissionsExt;
-        std::fs::create_dir_all(&settings2.data_dir).unwrap();
-        std::fs::set_permissions(&settings2.data_dir, std::fs::Permissions::from_mode(0o700))
-            .unwrap();
-        std::fs::copy(&key1, settings2.data_dir.join("secret.key")).unwrap();
-    }
-    let node2 = start_with(dir2, settings2).await.unwrap();
+    let (node1, node2) = two_nodes(&pg).await;
     let admin1 = node1.admin().await;
     let admin2 = node2.admin().await;
     // A node with a key of its own is refused: it would seal what the others cannot open.
@@ -158,4 +144,307 @@ async fn two_nodes_share_the_catalog_end_sessions_and_lose_no_update() {
         .await;
         assert!(all.is_some(), "a node does not show all 50 groups");
     }
+}
+
+/// Two nodes on one store, sharing `secret.key`; node 2 (started second) advertises node 1's
+/// HTTP address as its own, as a load balancer in front of both would make it.
+async fn two_nodes(
+    pg: &Postgres,
+) -> (harness::inprocess::InProcess, harness::inprocess::InProcess) {
+    let dir1 = tempfile::tempdir().unwrap();
+    let settings1 = node_settings(dir1.path(), pg);
+    let key1 = settings1.data_dir.join("secret.key");
+    let node1 = start_with(dir1, settings1).await.unwrap();
+    let dir2 = tempfile::tempdir().unwrap();
+    let mut settings2 = node_settings(dir2.path(), pg);
+    settings2.advertised_address = Some(node1.running.http_addr.to_string());
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::create_dir_all(&settings2.data_dir).unwrap();
+        std::fs::set_permissions(&settings2.data_dir, std::fs::Permissions::from_mode(0o700))
+            .unwrap();
+        std::fs::copy(&key1, settings2.data_dir.join("secret.key")).unwrap();
+    }
+    let node2 = start_with(dir2, settings2).await.unwrap();
+    (node1, node2)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_browser_sign_in_started_on_one_node_finishes_on_the_other() {
+    let pg = Postgres::start();
+    pg.sql("postgres", &["CREATE DATABASE portcullis"]);
+    let (node1, node2) = two_nodes(&pg).await;
+    let callback = node1.http("/v1/callback");
+    let keys = tempfile::tempdir().unwrap();
+    let idp = harness::idp::NodeServer::provider_with(
+        0,
+        &keys.path().join("keys.json"),
+        &["--redirect-uri", &callback],
+    );
+    node2
+        .admin()
+        .await
+        .batch_execute("CREATE DATABASE example_database")
+        .await
+        .unwrap();
+    let in_db = node2
+        .connect("admin@system", "example_database", harness::ADMIN_PASSWORD)
+        .await
+        .unwrap();
+    in_db
+        .batch_execute(&format!(
+            "CREATE GROUP sso_users; \
+             GRANT USE ON DATABASE example_database TO GROUP sso_users; \
+             CREATE SSO INTEGRATION corp_sso PROTOCOL oidc \
+               issuer = \"{}\", client_id = \"rs256-client\", \
+               client_secret = \"rs256-client-secret\", default_group = sso_users, \
+               additional_scopes = [email]; \
+             ALTER DATABASE example_database SET SSO INTEGRATION corp_sso",
+            idp.url
+        ))
+        .await
+        .map_err(|e| harness::inprocess::db_error(&e))
+        .unwrap();
+    // Started on node 2 (its redirect comes back by the advertised address: node 1's).
+    let start = node2.http("/v1/sso_authentication");
+    let (status, page) = tokio::task::spawn_blocking(move || {
+        let web = harness::web::Web::new();
+        let r = web.post_json(
+            &start,
+            &serde_json::json!({"database": "example_database", "do_redirect": false}),
+        );
+        assert_eq!(r.status, 200, "{}", r.body);
+        let v: serde_json::Value = serde_json::from_str(&r.body).unwrap();
+        let url = v["redirect"].as_str().unwrap().to_owned();
+        assert!(url.contains(&url_encode(&callback)), "{url}");
+        // The provider sends the browser to node 1, which has never seen this sign-in.
+        let cb = web.follow_until(&url, &callback);
+        let r = web.get(&cb);
+        (r.status, r.body)
+    })
+    .await
+    .unwrap();
+    assert_eq!(status, 303, "{page}");
+    let on_1 = rows(
+        &node1.admin().await,
+        "SELECT user, database FROM sys.sessions WHERE sso_integration = 'corp_sso'",
+    )
+    .await;
+    assert_eq!(on_1.len(), 1, "the session is on node 1: {on_1:?}");
+    assert!(on_1[0].ends_with("|example_database"), "{on_1:?}");
+}
+
+fn url_encode(s: &str) -> String {
+    url::form_urlencoded::byte_serialize(s.as_bytes()).collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn wrong_passwords_on_both_nodes_count_toward_one_lockout() {
+    let pg = Postgres::start();
+    pg.sql("postgres", &["CREATE DATABASE portcullis"]);
+    let (node1, node2) = two_nodes(&pg).await;
+    node1
+        .admin()
+        .await
+        .batch_execute(
+            "CREATE DATABASE sales; \
+             ALTER DATABASE sales SET password_invalid_attempt_limit = 4; \
+             CREATE USER \"bob@sales\" PASSWORD = 'Bob-pass-12345'; \
+             GRANT USE ON DATABASE sales TO USER bob@sales",
+        )
+        .await
+        .unwrap();
+    let (seen, _) = within_5s(|| async {
+        node2
+            .connect("bob@sales", "sales", "Bob-pass-12345")
+            .await
+            .ok()
+    })
+    .await;
+    assert!(seen.is_some(), "node 2 never saw bob");
+    // Two wrong passwords on each node, alternating.
+    for node in [&node1, &node2, &node1, &node2] {
+        assert!(node.connect("bob@sales", "sales", "wrong").await.is_err());
+    }
+    // The fourth made bob DISABLED, on both nodes.
+    for node in [&node1, &node2] {
+        let admin = node.admin().await;
+        let (state, _) = within_5s(|| async {
+            let s = rows(
+                &admin,
+                "SELECT state, failed_attempts FROM sys.users WHERE fqun = 'bob@sales'",
+            )
+            .await
+            .join("");
+            s.starts_with("DISABLED").then_some(s)
+        })
+        .await;
+        assert_eq!(state.as_deref(), Some("DISABLED|4"));
+    }
+    assert!(node2
+        .connect("bob@sales", "sales", "Bob-pass-12345")
+        .await
+        .is_err());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_saml_sign_in_crosses_nodes_and_an_assertion_is_used_once_on_all() {
+    let pg = Postgres::start();
+    pg.sql("postgres", &["CREATE DATABASE portcullis"]);
+    let (node1, node2) = two_nodes(&pg).await;
+    // Both nodes answer at node 1's address (node 2 advertises it).
+    let acs = node1.http("/v1/saml/acs/example_database/corp_saml");
+    let idp = harness::saml::SamlIdp::start(&[harness::saml::Sp {
+        entity_id: "portcullis-nodes".into(),
+        acs: vec![acs.clone()],
+        lifetime: None,
+    }]);
+    node2
+        .admin()
+        .await
+        .batch_execute("CREATE DATABASE example_database")
+        .await
+        .unwrap();
+    node2
+        .connect("admin@system", "example_database", harness::ADMIN_PASSWORD)
+        .await
+        .unwrap()
+        .batch_execute(&format!(
+            "CREATE GROUP saml_users; \
+             GRANT USE ON DATABASE example_database TO GROUP saml_users; \
+             CREATE SSO INTEGRATION corp_saml PROTOCOL saml \
+               idp_metadata_url = '{}', sp_entity_id = 'portcullis-nodes', \
+               user_id_claims = [uid], default_group = saml_users, allow_idp_initiated = true; \
+             ALTER DATABASE example_database SET SSO INTEGRATION corp_saml",
+            idp.metadata_url()
+        ))
+        .await
+        .unwrap();
+    let web = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    // Started on node 2; the IdP posts to node 1, which never saw the request.
+    let r = web
+        .post(node2.http("/v1/sso_authentication"))
+        .json(&serde_json::json!({"database": "example_database", "do_redirect": false}))
+        .send()
+        .await
+        .unwrap();
+    let cookie = r
+        .headers()
+        .get_all(reqwest::header::SET_COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .find_map(|v| v.strip_prefix("portcullis_saml_flow="))
+        .map(|v| v.split(';').next().unwrap().to_owned())
+        .expect("flow cookie");
+    let body: serde_json::Value = r.json().await.unwrap();
+    let posted = idp
+        .login(body["redirect"].as_str().unwrap(), "alice", "alice-pw")
+        .await;
+    assert_eq!(posted.action, acs);
+    let r = web
+        .post(&acs)
+        .header(
+            reqwest::header::COOKIE,
+            format!("portcullis_saml_flow={cookie}"),
+        )
+        .form(&[
+            ("SAMLResponse", posted.saml_response.as_str()),
+            ("RelayState", posted.relay_state.as_deref().unwrap()),
+            ("reposted", "1"),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 303, "{}", r.text().await.unwrap());
+    // An unsolicited assertion used on node 1 is refused on node 2.
+    let unsolicited = idp
+        .login(
+            &idp.initiated_url("portcullis-nodes", None),
+            "alice",
+            "alice-pw",
+        )
+        .await;
+    let login = |node: &harness::inprocess::InProcess| {
+        web.post(node.http("/v1/login"))
+            .form(&[
+                ("Domain", "corp_saml"),
+                ("SAMLResponse", unsolicited.saml_response.as_str()),
+            ])
+            .send()
+    };
+    assert_eq!(login(&node1).await.unwrap().status(), 200);
+    let again = login(&node2).await.unwrap();
+    assert_eq!(again.status(), 401);
+    let text = again.text().await.unwrap();
+    assert!(text.contains("already used"), "{text}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_store_restarting_under_two_nodes() {
+    let pg = Postgres::start();
+    pg.sql("postgres", &["CREATE DATABASE portcullis"]);
+    let (node1, node2) = two_nodes(&pg).await;
+    let admin1 = node1.admin().await;
+    admin1
+        .batch_execute(
+            "CREATE DATABASE sales; \
+             CREATE USER \"carol@sales\" PASSWORD = 'Carol-pass-123'; \
+             GRANT USE ON DATABASE sales TO USER carol@sales",
+        )
+        .await
+        .unwrap();
+    let (seen, _) = within_5s(|| async {
+        node2
+            .connect("carol@sales", "sales", "Carol-pass-123")
+            .await
+            .ok()
+    })
+    .await;
+    assert!(seen.is_some());
+    // The store goes away: password sign-ins go on from the nodes' catalogs, catalog changes
+    // fail with a clear error and change nothing.
+    pg.stop();
+    for node in [&node1, &node2] {
+        assert!(
+            node.connect("carol@sales", "sales", "Carol-pass-123")
+                .await
+                .is_ok(),
+            "a password sign-in while the store is down"
+        );
+    }
+    let admin2 = node2.admin().await;
+    let err = admin2
+        .batch_execute("CREATE GROUP while_down")
+        .await
+        .unwrap_err();
+    let err = harness::inprocess::db_error(&err);
+    assert!(err.contains("store"), "{err}");
+    // Back: the nodes reconnect by themselves, listen again, and share changes again.
+    pg.start_again();
+    let (created, _) = within_5s(|| async {
+        admin2
+            .batch_execute("CREATE GROUP after_restart")
+            .await
+            .ok()
+    })
+    .await;
+    assert!(created.is_some(), "node 2 never wrote to the store again");
+    let (shown, took) = within_5s(|| async {
+        let n = rows(
+            &admin1,
+            "SELECT count(*) FROM sys.groups WHERE name IN ('after_restart', 'while_down')",
+        )
+        .await
+        .join("");
+        (n == "1").then_some(())
+    })
+    .await;
+    assert!(
+        shown.is_some(),
+        "node 1 never saw the change made after the restart"
+    );
+    eprintln!("after the store's restart, a change on node 2 was on node 1 within {took:?}");
 }

@@ -86,6 +86,39 @@ pub trait Store: Send + Sync + 'static {
         Ok(proposed.to_vec())
     }
 
+    /// Keeps a pending sign-in (sealed by the caller) where every node can find it, until
+    /// `expires_at` (Unix seconds). Stores only one node writes keep none (`Ok(false)`): the
+    /// node keeps its own in memory.
+    async fn put_pending(
+        &self,
+        _key: &str,
+        _sealed: &[u8],
+        _expires_at: i64,
+    ) -> Result<bool, StoreError> {
+        Ok(false)
+    }
+
+    /// The live pending sign-in of `key`, left in place.
+    async fn peek_pending(&self, _key: &str, _now: i64) -> Result<Option<Vec<u8>>, StoreError> {
+        Ok(None)
+    }
+
+    /// Takes the live pending sign-in of `key`: at most once, whichever node asks.
+    async fn take_pending(&self, _key: &str, _now: i64) -> Result<Option<Vec<u8>>, StoreError> {
+        Ok(None)
+    }
+
+    /// Records `key` as used until `until`: `false` if a live record of it exists (a replayed
+    /// one-time value). Stores only one node writes keep none and answer `true`.
+    async fn first_use(&self, _key: &str, _until: i64, _now: i64) -> Result<bool, StoreError> {
+        Ok(true)
+    }
+
+    /// Forgets expired pending sign-ins.
+    async fn sweep_pending(&self, _now: i64) -> Result<(), StoreError> {
+        Ok(())
+    }
+
     /// Lets go of the store at shutdown (a PostgreSQL store closes its connection, and with it
     /// the node's hold on the store). Later calls open it again.
     async fn close(&self) {}

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use parking_lot::Mutex;
 
 /// A sign-in waiting for the provider's callback.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct PendingFlow {
     pub state: String,
     pub nonce: String,
@@ -29,6 +29,9 @@ pub struct PendingFlow {
     pub callback_path: String,
     /// Whether the flow was bound to the browser with a cookie that the callback must bring.
     pub browser_bound: bool,
+    /// When it started, on this node (a flow read from a shared store counts from its
+    /// reading: the store checks its expiry).
+    #[serde(skip, default = "Instant::now")]
     pub created: Instant,
 }
 

@@ -38,7 +38,7 @@ use verify::{Expected, Verified};
 pub const NAME_ID_CLAIM: &str = "nameid";
 
 /// A SAML sign-in request waiting for the IdP's response.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct PendingRequest {
     /// The request's `ID` (also its `RelayState`, and the flow cookie's value).
     pub id: String,
@@ -53,6 +53,9 @@ pub struct PendingRequest {
     pub browser_bound: bool,
     /// The user code of the terminal this sign-in is for (the session goes there).
     pub terminal: Option<String>,
+    /// When it started, on this node (one read from a shared store counts from its reading:
+    /// the store checks its expiry).
+    #[serde(skip, default = "Instant::now")]
     pub created: Instant,
 }
 
@@ -275,8 +278,37 @@ impl SamlFlow {
 
     /// Whether the pending request `relay_state` names must be finished in the browser that
     /// started it.
-    pub fn is_browser_bound(&self, relay_state: &str) -> bool {
-        self.requests.is_browser_bound(relay_state)
+    pub async fn is_browser_bound(&self, relay_state: &str) -> bool {
+        self.peek(relay_state)
+            .await
+            .ok()
+            .flatten()
+            .is_some_and(|p| p.browser_bound)
+    }
+
+    /// The live request `id` names, wherever it is kept (this node's memory, or the store
+    /// several nodes share).
+    async fn peek(&self, id: &str) -> Result<Option<PendingRequest>, SsoError> {
+        if !self.catalog.shares_pending() {
+            return Ok(self.requests.peek(id));
+        }
+        self.catalog
+            .peek_pending(&shared_key(id))
+            .await
+            .map_err(|e| SsoError::Internal(e.message))
+    }
+
+    /// Uses up the request `id`: `false` if it was gone (answered meanwhile).
+    async fn take(&self, id: &str) -> Result<bool, SsoError> {
+        if !self.catalog.shares_pending() {
+            return Ok(self.requests.take(id).is_ok());
+        }
+        let taken: Option<PendingRequest> = self
+            .catalog
+            .take_pending(&shared_key(id))
+            .await
+            .map_err(|e| SsoError::Internal(e.message))?;
+        Ok(taken.is_some())
     }
 
     /// Forgets expired requests and assertions.
@@ -354,21 +386,31 @@ impl SamlFlow {
                     "the SAML request has no destination",
                 )
             })?;
-        self.requests
-            .insert(PendingRequest {
-                id: id.clone(),
-                database: req.database.to_owned(),
-                source_database: req.source_database.map(str::to_owned),
-                integration_id: record.id,
-                integration: record.name.clone(),
-                pool_id: req.pool_id,
-                acs_url: acs,
-                callback_path: req.callback_path.to_owned(),
-                browser_bound: req.browser_bound,
-                terminal,
-                created: Instant::now(),
-            })
-            .map_err(|e| refused(Reason::Capacity, e))?;
+        let pending = PendingRequest {
+            id: id.clone(),
+            database: req.database.to_owned(),
+            source_database: req.source_database.map(str::to_owned),
+            integration_id: record.id,
+            integration: record.name.clone(),
+            pool_id: req.pool_id,
+            acs_url: acs,
+            callback_path: req.callback_path.to_owned(),
+            browser_bound: req.browser_bound,
+            terminal,
+            created: Instant::now(),
+        };
+        if self.catalog.shares_pending() {
+            // Several nodes: the IdP may post the response to another one.
+            let ttl = i64::try_from(self.requests.ttl().as_secs()).unwrap_or(600);
+            self.catalog
+                .put_pending(&shared_key(&id), &pending, ttl)
+                .await
+                .map_err(|e| SsoError::Internal(e.message))?;
+        } else {
+            self.requests
+                .insert(pending)
+                .map_err(|e| refused(Reason::Capacity, e))?;
+        }
         metrics::counter!(crate::code_flow::FLOWS_STARTED).increment(1);
         Ok(Some(Started {
             url: url.to_string(),
@@ -472,7 +514,7 @@ impl SamlFlow {
             return Err(SsoError::Disabled(record.name.clone()));
         }
         let xml = verify::decode(post.saml_response).map_err(|(r, d)| refused(r, d))?;
-        let pending = self.pending_for(post, &xml, &record, &idp)?;
+        let pending = self.pending_for(post, &xml, &record, &idp).await?;
         let metadata = self.idp_metadata(&record, &idp).await?;
         let acs = match &pending {
             Some(p) => p.acs_url.clone(),
@@ -506,12 +548,27 @@ impl SamlFlow {
             policy::identity(&policy_props, &claims)
                 .unwrap_or_else(|_| verified.name_id.clone().unwrap_or_default())
         };
-        match self.used.first_use(
-            &verified.issuer,
-            &verified.assertion_id,
-            verified.valid_until.timestamp(),
-            now(),
-        ) {
+        let first_use = if self.catalog.shares_pending() {
+            // Several nodes: an assertion used on one is used on all.
+            let key = format!("saml-used:{} {}", verified.issuer, verified.assertion_id);
+            match self
+                .catalog
+                .first_use(&key, verified.valid_until.timestamp())
+                .await
+                .map_err(|e| SsoError::Internal(e.message))?
+            {
+                true => Ok(()),
+                false => Err(ReplayError::Replayed),
+            }
+        } else {
+            self.used.first_use(
+                &verified.issuer,
+                &verified.assertion_id,
+                verified.valid_until.timestamp(),
+                now(),
+            )
+        };
+        match first_use {
             Ok(()) => {}
             Err(ReplayError::Replayed) => {
                 return Err(refused(
@@ -531,12 +588,12 @@ impl SamlFlow {
         }
         if let Some(p) = &pending {
             // Checked and unused: now it is used up (a second response to it is refused).
-            self.requests.take(&p.id).map_err(|_| {
-                refused(
+            if !self.take(&p.id).await? {
+                return Err(refused(
                     Reason::SamlRequest,
                     "this sign-in request was already answered; sign in again",
-                )
-            })?;
+                ));
+            }
         }
         let (database, source, pool_id, landing) = match pending {
             Some(p) => (
@@ -578,7 +635,7 @@ impl SamlFlow {
     /// The pending request a response answers: the one its `RelayState` names, else the one
     /// its `InResponseTo` claims; `None` for an unsolicited response (refused unless the
     /// integration allows IdP-initiated sign-in).
-    fn pending_for(
+    async fn pending_for(
         &self,
         post: &AssertionPost<'_>,
         xml: &str,
@@ -587,8 +644,12 @@ impl SamlFlow {
     ) -> Result<Option<PendingRequest>, SsoError> {
         let relay = post.relay_state.filter(|r| !r.is_empty());
         let claimed = verify::claimed_request_id(xml);
+        let relay_pending = match relay {
+            Some(r) => self.peek(r).await?.is_some(),
+            None => false,
+        };
         let key = match (relay, &claimed) {
-            (Some(r), _) if self.requests.peek(r).is_some() => Some(r.to_owned()),
+            (Some(r), _) if relay_pending => Some(r.to_owned()),
             (_, Some(c)) => Some(c.clone()),
             // IdPs may send their own RelayState with an unsolicited response.
             (Some(_), None) if idp.allow_idp_initiated => None,
@@ -614,7 +675,7 @@ impl SamlFlow {
             }
             return Ok(None);
         };
-        let pending = self.requests.peek(&key).ok_or_else(|| {
+        let pending = self.peek(&key).await?.ok_or_else(|| {
             refused(
                 Reason::SamlRequest,
                 "the response answers a sign-in request this server does not have (used, \
@@ -726,6 +787,11 @@ impl SamlFlow {
             token_id: None,
         })
     }
+}
+
+/// The store key of a pending SAML request (several nodes).
+fn shared_key(id: &str) -> String {
+    format!("saml:{id}")
 }
 
 /// Where a finished sign-in goes.

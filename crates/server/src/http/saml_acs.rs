@@ -115,13 +115,13 @@ pub async fn assertion_consumer(
         );
     }
     let browser_state = cookies::get(&headers, cookies::SAML_FLOW);
-    if browser_state.is_none()
-        && !form.reposted
-        && form
-            .relay_state
-            .as_deref()
-            .is_some_and(|r| state.saml.is_browser_bound(r))
-    {
+    let bound = match form.relay_state.as_deref() {
+        Some(r) if browser_state.is_none() && !form.reposted => {
+            state.saml.is_browser_bound(r).await
+        }
+        _ => false,
+    };
+    if bound {
         let seg =
             |s: &str| -> String { url::form_urlencoded::byte_serialize(s.as_bytes()).collect() };
         let action = format!("/v1/saml/acs/{}/{}", seg(&database), seg(&integration));

@@ -309,6 +309,76 @@ impl Store for PgStore {
         Some(self.node)
     }
 
+    async fn put_pending(
+        &self,
+        key: &str,
+        sealed: &[u8],
+        expires_at: i64,
+    ) -> Result<bool, StoreError> {
+        let mut guard = self.client().await?;
+        let client = guard.as_mut().ok_or_else(gone)?;
+        client
+            .execute(
+                "INSERT INTO portcullis_pending VALUES ($1, $2, $3)",
+                &[&key, &sealed, &expires_at],
+            )
+            .await?;
+        Ok(true)
+    }
+
+    async fn peek_pending(&self, key: &str, now: i64) -> Result<Option<Vec<u8>>, StoreError> {
+        let mut guard = self.client().await?;
+        let client = guard.as_mut().ok_or_else(gone)?;
+        Ok(client
+            .query_opt(
+                "SELECT sealed FROM portcullis_pending WHERE key = $1 AND expires_at > $2",
+                &[&key, &now],
+            )
+            .await?
+            .map(|r| r.get(0)))
+    }
+
+    async fn take_pending(&self, key: &str, now: i64) -> Result<Option<Vec<u8>>, StoreError> {
+        let mut guard = self.client().await?;
+        let client = guard.as_mut().ok_or_else(gone)?;
+        let row = client
+            .query_opt(
+                "DELETE FROM portcullis_pending WHERE key = $1 RETURNING sealed, expires_at",
+                &[&key],
+            )
+            .await?;
+        Ok(row.and_then(|r| {
+            let expires_at: i64 = r.get(1);
+            (expires_at > now).then(|| r.get(0))
+        }))
+    }
+
+    async fn first_use(&self, key: &str, until: i64, now: i64) -> Result<bool, StoreError> {
+        let mut guard = self.client().await?;
+        let client = guard.as_mut().ok_or_else(gone)?;
+        // A new key, or an expired record of it taken over: the first use.
+        let rows = client
+            .execute(
+                "INSERT INTO portcullis_pending VALUES ($1, '', $2) ON CONFLICT (key) DO UPDATE \
+                 SET expires_at = EXCLUDED.expires_at WHERE portcullis_pending.expires_at <= $3",
+                &[&key, &until, &now],
+            )
+            .await?;
+        Ok(rows == 1)
+    }
+
+    async fn sweep_pending(&self, now: i64) -> Result<(), StoreError> {
+        let mut guard = self.client().await?;
+        let client = guard.as_mut().ok_or_else(gone)?;
+        client
+            .execute(
+                "DELETE FROM portcullis_pending WHERE expires_at <= $1",
+                &[&now],
+            )
+            .await?;
+        Ok(())
+    }
+
     async fn key_check(&self, proposed: &[u8]) -> Result<Vec<u8>, StoreError> {
         let mut guard = self.client().await?;
         let client = guard.as_mut().ok_or_else(gone)?;

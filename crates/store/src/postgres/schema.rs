@@ -142,5 +142,11 @@ CREATE TABLE portcullis_key_check (
     id INT PRIMARY KEY CHECK (id = 1),
     sealed BYTEA NOT NULL
 );
+CREATE TABLE portcullis_pending (
+    key TEXT PRIMARY KEY,
+    sealed BYTEA NOT NULL,
+    expires_at BIGINT NOT NULL
+);
+CREATE INDEX portcullis_pending_expiry ON portcullis_pending (expires_at);
 "#,
 ];
