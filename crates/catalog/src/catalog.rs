@@ -90,6 +90,9 @@ fn pending_context(key: &str) -> String {
     format!("pending:{key}")
 }
 
+/// A node not seen for this long (it publishes every second) holds no sessions any more.
+const NODE_ALIVE_SECONDS: i64 = 10;
+
 /// The context and text of the value that proves a node's sealing key is the store's.
 const KEY_CHECK: &str = "portcullis-store-key-check";
 
@@ -117,6 +120,7 @@ impl Catalog {
             ));
         }
         let (snap, store_version) = store.load_versioned().await?;
+        let node = store.node();
         let events = Arc::new(EventLog::new(options.event_capacity));
         events
             .load(store.as_ref(), options.event_retention_days)
@@ -134,7 +138,13 @@ impl Catalog {
             writer: tokio::sync::Mutex::new(()),
             queries: QueryPool::default(),
             describer: parking_lot::Mutex::new(QueryEngine::new()?),
-            sessions: SessionRegistry::with_events(events),
+            sessions: {
+                let sessions = SessionRegistry::with_events(events);
+                if let Some(node) = node {
+                    sessions.set_node(node);
+                }
+                sessions
+            },
             options,
         })
     }
@@ -538,10 +548,13 @@ impl Catalog {
             let mut poll = tokio::time::interval(std::time::Duration::from_secs(1));
             poll.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
             let mut announced: Option<tokio::sync::mpsc::Receiver<u64>> = None;
+            // This node's sessions as last published: id → row.
+            let mut published: std::collections::HashMap<String, String> = Default::default();
             loop {
                 if announced.is_none() {
                     announced = store.watch().await;
                 }
+                let mut tick = false;
                 let newer = tokio::select! {
                     v = async {
                         match announced.as_mut() {
@@ -555,11 +568,17 @@ impl Catalog {
                             None
                         }
                     },
-                    _ = poll.tick() => store.version().await.ok(),
+                    _ = poll.tick() => {
+                        tick = true;
+                        store.version().await.ok()
+                    }
                 };
                 let Some(catalog) = catalog.upgrade() else {
                     return;
                 };
+                if tick {
+                    catalog.exchange_sessions(&mut published).await;
+                }
                 if newer.is_some_and(|v| v > catalog.store_version.load(Ordering::Acquire)) {
                     if let Err(e) = catalog.catch_up().await {
                         tracing::warn!(error = %e, "could not load the catalog another node changed");
@@ -567,6 +586,56 @@ impl Catalog {
                 }
             }
         }))
+    }
+
+    /// Publishes this node's sessions (what changed since `published`), reads the other
+    /// nodes' (for `sys.sessions`), and ends the sessions another node's END SESSION asked
+    /// this one to end. Every second, off every sign-in's path.
+    async fn exchange_sessions(&self, published: &mut std::collections::HashMap<String, String>) {
+        let Some(node) = self.store.node() else {
+            return;
+        };
+        let state = self.state();
+        let now = now();
+        let live = self.sessions.view().live(now, |s| limits_in(&state, s));
+        let mut current = std::collections::HashMap::with_capacity(live.sessions.len());
+        for s in &live.sessions {
+            let row = crate::query::session_row(s, &state, Some(node));
+            if let Ok(text) = serde_json::to_string(&row) {
+                current.insert(s.id.clone(), text);
+            }
+        }
+        let upserts: Vec<(String, String)> = current
+            .iter()
+            .filter(|(id, row)| published.get(*id) != Some(*row))
+            .map(|(id, row)| (id.clone(), row.clone()))
+            .collect();
+        let removed: Vec<String> = published
+            .keys()
+            .filter(|id| !current.contains_key(*id))
+            .cloned()
+            .collect();
+        match self.store.publish_sessions(&upserts, &removed, now).await {
+            Ok(()) => *published = current,
+            Err(e) => tracing::debug!(error = %e, "could not publish this node's sessions"),
+        }
+        if let Ok(rows) = self.store.remote_sessions(now - NODE_ALIVE_SECONDS).await {
+            let rows = rows
+                .into_iter()
+                .filter_map(|(node, text)| {
+                    let mut row: crate::sessions::SessionRow = serde_json::from_str(&text).ok()?;
+                    row.node = Some(node);
+                    Some(row)
+                })
+                .collect();
+            self.sessions.set_remote(rows);
+        }
+        if let Ok(ends) = self.store.take_session_ends().await {
+            for (id, by) in ends {
+                self.sessions
+                    .end(&id, EndReason::EndedByAdministrator { by });
+            }
+        }
     }
 
     /// The idle timeout and maximum session age of a session: the strictest of the system's,
@@ -729,7 +798,7 @@ impl Catalog {
                 }
                 Statement::Show(name) => StatementResult::Rows(show(name)?),
                 Statement::EndSession { id } => {
-                    self.end_session(session, id)?;
+                    self.end_session(session, id).await?;
                     StatementResult::Command(stmt.tag())
                 }
                 Statement::ExplainAuthentication { token, database } => StatementResult::Rows(
@@ -754,10 +823,25 @@ impl Catalog {
 
     /// `ALTER SYSTEM END SESSION 'id'`: an administrator of the session's database (or of the
     /// system) ends it; its connection is told at once.
-    pub fn end_session(&self, actor: &Session, id: &str) -> Result<(), CatalogError> {
+    pub async fn end_session(&self, actor: &Session, id: &str) -> Result<(), CatalogError> {
         let state = self.state();
         let Some(target) = self.sessions.get(id) else {
-            return Err(CatalogError::undefined("session", id));
+            // Held by another node: ask it (it ends the session within a second).
+            let Some(remote) = self.sessions.remote_session(id) else {
+                return Err(CatalogError::undefined("session", id));
+            };
+            let principals = crate::privileges::session_principals(&state, actor);
+            if !crate::privileges::administers(&state, &principals, remote.database_id) {
+                return Err(CatalogError::undefined("session", id));
+            }
+            if !self
+                .store
+                .request_session_end(id, &actor.user, now() - NODE_ALIVE_SECONDS)
+                .await?
+            {
+                return Err(CatalogError::undefined("session", id));
+            }
+            return Ok(());
         };
         let principals = crate::privileges::session_principals(&state, actor);
         if !crate::privileges::administers(&state, &principals, target.database_id) {

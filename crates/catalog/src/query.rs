@@ -54,7 +54,7 @@ CREATE TABLE sys.password_settings_all (scope TEXT, scope_id INTEGER, scope_name
 CREATE TABLE sys.sessions_all (id TEXT, user_id INTEGER, user TEXT, database TEXT,
     database_id INTEGER, authentication_method TEXT, protocol TEXT, peer TEXT,
     start_time TEXT, expires_at TEXT, sso_integration TEXT, groups TEXT, roles TEXT,
-    token_expires_at TEXT);
+    token_expires_at TEXT, node INTEGER);
 CREATE TABLE sys.oidc_integrations_all (id INTEGER, name TEXT, database_id INTEGER,
     database_name TEXT, protocol TEXT, issuer TEXT, client_id TEXT, client_secret_set INTEGER,
     default_group TEXT, redirect_host TEXT, redirect_ssl INTEGER, disabled INTEGER,
@@ -371,7 +371,9 @@ impl Loader<'_> {
             let live = job
                 .sessions
                 .live(now, |s| crate::catalog::limits_in(state, s));
-            self.write(|conn| load_sessions(conn, &live.sessions, state))?;
+            let remote = job.sessions.remote();
+            let node = job.sessions.node();
+            self.write(|conn| load_sessions(conn, &live.sessions, &remote, state, node))?;
             copy.sessions = generation;
             copy.sessions_until = live.valid_until;
         }
@@ -994,36 +996,68 @@ fn append_events(
     tx.commit()
 }
 
+/// A session as `sys.sessions` shows it (and as its node publishes it to the others).
+pub fn session_row(
+    s: &Session,
+    state: &CatalogState,
+    node: Option<i64>,
+) -> crate::sessions::SessionRow {
+    let (groups, roles) = group_and_role_names(s, state);
+    let sso = s.sso.as_ref();
+    crate::sessions::SessionRow {
+        id: s.id.clone(),
+        user_id: s.user_id,
+        user: s.user.clone(),
+        database: s.database.clone(),
+        database_id: s.database_id,
+        method: s.method.name().to_owned(),
+        protocol: s.protocol.name().to_owned(),
+        peer: s.peer.clone(),
+        start_time: timestamp(s.started_at),
+        expires_at: s.expires_at.map(timestamp),
+        sso_integration: sso.map(|x| x.integration.clone()),
+        groups: groups.join(","),
+        roles: roles.join(","),
+        token_expires_at: sso.map(|x| timestamp(x.token_expires_at)),
+        node,
+    }
+}
+
 fn load_sessions(
     conn: &Connection,
     sessions: &[Arc<Session>],
+    remote: &[crate::sessions::SessionRow],
     state: &CatalogState,
+    node: Option<i64>,
 ) -> rusqlite::Result<()> {
     let tx = conn.unchecked_transaction()?;
     tx.execute("DELETE FROM sys.sessions_all", [])?;
     {
         let mut st = tx.prepare(
             "INSERT INTO sys.sessions_all VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, \
-             ?13, ?14)",
+             ?13, ?14, ?15)",
         )?;
-        for s in sessions {
-            let (groups, roles) = group_and_role_names(s, state);
-            let sso = s.sso.as_ref();
+        let local: Vec<_> = sessions
+            .iter()
+            .map(|s| session_row(s, state, node))
+            .collect();
+        for r in local.iter().chain(remote) {
             st.execute(params![
-                s.id,
-                s.user_id,
-                s.user,
-                s.database,
-                s.database_id,
-                s.method.name(),
-                s.protocol.name(),
-                s.peer,
-                timestamp(s.started_at),
-                s.expires_at.map(timestamp),
-                sso.map(|x| x.integration.clone()),
-                groups.join(","),
-                roles.join(","),
-                sso.map(|x| timestamp(x.token_expires_at))
+                r.id,
+                r.user_id,
+                r.user,
+                r.database,
+                r.database_id,
+                r.method,
+                r.protocol,
+                r.peer,
+                r.start_time,
+                r.expires_at,
+                r.sso_integration,
+                r.groups,
+                r.roles,
+                r.token_expires_at,
+                r.node
             ])?;
         }
     }

@@ -258,6 +258,31 @@ pub struct SessionRegistry {
     sessions: Arc<RwLock<HashMap<String, Entry>>>,
     generation: Arc<AtomicU64>,
     events: Arc<EventLog>,
+    /// The sessions other nodes hold (several nodes over one store), as they published them.
+    remote: Arc<RwLock<Arc<Vec<SessionRow>>>>,
+    /// This node's number, when several share the store.
+    node: Arc<std::sync::OnceLock<i64>>,
+}
+
+/// A session as `sys.sessions` shows it; what a node publishes of its sessions for the others.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct SessionRow {
+    pub id: String,
+    pub user_id: i64,
+    pub user: String,
+    pub database: String,
+    pub database_id: i64,
+    pub method: String,
+    pub protocol: String,
+    pub peer: String,
+    pub start_time: String,
+    pub expires_at: Option<String>,
+    pub sso_integration: Option<String>,
+    pub groups: String,
+    pub roles: String,
+    pub token_expires_at: Option<String>,
+    /// The node that holds it (several nodes over one store).
+    pub node: Option<i64>,
 }
 
 /// A read-only handle on the registry's sessions, for catalog queries: they run off the async
@@ -267,6 +292,8 @@ pub struct SessionRegistry {
 pub struct SessionsView {
     sessions: Arc<RwLock<HashMap<String, Entry>>>,
     generation: Arc<AtomicU64>,
+    remote: Arc<RwLock<Arc<Vec<SessionRow>>>>,
+    node: Arc<std::sync::OnceLock<i64>>,
 }
 
 /// The sessions a query shows, and until when that list holds without a change.
@@ -278,6 +305,16 @@ pub struct LiveSessions {
 }
 
 impl SessionsView {
+    /// The sessions other nodes hold.
+    pub fn remote(&self) -> Arc<Vec<SessionRow>> {
+        self.remote.read().clone()
+    }
+
+    /// This node's number, when several share the store.
+    pub fn node(&self) -> Option<i64> {
+        self.node.get().copied()
+    }
+
     /// The registry's generation, bumped on every change (read it before [`Self::live`]).
     pub fn generation(&self) -> u64 {
         self.generation.load(Ordering::Acquire)
@@ -379,6 +416,30 @@ impl SessionRegistry {
             events,
             ..Self::default()
         }
+    }
+
+    /// Sets this node's number (several nodes over one store).
+    pub fn set_node(&self, node: i64) {
+        let _ = self.node.set(node);
+    }
+
+    /// This node's number, when several share the store.
+    pub fn node(&self) -> Option<i64> {
+        self.node.get().copied()
+    }
+
+    /// Replaces what is known of the sessions other nodes hold.
+    pub fn set_remote(&self, rows: Vec<SessionRow>) {
+        let mut remote = self.remote.write();
+        if **remote != rows {
+            *remote = Arc::new(rows);
+            self.generation.fetch_add(1, Ordering::AcqRel);
+        }
+    }
+
+    /// A session another node holds.
+    pub fn remote_session(&self, id: &str) -> Option<SessionRow> {
+        self.remote.read().iter().find(|r| r.id == id).cloned()
     }
 
     /// The authentication event log.
@@ -583,6 +644,8 @@ impl SessionRegistry {
         SessionsView {
             sessions: self.sessions.clone(),
             generation: self.generation.clone(),
+            remote: self.remote.clone(),
+            node: self.node.clone(),
         }
     }
 

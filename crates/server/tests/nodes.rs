@@ -448,3 +448,80 @@ async fn the_store_restarting_under_two_nodes() {
     );
     eprintln!("after the store's restart, a change on node 2 was on node 1 within {took:?}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_nodes_sessions_are_listed_and_ended_from_any_node() {
+    let pg = Postgres::start();
+    pg.sql("postgres", &["CREATE DATABASE portcullis"]);
+    let (node1, node2) = two_nodes(&pg).await;
+    node1
+        .admin()
+        .await
+        .batch_execute(
+            "CREATE DATABASE sales; \
+             CREATE USER \"dave@sales\" PASSWORD = 'Dave-pass-1234'; \
+             GRANT USE ON DATABASE sales TO USER dave@sales",
+        )
+        .await
+        .unwrap();
+    let (dave, connection) = within_5s(|| async {
+        harness::inprocess::InProcess::connect_at(
+            node1.sql_addr(),
+            "dave@sales",
+            "sales",
+            "Dave-pass-1234",
+        )
+        .await
+        .ok()
+    })
+    .await
+    .0
+    .expect("dave signs in on node 1");
+    // Node 2 lists dave's session on node 1, with node 1's number.
+    let admin2 = node2.admin().await;
+    let (listed, took) = within_5s(|| async {
+        let r = rows(
+            &admin2,
+            "SELECT id, node FROM sys.sessions WHERE user = 'dave@sales'",
+        )
+        .await;
+        (r.len() == 1).then(|| r[0].clone())
+    })
+    .await;
+    let listed = listed.expect("node 2 never listed dave's session on node 1");
+    eprintln!("node 2 listed node 1's session after {took:?}: {listed}");
+    let (id, node) = listed.split_once('|').unwrap();
+    assert!(!node.is_empty(), "the node column names the node: {listed}");
+    let own = rows(
+        &node1.admin().await,
+        "SELECT DISTINCT node FROM sys.sessions WHERE user = 'dave@sales'",
+    )
+    .await;
+    assert_eq!(own, vec![node.to_owned()], "both nodes agree where it is");
+    // END SESSION on node 2 ends it on node 1.
+    admin2
+        .batch_execute(&format!("ALTER SYSTEM END SESSION '{id}'"))
+        .await
+        .unwrap();
+    let began = Instant::now();
+    let ended = tokio::time::timeout(Duration::from_secs(5), connection)
+        .await
+        .expect("dave's session outlived END SESSION on the other node")
+        .unwrap();
+    let ended = harness::inprocess::db_error(&ended.unwrap_err());
+    eprintln!(
+        "END SESSION on node 2 ended the session on node 1 after {:?}: {ended}",
+        began.elapsed()
+    );
+    assert!(
+        ended.starts_with("57P01") && ended.contains("administrator"),
+        "{ended}"
+    );
+    drop(dave);
+    // An id no node holds: "does not exist", as before.
+    let err = admin2
+        .batch_execute("ALTER SYSTEM END SESSION 'no-such-session'")
+        .await
+        .unwrap_err();
+    assert!(harness::inprocess::db_error(&err).contains("does not exist"));
+}

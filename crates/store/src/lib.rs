@@ -114,6 +114,38 @@ pub trait Store: Send + Sync + 'static {
         Ok(true)
     }
 
+    /// Publishes this node's sessions (each a row as JSON, by id): `upserts` new or changed,
+    /// `removed` gone; and marks the node seen at `now`.
+    async fn publish_sessions(
+        &self,
+        _upserts: &[(String, String)],
+        _removed: &[String],
+        _now: i64,
+    ) -> Result<(), StoreError> {
+        Ok(())
+    }
+
+    /// The sessions other nodes published, of nodes seen since `seen_after`: `(node, row)`.
+    async fn remote_sessions(&self, _seen_after: i64) -> Result<Vec<(i64, String)>, StoreError> {
+        Ok(Vec::new())
+    }
+
+    /// Asks the node that holds session `id` to end it (`by`: who asked); `false` if no live
+    /// node has published it.
+    async fn request_session_end(
+        &self,
+        _id: &str,
+        _by: &str,
+        _seen_after: i64,
+    ) -> Result<bool, StoreError> {
+        Ok(false)
+    }
+
+    /// The END SESSION requests for this node's sessions, taken: `(id, by)`.
+    async fn take_session_ends(&self) -> Result<Vec<(String, String)>, StoreError> {
+        Ok(Vec::new())
+    }
+
     /// Forgets expired pending sign-ins.
     async fn sweep_pending(&self, _now: i64) -> Result<(), StoreError> {
         Ok(())

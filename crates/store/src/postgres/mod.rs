@@ -367,6 +367,102 @@ impl Store for PgStore {
         Ok(rows == 1)
     }
 
+    async fn publish_sessions(
+        &self,
+        upserts: &[(String, String)],
+        removed: &[String],
+        now: i64,
+    ) -> Result<(), StoreError> {
+        let mut guard = self.client().await?;
+        let client = guard.as_mut().ok_or_else(gone)?;
+        let tx = client.transaction().await?;
+        tx.execute(
+            "INSERT INTO portcullis_node_seen VALUES ($1, $2) \
+             ON CONFLICT (node) DO UPDATE SET seen_at = EXCLUDED.seen_at",
+            &[&self.node, &now],
+        )
+        .await?;
+        if !upserts.is_empty() {
+            let put = tx
+                .prepare(
+                    "INSERT INTO portcullis_sessions VALUES ($1, $2, $3) \
+                     ON CONFLICT (id) DO UPDATE SET node = EXCLUDED.node, \
+                     row_json = EXCLUDED.row_json",
+                )
+                .await?;
+            for (id, row) in upserts {
+                tx.execute(&put, &[id, &self.node, row]).await?;
+            }
+        }
+        if !removed.is_empty() {
+            tx.execute(
+                "DELETE FROM portcullis_sessions WHERE node = $1 AND id = ANY($2)",
+                &[&self.node, &removed],
+            )
+            .await?;
+        }
+        // Nodes gone for a minute (killed) leave nothing behind.
+        tx.execute(
+            "DELETE FROM portcullis_sessions s USING portcullis_node_seen n \
+             WHERE s.node = n.node AND n.seen_at < $1",
+            &[&(now - 60)],
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn remote_sessions(&self, seen_after: i64) -> Result<Vec<(i64, String)>, StoreError> {
+        let mut guard = self.client().await?;
+        let client = guard.as_mut().ok_or_else(gone)?;
+        let rows = client
+            .query(
+                "SELECT s.node, s.row_json FROM portcullis_sessions s \
+                 JOIN portcullis_node_seen n ON n.node = s.node \
+                 WHERE s.node <> $1 AND n.seen_at >= $2",
+                &[&self.node, &seen_after],
+            )
+            .await?;
+        Ok(rows.iter().map(|r| (r.get(0), r.get(1))).collect())
+    }
+
+    async fn request_session_end(
+        &self,
+        id: &str,
+        by: &str,
+        seen_after: i64,
+    ) -> Result<bool, StoreError> {
+        let mut guard = self.client().await?;
+        let client = guard.as_mut().ok_or_else(gone)?;
+        let rows = client
+            .execute(
+                "INSERT INTO portcullis_session_ends \
+                 SELECT s.id, s.node, $2 FROM portcullis_sessions s \
+                 JOIN portcullis_node_seen n ON n.node = s.node \
+                 WHERE s.id = $1 AND n.seen_at >= $3 ON CONFLICT (id) DO NOTHING",
+                &[&id, &by, &seen_after],
+            )
+            .await?;
+        if rows > 0 {
+            client
+                .execute("SELECT pg_notify($1, 'end')", &[&CHANNEL])
+                .await?;
+        }
+        Ok(rows > 0)
+    }
+
+    async fn take_session_ends(&self) -> Result<Vec<(String, String)>, StoreError> {
+        let mut guard = self.client().await?;
+        let client = guard.as_mut().ok_or_else(gone)?;
+        let rows = client
+            .query(
+                "DELETE FROM portcullis_session_ends WHERE node = $1 RETURNING id, by_user",
+                &[&self.node],
+            )
+            .await?;
+        Ok(rows.iter().map(|r| (r.get(0), r.get(1))).collect())
+    }
+
     async fn sweep_pending(&self, now: i64) -> Result<(), StoreError> {
         let mut guard = self.client().await?;
         let client = guard.as_mut().ok_or_else(gone)?;

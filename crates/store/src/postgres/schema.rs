@@ -149,4 +149,23 @@ CREATE TABLE portcullis_pending (
 );
 CREATE INDEX portcullis_pending_expiry ON portcullis_pending (expires_at);
 "#,
+    // Every node's sessions, published by each node every second (`sys.sessions` on any node lists
+    // them all), when each node was last seen, and END SESSION for a session another node holds.
+    r#"
+CREATE TABLE portcullis_sessions (
+    id TEXT PRIMARY KEY,
+    node BIGINT NOT NULL,
+    row_json TEXT NOT NULL
+);
+CREATE INDEX portcullis_sessions_node ON portcullis_sessions (node);
+CREATE TABLE portcullis_node_seen (
+    node BIGINT PRIMARY KEY,
+    seen_at BIGINT NOT NULL
+);
+CREATE TABLE portcullis_session_ends (
+    id TEXT PRIMARY KEY,
+    node BIGINT NOT NULL,
+    by_user TEXT NOT NULL
+);
+"#,
 ];

@@ -303,7 +303,7 @@ pub async fn end_session(
             &session.database,
         );
     };
-    match state.auth.catalog().end_session(&session, &form.id) {
+    match state.auth.catalog().end_session(&session, &form.id).await {
         Ok(()) => (
             StatusCode::SEE_OTHER,
             [(
