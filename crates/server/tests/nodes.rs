@@ -10,18 +10,8 @@ mod harness;
 
 use std::time::{Duration, Instant};
 
-use harness::inprocess::{rows, settings_in, start_with};
-use harness::postgres::{Postgres, SUPERUSER_PASSWORD};
-
-fn node_settings(dir: &std::path::Path, pg: &Postgres) -> portcullis::config::Settings {
-    let mut settings = settings_in(dir);
-    settings.store_url = Some(format!(
-        "postgresql://postgres@127.0.0.1:{}/portcullis?sslmode=disable",
-        pg.port
-    ));
-    settings.store_password = Some(SUPERUSER_PASSWORD.into());
-    settings
-}
+use harness::inprocess::{rows, start_with, store_settings_in};
+use harness::postgres::Postgres;
 
 /// Retries `f` until it answers `Some` or five seconds pass; how long it took.
 async fn within_5s<T, F, Fut>(mut f: F) -> (Option<T>, Duration)
@@ -48,7 +38,7 @@ async fn two_nodes_share_the_catalog_end_sessions_and_lose_no_update() {
     let admin2 = node2.admin().await;
     // A node with a key of its own is refused: it would seal what the others cannot open.
     let dir3 = tempfile::tempdir().unwrap();
-    let settings3 = node_settings(dir3.path(), &pg);
+    let settings3 = store_settings_in(dir3.path(), &pg);
     let err = start_with(dir3, settings3)
         .await
         .err()
@@ -152,11 +142,11 @@ async fn two_nodes(
     pg: &Postgres,
 ) -> (harness::inprocess::InProcess, harness::inprocess::InProcess) {
     let dir1 = tempfile::tempdir().unwrap();
-    let settings1 = node_settings(dir1.path(), pg);
+    let settings1 = store_settings_in(dir1.path(), pg);
     let key1 = settings1.data_dir.join("secret.key");
     let node1 = start_with(dir1, settings1).await.unwrap();
     let dir2 = tempfile::tempdir().unwrap();
-    let mut settings2 = node_settings(dir2.path(), pg);
+    let mut settings2 = store_settings_in(dir2.path(), pg);
     settings2.advertised_address = Some(node1.running.http_addr.to_string());
     {
         use std::os::unix::fs::PermissionsExt;

@@ -5,26 +5,15 @@
 
 mod harness;
 
-use harness::inprocess::{settings_in, start_with};
-use harness::postgres::{Postgres, SUPERUSER_PASSWORD};
-
-fn node_settings(dir: &tempfile::TempDir, pg: &Postgres) -> portcullis::config::Settings {
-    let mut settings = settings_in(dir.path());
-    // The password comes apart from the URL, as PORTCULLIS_STORE_PASSWORD gives it.
-    settings.store_url = Some(format!(
-        "postgresql://postgres@127.0.0.1:{}/portcullis?sslmode=disable",
-        pg.port
-    ));
-    settings.store_password = Some(SUPERUSER_PASSWORD.into());
-    settings
-}
+use harness::inprocess::{start_with, store_settings_in};
+use harness::postgres::Postgres;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_catalog_lives_in_postgresql() {
     let pg = Postgres::start();
     pg.sql("postgres", &["CREATE DATABASE portcullis"]);
     let dir = tempfile::tempdir().unwrap();
-    let settings = node_settings(&dir, &pg);
+    let settings = store_settings_in(dir.path(), &pg);
     let node = start_with(dir, settings.clone()).await.unwrap();
     let admin = node.admin().await;
     admin

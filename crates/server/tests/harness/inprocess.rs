@@ -39,6 +39,21 @@ pub fn settings_in(dir: &std::path::Path) -> portcullis::config::Settings {
     .unwrap()
 }
 
+/// [`settings_in`] `dir`, with the catalog in `pg`'s database `portcullis` (the password apart
+/// from the URL, as PORTCULLIS_STORE_PASSWORD gives it).
+pub fn store_settings_in(
+    dir: &std::path::Path,
+    pg: &super::postgres::Postgres,
+) -> portcullis::config::Settings {
+    let mut settings = settings_in(dir);
+    settings.store_url = Some(format!(
+        "postgresql://postgres@127.0.0.1:{}/portcullis?sslmode=disable",
+        pg.port
+    ));
+    settings.store_password = Some(super::postgres::SUPERUSER_PASSWORD.into());
+    settings
+}
+
 /// Starts a server with `settings` (from [`settings_in`] `dir`, changed); the caller keeps
 /// `dir`.
 pub async fn start_with(
