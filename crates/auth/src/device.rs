@@ -112,6 +112,82 @@ fn refused(reason: Reason, detail: impl Into<String>) -> SsoError {
     SsoError::refused(reason, detail)
 }
 
+/// A held grant as kept in the store several nodes share (sealed there: it holds the device
+/// code), so that `verify` on any node can poll it.
+#[derive(serde::Serialize, serde::Deserialize)]
+struct SharedGrant {
+    verification_uri: String,
+    verification_uri_complete: Option<String>,
+    user_code: String,
+    device_code: String,
+    integration_id: i64,
+    integration: String,
+    token_endpoint: String,
+    database: String,
+    source_database: Option<String>,
+    pool_id: Option<i64>,
+    interval_ms: u64,
+    /// Unix seconds at which the device code expires.
+    expires_at: i64,
+}
+
+impl SharedGrant {
+    fn of(grant: &DeviceGrant) -> Self {
+        let left = grant.deadline.saturating_duration_since(Instant::now());
+        Self {
+            verification_uri: grant.code.verification_uri.clone(),
+            verification_uri_complete: grant.code.verification_uri_complete.clone(),
+            user_code: grant.code.user_code.clone(),
+            device_code: grant.device_code.clone(),
+            integration_id: grant.integration_id,
+            integration: grant.integration.clone(),
+            token_endpoint: grant.token_endpoint.clone(),
+            database: grant.database.clone(),
+            source_database: grant.source_database.clone(),
+            pool_id: grant.pool_id,
+            interval_ms: u64::try_from(grant.interval.as_millis()).unwrap_or(u64::MAX),
+            expires_at: unix_now() + i64::try_from(left.as_secs()).unwrap_or(i64::MAX / 2),
+        }
+    }
+
+    fn grant(self) -> DeviceGrant {
+        let left = Duration::from_secs(u64::try_from(self.expires_at - unix_now()).unwrap_or(0));
+        let now = Instant::now();
+        let interval = Duration::from_millis(self.interval_ms);
+        DeviceGrant {
+            code: DeviceCode {
+                verification_uri: self.verification_uri,
+                verification_uri_complete: self.verification_uri_complete,
+                user_code: self.user_code,
+                expires_in: left,
+            },
+            device_code: self.device_code,
+            integration_id: self.integration_id,
+            integration: self.integration,
+            token_endpoint: self.token_endpoint,
+            database: self.database,
+            source_database: self.source_database,
+            pool_id: self.pool_id,
+            interval,
+            backoff: 0,
+            // Polled on the other node until now: the first poll here waits a whole interval.
+            next_poll: now + interval,
+            deadline: now + left,
+        }
+    }
+}
+
+fn unix_now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
+}
+
+/// The store key of a held grant (the handle is 256 random bits).
+fn shared_key(handle: &str) -> String {
+    format!("device:{handle}")
+}
+
 /// Starts and polls device sign-ins; holds the ones started over HTTP until they are verified.
 pub struct DeviceFlow {
     catalog: Arc<Catalog>,
@@ -310,25 +386,90 @@ impl DeviceFlow {
             .map_err(|e| e.0)
     }
 
-    /// Keeps a grant started over HTTP until `verify` finishes it.
-    pub fn hold(&self, grant: DeviceGrant) -> Result<(DeviceCode, String), SsoError> {
+    /// Keeps a grant started over HTTP until `verify` finishes it. With several nodes it is
+    /// also kept, sealed, in the store they share, so that `verify` may come to any of them.
+    pub async fn hold(&self, grant: DeviceGrant) -> Result<(DeviceCode, String), SsoError> {
         let code = grant.code.clone();
         // The handle, not the user code, names the held grant: the user code is public (the
         // person types it at the provider, it is short and can be shoulder-surfed), so it
         // must not be what claims the session.
         let handle = crate::oidc::authorization::random_value();
-        let mut held = self.held.lock();
-        if held.len() >= self.capacity {
-            held.retain(|_, g| g.try_lock().map_or(true, |g| !g.expired()));
+        let shared = {
+            let mut held = self.held.lock();
             if held.len() >= self.capacity {
-                return Err(refused(
-                    Reason::Capacity,
-                    "too many device sign-ins are waiting; try again later",
-                ));
+                held.retain(|_, g| g.try_lock().map_or(true, |g| !g.expired()));
+                if held.len() >= self.capacity {
+                    return Err(refused(
+                        Reason::Capacity,
+                        "too many device sign-ins are waiting; try again later",
+                    ));
+                }
+            }
+            let shared = self
+                .catalog
+                .shares_pending()
+                .then(|| SharedGrant::of(&grant));
+            held.insert(handle.clone(), Arc::new(tokio::sync::Mutex::new(grant)));
+            shared
+        };
+        if let Some(shared) = shared {
+            let ttl = (shared.expires_at - unix_now()).max(1);
+            if let Err(e) = self
+                .catalog
+                .put_pending(&shared_key(&handle), &shared, ttl)
+                .await
+            {
+                self.held.lock().remove(&handle);
+                return Err(SsoError::Internal(e.message));
             }
         }
-        held.insert(handle.clone(), Arc::new(tokio::sync::Mutex::new(grant)));
         Ok((code, handle))
+    }
+
+    /// The held grant of `handle`: this node's, or (several nodes) the one another node
+    /// started, which this node holds from now on.
+    async fn held_grant(
+        &self,
+        handle: &str,
+    ) -> Result<Option<Arc<tokio::sync::Mutex<DeviceGrant>>>, SsoError> {
+        let local = self.held.lock().get(handle).cloned();
+        if !self.catalog.shares_pending() {
+            return Ok(local);
+        }
+        // Several nodes: the store says whether the grant is still waiting (another node may
+        // have finished it since this one last polled it).
+        let shared: Option<SharedGrant> = self
+            .catalog
+            .peek_pending(&shared_key(handle))
+            .await
+            .map_err(|e| SsoError::Internal(e.message))?;
+        let Some(shared) = shared else {
+            self.held.lock().remove(handle);
+            return Ok(None);
+        };
+        if local.is_some() {
+            return Ok(local);
+        }
+        let grant = Arc::new(tokio::sync::Mutex::new(shared.grant()));
+        Ok(Some(
+            self.held
+                .lock()
+                .entry(handle.to_owned())
+                .or_insert(grant)
+                .clone(),
+        ))
+    }
+
+    /// Forgets a finished grant here and, with several nodes, in the store.
+    async fn forget(&self, handle: &str) {
+        self.held.lock().remove(handle);
+        if self.catalog.shares_pending() {
+            let gone: Result<Option<SharedGrant>, _> =
+                self.catalog.take_pending(&shared_key(handle)).await;
+            if let Err(e) = gone {
+                tracing::warn!(error = %e.message, "could not forget a finished device sign-in in the store");
+            }
+        }
     }
 
     /// Polls a held grant until it is approved, refused, or `timeout` passes. Approval and
@@ -349,7 +490,7 @@ impl DeviceFlow {
                 ),
             )
         };
-        let grant = self.held.lock().get(handle).cloned().ok_or_else(unknown)?;
+        let grant = self.held_grant(handle).await?.ok_or_else(unknown)?;
         let until = Instant::now() + timeout;
         let mut grant = match tokio::time::timeout_at(until.into(), grant.lock()).await {
             Ok(g) => g,
@@ -366,11 +507,11 @@ impl DeviceFlow {
             match self.poll(&mut grant, client, Protocol::Http).await {
                 Ok(Poll::Pending) => continue,
                 Ok(Poll::Approved(session)) => {
-                    self.held.lock().remove(handle);
+                    self.forget(handle).await;
                     return Ok(Some(session));
                 }
                 Err(e) => {
-                    self.held.lock().remove(handle);
+                    self.forget(handle).await;
                     return Err(e);
                 }
             }

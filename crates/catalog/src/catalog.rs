@@ -13,8 +13,9 @@ use crate::events::EventLog;
 use crate::exec::{bootstrap_changes, plan, Actor};
 use crate::model::CatalogState;
 use crate::query::{QueryEngine, QueryJob, QueryPool};
+use crate::reason::Reason;
 use crate::sealing::Sealer;
-use crate::sessions::{EndReason, Session, SessionLimits, SessionRegistry};
+use crate::sessions::{EndReason, Protocol, Session, SessionLimits, SessionRegistry};
 use crate::settings::SecuritySetting;
 use crate::sql::{parse_statements, Statement};
 use crate::value::{Column, QueryResult, StatementResult, Value};
@@ -92,6 +93,9 @@ fn pending_context(key: &str) -> String {
 
 /// A node not seen for this long (it publishes every second) holds no sessions any more.
 const NODE_ALIVE_SECONDS: i64 = 10;
+
+/// Who ended a session, in an END SESSION request to another node, when the person signed out.
+pub(crate) const SIGNED_OUT: &str = "";
 
 /// The context and text of the value that proves a node's sealing key is the store's.
 const KEY_CHECK: &str = "portcullis-store-key-check";
@@ -616,7 +620,22 @@ impl Catalog {
             .cloned()
             .collect();
         match self.store.publish_sessions(&upserts, &removed, now).await {
-            Ok(()) => *published = current,
+            Ok(()) => {
+                // An HTTP session that ended here (idle, say) is ended for good: no node may
+                // take a copy of it from the store again (its token stays refused here).
+                for id in &removed {
+                    let http = published.get(id).is_some_and(|row| {
+                        serde_json::from_str::<crate::sessions::SessionRow>(row)
+                            .is_ok_and(|r| r.protocol == Protocol::Http.name())
+                    });
+                    if http {
+                        if let Err(e) = crate::shared_http::leave_tombstone(self, id).await {
+                            tracing::debug!(error = %e.message, "could not mark an ended HTTP session for the other nodes");
+                        }
+                    }
+                }
+                *published = current;
+            }
             Err(e) => tracing::debug!(error = %e, "could not publish this node's sessions"),
         }
         if let Ok(rows) = self.store.remote_sessions(now - NODE_ALIVE_SECONDS).await {
@@ -632,8 +651,12 @@ impl Catalog {
         }
         if let Ok(ends) = self.store.take_session_ends().await {
             for (id, by) in ends {
-                self.sessions
-                    .end(&id, EndReason::EndedByAdministrator { by });
+                if by == SIGNED_OUT {
+                    self.sessions.remove(&id, Reason::SignedOut);
+                } else {
+                    self.sessions
+                        .end(&id, EndReason::EndedByAdministrator { by });
+                }
             }
         }
     }
@@ -834,11 +857,7 @@ impl Catalog {
             if !crate::privileges::administers(&state, &principals, remote.database_id) {
                 return Err(CatalogError::undefined("session", id));
             }
-            if !self
-                .store
-                .request_session_end(id, &actor.user, now() - NODE_ALIVE_SECONDS)
-                .await?
-            {
+            if !self.end_everywhere(id, &actor.user).await? {
                 return Err(CatalogError::undefined("session", id));
             }
             return Ok(());
@@ -854,7 +873,22 @@ impl Catalog {
                 by: actor.user.clone(),
             },
         );
+        if self.shares_pending() {
+            // An HTTP session may be held by other nodes too (its token was used there).
+            self.end_everywhere(id, &actor.user).await?;
+        }
         Ok(())
+    }
+
+    /// Several nodes: ends a session on every other node that holds it, within a second, and
+    /// keeps any node from taking a copy of it again (see [`crate::shared_http`]). `by` is the
+    /// administrator, or [`SIGNED_OUT`]. Answers whether another node held it.
+    pub(crate) async fn end_everywhere(&self, id: &str, by: &str) -> Result<bool, CatalogError> {
+        crate::shared_http::leave_tombstone(self, id).await?;
+        Ok(self
+            .store
+            .request_session_end(id, by, now() - NODE_ALIVE_SECONDS)
+            .await?)
     }
 
     /// Runs one catalog query, on the query pool (off the async workers).

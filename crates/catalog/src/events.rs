@@ -14,7 +14,9 @@ use crate::reason::Reason;
 use crate::sessions::Session;
 
 /// How a sign-in was made.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, Default, serde::Serialize, serde::Deserialize,
+)]
 pub enum SignInMethod {
     /// SCRAM-SHA-256 over the PostgreSQL protocol.
     #[default]

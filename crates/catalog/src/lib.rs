@@ -21,6 +21,7 @@ pub mod reason;
 pub mod sealing;
 pub mod sessions;
 pub mod settings;
+mod shared_http;
 pub mod sql;
 pub mod sso;
 pub mod upstream;

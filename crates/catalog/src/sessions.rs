@@ -10,7 +10,7 @@ use crate::events::{EventLog, SignInMethod};
 use crate::reason::Reason;
 
 /// How a session was authenticated.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum AuthMethod {
     /// SCRAM-SHA-256 over the PostgreSQL protocol.
     Scram,
@@ -42,7 +42,7 @@ impl AuthMethod {
 }
 
 /// Which front end a session came through.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum Protocol {
     Postgres,
     Http,
@@ -57,8 +57,9 @@ impl Protocol {
     }
 }
 
-/// One authenticated session.
-#[derive(Debug, Clone)]
+/// One authenticated session. (Serialized only to hand an HTTP session to another node,
+/// sealed, through the store they share.)
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct Session {
     /// Random, unguessable; also the HTTP access token's public half is never this.
     pub id: String,
@@ -90,7 +91,7 @@ pub struct Session {
 }
 
 /// What an SSO sign-in established: the groups and roles the token mapped to.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct SsoIdentity {
     /// The integration that validated the token.
     pub integration: String,
@@ -466,6 +467,30 @@ impl SessionRegistry {
         );
         self.generation.fetch_add(1, Ordering::Release);
         self.events.signed_in(&session);
+        session
+    }
+
+    /// Holds a copy of a session another node signed in (its HTTP access token came here).
+    /// No sign-in is recorded (it was, where it happened); the idle timeout counts from `now`.
+    /// A session this node holds already is returned as it is.
+    pub fn adopt(&self, session: Session, now: i64) -> Arc<Session> {
+        let mut sessions = self.sessions.write();
+        if let Some(e) = sessions.get(&session.id) {
+            return e.session.clone();
+        }
+        let session = Arc::new(session);
+        let (end, _) = tokio::sync::watch::channel(None);
+        sessions.insert(
+            session.id.clone(),
+            Entry {
+                session: session.clone(),
+                end,
+                checked: AtomicU64::new(0),
+                last_active: AtomicI64::new(now),
+            },
+        );
+        drop(sessions);
+        self.generation.fetch_add(1, Ordering::Release);
         session
     }
 

@@ -215,7 +215,7 @@ pub async fn start(
     let http_state = Arc::new(http::HttpState {
         auth: auth.clone(),
         sso: sso.clone(),
-        tokens: http::TokenTable::default(),
+        tokens: http::TokenTable::new(catalog.clone()),
         token_seconds: settings.http_token_seconds,
         secure_cookies: https,
         https,
@@ -243,7 +243,9 @@ pub async fn start(
                 state.request_states.sweep();
                 state.sign_in_starts.sweep();
                 let catalog = state.auth.catalog();
-                state.tokens.retain(|id| catalog.sessions.get(id).is_some());
+                state.tokens.sweep(portcullis_catalog::now(), |id| {
+                    catalog.sessions.get(id).is_some()
+                });
             }
         })
     };

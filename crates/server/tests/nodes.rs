@@ -1,5 +1,5 @@
 //! Several nodes over one PostgreSQL store (issue 15, item 3): a catalog change committed on
-//! one node is seen on the other (announced with NOTIFY, polled every second in case an
+//! one node is seen on the others (announced with NOTIFY, polled every second in case an
 //! announcement is missed); DROP USER on one node ends the session its user holds on the
 //! other; and two nodes changing the catalog at once never lose an update — a change checked
 //! against a stale catalog is refused with a retryable 40001, and every acknowledged change is
@@ -33,7 +33,10 @@ where
 async fn two_nodes_share_the_catalog_end_sessions_and_lose_no_update() {
     let pg = Postgres::start();
     pg.sql("postgres", &["CREATE DATABASE portcullis"]);
-    let (node1, node2) = two_nodes(&pg).await;
+    let mut three = nodes(&pg, 3).await;
+    let node3 = three.pop().unwrap();
+    let node2 = three.pop().unwrap();
+    let node1 = three.pop().unwrap();
     let admin1 = node1.admin().await;
     let admin2 = node2.admin().await;
     // A node with a key of its own is refused: it would seal what the others cannot open.
@@ -46,7 +49,7 @@ async fn two_nodes_share_the_catalog_end_sessions_and_lose_no_update() {
     let text = format!("{err:#}");
     assert!(text.contains("needs the same secret.key"), "{text}");
 
-    // A change on node 1, seen on node 2.
+    // A change on node 1, seen on node 3 (and on node 2).
     admin1
         .batch_execute(
             "CREATE DATABASE sales; \
@@ -56,15 +59,23 @@ async fn two_nodes_share_the_catalog_end_sessions_and_lose_no_update() {
         .await
         .unwrap();
     let (seen, took) = within_5s(|| async {
+        node3
+            .connect("alice@sales", "sales", "Alice-pass-123")
+            .await
+            .ok()
+    })
+    .await;
+    let alice_on_3 = seen.expect("node 3 never saw alice");
+    eprintln!("a user created on node 1 signed in on node 3 after {took:?}");
+    drop(alice_on_3);
+    let (seen, _) = within_5s(|| async {
         node2
             .connect("alice@sales", "sales", "Alice-pass-123")
             .await
             .ok()
     })
     .await;
-    let alice_on_2 = seen.expect("node 2 never saw alice");
-    eprintln!("a user created on node 1 signed in on node 2 after {took:?}");
-    drop(alice_on_2);
+    drop(seen.expect("node 2 never saw alice"));
 
     // DROP USER on node 2 ends alice's session on node 1.
     let (alice_on_1, connection) = harness::inprocess::InProcess::connect_at(
@@ -136,27 +147,38 @@ async fn two_nodes_share_the_catalog_end_sessions_and_lose_no_update() {
     }
 }
 
-/// Two nodes on one store, sharing `secret.key`; node 2 (started second) advertises node 1's
-/// HTTP address as its own, as a load balancer in front of both would make it.
+/// Two nodes on one store (see [`nodes`]).
 async fn two_nodes(
     pg: &Postgres,
 ) -> (harness::inprocess::InProcess, harness::inprocess::InProcess) {
+    let mut all = nodes(pg, 2).await;
+    let node2 = all.pop().unwrap();
+    (all.pop().unwrap(), node2)
+}
+
+/// `n` nodes on one store, sharing `secret.key`; nodes after the first advertise node 1's HTTP
+/// address as their own, as a load balancer in front of them all would make it.
+async fn nodes(pg: &Postgres, n: usize) -> Vec<harness::inprocess::InProcess> {
     let dir1 = tempfile::tempdir().unwrap();
     let settings1 = store_settings_in(dir1.path(), pg);
     let key1 = settings1.data_dir.join("secret.key");
     let node1 = start_with(dir1, settings1).await.unwrap();
-    let dir2 = tempfile::tempdir().unwrap();
-    let mut settings2 = store_settings_in(dir2.path(), pg);
-    settings2.advertised_address = Some(node1.running.http_addr.to_string());
-    {
-        use std::os::unix::fs::PermissionsExt;
-        std::fs::create_dir_all(&settings2.data_dir).unwrap();
-        std::fs::set_permissions(&settings2.data_dir, std::fs::Permissions::from_mode(0o700))
-            .unwrap();
-        std::fs::copy(&key1, settings2.data_dir.join("secret.key")).unwrap();
+    let advertised = node1.running.http_addr.to_string();
+    let mut all = vec![node1];
+    for _ in 1..n {
+        let dir = tempfile::tempdir().unwrap();
+        let mut settings = store_settings_in(dir.path(), pg);
+        settings.advertised_address = Some(advertised.clone());
+        {
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::create_dir_all(&settings.data_dir).unwrap();
+            std::fs::set_permissions(&settings.data_dir, std::fs::Permissions::from_mode(0o700))
+                .unwrap();
+            std::fs::copy(&key1, settings.data_dir.join("secret.key")).unwrap();
+        }
+        all.push(start_with(dir, settings).await.unwrap());
     }
-    let node2 = start_with(dir2, settings2).await.unwrap();
-    (node1, node2)
+    all
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -514,4 +536,177 @@ async fn every_nodes_sessions_are_listed_and_ended_from_any_node() {
         .await
         .unwrap_err();
     assert!(harness::inprocess::db_error(&err).contains("does not exist"));
+}
+
+/// `GET /v1/execute/sales?statement=SELECT 1` with a bearer token: the HTTP status.
+async fn execute_status(url: String, token: String) -> u16 {
+    tokio::task::spawn_blocking(move || {
+        let web = harness::web::Web::new();
+        web.get_with(&url, &[&format!("Authorization: Bearer {token}")])
+            .status
+    })
+    .await
+    .unwrap()
+}
+
+async fn post_json(url: String, body: serde_json::Value) -> (u16, serde_json::Value) {
+    tokio::task::spawn_blocking(move || {
+        let r = harness::web::Web::new().post_json(&url, &body);
+        (
+            r.status,
+            serde_json::from_str(&r.body).unwrap_or(serde_json::Value::Null),
+        )
+    })
+    .await
+    .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn http_tokens_and_device_grants_work_on_every_node() {
+    let pg = Postgres::start();
+    pg.sql("postgres", &["CREATE DATABASE portcullis"]);
+    let mut three = nodes(&pg, 3).await;
+    let node3 = three.pop().unwrap();
+    let node2 = three.pop().unwrap();
+    let node1 = three.pop().unwrap();
+    node1
+        .admin()
+        .await
+        .batch_execute(
+            "CREATE DATABASE sales; \
+             CREATE USER \"erin@sales\" PASSWORD = 'Erin-pass-1234'; \
+             GRANT USE ON DATABASE sales TO USER erin@sales",
+        )
+        .await
+        .unwrap();
+    for node in [&node2, &node3] {
+        let (seen, _) = within_5s(|| async {
+            node.connect("erin@sales", "sales", "Erin-pass-1234")
+                .await
+                .ok()
+        })
+        .await;
+        drop(seen.expect("a node never saw erin"));
+    }
+    let exec =
+        |node: &harness::inprocess::InProcess| node.http("/v1/execute/sales?statement=SELECT%201");
+
+    // An access token issued on node 1 works on node 2, which holds the session from then on.
+    let (status, v) = post_json(
+        node1.http("/v1/login"),
+        serde_json::json!({"username": "erin@sales", "password": "Erin-pass-1234"}),
+    )
+    .await;
+    assert_eq!(status, 200, "{v}");
+    let token = v["access_token"].as_str().unwrap().to_owned();
+    assert_eq!(execute_status(exec(&node2), token.clone()).await, 200);
+    assert_eq!(execute_status(exec(&node1), token.clone()).await, 200);
+    // A token no node issued is refused everywhere.
+    assert_eq!(execute_status(exec(&node2), "A".repeat(43)).await, 401);
+    // Node 3 lists the session on both nodes that hold it.
+    let admin3 = node3.admin().await;
+    let (listed, took) = within_5s(|| async {
+        let r = rows(
+            &admin3,
+            "SELECT id, node FROM sys.sessions WHERE user = 'erin@sales' AND protocol = 'http' \
+             ORDER BY node",
+        )
+        .await;
+        (r.len() == 2).then_some(r)
+    })
+    .await;
+    let listed = listed.expect("node 3 never listed erin's session on nodes 1 and 2");
+    eprintln!("node 3 listed the HTTP session held by two nodes after {took:?}: {listed:?}");
+    let id = listed[0].split_once('|').unwrap().0.to_owned();
+    assert!(
+        listed[1].starts_with(&format!("{id}|")),
+        "one session: {listed:?}"
+    );
+    assert_ne!(listed[0], listed[1], "on two nodes: {listed:?}");
+    // END SESSION on node 3 ends it on both; node 3 never takes a copy of it either.
+    admin3
+        .batch_execute(&format!("ALTER SYSTEM END SESSION '{id}'"))
+        .await
+        .unwrap();
+    let (gone, took) = within_5s(|| async {
+        let on_1 = execute_status(exec(&node1), token.clone()).await;
+        let on_2 = execute_status(exec(&node2), token.clone()).await;
+        (on_1 == 401 && on_2 == 401).then_some(())
+    })
+    .await;
+    assert!(gone.is_some(), "the token outlived END SESSION on a node");
+    eprintln!("END SESSION on node 3 ended the HTTP session on nodes 1 and 2 after {took:?}");
+    assert_eq!(execute_status(exec(&node3), token.clone()).await, 401);
+
+    // A device grant started on node 1 is verified on node 2, against the real provider; its
+    // token works on node 3.
+    let keys = tempfile::tempdir().unwrap();
+    let idp = harness::idp::NodeServer::provider_with(
+        0,
+        &keys.path().join("keys.json"),
+        &["--redirect-uri", &node1.http("/v1/callback")],
+    );
+    node1
+        .admin()
+        .await
+        .batch_execute(&format!(
+            "CREATE GROUP sales_sso; \
+             GRANT USE ON DATABASE sales TO GROUP sales_sso; \
+             CREATE SSO INTEGRATION sales_sso_idp PROTOCOL oidc \
+               issuer = \"{}\", client_id = \"rs256-client\", \
+               client_secret = \"rs256-client-secret\", default_group = sales_sso, \
+               additional_scopes = [email]; \
+             ALTER DATABASE sales SET SSO INTEGRATION sales_sso_idp",
+            idp.url
+        ))
+        .await
+        .map_err(|e| harness::inprocess::db_error(&e))
+        .unwrap();
+    let admin2 = node2.admin().await;
+    let (seen, _) = within_5s(|| async {
+        let r = rows(&admin2, "SELECT name FROM sys.oidc_integrations").await;
+        r.contains(&"sales_sso_idp".to_owned()).then_some(())
+    })
+    .await;
+    assert!(seen.is_some(), "node 2 never saw the integration");
+    let (status, grant) = post_json(
+        node1.http("/v1/sso_device_grant"),
+        serde_json::json!({"database": "sales"}),
+    )
+    .await;
+    assert_eq!(status, 200, "{grant}");
+    let code = grant["user_code"].as_str().unwrap().to_owned();
+    let handle = grant["device_handle"].as_str().unwrap().to_owned();
+    // Node 2 does not know an invented handle (nor does any node).
+    let (status, v) = post_json(
+        node2.http("/v1/sso_device_grant_verify"),
+        serde_json::json!({"device_handle": "x".repeat(43), "database": "sales", "timeout": 1}),
+    )
+    .await;
+    assert_eq!(status, 404, "{v}");
+    let approve = {
+        let url = idp.url.clone();
+        let code = code.clone();
+        tokio::task::spawn_blocking(move || {
+            harness::idp::approve_device_at(&url, &code, false);
+        })
+    };
+    approve.await.unwrap();
+    let (status, v) = post_json(
+        node2.http("/v1/sso_device_grant_verify"),
+        serde_json::json!({"device_handle": handle, "database": "sales", "timeout": 30}),
+    )
+    .await;
+    assert_eq!(status, 200, "{v}");
+    assert_eq!(v["database"], "sales");
+    let sso_token = v["access_token"].as_str().unwrap().to_owned();
+    assert_eq!(execute_status(exec(&node3), sso_token.clone()).await, 200);
+    // Used once: node 1, which started it, no longer has it.
+    let (status, v) = post_json(
+        node1.http("/v1/sso_device_grant_verify"),
+        serde_json::json!({"device_handle": handle, "database": "sales", "timeout": 1}),
+    )
+    .await;
+    assert_eq!(status, 404, "{v}");
+    drop(idp);
 }

@@ -130,8 +130,8 @@ pub trait Store: Send + Sync + 'static {
         Ok(Vec::new())
     }
 
-    /// Asks the node that holds session `id` to end it (`by`: who asked); `false` if no live
-    /// node has published it.
+    /// Asks every live node to end session `id` (`by`: who asked; a node that does not hold
+    /// it ignores the request); `false` if no node is live.
     async fn request_session_end(
         &self,
         _id: &str,

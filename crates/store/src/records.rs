@@ -129,7 +129,9 @@ pub struct SsoIntegrationRecord {
 }
 
 /// What an integration can be assigned to.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize,
+)]
 pub enum AssignmentTarget {
     Database(i64),
     ConnectivityPool(i64),

@@ -96,7 +96,7 @@ pub async fn device_grant(
         })
         .await
         .map_err(ApiError::from)?;
-    let (code, device_handle) = state.device.hold(grant).map_err(ApiError::from)?;
+    let (code, device_handle) = state.device.hold(grant).await.map_err(ApiError::from)?;
     Ok(Json(DeviceGrantResponse {
         device_handle,
         verification_uri_complete: code
@@ -163,7 +163,7 @@ pub async fn device_grant_verify(
                 ),
             )
         })?;
-    let access_token = state.tokens.issue(&session.id);
+    let access_token = state.tokens.issue(&session).await;
     Ok(Json(DeviceGrantVerifyResponse {
         access_token,
         username: session.user.clone(),

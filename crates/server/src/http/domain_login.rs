@@ -83,7 +83,7 @@ pub async fn domain_login(
                     },
                 )
                 .await?;
-                return finish(state, domain.to_owned(), session);
+                return finish(state, domain.to_owned(), session).await;
             }
             if integration.protocol == SsoProtocol::Saml.as_str() {
                 // A SAML domain: the IdP's signed response, as its page would post it.
@@ -112,7 +112,7 @@ pub async fn domain_login(
                 let portcullis_auth::saml::SamlCompleted::Browser(done) = done else {
                     return Err(bad("a terminal's sign-in finishes in its browser"));
                 };
-                return finish(state, domain.to_owned(), done.session);
+                return finish(state, domain.to_owned(), done.session).await;
             }
             let token = field("id_token").ok_or_else(|| {
                 bad(format!(
@@ -168,17 +168,17 @@ pub async fn domain_login(
             (database.unwrap_or_default(), session)
         }
     };
-    finish(state, domain, session)
+    finish(state, domain, session).await
 }
 
 /// The `OAuthToken_<Domain>` cookie with an HTTP access token for the session, and
 /// `{"DomainName", "UserName"}`.
-fn finish(
+async fn finish(
     state: &HttpState,
     domain: String,
     session: std::sync::Arc<portcullis_catalog::Session>,
 ) -> Result<Response, ApiError> {
-    let token = state.tokens.issue(&session.id);
+    let token = state.tokens.issue(&session).await;
     let max_age = session.expires_at.map(|t| (t - now()).max(0));
     let cookie = cookies::set_strict(
         &cookies::domain_cookie_name(&domain),

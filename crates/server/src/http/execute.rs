@@ -114,7 +114,11 @@ async fn authenticate(
         .ok_or_else(|| {
             unauthorized("sign in first: send Authorization: Bearer <token> or Basic credentials")
         })?;
-    let known = state.tokens.session_id(&token);
+    let known = if looks_like_jwt(&token) {
+        None
+    } else {
+        state.tokens.session_id(&token).await
+    };
     if known.is_none() && looks_like_jwt(&token) {
         // A provider token given directly: signed in for this request only.
         let kind = portcullis_auth::oidc::TokenKind::of_token(&token);

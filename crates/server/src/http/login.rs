@@ -75,7 +75,7 @@ pub async fn login(
             Some(expires_at),
         )
         .await?;
-    let token = state.tokens.issue(&session.id);
+    let token = state.tokens.issue(&session).await;
     let cookie = super::cookies::set_strict(
         super::cookies::SESSION,
         &token,

@@ -152,7 +152,7 @@ pub async fn assertion_consumer(
             ),
         ),
         Ok(SamlCompleted::Browser(done)) => {
-            let token = state.tokens.issue(&done.session.id);
+            let token = state.tokens.issue(&done.session).await;
             let session_cookie =
                 cookies::set(cookies::SESSION, &token, "/", None, state.secure_cookies);
             let mut r = (

@@ -107,7 +107,7 @@ pub async fn sso_token(
             nonce: None,
         })
         .await?;
-    let access_token = state.tokens.issue(&session.id);
+    let access_token = state.tokens.issue(&session).await;
     let expires_in = session.expires_at.map_or(0, |t| (t - now()).max(0));
     Ok(Json(SsoTokenResponse {
         access_token,

@@ -1,45 +1,109 @@
 //! HTTP access tokens: random bearer strings mapped to sessions. Only a SHA-256 of each token
-//! is kept, so the table (and `sys.sessions`, which shows session ids) never reveals one.
+//! is kept, so the table (and `sys.sessions`, which shows session ids) never reveals one. With
+//! several nodes, a token issued on one works on every node (the catalog's `shared_http`).
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
 use parking_lot::RwLock;
+use portcullis_catalog::{Catalog, Session};
 use sha2::{Digest, Sha256};
 
-#[derive(Default)]
 pub struct TokenTable {
-    by_hash: RwLock<HashMap<[u8; 32], String>>,
+    by_hash: RwLock<HashMap<[u8; 32], Held>>,
+    catalog: Arc<Catalog>,
+}
+
+/// A token's session, and until when the token is remembered here (its session's end, Unix
+/// seconds).
+struct Held {
+    session_id: String,
+    until: i64,
+}
+
+impl Held {
+    fn of(session: &Session) -> Self {
+        Self {
+            session_id: session.id.clone(),
+            until: session.expires_at.unwrap_or(i64::MAX),
+        }
+    }
 }
 
 fn hash(token: &str) -> [u8; 32] {
     Sha256::digest(token.as_bytes()).into()
 }
 
+fn hex(hash: &[u8; 32]) -> String {
+    hash.iter().map(|b| format!("{b:02x}")).collect()
+}
+
 impl TokenTable {
-    /// Issues a token for a session.
-    pub fn issue(&self, session_id: &str) -> String {
+    pub fn new(catalog: Arc<Catalog>) -> Self {
+        Self {
+            by_hash: RwLock::default(),
+            catalog,
+        }
+    }
+
+    /// Issues a token for a session. With several nodes the session is shared first; when the
+    /// store cannot take it, the token still works here (and the failure is logged).
+    pub async fn issue(&self, session: &Session) -> String {
         let bytes: [u8; 32] = rand::random();
         let token = URL_SAFE_NO_PAD.encode(bytes);
-        self.by_hash
-            .write()
-            .insert(hash(&token), session_id.to_owned());
+        let hashed = hash(&token);
+        self.by_hash.write().insert(hashed, Held::of(session));
+        if let Err(e) = self
+            .catalog
+            .share_http_session(&hex(&hashed), session)
+            .await
+        {
+            tracing::warn!(session = %session.id, error = %e.message, "could not share an HTTP session with the other nodes; its token works on this node only");
+        }
         token
     }
 
-    /// The session a token stands for.
-    pub fn session_id(&self, token: &str) -> Option<String> {
-        self.by_hash.read().get(&hash(token)).cloned()
+    /// The session a token stands for: one this node issued or holds, or (several nodes) one
+    /// another node issued, which this node holds from then on.
+    pub async fn session_id(&self, token: &str) -> Option<String> {
+        let hashed = hash(token);
+        if let Some(held) = self.by_hash.read().get(&hashed) {
+            return Some(held.session_id.clone());
+        }
+        match self.catalog.adopt_http_session(&hex(&hashed)).await {
+            Ok(Some(session)) => {
+                self.by_hash.write().insert(hashed, Held::of(&session));
+                Some(session.id.clone())
+            }
+            Ok(None) => None,
+            Err(e) => {
+                tracing::warn!(error = %e.message, "could not look up an HTTP token in the shared store");
+                None
+            }
+        }
     }
 
-    /// Forgets one token (sign-out).
-    pub fn revoke(&self, token: &str) {
-        self.by_hash.write().remove(&hash(token));
+    /// Forgets one token (sign-out): here and, with several nodes, everywhere.
+    pub async fn revoke(&self, token: &str, session_id: Option<&str>) {
+        let hashed = hash(token);
+        self.by_hash.write().remove(&hashed);
+        let Some(id) = session_id else {
+            return;
+        };
+        if let Err(e) = self.catalog.sign_out_everywhere(&hex(&hashed), id).await {
+            tracing::warn!(session = %id, error = %e.message, "could not end an HTTP session on the other nodes");
+        }
     }
 
-    /// Forgets tokens whose sessions are gone.
-    pub fn retain(&self, live: impl Fn(&str) -> bool) {
-        self.by_hash.write().retain(|_, id| live(id));
+    /// Forgets tokens whose sessions are gone. With several nodes a token is remembered
+    /// until its session's end even so: the session ended here (idle, say) must not be taken
+    /// again from the store by this node.
+    pub fn sweep(&self, now: i64, live: impl Fn(&str) -> bool) {
+        let shared = self.catalog.shares_pending();
+        self.by_hash
+            .write()
+            .retain(|_, held| live(&held.session_id) || (shared && now < held.until));
     }
 }

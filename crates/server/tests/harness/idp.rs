@@ -83,10 +83,15 @@ impl Drop for NodeServer {
 /// Approves (or denies) a device grant's user code at the provider's own device pages, as the
 /// person at the browser would (tests/idp/device.mjs).
 pub fn approve_device(idp: &NodeServer, code: &str, deny: bool) {
+    approve_device_at(&idp.url, code, deny);
+}
+
+/// [`approve_device`] at the provider of issuer `url`.
+pub fn approve_device_at(url: &str, code: &str, deny: bool) {
     let mut cmd = Command::new("node");
     cmd.arg(idp_dir().join("device.mjs")).args([
         "--uri",
-        &format!("{}/device", idp.url),
+        &format!("{url}/device"),
         "--user-code",
         code,
     ]);

@@ -386,8 +386,7 @@ impl Store for PgStore {
             let put = tx
                 .prepare(
                     "INSERT INTO portcullis_sessions VALUES ($1, $2, $3) \
-                     ON CONFLICT (id) DO UPDATE SET node = EXCLUDED.node, \
-                     row_json = EXCLUDED.row_json",
+                     ON CONFLICT (node, id) DO UPDATE SET row_json = EXCLUDED.row_json",
                 )
                 .await?;
             for (id, row) in upserts {
@@ -436,10 +435,11 @@ impl Store for PgStore {
         let client = guard.as_mut().ok_or_else(gone)?;
         let rows = client
             .execute(
+                // Every live node is asked, not only those that published the session: one
+                // may have taken a copy of an HTTP session since its last publication.
                 "INSERT INTO portcullis_session_ends \
-                 SELECT s.id, s.node, $2 FROM portcullis_sessions s \
-                 JOIN portcullis_node_seen n ON n.node = s.node \
-                 WHERE s.id = $1 AND n.seen_at >= $3 ON CONFLICT (id) DO NOTHING",
+                 SELECT $1, n.node, $2 FROM portcullis_node_seen n \
+                 WHERE n.seen_at >= $3 ON CONFLICT (id, node) DO NOTHING",
                 &[&id, &by, &seen_after],
             )
             .await?;

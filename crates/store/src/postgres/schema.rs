@@ -168,4 +168,13 @@ CREATE TABLE portcullis_session_ends (
     by_user TEXT NOT NULL
 );
 "#,
+    // An HTTP session may be held by several nodes at once (its token was used on each), so a
+    // published session and an END SESSION request are per node.
+    r#"
+ALTER TABLE portcullis_sessions DROP CONSTRAINT portcullis_sessions_pkey;
+ALTER TABLE portcullis_sessions ADD PRIMARY KEY (node, id);
+CREATE INDEX portcullis_sessions_id ON portcullis_sessions (id);
+ALTER TABLE portcullis_session_ends DROP CONSTRAINT portcullis_session_ends_pkey;
+ALTER TABLE portcullis_session_ends ADD PRIMARY KEY (id, node);
+"#,
 ];

@@ -39,6 +39,7 @@ pub async fn current(state: &HttpState, headers: &HeaderMap) -> Current {
     let Some(session) = state
         .tokens
         .session_id(&token)
+        .await
         .and_then(|id| catalog.live_session(&id).ok())
     else {
         return Current::None;
@@ -198,15 +199,15 @@ pub async fn sign_out(
         );
     }
     let catalog = state.auth.catalog();
-    let (database, revoked) = match state
-        .tokens
-        .session_id(&token)
-        .and_then(|id| catalog.sessions.get(&id))
+    let session_id = state.tokens.session_id(&token).await;
+    let (database, revoked) = match session_id
+        .as_deref()
+        .and_then(|id| catalog.sessions.get(id))
     {
         Some(s) => (s.database.clone(), state.flows.sign_out(&s.id).await),
         None => (SYSTEM_DATABASE.to_owned(), false),
     };
-    state.tokens.revoke(&token);
+    state.tokens.revoke(&token, session_id.as_deref()).await;
     let location = format!(
         "/ui/signin?database={}&signed_out={}",
         url_encode(&database),

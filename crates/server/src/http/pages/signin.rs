@@ -354,7 +354,7 @@ pub async fn password(
         .await;
     match result {
         Ok(session) => {
-            let token = state.tokens.issue(&session.id);
+            let token = state.tokens.issue(&session).await;
             super::session::to_session_page(&state, &token)
         }
         Err(e) => render(
