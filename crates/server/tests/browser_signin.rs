@@ -9,7 +9,7 @@
 mod harness;
 
 use harness::idp::{free_port, idp_dir, tokens, NodeServer};
-use harness::web::{query_param, resolve, with_param, Web};
+use harness::web::{field_value, query_param, resolve, with_param, Web};
 use harness::{Server, ADMIN_PASSWORD};
 use serde_json::json;
 
@@ -381,15 +381,6 @@ fn authorization_code_flow_and_every_refusal() {
 }
 
 /// The value of a hidden form field in a page.
-fn field_value(html: &str, name: &str) -> String {
-    let marker = format!("name=\"{name}\" value=\"");
-    let start = html
-        .find(&marker)
-        .unwrap_or_else(|| panic!("no {name} in {html}"))
-        + marker.len();
-    html[start..].split('"').next().unwrap().to_owned()
-}
-
 #[test]
 fn expired_flows_chooser_domain_login_and_https() {
     let server = Server::start_env(&[("PORTCULLIS_SSO_FLOW_SECONDS", "1")]);

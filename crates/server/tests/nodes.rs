@@ -638,6 +638,42 @@ async fn http_tokens_and_device_grants_work_on_every_node() {
     eprintln!("END SESSION on node 3 ended the HTTP session on nodes 1 and 2 after {took:?}");
     assert_eq!(execute_status(exec(&node3), token.clone()).await, 401);
 
+    // Signing out on node 2 of a session node 1 issued (the browser's cookie goes to every
+    // node, as behind a load balancer) ends it on node 1 too.
+    let (signin, session_page, signout) = (
+        node1.http("/v1/login"),
+        node2.http("/ui/session"),
+        node2.http("/ui/signout"),
+    );
+    let token = tokio::task::spawn_blocking(move || {
+        let web = harness::web::Web::new();
+        let r = web.post_json(
+            &signin,
+            &serde_json::json!({"username": "erin@sales", "password": "Erin-pass-1234"}),
+        );
+        assert_eq!(r.status, 200, "{}", r.body);
+        let v: serde_json::Value = serde_json::from_str(&r.body).unwrap();
+        let page = web.get(&session_page);
+        assert_eq!(page.status, 200, "{}", page.body);
+        assert!(page.body.contains("erin@sales"), "{}", page.body);
+        let csrf = harness::web::field_value(&page.body, "csrf");
+        let r = web.post_form(&signout, &[("csrf", &csrf)]);
+        assert_eq!(r.status, 303, "{}", r.body);
+        v["access_token"].as_str().unwrap().to_owned()
+    })
+    .await
+    .unwrap();
+    let (gone, took) = within_5s(|| async {
+        (execute_status(exec(&node1), token.clone()).await == 401).then_some(())
+    })
+    .await;
+    assert!(
+        gone.is_some(),
+        "the session outlived sign-out on another node"
+    );
+    eprintln!("sign-out on node 2 ended the session on node 1 after {took:?}");
+    assert_eq!(execute_status(exec(&node3), token.clone()).await, 401);
+
     // A device grant started on node 1 is verified on node 2, against the real provider; its
     // token works on node 3.
     let keys = tempfile::tempdir().unwrap();

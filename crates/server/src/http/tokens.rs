@@ -27,7 +27,10 @@ impl Held {
     fn of(session: &Session) -> Self {
         Self {
             session_id: session.id.clone(),
-            until: session.expires_at.unwrap_or(i64::MAX),
+            // A token whose session has no end of its own is remembered for a day.
+            until: session
+                .expires_at
+                .unwrap_or_else(|| portcullis_catalog::now() + 24 * 3600),
         }
     }
 }

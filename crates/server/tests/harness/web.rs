@@ -240,3 +240,13 @@ pub fn with_param(url: &str, name: &str, value: &str) -> String {
         .collect();
     format!("{base}?{}", parts.join("&"))
 }
+
+/// The value of the form field `name` in an HTML page (panics if there is none).
+pub fn field_value(html: &str, name: &str) -> String {
+    let marker = format!("name=\"{name}\" value=\"");
+    let start = html
+        .find(&marker)
+        .unwrap_or_else(|| panic!("no {name} in {html}"))
+        + marker.len();
+    html[start..].split('"').next().unwrap().to_owned()
+}
