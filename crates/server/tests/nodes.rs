@@ -203,20 +203,14 @@ async fn a_browser_sign_in_started_on_one_node_finishes_on_the_other() {
         .connect("admin@system", "example_database", harness::ADMIN_PASSWORD)
         .await
         .unwrap();
-    in_db
-        .batch_execute(&format!(
-            "CREATE GROUP sso_users; \
-             GRANT USE ON DATABASE example_database TO GROUP sso_users; \
-             CREATE SSO INTEGRATION corp_sso PROTOCOL oidc \
-               issuer = \"{}\", client_id = \"rs256-client\", \
-               client_secret = \"rs256-client-secret\", default_group = sso_users, \
-               additional_scopes = [email]; \
-             ALTER DATABASE example_database SET SSO INTEGRATION corp_sso",
-            idp.url
-        ))
-        .await
-        .map_err(|e| harness::inprocess::db_error(&e))
-        .unwrap();
+    assign_provider(
+        &in_db,
+        "example_database",
+        "sso_users",
+        "corp_sso",
+        &idp.url,
+    )
+    .await;
     // Started on node 2 (its redirect comes back by the advertised address: node 1's).
     let start = node2.http("/v1/sso_authentication");
     let (status, page) = tokio::task::spawn_blocking(move || {
@@ -244,6 +238,30 @@ async fn a_browser_sign_in_started_on_one_node_finishes_on_the_other() {
     .await;
     assert_eq!(on_1.len(), 1, "the session is on node 1: {on_1:?}");
     assert!(on_1[0].ends_with("|example_database"), "{on_1:?}");
+}
+
+/// Creates `group` with USE on `database` and an OIDC integration of the test provider at
+/// `issuer` (its default group `group`), assigned to `database`.
+async fn assign_provider(
+    admin: &tokio_postgres::Client,
+    database: &str,
+    group: &str,
+    integration: &str,
+    issuer: &str,
+) {
+    admin
+        .batch_execute(&format!(
+            "CREATE GROUP {group}; \
+             GRANT USE ON DATABASE {database} TO GROUP {group}; \
+             CREATE SSO INTEGRATION {integration} PROTOCOL oidc \
+               issuer = \"{issuer}\", client_id = \"rs256-client\", \
+               client_secret = \"rs256-client-secret\", default_group = {group}, \
+               additional_scopes = [email]; \
+             ALTER DATABASE {database} SET SSO INTEGRATION {integration}"
+        ))
+        .await
+        .map_err(|e| harness::inprocess::db_error(&e))
+        .unwrap();
 }
 
 fn url_encode(s: &str) -> String {
@@ -682,22 +700,14 @@ async fn http_tokens_and_device_grants_work_on_every_node() {
         &keys.path().join("keys.json"),
         &["--redirect-uri", &node1.http("/v1/callback")],
     );
-    node1
-        .admin()
-        .await
-        .batch_execute(&format!(
-            "CREATE GROUP sales_sso; \
-             GRANT USE ON DATABASE sales TO GROUP sales_sso; \
-             CREATE SSO INTEGRATION sales_sso_idp PROTOCOL oidc \
-               issuer = \"{}\", client_id = \"rs256-client\", \
-               client_secret = \"rs256-client-secret\", default_group = sales_sso, \
-               additional_scopes = [email]; \
-             ALTER DATABASE sales SET SSO INTEGRATION sales_sso_idp",
-            idp.url
-        ))
-        .await
-        .map_err(|e| harness::inprocess::db_error(&e))
-        .unwrap();
+    assign_provider(
+        &node1.admin().await,
+        "sales",
+        "sales_sso",
+        "sales_sso_idp",
+        &idp.url,
+    )
+    .await;
     let admin2 = node2.admin().await;
     let (seen, _) = within_5s(|| async {
         let r = rows(&admin2, "SELECT name FROM sys.oidc_integrations").await;
