@@ -4,14 +4,15 @@
 //! no writes, no PRAGMA, no ATTACH. Queries run off the async workers on a small pool of engines
 //! ([`QueryPool`]), within the time and size limits of [`limits`].
 
+mod copy;
 mod limits;
 mod pg_catalog;
 mod pool;
+mod project;
 #[cfg(test)]
 mod tests;
 mod visibility;
 
-use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -30,6 +31,7 @@ use crate::value::{Column, ColumnType, QueryResult, Value};
 use portcullis_store::AuthEventRecord;
 
 pub use pool::{QueryJob, QueryPool};
+pub use project::session_row;
 use visibility::{Owners, Visibility};
 
 /// The hidden tables; the public `sys.x` are views over `sys.x_all` (see [`visibility`]).
@@ -90,8 +92,10 @@ struct SessionView {
 /// query at a time (the [`QueryPool`] hands it out).
 pub struct QueryEngine {
     conn: Connection,
-    /// What the copy holds: each part is loaded when a query first reads it stale.
+    /// What the copy holds: each part is brought up to date when a query first reads it stale.
     copy: Copy,
+    /// The copy's tables, row by row.
+    tables: copy::Tables,
     /// What the statement being prepared reads (the authorizer notes it).
     reads: Arc<Mutex<Reads>>,
     /// Set while the engine writes its copy: the authorizer lets its statements through.
@@ -216,6 +220,7 @@ impl QueryEngine {
         Ok(Self {
             conn,
             copy: Copy::default(),
+            tables: copy::Tables::default(),
             reads,
             loading,
             deadline,
@@ -268,9 +273,10 @@ impl QueryEngine {
         if small.is_some() && (reads.any() || self.copy.owners != job.catalog_generation) {
             return None;
         }
-        let loader = Loader {
+        let mut loader = Loader {
             conn: &self.conn,
             loading: &self.loading,
+            tables: &mut self.tables,
         };
         match loader.refresh(&mut self.copy, job, reads) {
             Ok(Some(owners)) => self.owners = Arc::new(owners),
@@ -339,13 +345,14 @@ fn rows_of(
 struct Loader<'a> {
     conn: &'a Connection,
     loading: &'a std::sync::atomic::AtomicBool,
+    tables: &'a mut copy::Tables,
 }
 
 impl Loader<'_> {
     /// Brings the parts of the copy a statement `reads` up to the job's catalog, sessions and
     /// events. Returns the row owners when the catalog changed since they were worked out.
     fn refresh(
-        &self,
+        &mut self,
         copy: &mut Copy,
         job: &QueryJob,
         reads: Reads,
@@ -360,7 +367,9 @@ impl Loader<'_> {
         }
         if reads.catalog && copy.catalog != job.catalog_generation {
             copy.catalog = u64::MAX;
-            self.write(|conn| load_catalog(conn, state))?;
+            write_copy(self.conn, self.loading, |conn| {
+                self.tables.sync_catalog(conn, state)
+            })?;
             copy.catalog = job.catalog_generation;
         }
         // Sessions are listed with the limits of the catalog the query runs over.
@@ -372,8 +381,10 @@ impl Loader<'_> {
                 .sessions
                 .live(now, |s| crate::catalog::limits_in(state, s));
             let remote = job.sessions.remote();
-            let node = job.sessions.node();
-            self.write(|conn| load_sessions(conn, &live.sessions, &remote, state, node))?;
+            let rows = project::sessions(&live.sessions, &remote, state, job.sessions.node());
+            write_copy(self.conn, self.loading, |conn| {
+                self.tables.sync_sessions(conn, rows)
+            })?;
             copy.sessions = generation;
             copy.sessions_until = live.valid_until;
         }
@@ -388,23 +399,27 @@ impl Loader<'_> {
         if fresh.is_empty() && nothing_dropped {
             return Ok(());
         }
-        self.write(|conn| append_events(conn, &fresh, oldest))?;
+        write_copy(self.conn, self.loading, |conn| {
+            append_events(conn, &fresh, oldest)
+        })?;
         if let Some(last) = fresh.last() {
             copy.events_through = last.id;
         }
         Ok(())
     }
+}
 
-    fn write(
-        &self,
-        load: impl FnOnce(&Connection) -> rusqlite::Result<()>,
-    ) -> Result<(), CatalogError> {
-        use std::sync::atomic::Ordering;
-        self.loading.store(true, Ordering::Release);
-        let loaded = load(self.conn);
-        self.loading.store(false, Ordering::Release);
-        loaded.map_err(internal)
-    }
+/// Writes the copy (the authorizer lets the engine's own statements through meanwhile).
+fn write_copy<T>(
+    conn: &Connection,
+    loading: &std::sync::atomic::AtomicBool,
+    load: impl FnOnce(&Connection) -> rusqlite::Result<T>,
+) -> Result<T, CatalogError> {
+    use std::sync::atomic::Ordering;
+    loading.store(true, Ordering::Release);
+    let loaded = load(conn);
+    loading.store(false, Ordering::Release);
+    loaded.map_err(internal)
 }
 
 /// Prepares a read of the `sys` views, or says clearly why not.
@@ -659,298 +674,6 @@ fn session_view(session: &Session, state: &CatalogState, owners: Arc<Owners>) ->
     }
 }
 
-/// Names by id, so that loading the copy takes time linear in the catalog's size.
-struct Names<'a> {
-    databases: HashMap<i64, &'a str>,
-    users: HashMap<i64, &'a portcullis_store::UserRecord>,
-    groups: HashMap<i64, &'a portcullis_store::GroupRecord>,
-    roles: HashMap<i64, &'a portcullis_store::RoleRecord>,
-}
-
-impl<'a> Names<'a> {
-    fn of(state: &'a CatalogState) -> Self {
-        let s = &state.snap;
-        Self {
-            databases: s
-                .databases
-                .iter()
-                .map(|d| (d.id, d.name.as_str()))
-                .collect(),
-            users: s.users.iter().map(|u| (u.id, u)).collect(),
-            groups: s.groups.iter().map(|g| (g.id, g)).collect(),
-            roles: s.roles.iter().map(|r| (r.id, r)).collect(),
-        }
-    }
-
-    fn database(&self, id: i64) -> &'a str {
-        self.databases.get(&id).copied().unwrap_or("?")
-    }
-
-    /// `name@database` of a user, group or role.
-    fn user(&self, id: i64) -> Option<String> {
-        let u = self.users.get(&id)?;
-        Some(format!("{}@{}", u.name, self.database(u.database_id)))
-    }
-
-    fn group(&self, id: i64) -> Option<String> {
-        let g = self.groups.get(&id)?;
-        Some(format!("{}@{}", g.name, self.database(g.database_id)))
-    }
-
-    fn role(&self, id: i64) -> Option<String> {
-        let r = self.roles.get(&id)?;
-        Some(format!("{}@{}", r.name, self.database(r.database_id)))
-    }
-}
-
-fn load_catalog(conn: &Connection, state: &CatalogState) -> rusqlite::Result<()> {
-    use portcullis_store::{ObjectRef, PrincipalRef, ScopeRef};
-    let s = &state.snap;
-    let names = Names::of(state);
-    let tx = conn.unchecked_transaction()?;
-    for table in [
-        "databases",
-        "users",
-        "groups",
-        "group_members",
-        "roles",
-        "role_members",
-        "privileges",
-        "password_settings",
-        "oidc_integrations",
-        "connectivity_pools",
-    ] {
-        tx.execute(&format!("DELETE FROM sys.{table}_all"), [])?;
-    }
-    {
-        let mut st = tx.prepare("INSERT INTO sys.databases_all VALUES (?1, ?2, ?3, ?4)")?;
-        for d in &s.databases {
-            // The URL without its password (the password is sealed, never in a copy).
-            let upstream = s
-                .upstreams
-                .iter()
-                .find(|u| u.database_id == d.id)
-                .map(|u| u.url.clone());
-            st.execute(params![d.id, d.name, timestamp(d.created_at), upstream])?;
-        }
-        let mut st = tx.prepare(
-            "INSERT INTO sys.users_all VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
-        )?;
-        for u in &s.users {
-            let db = names.database(u.database_id);
-            st.execute(params![
-                u.id,
-                u.name,
-                format!("{}@{db}", u.name),
-                u.database_id,
-                db,
-                u.first_name,
-                u.last_name,
-                u.email,
-                u.state,
-                u.failed_attempts,
-                timestamp(u.password_set_at),
-                timestamp(u.created_at)
-            ])?;
-        }
-        let mut st = tx.prepare("INSERT INTO sys.groups_all VALUES (?1, ?2, ?3, ?4, ?5, ?6)")?;
-        for g in &s.groups {
-            let db = names.database(g.database_id);
-            st.execute(params![
-                g.id,
-                g.name,
-                format!("{}@{db}", g.name),
-                g.database_id,
-                db,
-                timestamp(g.created_at)
-            ])?;
-        }
-        let mut st = tx.prepare("INSERT INTO sys.group_members_all VALUES (?1, ?2, ?3, ?4)")?;
-        for m in &s.group_members {
-            let group = names.groups.get(&m.group_id).map(|g| g.name.as_str());
-            st.execute(params![m.group_id, group, m.user_id, names.user(m.user_id)])?;
-        }
-        let mut st = tx.prepare("INSERT INTO sys.roles_all VALUES (?1, ?2, ?3, ?4, ?5)")?;
-        for r in &s.roles {
-            st.execute(params![
-                r.id,
-                r.name,
-                r.database_id,
-                names.database(r.database_id),
-                r.description
-            ])?;
-        }
-        let principal = |p: &PrincipalRef| -> (&'static str, i64, Option<String>) {
-            match *p {
-                PrincipalRef::User(id) => ("USER", id, names.user(id)),
-                PrincipalRef::Group(id) => ("GROUP", id, names.group(id)),
-                PrincipalRef::Role(id) => ("ROLE", id, names.role(id)),
-            }
-        };
-        let mut st = tx.prepare("INSERT INTO sys.role_members_all VALUES (?1, ?2, ?3, ?4, ?5)")?;
-        for m in &s.role_members {
-            let role = names.roles.get(&m.role_id).map(|r| r.name.as_str());
-            let (kind, id, name) = principal(&m.member);
-            st.execute(params![m.role_id, role, kind, id, name])?;
-        }
-        let mut st = tx.prepare(
-            "INSERT INTO sys.privileges_all VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
-        )?;
-        for g in &s.grants {
-            let (object_type, object_id, object_name) = match g.object {
-                ObjectRef::System => ("SYSTEM", None, None),
-                ObjectRef::Database(id) => {
-                    ("DATABASE", Some(id), Some(names.database(id).to_owned()))
-                }
-                ObjectRef::User(id) => ("USER", Some(id), names.user(id)),
-                ObjectRef::Group(id) => ("GROUP", Some(id), names.group(id)),
-            };
-            let (kind, id, name) = principal(&g.grantee);
-            st.execute(params![
-                g.privilege,
-                object_type,
-                object_id,
-                object_name,
-                kind,
-                id,
-                name,
-                g.grantor,
-                timestamp(g.granted_at)
-            ])?;
-        }
-        let mut st =
-            tx.prepare("INSERT INTO sys.password_settings_all VALUES (?1, ?2, ?3, ?4, ?5)")?;
-        for r in &s.settings {
-            let (scope, id, name) = match r.scope {
-                ScopeRef::System => ("SYSTEM", None, None),
-                ScopeRef::Database(id) => {
-                    ("DATABASE", Some(id), Some(names.database(id).to_owned()))
-                }
-                ScopeRef::Group(id) => ("GROUP", Some(id), names.group(id)),
-            };
-            st.execute(params![scope, id, name, r.name, r.value])?;
-        }
-    }
-    load_integrations(&tx, state)?;
-    tx.commit()
-}
-
-/// `sys.oidc_integrations` (through its filtering view) and `sys.connectivity_pools`. Lists and
-/// maps are shown as JSON; the client secret only as whether one is set.
-fn load_integrations(tx: &rusqlite::Transaction<'_>, state: &CatalogState) -> rusqlite::Result<()> {
-    use portcullis_store::AssignmentTarget;
-    let json = |v: &dyn erased_json::Json| v.json();
-    let mut st = tx.prepare(
-        "INSERT INTO sys.oidc_integrations_all VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, \
-         ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21, ?22, ?23, ?24, ?25, ?26, ?27, \
-         ?28, ?29, ?30)",
-    )?;
-    for i in &state.snap.sso_integrations {
-        let Ok(p) = crate::sso::SsoProperties::from_json(&i.properties) else {
-            continue;
-        };
-        let assigned: Vec<String> = state
-            .snap
-            .sso_assignments
-            .iter()
-            .filter(|a| a.integration_id == i.id)
-            .map(|a| match a.target {
-                AssignmentTarget::Database(d) => format!("database {}", state.database_name(d)),
-                AssignmentTarget::ConnectivityPool(id) => format!(
-                    "connectivity_pool {}",
-                    state
-                        .snap
-                        .connectivity_pools
-                        .iter()
-                        .find(|x| x.id == id)
-                        .map_or("?", |x| x.name.as_str())
-                ),
-            })
-            .collect();
-        st.execute(params![
-            i.id,
-            i.name,
-            i.database_id,
-            state.database_name(i.database_id),
-            i.protocol,
-            p.issuer,
-            p.client_id,
-            i.sealed_secret.is_some(),
-            p.default_group,
-            p.redirect_host,
-            p.redirect_ssl,
-            p.disabled,
-            p.enable_id_token_authentication,
-            json(&p.user_id_claims),
-            json(&p.additional_scopes),
-            json(&p.additional_audiences),
-            json(&p.groups_claim_ids),
-            json(&p.groups_claim_mappings),
-            json(&p.roles_claim_ids),
-            json(&p.roles_claim_mappings),
-            json(&p.allowed_groups),
-            json(&p.allowed_roles),
-            json(&p.blocked_groups),
-            json(&p.blocked_roles),
-            p.allow_offline_access,
-            if p.protocol_version.is_empty() {
-                "v1"
-            } else {
-                p.protocol_version.as_str()
-            },
-            assigned.join(", "),
-            timestamp(i.created_at),
-            timestamp(i.updated_at),
-            p.ldap
-                .as_ref()
-                .map(|d| json(d as &dyn erased_json::Json))
-                .or_else(|| p.saml.as_ref().map(saml_summary))
-        ])?;
-    }
-    let mut st =
-        tx.prepare("INSERT INTO sys.connectivity_pools_all VALUES (?1, ?2, ?3, ?4, ?5, ?6)")?;
-    for p in &state.snap.connectivity_pools {
-        let integration = state
-            .assigned_integration(AssignmentTarget::ConnectivityPool(p.id))
-            .map(|i| i.name.clone());
-        st.execute(params![
-            p.id,
-            p.name,
-            p.listen,
-            integration,
-            timestamp(p.created_at),
-            p.advertised
-        ])?;
-    }
-    Ok(())
-}
-
-/// Lists and maps as JSON text for the catalog tables.
-/// What `sys.oidc_integrations.directory` shows of a SAML integration: where its metadata
-/// comes from (an inline document by its size), not the document.
-fn saml_summary(idp: &crate::sso::SamlIdp) -> String {
-    serde_json::json!({
-        "idp_metadata_url": idp.idp_metadata_url,
-        "idp_metadata": idp.idp_metadata.as_ref().map(|d| format!("inline, {} bytes", d.len())),
-        "sp_entity_id": idp.sp_entity_id,
-        "allow_idp_initiated": idp.allow_idp_initiated,
-        "clock_skew_seconds": idp.clock_skew_seconds,
-        "session_seconds": idp.session_seconds,
-    })
-    .to_string()
-}
-
-mod erased_json {
-    pub trait Json {
-        fn json(&self) -> String;
-    }
-    impl<T: serde::Serialize> Json for T {
-        fn json(&self) -> String {
-            serde_json::to_string(self).unwrap_or_default()
-        }
-    }
-}
-
 /// The event time with microseconds, UTC.
 fn event_time(micros: i64) -> String {
     chrono::DateTime::from_timestamp_micros(micros)
@@ -990,74 +713,6 @@ fn append_events(
                 e.detail,
                 e.session_id,
                 e.token_id
-            ])?;
-        }
-    }
-    tx.commit()
-}
-
-/// A session as `sys.sessions` shows it (and as its node publishes it to the others).
-pub fn session_row(
-    s: &Session,
-    state: &CatalogState,
-    node: Option<i64>,
-) -> crate::sessions::SessionRow {
-    let (groups, roles) = group_and_role_names(s, state);
-    let sso = s.sso.as_ref();
-    crate::sessions::SessionRow {
-        id: s.id.clone(),
-        user_id: s.user_id,
-        user: s.user.clone(),
-        database: s.database.clone(),
-        database_id: s.database_id,
-        method: s.method.name().to_owned(),
-        protocol: s.protocol.name().to_owned(),
-        peer: s.peer.clone(),
-        start_time: timestamp(s.started_at),
-        expires_at: s.expires_at.map(timestamp),
-        sso_integration: sso.map(|x| x.integration.clone()),
-        groups: groups.join(","),
-        roles: roles.join(","),
-        token_expires_at: sso.map(|x| timestamp(x.token_expires_at)),
-        node,
-    }
-}
-
-fn load_sessions(
-    conn: &Connection,
-    sessions: &[Arc<Session>],
-    remote: &[crate::sessions::SessionRow],
-    state: &CatalogState,
-    node: Option<i64>,
-) -> rusqlite::Result<()> {
-    let tx = conn.unchecked_transaction()?;
-    tx.execute("DELETE FROM sys.sessions_all", [])?;
-    {
-        let mut st = tx.prepare(
-            "INSERT INTO sys.sessions_all VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, \
-             ?13, ?14, ?15)",
-        )?;
-        let local: Vec<_> = sessions
-            .iter()
-            .map(|s| session_row(s, state, node))
-            .collect();
-        for r in local.iter().chain(remote) {
-            st.execute(params![
-                r.id,
-                r.user_id,
-                r.user,
-                r.database,
-                r.database_id,
-                r.method,
-                r.protocol,
-                r.peer,
-                r.start_time,
-                r.expires_at,
-                r.sso_integration,
-                r.groups,
-                r.roles,
-                r.token_expires_at,
-                r.node
             ])?;
         }
     }
