@@ -19,6 +19,8 @@ use crate::oidc::TokenKind;
 use crate::sso::{integration_now, FlowIntegration, IntegrationChoice};
 use crate::{SsoAuthenticator, SsoError, TokenSignIn};
 
+mod shared;
+
 /// How the server is reached by browsers, for `redirect_uri` when an integration sets no
 /// `redirect_host`/`redirect_ssl`.
 #[derive(Debug, Clone)]
@@ -114,11 +116,19 @@ pub struct Completed {
 }
 
 /// A session's refresh grant, sealed.
+#[derive(Clone)]
 struct Grant {
     integration_id: i64,
     integration: String,
     pool_id: Option<i64>,
     sealed_refresh: Option<Vec<u8>>,
+}
+
+/// Where a session's refresh grant is: here, or (several nodes) in the store they share,
+/// where any node holding a copy of the session renews it ([`shared`]).
+enum Held {
+    Here(Grant),
+    Shared,
 }
 
 /// Browser flows started, sessions renewed, refresh tokens revoked (`/metrics`).
@@ -136,7 +146,7 @@ pub struct CodeFlow {
     sso: Arc<SsoAuthenticator>,
     advertised: Advertised,
     flows: FlowTable,
-    grants: Mutex<HashMap<String, Arc<tokio::sync::Mutex<Grant>>>>,
+    grants: Mutex<HashMap<String, Arc<tokio::sync::Mutex<Held>>>>,
     /// Sessions are renewed when their token expires within this margin.
     renew_margin: i64,
 }
@@ -466,7 +476,41 @@ impl CodeFlow {
                 nonce: Some(&flow.nonce),
             })
             .await?;
-        let sealed_refresh = match &tokens.refresh_token {
+        let held = if self.catalog.shares_pending() {
+            let shared = shared::SharedRefresh {
+                integration_id: record.id,
+                integration: record.name.clone(),
+                pool_id: flow.pool_id,
+                refresh: tokens.refresh_token.clone(),
+                failed: None,
+            };
+            if let Err(e) = self.share_grant(&session, &shared).await {
+                self.catalog.sessions.remove(&session.id, Reason::Internal);
+                return Err(e);
+            }
+            Held::Shared
+        } else {
+            Held::Here(self.grant_here(&session, &record, flow.pool_id, tokens.refresh_token)?)
+        };
+        self.grants
+            .lock()
+            .insert(session.id.clone(), Arc::new(tokio::sync::Mutex::new(held)));
+        self.count_completion(began, provider_time);
+        Ok(Completed {
+            session,
+            callback_path: flow.callback_path,
+        })
+    }
+
+    /// A refresh grant kept on this node (one node), its token sealed.
+    fn grant_here(
+        &self,
+        session: &Session,
+        record: &SsoIntegrationRecord,
+        pool_id: Option<i64>,
+        refresh: Option<String>,
+    ) -> Result<Grant, SsoError> {
+        let sealed_refresh = match &refresh {
             Some(r) => match self.catalog.seal(&refresh_context(&session.id), r) {
                 Ok(s) => Some(s),
                 Err(e) => {
@@ -476,19 +520,11 @@ impl CodeFlow {
             },
             None => None,
         };
-        self.grants.lock().insert(
-            session.id.clone(),
-            Arc::new(tokio::sync::Mutex::new(Grant {
-                integration_id: record.id,
-                integration: record.name.clone(),
-                pool_id: flow.pool_id,
-                sealed_refresh,
-            })),
-        );
-        self.count_completion(began, provider_time);
-        Ok(Completed {
-            session,
-            callback_path: flow.callback_path,
+        Ok(Grant {
+            integration_id: record.id,
+            integration: record.name.clone(),
+            pool_id,
+            sealed_refresh,
         })
     }
 
@@ -525,10 +561,15 @@ impl CodeFlow {
             .map_err(|e| refused(Reason::ProviderTokenEndpoint, e))
     }
 
-    /// Whether a session has a refresh grant.
+    /// Whether a session has a refresh grant (one kept in the shared store counts).
     pub fn has_refresh(&self, session_id: &str) -> bool {
         let grant = self.grants.lock().get(session_id).cloned();
-        grant.is_some_and(|g| g.try_lock().map_or(true, |g| g.sealed_refresh.is_some()))
+        grant.is_some_and(|g| {
+            g.try_lock().map_or(true, |g| match &*g {
+                Held::Here(g) => g.sealed_refresh.is_some(),
+                Held::Shared => true,
+            })
+        })
     }
 
     /// Renews a browser session whose token expires within the margin, with its refresh token.
@@ -541,10 +582,19 @@ impl CodeFlow {
         if sso.token_expires_at - now() > self.renew_margin {
             return Ok(session);
         }
-        let Some(grant) = self.grants.lock().get(&session.id).cloned() else {
-            return Ok(session);
+        let held = self.grants.lock().get(&session.id).cloned();
+        let held = match held {
+            Some(held) => held,
+            // A copy of a browser session another node signed in: its grant is in the store.
+            None if self.catalog.shares_pending() && session.via == SignInMethod::CodeFlow => self
+                .grants
+                .lock()
+                .entry(session.id.clone())
+                .or_insert_with(|| Arc::new(tokio::sync::Mutex::new(Held::Shared)))
+                .clone(),
+            None => return Ok(session),
         };
-        let mut grant = grant.lock().await;
+        let mut held = held.lock().await;
         // Another request may have renewed it while this one waited.
         let current = self
             .catalog
@@ -558,7 +608,10 @@ impl CodeFlow {
         {
             return Ok(current);
         }
-        let result = self.renew(&current, &mut grant).await;
+        let result = match &mut *held {
+            Held::Here(grant) => self.renew(&current, grant).await,
+            Held::Shared => self.renew_shared(&current).await,
+        };
         if result.is_err() {
             // The connection is told; the event says the renewal failed.
             self.catalog
@@ -636,10 +689,21 @@ impl CodeFlow {
     /// endpoint. Answers whether the provider confirmed the revocation.
     pub async fn sign_out(&self, session_id: &str) -> bool {
         self.catalog.sessions.remove(session_id, Reason::SignedOut);
-        let Some(grant) = self.grants.lock().remove(session_id) else {
-            return false;
+        let held = self.grants.lock().remove(session_id);
+        let here = match held {
+            Some(held) => match &*held.lock().await {
+                Held::Here(grant) => Some(grant.clone()),
+                Held::Shared => None,
+            },
+            None => None,
         };
-        let grant = grant.lock().await;
+        let grant = match here {
+            Some(grant) => grant,
+            None => match self.take_shared_grant(session_id).await {
+                Some(grant) => grant,
+                None => return false,
+            },
+        };
         let Some(sealed) = &grant.sealed_refresh else {
             return false;
         };
@@ -708,9 +772,24 @@ impl CodeFlow {
     }
 
     /// Renews every browser session whose token is about to expire (the sweeper calls this,
-    /// so idle sessions stay alive while their refresh token works).
+    /// so idle sessions stay alive while their refresh token works). Several nodes: the
+    /// copies of other nodes' browser sessions too.
     pub async fn renew_due(&self) {
-        let ids: Vec<String> = self.grants.lock().keys().cloned().collect();
+        let mut ids: Vec<String> = self.grants.lock().keys().cloned().collect();
+        if self.catalog.shares_pending() {
+            let margin = now() + self.renew_margin;
+            ids.extend(
+                self.catalog
+                    .sessions
+                    .list()
+                    .iter()
+                    .filter(|s| s.via == SignInMethod::CodeFlow)
+                    .filter(|s| s.sso.as_ref().is_some_and(|x| x.token_expires_at <= margin))
+                    .map(|s| s.id.clone()),
+            );
+            ids.sort_unstable();
+            ids.dedup();
+        }
         for id in ids {
             if let Some(s) = self.catalog.sessions.get(&id) {
                 if let Err(e) = self.renew_if_due(s).await {

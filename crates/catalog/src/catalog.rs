@@ -475,6 +475,22 @@ impl Catalog {
             .await?)
     }
 
+    /// [`Self::put_pending`], replacing what `key` held.
+    pub async fn replace_pending<T: serde::Serialize>(
+        &self,
+        key: &str,
+        value: &T,
+        ttl_seconds: i64,
+    ) -> Result<bool, CatalogError> {
+        let text = serde_json::to_string(value)
+            .map_err(|e| CatalogError::internal(format!("pending sign-in: {e}")))?;
+        let sealed = self.seal(&pending_context(key), &text)?;
+        Ok(self
+            .store
+            .replace_pending(key, &sealed, now().saturating_add(ttl_seconds))
+            .await?)
+    }
+
     /// The live pending sign-in of `key`, left in place.
     pub async fn peek_pending<T: serde::de::DeserializeOwned>(
         &self,

@@ -38,7 +38,7 @@ pub(crate) async fn leave_tombstone(
     session_id: &str,
 ) -> Result<(), CatalogError> {
     catalog
-        .put_pending(&tombstone_key(session_id), &true, KEEP_SECONDS)
+        .replace_pending(&tombstone_key(session_id), &true, KEEP_SECONDS)
         .await
         .map(|_| ())
 }

@@ -159,8 +159,18 @@ async fn two_nodes(
 /// `n` nodes on one store, sharing `secret.key`; nodes after the first advertise node 1's HTTP
 /// address as their own, as a load balancer in front of them all would make it.
 async fn nodes(pg: &Postgres, n: usize) -> Vec<harness::inprocess::InProcess> {
+    nodes_with(pg, n, |_| {}).await
+}
+
+/// [`nodes`], each node's settings changed by `tweak` first.
+async fn nodes_with(
+    pg: &Postgres,
+    n: usize,
+    tweak: impl Fn(&mut portcullis::config::Settings),
+) -> Vec<harness::inprocess::InProcess> {
     let dir1 = tempfile::tempdir().unwrap();
-    let settings1 = store_settings_in(dir1.path(), pg);
+    let mut settings1 = store_settings_in(dir1.path(), pg);
+    tweak(&mut settings1);
     let key1 = settings1.data_dir.join("secret.key");
     let node1 = start_with(dir1, settings1).await.unwrap();
     let advertised = node1.running.http_addr.to_string();
@@ -168,6 +178,7 @@ async fn nodes(pg: &Postgres, n: usize) -> Vec<harness::inprocess::InProcess> {
     for _ in 1..n {
         let dir = tempfile::tempdir().unwrap();
         let mut settings = store_settings_in(dir.path(), pg);
+        tweak(&mut settings);
         settings.advertised_address = Some(advertised.clone());
         {
             use std::os::unix::fs::PermissionsExt;
@@ -185,7 +196,10 @@ async fn nodes(pg: &Postgres, n: usize) -> Vec<harness::inprocess::InProcess> {
 async fn a_browser_sign_in_started_on_one_node_finishes_on_the_other() {
     let pg = Postgres::start();
     pg.sql("postgres", &["CREATE DATABASE portcullis"]);
-    let (node1, node2) = two_nodes(&pg).await;
+    // The margin makes every request renew the browser session with its refresh token.
+    let mut both = nodes_with(&pg, 2, |s| s.sso_renew_margin_seconds = 86_400).await;
+    let node2 = both.pop().unwrap();
+    let node1 = both.pop().unwrap();
     let callback = node1.http("/v1/callback");
     let keys = tempfile::tempdir().unwrap();
     let idp = harness::idp::NodeServer::provider_with(
@@ -211,10 +225,20 @@ async fn a_browser_sign_in_started_on_one_node_finishes_on_the_other() {
         &idp.url,
     )
     .await;
+    // With a refresh token, so the session can be renewed.
+    in_db
+        .batch_execute(
+            "ALTER SSO INTEGRATION corp_sso SET \
+             additional_scopes = [email, offline_access], allow_offline_access = true",
+        )
+        .await
+        .unwrap();
     // Started on node 2 (its redirect comes back by the advertised address: node 1's).
     let start = node2.http("/v1/sso_authentication");
+    let web = std::sync::Arc::new(harness::web::Web::new());
+    let browser = web.clone();
     let (status, page) = tokio::task::spawn_blocking(move || {
-        let web = harness::web::Web::new();
+        let web = browser;
         let r = web.post_json(
             &start,
             &serde_json::json!({"database": "example_database", "do_redirect": false}),
@@ -238,6 +262,79 @@ async fn a_browser_sign_in_started_on_one_node_finishes_on_the_other() {
     .await;
     assert_eq!(on_1.len(), 1, "the session is on node 1: {on_1:?}");
     assert!(on_1[0].ends_with("|example_database"), "{on_1:?}");
+
+    // The refresh grant is in the store, not on node 1: the browser's requests alternate
+    // between the nodes, and each renews the session with the refresh token the last renewal
+    // left there (the provider rotates it).
+    let pending = |prefix: &str| {
+        pg.sql(
+            "portcullis",
+            &[&format!(
+                "SELECT count(*) FROM portcullis_pending WHERE key LIKE '{prefix}:%'"
+            )],
+        )
+        .trim()
+        .to_owned()
+    };
+    assert_eq!(pending("grant"), "1");
+    let pages = [node2.http("/ui/session"), node1.http("/ui/session")];
+    let signout = node2.http("/ui/signout");
+    let browser = web.clone();
+    let seen = tokio::task::spawn_blocking(move || {
+        let mut seen = Vec::new();
+        for round in 0..4 {
+            let page = browser.get(&pages[round % 2]);
+            if page.status != 200 {
+                eprintln!("round {round}: {} {}", page.status, page.body);
+            }
+            seen.push((
+                page.status,
+                page.body
+                    .contains("refresh token, before the token expires"),
+            ));
+        }
+        let page = browser.get(&pages[0]);
+        assert_eq!(page.status, 200, "{seen:?} {}", page.body);
+        let csrf = harness::web::field_value(&page.body, "csrf");
+        let r = browser.post_form(&signout, &[("csrf", &csrf)]);
+        seen.push((r.status, false));
+        seen
+    })
+    .await
+    .unwrap();
+    assert_eq!(
+        seen[..4],
+        [(200, true); 4],
+        "both nodes renew with the shared grant"
+    );
+    assert!(seen[4].0 < 400, "signed out on node 2: {:?}", seen[4]);
+    assert_eq!(
+        pending("renewed"),
+        "1",
+        "the last renewal is left for copies"
+    );
+    assert_eq!(
+        pending("grant"),
+        "0",
+        "sign-out took the grant (to revoke it)"
+    );
+    let after = web.clone();
+    let page1 = node1.http("/ui/session");
+    let (ended, took) = within_5s(|| {
+        let (web, page1) = (after.clone(), page1.clone());
+        async move {
+            let r = tokio::task::spawn_blocking(move || web.get(&page1))
+                .await
+                .unwrap();
+            (!r.body.contains("<dd id=\"user\">")).then_some(r.body)
+        }
+    })
+    .await;
+    assert!(
+        ended.is_some(),
+        "node 1 still shows the session {took:?} after sign-out on node 2"
+    );
+    eprintln!("node 1's copy ended {took:?} after the sign-out on node 2");
 }
 
 /// Creates `group` with USE on `database` and an OIDC integration of the test provider at
@@ -410,6 +507,104 @@ async fn a_saml_sign_in_crosses_nodes_and_an_assertion_is_used_once_on_all() {
     assert_eq!(again.status(), 401);
     let text = again.text().await.unwrap();
     assert!(text.contains("already used"), "{text}");
+    terminal_waits_on_one_node_and_signs_in_on_the_other(&web, &idp, &node1, &node2).await;
+}
+
+/// psql waits on node 2; its person enters the code on node 1's page and finishes the SAML
+/// sign-in there; the session reaches psql on node 2. The code then signs in nothing, on
+/// either node.
+async fn terminal_waits_on_one_node_and_signs_in_on_the_other(
+    web: &reqwest::Client,
+    idp: &harness::saml::SamlIdp,
+    node1: &harness::inprocess::InProcess,
+    node2: &harness::inprocess::InProcess,
+) {
+    let mut cmd = std::process::Command::new("psql");
+    cmd.arg(format!(
+        "host=127.0.0.1 port={} user=@example_database dbname=example_database \
+         connect_timeout=60",
+        node2.sql_addr().port()
+    ))
+    .args(["-X", "-A", "-t", "-c", "SELECT CURRENT_USER()"])
+    .env("PGSSLMODE", "disable")
+    .env_remove("PGPASSWORD");
+    let psql = harness::process::Watched::spawn(cmd);
+    let (psql, line) = tokio::task::spawn_blocking(move || {
+        let mut psql = psql;
+        let line = psql.line_with("enter the code");
+        (psql, line)
+    })
+    .await
+    .unwrap();
+    let code = line.rsplit(' ').next().unwrap().trim().to_owned();
+    let page = web
+        .get(node1.http(&format!("/ui/terminal?user_code={code}")))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        page.contains("database &quot;example_database&quot;"),
+        "node 1 knows the code of the terminal waiting on node 2: {page}"
+    );
+    let r = web
+        .post(node1.http("/ui/terminal"))
+        .form(&[("user_code", code.as_str())])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 303);
+    let cookie = r
+        .headers()
+        .get_all(reqwest::header::SET_COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .find_map(|v| v.strip_prefix("portcullis_saml_flow="))
+        .map(|v| v.split(';').next().unwrap().to_owned())
+        .expect("flow cookie");
+    let to_idp = r.headers()[reqwest::header::LOCATION]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    let posted = idp.login(&to_idp, "alice", "alice-pw").await;
+    let began = Instant::now();
+    let r = web
+        .post(node1.http("/v1/saml/acs/example_database/corp_saml"))
+        .header(
+            reqwest::header::COOKIE,
+            format!("portcullis_saml_flow={cookie}"),
+        )
+        .form(&[
+            ("SAMLResponse", posted.saml_response.as_str()),
+            ("RelayState", posted.relay_state.as_deref().unwrap()),
+            ("reposted", "1"),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let page = r.text().await.unwrap();
+    assert!(page.contains("Terminal signed in"), "{page}");
+    let (status, out, err) = tokio::task::spawn_blocking(move || psql.finish())
+        .await
+        .unwrap();
+    eprintln!(
+        "psql on node 2 signed in {:?} after the ACS on node 1",
+        began.elapsed()
+    );
+    assert_eq!(status, 0, "{err}");
+    assert_eq!(out.trim(), "alice", "{err}");
+    for node in [node1, node2] {
+        let r = web
+            .post(node.http("/ui/terminal"))
+            .form(&[("user_code", code.as_str())])
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 400, "a used code is unknown on every node");
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -754,5 +949,33 @@ async fn http_tokens_and_device_grants_work_on_every_node() {
     )
     .await;
     assert_eq!(status, 404, "{v}");
+
+    // A spray of invented tokens from one address: each well-formed unknown one costs node 2
+    // a store read until the address has had 60 in a minute; past that node 2 refuses
+    // unknown tokens from it without reading the store, even a real one it has not seen yet
+    // (which still works on the node that issued it).
+    let (status, v) = post_json(
+        node1.http("/v1/login"),
+        serde_json::json!({"username": "erin@sales", "password": "Erin-pass-1234"}),
+    )
+    .await;
+    assert_eq!(status, 200, "{v}");
+    let fresh = v["access_token"].as_str().unwrap().to_owned();
+    let url = exec(&node2);
+    let statuses = tokio::task::spawn_blocking(move || {
+        let web = harness::web::Web::new();
+        (0..60)
+            .map(|i| {
+                let invented = format!("{i:0>43}");
+                web.get_with(&url, &[&format!("Authorization: Bearer {invented}")])
+                    .status
+            })
+            .collect::<Vec<_>>()
+    })
+    .await
+    .unwrap();
+    assert!(statuses.iter().all(|s| *s == 401), "{statuses:?}");
+    assert_eq!(execute_status(exec(&node2), fresh.clone()).await, 401);
+    assert_eq!(execute_status(exec(&node1), fresh).await, 200);
     drop(idp);
 }

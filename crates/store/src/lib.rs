@@ -98,6 +98,17 @@ pub trait Store: Send + Sync + 'static {
         Ok(false)
     }
 
+    /// [`Self::put_pending`], replacing what `key` held (a grant put back after a renewal,
+    /// a tombstone written twice); `put_pending` refuses a key in use.
+    async fn replace_pending(
+        &self,
+        _key: &str,
+        _sealed: &[u8],
+        _expires_at: i64,
+    ) -> Result<bool, StoreError> {
+        Ok(false)
+    }
+
     /// The live pending sign-in of `key`, left in place.
     async fn peek_pending(&self, _key: &str, _now: i64) -> Result<Option<Vec<u8>>, StoreError> {
         Ok(None)

@@ -8,6 +8,7 @@
 
 pub mod metadata;
 pub mod replay;
+mod shared_terminal;
 pub mod terminal;
 pub mod verify;
 
@@ -170,7 +171,7 @@ impl SamlFlow {
     /// A PostgreSQL client's interactive sign-in through a SAML integration (`Ok(None)` if
     /// `choice` picks no SAML integration): a code for the person to confirm at
     /// [`Self::terminal_url`].
-    pub fn start_terminal(
+    pub async fn start_terminal(
         &self,
         choice: IntegrationChoice<'_>,
         peer: &str,
@@ -178,7 +179,8 @@ impl SamlFlow {
         let Some((record, _, _)) = self.saml_integration(choice)? else {
             return Ok(None);
         };
-        self.terminals
+        let wait = self
+            .terminals
             .start(TerminalRequest {
                 user_code: String::new(),
                 database: choice.database.to_owned(),
@@ -188,13 +190,14 @@ impl SamlFlow {
                 peer: peer.to_owned(),
                 created: Instant::now(),
             })
-            .map(Some)
             .ok_or_else(|| {
                 refused(
                     Reason::Capacity,
                     "too many terminals are waiting to sign in",
                 )
-            })
+            })?;
+        self.share_terminal(&wait).await?;
+        Ok(Some(wait))
     }
 
     /// The page a terminal's person opens (with the code filled in when given).
@@ -245,14 +248,9 @@ impl SamlFlow {
         ))
     }
 
-    /// The waiting terminal a code (as typed) names.
-    pub fn terminal(&self, code: &str) -> Option<TerminalRequest> {
-        self.terminals.get(code)
-    }
-
     /// Starts the browser sign-in that signs the terminal of `code` in.
     pub async fn begin_terminal(&self, code: &str) -> Result<Started, SsoError> {
-        let t = self.terminals.get(code).ok_or_else(|| {
+        let t = self.terminal(code).await.ok_or_else(|| {
             refused(
                 Reason::UserCode,
                 "this code is unknown or expired, or its terminal stopped waiting",
@@ -450,20 +448,9 @@ impl SamlFlow {
             })),
             Ok((session, Landing::Terminal(code))) => {
                 let database = session.database.clone();
-                let session = self.catalog.sessions.insert(session);
-                match self.terminals.deliver(&code, session) {
-                    Ok(()) => Ok(SamlCompleted::Terminal { database }),
-                    Err(session) => {
-                        self.catalog
-                            .sessions
-                            .remove(&session.id, Reason::ClientDisconnected);
-                        Err(refused(
-                            Reason::UserCode,
-                            "the terminal stopped waiting (or was signed in already); connect \
-                             again",
-                        ))
-                    }
-                }
+                self.hand_to_terminal(&code, session)
+                    .await
+                    .map(|()| SamlCompleted::Terminal { database })
             }
             Err(e) => {
                 let attempt = Attempt {

@@ -18,8 +18,9 @@ const ALPHABET: &[u8] = b"BCDFGHJKLMNPQRSTVWXZ";
 /// At most this many terminals wait at once.
 const CAPACITY: usize = 10_000;
 
-/// A terminal waiting for its person to sign in at the server's page.
-#[derive(Debug, Clone)]
+/// A terminal waiting for its person to sign in at the server's page (kept in the store too
+/// when several nodes share it, so that the page may be opened on any of them).
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct TerminalRequest {
     pub user_code: String,
     pub database: String,
@@ -28,6 +29,9 @@ pub struct TerminalRequest {
     pub pool_id: Option<i64>,
     /// The terminal's address, shown on the page so the person can tell it is theirs.
     pub peer: String,
+    /// When it started waiting (a copy read from the store counts from then: the store's row
+    /// expires with the wait).
+    #[serde(skip, default = "Instant::now")]
     pub created: Instant,
 }
 
@@ -124,6 +128,16 @@ impl Terminals {
         let waiting = self.waiting.lock();
         let e = waiting.get(&normalize(code))?;
         (e.request.created.elapsed() < self.ttl && e.deliver.is_some()).then(|| e.request.clone())
+    }
+
+    /// Whether the terminal of `code` (normalized) waits here, not yet signed in.
+    pub fn holds(&self, code: &str) -> bool {
+        self.get(code).is_some()
+    }
+
+    /// How long a terminal waits.
+    pub fn ttl(&self) -> Duration {
+        self.ttl
     }
 
     /// Hands a session to the terminal of `code`; gives it back if that terminal is gone

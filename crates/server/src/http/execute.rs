@@ -89,6 +89,7 @@ async fn authenticate(
     headers: &HeaderMap,
     database: &str,
     client: &Client,
+    peer: std::net::SocketAddr,
 ) -> Result<RequestSession, ApiError> {
     let unauthorized = |reason: &str| ApiError::new(StatusCode::UNAUTHORIZED, "28000", reason);
     if let Some((user, password)) = basic(headers) {
@@ -117,7 +118,7 @@ async fn authenticate(
     let known = if looks_like_jwt(&token) {
         None
     } else {
-        state.tokens.session_id(&token).await
+        state.tokens.session_id(&token, peer.ip()).await
     };
     if known.is_none() && looks_like_jwt(&token) {
         // A provider token given directly: signed in for this request only.
@@ -251,7 +252,7 @@ async fn run(
         }
     };
     let client = super::client_of(peer, &headers);
-    let request = authenticate(&state, &headers, &database, &client).await?;
+    let request = authenticate(&state, &headers, &database, &client, peer).await?;
     let (statement, values) = bind_named(&statement, &params)?;
     let catalog = state.auth.catalog();
     let result = catalog.execute(&request.session, &statement, &values).await;

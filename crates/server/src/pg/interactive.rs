@@ -214,7 +214,7 @@ impl PgConnection {
             .map(|a| a.ip())
             .map_err(|e| fatal_with("08P01", format!("peer address: {e}")))?;
         let slot = self.shared.waiting.take(peer)?;
-        let (pending, notices) = match self.start_saml(login, &client)? {
+        let (pending, notices) = match self.start_saml(login, &client).await? {
             Some(started) => started,
             None => self.start_pending(login).await?,
         };
@@ -230,7 +230,7 @@ impl PgConnection {
     }
 
     /// A SAML integration has no device grant: the server shows its own page and a code.
-    fn start_saml(
+    async fn start_saml(
         &self,
         login: &InteractiveLogin,
         client: &Client,
@@ -246,6 +246,7 @@ impl PgConnection {
             .shared
             .saml
             .start_terminal(choice, &client.peer)
+            .await
             .map_err(|e| sso_fatal(&e))?
         else {
             return Ok(None);

@@ -326,6 +326,24 @@ impl Store for PgStore {
         Ok(true)
     }
 
+    async fn replace_pending(
+        &self,
+        key: &str,
+        sealed: &[u8],
+        expires_at: i64,
+    ) -> Result<bool, StoreError> {
+        let mut guard = self.client().await?;
+        let client = guard.as_mut().ok_or_else(gone)?;
+        client
+            .execute(
+                "INSERT INTO portcullis_pending VALUES ($1, $2, $3) ON CONFLICT (key) \
+                 DO UPDATE SET sealed = excluded.sealed, expires_at = excluded.expires_at",
+                &[&key, &sealed, &expires_at],
+            )
+            .await?;
+        Ok(true)
+    }
+
     async fn peek_pending(&self, key: &str, now: i64) -> Result<Option<Vec<u8>>, StoreError> {
         let mut guard = self.client().await?;
         let client = guard.as_mut().ok_or_else(gone)?;

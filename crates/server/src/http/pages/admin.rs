@@ -7,13 +7,14 @@ use std::sync::Arc;
 
 use std::collections::HashMap;
 
-use axum::extract::{Query, State};
+use axum::extract::{ConnectInfo, Query, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{Html, IntoResponse, Response};
 use axum::Form;
 use portcullis_catalog::privileges::{administers, session_principals};
 use portcullis_catalog::{QueryResult, Value};
 use serde::Deserialize;
+use std::net::SocketAddr;
 
 use super::session::{csrf, current, Current};
 use super::{esc, message, respond, url_encode};
@@ -22,8 +23,9 @@ use crate::http::{cookies, HttpState};
 async fn signed_in(
     state: &HttpState,
     headers: &HeaderMap,
+    peer: SocketAddr,
 ) -> Result<Arc<portcullis_catalog::Session>, Response> {
-    match current(state, headers).await {
+    match current(state, headers, peer).await {
         Current::Session { session, .. } => Ok(session),
         Current::None => {
             Err((StatusCode::SEE_OTHER, [(header::LOCATION, "/ui/signin")]).into_response())
@@ -162,10 +164,11 @@ const ENDED: &str = "SELECT time, method, identity, peer, application, reason, d
 /// all read through the signed-in session's own view of the `sys` tables.
 pub async fn admin_page(
     State(state): State<Arc<HttpState>>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
     Query(query): Query<HashMap<String, String>>,
     headers: HeaderMap,
 ) -> Response {
-    let session = match signed_in(&state, &headers).await {
+    let session = match signed_in(&state, &headers, peer).await {
         Ok(s) => s,
         Err(r) => return r,
     };
@@ -281,10 +284,11 @@ pub struct EndSessionForm {
 /// anti-forgery value; the cross-site guard already refused other origins).
 pub async fn end_session(
     State(state): State<Arc<HttpState>>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
     headers: HeaderMap,
     form: Result<Form<EndSessionForm>, axum::extract::rejection::FormRejection>,
 ) -> Response {
-    let session = match signed_in(&state, &headers).await {
+    let session = match signed_in(&state, &headers, peer).await {
         Ok(s) => s,
         Err(r) => return r,
     };
@@ -322,8 +326,12 @@ pub async fn end_session(
 }
 
 /// GET /ui/console
-pub async fn console_page(State(state): State<Arc<HttpState>>, headers: HeaderMap) -> Response {
-    let session = match signed_in(&state, &headers).await {
+pub async fn console_page(
+    State(state): State<Arc<HttpState>>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+) -> Response {
+    let session = match signed_in(&state, &headers, peer).await {
         Ok(s) => s,
         Err(r) => return r,
     };

@@ -4,7 +4,9 @@
 
 use std::sync::Arc;
 
-use axum::extract::State;
+use std::net::SocketAddr;
+
+use axum::extract::{ConnectInfo, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Form;
@@ -30,7 +32,7 @@ pub enum Current {
     Ended { reason: String, database: String },
 }
 
-pub async fn current(state: &HttpState, headers: &HeaderMap) -> Current {
+pub async fn current(state: &HttpState, headers: &HeaderMap, peer: SocketAddr) -> Current {
     let Some(token) = cookies::get(headers, cookies::SESSION) else {
         return Current::None;
     };
@@ -38,7 +40,7 @@ pub async fn current(state: &HttpState, headers: &HeaderMap) -> Current {
     let catalog = state.auth.catalog();
     let Some(session) = state
         .tokens
-        .session_id(&token)
+        .session_id(&token, peer.ip())
         .await
         .and_then(|id| catalog.live_session(&id).ok())
     else {
@@ -98,8 +100,12 @@ fn when(unix: i64) -> String {
 }
 
 /// GET /ui/session
-pub async fn session_page(State(state): State<Arc<HttpState>>, headers: HeaderMap) -> Response {
-    let (token, session) = match current(&state, &headers).await {
+pub async fn session_page(
+    State(state): State<Arc<HttpState>>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+) -> Response {
+    let (token, session) = match current(&state, &headers, peer).await {
         Current::Session { token, session } => (token, session),
         Current::None => {
             return (StatusCode::SEE_OTHER, [(header::LOCATION, "/ui/signin")]).into_response()
@@ -183,6 +189,7 @@ pub struct SignOutForm {
 /// POST /ui/signout: ends the session, revokes the refresh token at the provider.
 pub async fn sign_out(
     State(state): State<Arc<HttpState>>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
     headers: HeaderMap,
     form: Result<Form<SignOutForm>, axum::extract::rejection::FormRejection>,
 ) -> Response {
@@ -199,7 +206,7 @@ pub async fn sign_out(
         );
     }
     let catalog = state.auth.catalog();
-    let session_id = state.tokens.session_id(&token).await;
+    let session_id = state.tokens.session_id(&token, peer.ip()).await;
     let (database, revoked) = match session_id
         .as_deref()
         .and_then(|id| catalog.sessions.get(id))

@@ -64,9 +64,10 @@ pub async fn terminal_page(
     Query(q): Query<CodeQuery>,
 ) -> Response {
     let code = q.user_code.unwrap_or_default();
-    let found = (!code.is_empty())
-        .then(|| state.saml.terminal(&code))
-        .flatten();
+    let found = match code.is_empty() {
+        true => None,
+        false => state.saml.terminal(&code).await,
+    };
     form_page(&code, found.as_ref().map(about), None)
 }
 
@@ -95,7 +96,7 @@ pub async fn terminal_start(
             Some("too many unknown codes from this address; wait a minute"),
         );
     }
-    if state.saml.terminal(&code).is_none() {
+    if state.saml.terminal(&code).await.is_none() {
         state.device_guesses.miss(peer.ip());
         return form_page(
             &code,
