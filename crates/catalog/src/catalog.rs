@@ -541,18 +541,36 @@ impl Catalog {
     }
 
     async fn reload_locked(&self) -> Result<bool, CatalogError> {
-        let (snap, version) = self.store.load_versioned().await?;
-        if version <= self.store_version.load(Ordering::Acquire) {
-            return Ok(false);
-        }
-        let next = Arc::new(CatalogState::new(snap));
+        let held = self.store_version.load(Ordering::Acquire);
+        // The changes since this node's version, applied to its model as the committing node
+        // applied them; the whole catalog only when the store cannot tell them.
+        let (next, version) = match self.store.changes_since(held).await? {
+            Some((version, _)) if version <= held => return Ok(false),
+            Some((version, batches)) => {
+                let mut next = CatalogState::clone(&self.state());
+                for changes in &batches {
+                    next.apply(changes);
+                }
+                metrics::counter!("portcullis_catalog_changes_followed_total")
+                    .increment(batches.len() as u64);
+                (next, version)
+            }
+            None => {
+                let (snap, version) = self.store.load_versioned().await?;
+                if version <= held {
+                    return Ok(false);
+                }
+                metrics::counter!("portcullis_catalog_reloads_total").increment(1);
+                (CatalogState::new(snap), version)
+            }
+        };
+        let next = Arc::new(next);
         *self.state.write() = next.clone();
         self.store_version.store(version, Ordering::Release);
         self.generation.fetch_add(1, Ordering::AcqRel);
         let generation = self.generation.load(Ordering::Acquire);
         let authority = Authority::new(&next);
         self.sessions.end_where(generation, |s| authority.lapsed(s));
-        metrics::counter!("portcullis_catalog_reloads_total").increment(1);
         Ok(true)
     }
 

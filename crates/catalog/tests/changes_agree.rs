@@ -1,8 +1,10 @@
 //! One meaning of a catalog change: the live model (`CatalogState::apply`) and each store
 //! (SQLite, and PostgreSQL in a cluster the test makes: `apply`, then `load`) must end in the
-//! same catalog after every batch of a
-//! script that uses every `Change` variant, cascades included. A new variant fails to compile
-//! here until the script uses it (`variant` has no wildcard).
+//! same catalog after every batch of a script that uses every `Change` variant, cascades
+//! included; and so must a second model that follows PostgreSQL's change log (what another
+//! node does). A new variant fails to compile here until the script uses it (`variant` has no
+//! wildcard). The query copy's projection is checked against the model in
+//! `src/query/copy/tests.rs`.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 #[path = "../../store/tests/common/pg_cluster.rs"]
@@ -280,6 +282,10 @@ fn random_scripts_agree_in_the_model_and_both_stores() {
                     .unwrap();
                 let mut model = CatalogState::new(sqlite.load().await.unwrap());
                 // A small catalog to start from, so the random steps have things to refer to.
+                // A follower: another node's model, kept up by PostgreSQL's change log only.
+                let (mut followed_at, none) = postgres.changes_since(0).await.unwrap().unwrap();
+                assert!(none.is_empty());
+                let mut follower = model.clone();
                 let base = base();
                 model.apply(&base);
                 for store in [&sqlite as &dyn Store, &postgres] {
@@ -308,6 +314,21 @@ fn random_scripts_agree_in_the_model_and_both_stores() {
                             let stored = normal(store.load().await.unwrap());
                             prop_assert_eq!(&live, &stored, "{} after {:?}", name, batch);
                         }
+                        let (at, batches) = postgres
+                            .changes_since(followed_at)
+                            .await
+                            .unwrap()
+                            .expect("the log holds every version since the follower's");
+                        for changes in &batches {
+                            follower.apply(changes);
+                        }
+                        followed_at = at;
+                        prop_assert_eq!(
+                            &live,
+                            &normal(follower.snap.clone()),
+                            "the change log's follower after {:?}",
+                            batch
+                        );
                         batch.clear();
                     }
                 }

@@ -98,6 +98,16 @@ pub trait Store: Send + Sync + 'static {
         Ok(false)
     }
 
+    /// The store's catalog version and the changes of each version after `version`, in order,
+    /// for a node to apply to its model; `None` when the store cannot tell them all (it keeps
+    /// no log, or not that far back): load the catalog instead.
+    async fn changes_since(
+        &self,
+        _version: u64,
+    ) -> Result<Option<(u64, Vec<Vec<Change>>)>, StoreError> {
+        Ok(None)
+    }
+
     /// [`Self::put_pending`], replacing what `key` held (a grant put back after a renewal,
     /// a tombstone written twice); `put_pending` refuses a key in use.
     async fn replace_pending(

@@ -1,7 +1,7 @@
 //! Plain catalog records as the store keeps them, and the changes the catalog asks it to make.
 
 /// A database: a namespace of users, groups and roles.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct DatabaseRecord {
     pub id: i64,
     pub name: String,
@@ -9,7 +9,7 @@ pub struct DatabaseRecord {
 }
 
 /// A password user, `name@database`.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct UserRecord {
     pub id: i64,
     pub database_id: i64,
@@ -27,7 +27,7 @@ pub struct UserRecord {
 }
 
 /// A group of users inside one database.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct GroupRecord {
     pub id: i64,
     pub database_id: i64,
@@ -36,7 +36,7 @@ pub struct GroupRecord {
 }
 
 /// A built-in role of one database (the system's roles live in the `system` database).
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct RoleRecord {
     pub id: i64,
     pub database_id: i64,
@@ -45,7 +45,9 @@ pub struct RoleRecord {
 }
 
 /// Who holds a privilege or a role.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize,
+)]
 pub enum PrincipalRef {
     User(i64),
     Group(i64),
@@ -53,7 +55,9 @@ pub enum PrincipalRef {
 }
 
 /// What a privilege is on.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize,
+)]
 pub enum ObjectRef {
     System,
     Database(i64),
@@ -62,7 +66,9 @@ pub enum ObjectRef {
 }
 
 /// Where a password setting is set.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize,
+)]
 pub enum ScopeRef {
     System,
     Database(i64),
@@ -70,7 +76,7 @@ pub enum ScopeRef {
 }
 
 /// One privilege held by one principal on one object.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct GrantRecord {
     pub grantee: PrincipalRef,
     /// `USE`, `CREATE`, `ALTER`, `DROP`, `VIEW`, `SYSAUTH`, `ALL`.
@@ -82,21 +88,21 @@ pub struct GrantRecord {
 }
 
 /// A user's membership in a group.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 pub struct GroupMemberRecord {
     pub group_id: i64,
     pub user_id: i64,
 }
 
 /// A user's or group's holding of a role.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 pub struct RoleMemberRecord {
     pub role_id: i64,
     pub member: PrincipalRef,
 }
 
 /// One password security setting at one scope.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct SettingRecord {
     pub scope: ScopeRef,
     pub name: String,
@@ -104,7 +110,7 @@ pub struct SettingRecord {
 }
 
 /// A verifier a user had before; kept for `password_no_repeat_count`.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct PasswordHistoryRecord {
     pub user_id: i64,
     pub verifier: String,
@@ -112,7 +118,7 @@ pub struct PasswordHistoryRecord {
 }
 
 /// An SSO (OpenID Connect) integration, owned by the database it was created in.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct SsoIntegrationRecord {
     pub id: i64,
     pub database_id: i64,
@@ -138,14 +144,14 @@ pub enum AssignmentTarget {
 }
 
 /// The integration a database or a connectivity pool uses (0 or 1 each).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 pub struct SsoAssignmentRecord {
     pub target: AssignmentTarget,
     pub integration_id: i64,
 }
 
 /// A database bound to a PostgreSQL database upstream: sessions in it reach that database.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct UpstreamRecord {
     pub database_id: i64,
     /// `postgresql://admin@host:port/db?sslmode=…`, without the password.
@@ -156,7 +162,7 @@ pub struct UpstreamRecord {
 }
 
 /// A connectivity pool: a named listener with its own optional SSO integration.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct ConnectivityPoolRecord {
     pub id: i64,
     pub name: String,
@@ -170,7 +176,7 @@ pub struct ConnectivityPoolRecord {
 }
 
 /// The whole catalog as loaded from a store.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Snapshot {
     pub databases: Vec<DatabaseRecord>,
     pub users: Vec<UserRecord>,
@@ -209,7 +215,7 @@ impl Change {
 
 /// One change to the catalog. Deleting a database, user, group or role also deletes what hangs
 /// off it (members, grants, settings, history, integrations, assignments), so the catalog never holds a dangling reference.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum Change {
     PutDatabase(DatabaseRecord),
     DeleteDatabase(i64),

@@ -9,6 +9,7 @@
 //! announces it with `NOTIFY portcullis_catalog`; a node listens on a connection of its own.
 
 mod apply;
+mod changes;
 mod load;
 mod schema;
 mod watch;
@@ -171,6 +172,7 @@ impl PgStore {
         for change in changes {
             apply::apply_one(&tx, change).await?;
         }
+        changes::record(&tx, version, changes).await?;
         tx.commit().await?;
         Ok(version)
     }
@@ -299,6 +301,15 @@ impl Store for PgStore {
             .await?
             .get(0);
         Ok(u64::try_from(version).unwrap_or_default())
+    }
+
+    async fn changes_since(
+        &self,
+        version: u64,
+    ) -> Result<Option<(u64, Vec<Vec<Change>>)>, StoreError> {
+        let mut guard = self.client().await?;
+        let client = guard.as_mut().ok_or_else(gone)?;
+        changes::since(client, version).await
     }
 
     async fn watch(&self) -> Option<tokio::sync::mpsc::Receiver<u64>> {

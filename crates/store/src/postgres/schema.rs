@@ -177,4 +177,11 @@ CREATE INDEX portcullis_sessions_id ON portcullis_sessions (id);
 ALTER TABLE portcullis_session_ends DROP CONSTRAINT portcullis_session_ends_pkey;
 ALTER TABLE portcullis_session_ends ADD PRIMARY KEY (id, node);
 "#,
+    // The change log: what each catalog version changed, so nodes follow changes one by one.
+    r#"
+CREATE TABLE portcullis_changes (
+    version BIGINT PRIMARY KEY,
+    changes TEXT NOT NULL
+);
+"#,
 ];
