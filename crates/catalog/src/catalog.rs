@@ -466,13 +466,21 @@ impl Catalog {
         value: &T,
         ttl_seconds: i64,
     ) -> Result<bool, CatalogError> {
-        let text = serde_json::to_string(value)
-            .map_err(|e| CatalogError::internal(format!("pending sign-in: {e}")))?;
-        let sealed = self.seal(&pending_context(key), &text)?;
+        let sealed = self.seal_pending(key, value)?;
         Ok(self
             .store
             .put_pending(key, &sealed, now().saturating_add(ttl_seconds))
             .await?)
+    }
+
+    fn seal_pending<T: serde::Serialize>(
+        &self,
+        key: &str,
+        value: &T,
+    ) -> Result<Vec<u8>, CatalogError> {
+        let text = serde_json::to_string(value)
+            .map_err(|e| CatalogError::internal(format!("pending sign-in: {e}")))?;
+        self.seal(&pending_context(key), &text)
     }
 
     /// [`Self::put_pending`], replacing what `key` held.
@@ -482,9 +490,7 @@ impl Catalog {
         value: &T,
         ttl_seconds: i64,
     ) -> Result<bool, CatalogError> {
-        let text = serde_json::to_string(value)
-            .map_err(|e| CatalogError::internal(format!("pending sign-in: {e}")))?;
-        let sealed = self.seal(&pending_context(key), &text)?;
+        let sealed = self.seal_pending(key, value)?;
         Ok(self
             .store
             .replace_pending(key, &sealed, now().saturating_add(ttl_seconds))

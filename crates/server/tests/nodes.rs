@@ -458,33 +458,13 @@ async fn a_saml_sign_in_crosses_nodes_and_an_assertion_is_used_once_on_all() {
         .send()
         .await
         .unwrap();
-    let cookie = r
-        .headers()
-        .get_all(reqwest::header::SET_COOKIE)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .find_map(|v| v.strip_prefix("portcullis_saml_flow="))
-        .map(|v| v.split(';').next().unwrap().to_owned())
-        .expect("flow cookie");
+    let cookie = saml_flow_cookie(&r);
     let body: serde_json::Value = r.json().await.unwrap();
     let posted = idp
         .login(body["redirect"].as_str().unwrap(), "alice", "alice-pw")
         .await;
     assert_eq!(posted.action, acs);
-    let r = web
-        .post(&acs)
-        .header(
-            reqwest::header::COOKIE,
-            format!("portcullis_saml_flow={cookie}"),
-        )
-        .form(&[
-            ("SAMLResponse", posted.saml_response.as_str()),
-            ("RelayState", posted.relay_state.as_deref().unwrap()),
-            ("reposted", "1"),
-        ])
-        .send()
-        .await
-        .unwrap();
+    let r = repost_to_acs(web.clone(), &acs, &cookie, &posted).await;
     assert_eq!(r.status(), 303, "{}", r.text().await.unwrap());
     // An unsolicited assertion used on node 1 is refused on node 2.
     let unsolicited = idp
@@ -508,6 +488,39 @@ async fn a_saml_sign_in_crosses_nodes_and_an_assertion_is_used_once_on_all() {
     let text = again.text().await.unwrap();
     assert!(text.contains("already used"), "{text}");
     terminal_waits_on_one_node_and_signs_in_on_the_other(&web, &idp, &node1, &node2).await;
+}
+
+/// The SAML flow cookie a sign-in start set.
+fn saml_flow_cookie(r: &reqwest::Response) -> String {
+    r.headers()
+        .get_all(reqwest::header::SET_COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .find_map(|v| v.strip_prefix("portcullis_saml_flow="))
+        .map(|v| v.split(';').next().unwrap().to_owned())
+        .expect("flow cookie")
+}
+
+/// The IdP's response, posted again to `acs` from the server's own page (with the flow cookie).
+async fn repost_to_acs(
+    web: reqwest::Client,
+    acs: &str,
+    cookie: &str,
+    posted: &harness::saml::Posted,
+) -> reqwest::Response {
+    web.post(acs)
+        .header(
+            reqwest::header::COOKIE,
+            format!("portcullis_saml_flow={cookie}"),
+        )
+        .form(&[
+            ("SAMLResponse", posted.saml_response.as_str()),
+            ("RelayState", posted.relay_state.as_deref().unwrap()),
+            ("reposted", "1"),
+        ])
+        .send()
+        .await
+        .unwrap()
 }
 
 /// psql waits on node 2; its person enters the code on node 1's page and finishes the SAML
@@ -556,34 +569,15 @@ async fn terminal_waits_on_one_node_and_signs_in_on_the_other(
         .await
         .unwrap();
     assert_eq!(r.status(), 303);
-    let cookie = r
-        .headers()
-        .get_all(reqwest::header::SET_COOKIE)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .find_map(|v| v.strip_prefix("portcullis_saml_flow="))
-        .map(|v| v.split(';').next().unwrap().to_owned())
-        .expect("flow cookie");
+    let cookie = saml_flow_cookie(&r);
     let to_idp = r.headers()[reqwest::header::LOCATION]
         .to_str()
         .unwrap()
         .to_owned();
     let posted = idp.login(&to_idp, "alice", "alice-pw").await;
     let began = Instant::now();
-    let r = web
-        .post(node1.http("/v1/saml/acs/example_database/corp_saml"))
-        .header(
-            reqwest::header::COOKIE,
-            format!("portcullis_saml_flow={cookie}"),
-        )
-        .form(&[
-            ("SAMLResponse", posted.saml_response.as_str()),
-            ("RelayState", posted.relay_state.as_deref().unwrap()),
-            ("reposted", "1"),
-        ])
-        .send()
-        .await
-        .unwrap();
+    let acs = node1.http("/v1/saml/acs/example_database/corp_saml");
+    let r = repost_to_acs(web.clone(), &acs, &cookie, &posted).await;
     assert_eq!(r.status(), 200);
     let page = r.text().await.unwrap();
     assert!(page.contains("Terminal signed in"), "{page}");

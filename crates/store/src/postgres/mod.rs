@@ -121,6 +121,20 @@ impl PgStore {
         self.connect_only(unreachable).await
     }
 
+    /// Writes a pending row with `sql` (an insert, or an upsert).
+    async fn write_pending(
+        &self,
+        sql: &str,
+        key: &str,
+        sealed: &[u8],
+        expires_at: i64,
+    ) -> Result<bool, StoreError> {
+        let mut guard = self.client().await?;
+        let client = guard.as_mut().ok_or_else(gone)?;
+        client.execute(sql, &[&key, &sealed, &expires_at]).await?;
+        Ok(true)
+    }
+
     /// Raises the catalog's version in `tx` (only from `based_on`, when given) and announces
     /// the new one at commit.
     async fn bump(
@@ -326,15 +340,13 @@ impl Store for PgStore {
         sealed: &[u8],
         expires_at: i64,
     ) -> Result<bool, StoreError> {
-        let mut guard = self.client().await?;
-        let client = guard.as_mut().ok_or_else(gone)?;
-        client
-            .execute(
-                "INSERT INTO portcullis_pending VALUES ($1, $2, $3)",
-                &[&key, &sealed, &expires_at],
-            )
-            .await?;
-        Ok(true)
+        self.write_pending(
+            "INSERT INTO portcullis_pending VALUES ($1, $2, $3)",
+            key,
+            sealed,
+            expires_at,
+        )
+        .await
     }
 
     async fn replace_pending(
@@ -343,16 +355,14 @@ impl Store for PgStore {
         sealed: &[u8],
         expires_at: i64,
     ) -> Result<bool, StoreError> {
-        let mut guard = self.client().await?;
-        let client = guard.as_mut().ok_or_else(gone)?;
-        client
-            .execute(
-                "INSERT INTO portcullis_pending VALUES ($1, $2, $3) ON CONFLICT (key) \
-                 DO UPDATE SET sealed = excluded.sealed, expires_at = excluded.expires_at",
-                &[&key, &sealed, &expires_at],
-            )
-            .await?;
-        Ok(true)
+        self.write_pending(
+            "INSERT INTO portcullis_pending VALUES ($1, $2, $3) ON CONFLICT (key) \
+             DO UPDATE SET sealed = excluded.sealed, expires_at = excluded.expires_at",
+            key,
+            sealed,
+            expires_at,
+        )
+        .await
     }
 
     async fn peek_pending(&self, key: &str, now: i64) -> Result<Option<Vec<u8>>, StoreError> {
