@@ -5,7 +5,6 @@
 //! message is waited for here, where the socket can be watched.
 
 use std::io;
-use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -36,9 +35,10 @@ pub const MAX_MESSAGE: usize = 1 << 20;
 
 type Socket<S> = Framed<MaybeTls, PgWireMessageServerCodec<S>>;
 
-/// Serves one connection to its end.
+/// Serves one connection to its end (`peer`: its address, as accepted).
 pub async fn run(
     tcp: TcpStream,
+    peer: std::net::SocketAddr,
     tls: Option<TlsAcceptor>,
     conn: Arc<PgConnection>,
 ) -> io::Result<()> {
@@ -48,10 +48,7 @@ pub async fn run(
     // Until signed in, the connection waits on its client: among too many such, the one
     // waiting longest is cut (see crate::waiting).
     let cut = tokio_util::sync::CancellationToken::new();
-    let address = tcp
-        .peer_addr()
-        .map_or(IpAddr::from([0, 0, 0, 0]), |a| a.ip());
-    let mut waiting_on_client = Some(conn.shared.slow_clients.enter(address, &cut));
+    let mut waiting_on_client = Some(conn.shared.slow_clients.enter(peer.ip(), &cut));
     let socket = tokio::select! {
         _ = &mut deadline => return Ok(()),
         _ = cut.cancelled() => return Ok(()),

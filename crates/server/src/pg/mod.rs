@@ -345,7 +345,7 @@ pub async fn serve(
         if over_limit {
             tracing::warn!(%peer, max_connections, "connection refused (53300): too many connections");
         }
-        let _ = socket.set_nodelay(true);
+        // (pgwire's TLS negotiation sets TCP_NODELAY and reads the peer's address.)
         let conn = Arc::new(PgConnection {
             shared: shared.clone(),
             listener: on.clone(),
@@ -359,7 +359,7 @@ pub async fn serve(
         shared.tasks.spawn(async move {
             // Boxed: the task holds the connection's future (a few KiB) once, not a copy of
             // its layout within this block's.
-            if let Err(e) = Box::pin(connection::run(socket, tls, conn.clone())).await {
+            if let Err(e) = Box::pin(connection::run(socket, peer, tls, conn.clone())).await {
                 tracing::debug!(%peer, error = %e, "connection ended with an error");
             }
             if let Some(session) = conn.close() {
