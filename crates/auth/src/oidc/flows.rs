@@ -112,8 +112,7 @@ impl<T: Pending> FlowTable<T> {
     }
 
     /// Forgets the shard's expired flows (oldest first) and compacts its order list.
-    fn sweep_shard(&self, shard: &mut Shard<T>) {
-        let now = Instant::now();
+    fn sweep_shard(&self, shard: &mut Shard<T>, now: Instant) {
         while let Some((created, _)) = shard.order.front() {
             if now.duration_since(*created) < self.ttl {
                 break;
@@ -132,11 +131,16 @@ impl<T: Pending> FlowTable<T> {
 
     /// Adds a flow; refuses when the table is full of live flows.
     pub fn insert(&self, flow: T) -> Result<(), String> {
+        self.insert_at(flow, Instant::now())
+    }
+
+    /// [`Self::insert`] at the moment `now` (tests step a clock instead of sleeping).
+    pub fn insert_at(&self, flow: T, now: Instant) -> Result<(), String> {
         let mut shard = self.shard(flow.key()).lock();
-        self.sweep_shard(&mut shard);
+        self.sweep_shard(&mut shard, now);
         if self.live.load(Ordering::Relaxed) >= self.capacity {
             drop(shard);
-            self.sweep();
+            self.sweep_at(now);
             if self.live.load(Ordering::Relaxed) >= self.capacity {
                 return Err(
                     "too many sign-ins are waiting for their provider; try again later".into(),
@@ -192,8 +196,13 @@ impl<T: Pending> FlowTable<T> {
 
     /// Forgets expired flows.
     pub fn sweep(&self) {
+        self.sweep_at(Instant::now());
+    }
+
+    /// [`Self::sweep`] at the moment `now`.
+    pub fn sweep_at(&self, now: Instant) {
         for shard in &self.shards {
-            self.sweep_shard(&mut shard.lock());
+            self.sweep_shard(&mut shard.lock(), now);
         }
     }
 
@@ -248,10 +257,13 @@ mod tests {
             t.insert(flow(s)).unwrap();
         }
         assert!(t.insert(flow("d")).is_err());
-        std::thread::sleep(Duration::from_millis(60));
-        t.insert(flow("d")).unwrap();
+        // 60 ms later, on a stepped clock (no sleeping).
+        let later = Instant::now() + Duration::from_millis(60);
+        let mut d = flow("d");
+        d.created = later;
+        t.insert_at(d, later).unwrap();
         // insert sweeps d's own shard (and all shards only when full): sweep the rest.
-        t.sweep();
+        t.sweep_at(later);
         assert_eq!(t.len(), 1, "the expired ones were swept");
         assert_eq!(t.take("a").unwrap_err(), TakeError::Unknown);
     }
