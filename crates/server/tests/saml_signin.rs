@@ -748,6 +748,33 @@ async fn psql_signs_in_through_the_servers_code_page() {
         page.contains("database &quot;example_database&quot;"),
         "{page}"
     );
+    // Searching for a live code with the GET page is throttled as the POST is: after 20
+    // unknown codes from one address, that address is told so even for the live code (which
+    // another address still sees).
+    let guesser = reqwest::Client::builder()
+        .local_address(std::net::IpAddr::from([127, 0, 0, 2]))
+        .build()
+        .unwrap();
+    for i in 0..20 {
+        let page = guesser
+            .get(server.http(&format!("/ui/terminal?user_code=BCDF-{:0>4}", i)))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        assert!(!page.contains("example_database"), "{page}");
+    }
+    let r = guesser
+        .get(server.http(&format!("/ui/terminal?user_code={code}")))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 400);
+    let page = r.text().await.unwrap();
+    assert!(page.contains("too many unknown codes"), "{page}");
+    assert!(!page.contains("example_database"), "{page}");
     // A wrong code: refused on the page, nothing started.
     let r = http()
         .post(server.http("/ui/terminal"))

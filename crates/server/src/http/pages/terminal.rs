@@ -1,8 +1,9 @@
 //! `/ui/terminal`: where a person signs a waiting PostgreSQL client (psql) in through a SAML
 //! integration. The GET shows a form (the code filled in from the link, and what it signs in:
 //! the database and the terminal's address) and changes nothing; the POST — this page's own
-//! form, same-origin — checks the code (unknown codes are throttled per address) and sends the
-//! browser to the IdP. The session goes to the terminal; the browser gets no cookie.
+//! form, same-origin — checks the code and sends the browser to the IdP. Unknown codes are
+//! throttled per address on both, so neither can be used to search for a live code. The
+//! session goes to the terminal; the browser gets no cookie.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -58,16 +59,27 @@ fn about(t: &portcullis_auth::saml::terminal::TerminalRequest) -> String {
     )
 }
 
-/// GET /ui/terminal?user_code=…: the form.
+/// GET /ui/terminal?user_code=…: the form, saying what a code signs in if it is a live one.
 pub async fn terminal_page(
     State(state): State<Arc<HttpState>>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
     Query(q): Query<CodeQuery>,
 ) -> Response {
     let code = q.user_code.unwrap_or_default();
-    let found = match code.is_empty() {
-        true => None,
-        false => state.saml.terminal(&code).await,
-    };
+    if code.is_empty() {
+        return form_page(&code, None, None);
+    }
+    if !state.device_guesses.allows(peer.ip()) {
+        return form_page(
+            &code,
+            None,
+            Some("too many unknown codes from this address; wait a minute"),
+        );
+    }
+    let found = state.saml.terminal(&code).await;
+    if found.is_none() {
+        state.device_guesses.miss(peer.ip());
+    }
     form_page(&code, found.as_ref().map(about), None)
 }
 
