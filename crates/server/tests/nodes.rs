@@ -746,6 +746,17 @@ async fn every_nodes_sessions_are_listed_and_ended_from_any_node() {
 }
 
 /// `GET /v1/execute/sales?statement=SELECT 1` with a bearer token: the HTTP status.
+/// An access token for erin@sales from `node`'s `/v1/login`.
+async fn erin_token(node: &harness::inprocess::InProcess) -> String {
+    let (status, v) = post_json(
+        node.http("/v1/login"),
+        serde_json::json!({"username": "erin@sales", "password": "Erin-pass-1234"}),
+    )
+    .await;
+    assert_eq!(status, 200, "{v}");
+    v["access_token"].as_str().unwrap().to_owned()
+}
+
 async fn execute_status(url: String, token: String) -> u16 {
     tokio::task::spawn_blocking(move || {
         let web = harness::web::Web::new();
@@ -799,13 +810,7 @@ async fn http_tokens_and_device_grants_work_on_every_node() {
         |node: &harness::inprocess::InProcess| node.http("/v1/execute/sales?statement=SELECT%201");
 
     // An access token issued on node 1 works on node 2, which holds the session from then on.
-    let (status, v) = post_json(
-        node1.http("/v1/login"),
-        serde_json::json!({"username": "erin@sales", "password": "Erin-pass-1234"}),
-    )
-    .await;
-    assert_eq!(status, 200, "{v}");
-    let token = v["access_token"].as_str().unwrap().to_owned();
+    let token = erin_token(&node1).await;
     assert_eq!(execute_status(exec(&node2), token.clone()).await, 200);
     assert_eq!(execute_status(exec(&node1), token.clone()).await, 200);
     // A token no node issued is refused everywhere.
@@ -948,13 +953,7 @@ async fn http_tokens_and_device_grants_work_on_every_node() {
     // a store read until the address has had 60 in a minute; past that node 2 refuses
     // unknown tokens from it without reading the store, even a real one it has not seen yet
     // (which still works on the node that issued it).
-    let (status, v) = post_json(
-        node1.http("/v1/login"),
-        serde_json::json!({"username": "erin@sales", "password": "Erin-pass-1234"}),
-    )
-    .await;
-    assert_eq!(status, 200, "{v}");
-    let fresh = v["access_token"].as_str().unwrap().to_owned();
+    let fresh = erin_token(&node1).await;
     let url = exec(&node2);
     let statuses = tokio::task::spawn_blocking(move || {
         let web = harness::web::Web::new();
