@@ -422,3 +422,62 @@ async fn postgres_reconnects_and_refuses_a_newer_schema() {
     .to_string();
     assert!(err.contains("only for a loopback host"), "{err}");
 }
+
+/// The change log: a node behind gets each missed version's changes in order; a log that
+/// cannot cover the gap (an entry unreadable, or missing) says so (`None`, so the node loads
+/// the catalog), and changes nothing.
+#[tokio::test]
+async fn postgres_change_log_covers_a_gap_or_says_it_cannot() {
+    let cluster = pg_cluster::Cluster::start();
+    let url = cluster.database("catalog");
+    let store = PgStore::open(&url, Some(pg_cluster::PASSWORD))
+        .await
+        .unwrap();
+    store.apply(&base()).await.unwrap();
+    let v0 = store.version().await.unwrap();
+    let a = vec![Change::PutDatabase(db(91, "a"))];
+    let b = vec![Change::PutDatabase(db(92, "b")), Change::DeleteDatabase(91)];
+    store.apply(&a).await.unwrap();
+    store.apply(&b).await.unwrap();
+    let v2 = store.version().await.unwrap();
+    assert_eq!(v2, v0 + 2);
+    assert_eq!(
+        store.changes_since(v0).await.unwrap(),
+        Some((v2, vec![a, b.clone()]))
+    );
+    assert_eq!(store.changes_since(v2).await.unwrap(), Some((v2, vec![])));
+    let sql = |statement: &str| {
+        let out = std::process::Command::new("psql")
+            .arg(format!(
+                "host=127.0.0.1 port={} user=postgres dbname=catalog sslmode=disable",
+                cluster.port
+            ))
+            .args(["-X", "-q", "-c", statement])
+            .env("PGPASSWORD", pg_cluster::PASSWORD)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{out:?}");
+    };
+    let before = store.load().await.unwrap();
+    // An entry written by a build that knows other changes: unreadable here.
+    sql(&format!(
+        "UPDATE portcullis_changes SET changes = '[{{\"NotAChange\": 1}}]' WHERE version = {}",
+        v0 + 1
+    ));
+    assert_eq!(store.changes_since(v0).await.unwrap(), None);
+    assert_eq!(
+        store.changes_since(v0 + 1).await.unwrap(),
+        Some((v2, vec![b]))
+    );
+    // A gap (entries pruned): the log cannot tell.
+    sql(&format!(
+        "DELETE FROM portcullis_changes WHERE version = {v2}"
+    ));
+    assert_eq!(store.changes_since(v0 + 1).await.unwrap(), None);
+    assert_eq!(
+        store.load().await.unwrap(),
+        before,
+        "the catalog is untouched"
+    );
+    store.close().await;
+}
