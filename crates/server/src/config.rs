@@ -18,6 +18,9 @@ pub struct FileConfig {
     pub sql_addr: Option<String>,
     /// HTTP listener. Default `127.0.0.1:9090`.
     pub http_addr: Option<String>,
+    /// A directory for a Unix-domain socket beside the SQL listener, named as PostgreSQL
+    /// names its own (`<dir>/.s.PGSQL.<sql port>`): `psql -h <dir> -p <port>`. Default: none.
+    pub sql_socket_dir: Option<PathBuf>,
     /// PBKDF2 iterations for new SCRAM verifiers. Default 4096.
     pub scram_iterations: Option<u32>,
     /// PEM certificate chain for TLS on the SQL listener.
@@ -70,6 +73,7 @@ pub struct Settings {
     pub data_dir: PathBuf,
     pub sql_addr: SocketAddr,
     pub http_addr: SocketAddr,
+    pub sql_socket_dir: Option<PathBuf>,
     pub scram_iterations: u32,
     pub tls_cert: Option<PathBuf>,
     pub tls_key: Option<PathBuf>,
@@ -112,6 +116,7 @@ const KNOWN_ENV: &[&str] = &[
     "PORTCULLIS_JWKS_MAX_AGE_SECONDS",
     "PORTCULLIS_SSO_STARTS_PER_SECOND",
     "PORTCULLIS_HTTP_ADDR",
+    "PORTCULLIS_SQL_SOCKET_DIR",
     "PORTCULLIS_SCRAM_ITERATIONS",
     "PORTCULLIS_TLS_CERT",
     "PORTCULLIS_TLS_KEY",
@@ -193,6 +198,15 @@ pub fn resolve(file: Option<&Path>, flags: Overrides) -> anyhow::Result<Settings
         .or_else(|| env("PORTCULLIS_HTTP_ADDR"))
         .or(f.http_addr)
         .unwrap_or_else(|| "127.0.0.1:9090".into());
+    let sql_socket_dir = env("PORTCULLIS_SQL_SOCKET_DIR")
+        .map(PathBuf::from)
+        .or(f.sql_socket_dir);
+    if let Some(dir) = &sql_socket_dir {
+        // sun_path holds 107 bytes; `/.s.PGSQL.65535` takes 15 of them.
+        if dir.as_os_str().len() > 92 {
+            bail!("sql_socket_dir {} is too long for a socket path (at most 92 bytes)", dir.display());
+        }
+    }
     let scram_iterations = parse_env("PORTCULLIS_SCRAM_ITERATIONS")?
         .or(f.scram_iterations)
         .unwrap_or(4096);
@@ -302,6 +316,7 @@ pub fn resolve(file: Option<&Path>, flags: Overrides) -> anyhow::Result<Settings
         data_dir,
         sql_addr: addr("sql_addr", &sql_addr)?,
         http_addr: addr("http_addr", &http_addr)?,
+        sql_socket_dir,
         scram_iterations,
         tls_cert,
         tls_key,

@@ -186,6 +186,13 @@ pub async fn start(
         .await
         .with_context(|| format!("binding {}", settings.http_addr))?;
     let sql_addr = sql.local_addr()?;
+    let sql_socket = match &settings.sql_socket_dir {
+        Some(dir) => Some(
+            pg::listen::UnixSocket::bind(dir, sql_addr.port())
+                .with_context(|| format!("binding a socket in {}", dir.display()))?,
+        ),
+        None => None,
+    };
     let sql_tls = tls.is_some();
     let web_addr = web.local_addr()?;
     let https = settings.http_tls;
@@ -278,13 +285,36 @@ pub async fn start(
         pg::pools::PoolListeners::new(pg_shared.clone(), tls.clone(), settings.max_connections);
     pools.open_all(&catalog.state());
     catalog.set_pool_listeners(Arc::new(pools));
-    let pg_task = tokio::spawn(pg::serve(
-        sql,
-        pg_shared.clone(),
-        pg::Listener::main(&pg_shared),
-        tls,
-        settings.max_connections,
-    ));
+    if let Some(socket) = &sql_socket {
+        tracing::info!(path = %socket.path().display(), "SQL listener on a Unix socket");
+    }
+    let main_listener = pg::Listener::main(&pg_shared);
+    let pg_task = tokio::spawn({
+        let shared = pg_shared.clone();
+        let max_connections = settings.max_connections;
+        async move {
+            let tcp = pg::serve(
+                pg::listen::SqlListener::Tcp(sql),
+                shared.clone(),
+                main_listener.clone(),
+                tls,
+                max_connections,
+            );
+            match sql_socket {
+                Some(socket) => {
+                    let unix = pg::serve(
+                        pg::listen::SqlListener::Unix(socket),
+                        shared,
+                        main_listener,
+                        None,
+                        max_connections,
+                    );
+                    tokio::join!(tcp, unix);
+                }
+                None => tcp.await,
+            }
+        }
+    });
     let router = http::app(http_state);
     let max_connections = settings.max_connections;
     let http_task = tokio::spawn(http::serve(

@@ -17,10 +17,10 @@ use pgwire::messages::{PgWireBackendMessage, PgWireFrontendMessage};
 use pgwire::tokio::server::{
     negotiate_tls, process_error, process_message, MaybeTls, PgWireMessageServerCodec,
 };
-use tokio::net::TcpStream;
 use tokio_rustls::TlsAcceptor;
 use tokio_util::codec::Framed;
 
+use super::listen::{Accepted, UNIX_PEER};
 use super::{interactive, Handlers, PgConnection};
 
 /// The longest password message accepted (PostgreSQL's `PG_MAX_AUTH_TOKEN_LENGTH`).
@@ -35,9 +35,45 @@ pub const MAX_MESSAGE: usize = 1 << 20;
 
 type Socket<S> = Framed<MaybeTls, PgWireMessageServerCodec<S>>;
 
+/// The connection's first exchange. Over TCP, pgwire's TLS negotiation. On the Unix socket
+/// there is no TLS (as in PostgreSQL): an SSLRequest or GSSENCRequest is answered "no", and
+/// the startup message follows.
+async fn negotiate<S>(
+    accepted: Accepted,
+    tls: Option<TlsAcceptor>,
+) -> io::Result<Option<Socket<S>>> {
+    use pgwire::messages::response::{GssEncResponse, SslResponse};
+    use pgwire::messages::SslNegotiationMetaMessage as Request;
+    let unix = match accepted {
+        Accepted::Tcp(tcp) => return negotiate_tls(tcp, tls).await,
+        Accepted::Unix(unix) => unix,
+    };
+    let mut socket = Framed::new(
+        MaybeTls::Unix(unix),
+        PgWireMessageServerCodec::new(pgwire::api::DefaultClient::new(UNIX_PEER, false)),
+    );
+    // Each request is answered once; a client that keeps asking is cut.
+    for _ in 0..2 {
+        let answer = match socket.next().await {
+            Some(Ok(PgWireFrontendMessage::SslNegotiation(Request::PostgresSsl(_)))) => {
+                PgWireBackendMessage::SslResponse(SslResponse::Refuse)
+            }
+            Some(Ok(PgWireFrontendMessage::SslNegotiation(Request::PostgresGss(_)))) => {
+                PgWireBackendMessage::GssEncResponse(GssEncResponse::Refuse)
+            }
+            Some(Err(e)) => return Err(e.into()),
+            None => return Ok(None),
+            Some(Ok(_)) => break,
+        };
+        socket.send(answer).await?;
+    }
+    socket.set_state(PgWireConnectionState::AwaitingStartup);
+    Ok(Some(socket))
+}
+
 /// Serves one connection to its end (`peer`: its address, as accepted).
 pub async fn run(
-    tcp: TcpStream,
+    accepted: Accepted,
     peer: std::net::SocketAddr,
     tls: Option<TlsAcceptor>,
     conn: Arc<PgConnection>,
@@ -52,7 +88,7 @@ pub async fn run(
     let socket = tokio::select! {
         _ = &mut deadline => return Ok(()),
         _ = cut.cancelled() => return Ok(()),
-        s = Box::pin(negotiate_tls(tcp, tls)) => s?,
+        s = Box::pin(negotiate(accepted, tls)) => s?,
     };
     let Some(mut socket) = socket else {
         return Ok(());

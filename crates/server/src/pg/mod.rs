@@ -5,6 +5,7 @@ mod connection;
 mod errors;
 mod frames;
 mod interactive;
+pub mod listen;
 mod oauthbearer;
 mod phase;
 pub mod pools;
@@ -23,8 +24,6 @@ use pgwire::api::PgWireServerHandlers;
 use portcullis_auth::{DeviceFlow, PasswordAuthenticator, SsoAuthenticator};
 use portcullis_catalog::{Client, Reason, Session};
 use portcullis_gateway::session::UpstreamSession;
-use tokio::net::TcpListener;
-
 use phase::Phase;
 
 /// Who is connecting: the peer address and the `application_name` it sent.
@@ -310,7 +309,7 @@ impl PgWireServerHandlers for Handlers {
 /// Accepts connections until the listener closes (the server stops, or its pool is dropped);
 /// the connection tasks are left to end, tracked in `shared.tasks`.
 pub async fn serve(
-    listener: TcpListener,
+    listener: listen::SqlListener,
     shared: Arc<PgShared>,
     on: Arc<Listener>,
     tls: Option<TlsAcceptor>,
@@ -345,7 +344,7 @@ pub async fn serve(
         if over_limit {
             tracing::warn!(%peer, max_connections, "connection refused (53300): too many connections");
         }
-        // (pgwire's TLS negotiation sets TCP_NODELAY and reads the peer's address.)
+        // (pgwire's TLS negotiation sets TCP_NODELAY and reads a TCP peer's address.)
         let conn = Arc::new(PgConnection {
             shared: shared.clone(),
             listener: on.clone(),

@@ -70,7 +70,7 @@ impl PoolListeners {
             tracing::info!(pool = %name, %addr, "connectivity pool listening");
         }
         tokio::spawn(super::serve(
-            socket,
+            super::listen::SqlListener::Tcp(socket),
             self.0.shared.clone(),
             listener,
             self.0.tls.clone(),
