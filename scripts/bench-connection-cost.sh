@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # What one connection costs the server, next to PgBouncer in the same run: `pgbench -n -C -c 8
-# -j 2` running `SELECT 1`, each transaction a new TCP connection.
+# -j 2` running `SELECT 1`, each transaction a new connection: over TCP, then over each
+# server's Unix-domain socket.
 #   - Portcullis: an RS256 access token from the test provider as the password (the token
 #     sign-in; SELECT 1 answered by the catalog engine).
 #   - PgBouncer (Debian's), auth_type = plain (no cryptography at all), SELECT 1 forwarded to a
@@ -64,7 +65,8 @@ measure() {
 }
 
 # Portcullis with an integration of the test provider on `system`, and a token.
-PORTCULLIS_ADMIN_PASSWORD=$PASS PORTCULLIS_LOG=warn "$CARGO_TARGET_DIR/release/portcullis" serve \
+mkdir -p "$WORK/sock"
+PORTCULLIS_SQL_SOCKET_DIR=$WORK/sock PORTCULLIS_ADMIN_PASSWORD=$PASS PORTCULLIS_LOG=warn "$CARGO_TARGET_DIR/release/portcullis" serve \
   --data-dir "$WORK/pc" --sql-addr "127.0.0.1:$PC_SQL" --http-addr "127.0.0.1:$PC_HTTP" >"$WORK/pc.log" 2>&1 &
 PC_PID=$!
 for _ in $(seq 50); do grep -q listening "$WORK/pc.log" && break; sleep 0.1; done
@@ -96,6 +98,7 @@ logfile = $WORK/run/pgbouncer.log
 pidfile = $WORK/run/pgbouncer.pid
 log_connections = 0
 log_disconnections = 0
+unix_socket_dir = $WORK/run
 INI
 echo "\"bench\" \"$PASS\"" >"$WORK/run/users.txt"
 chown postgres "$WORK/run/pgbouncer.ini" "$WORK/run/users.txt"
@@ -106,7 +109,11 @@ PGPASSWORD=$PASS psql -X -q -h 127.0.0.1 -p "$PGB_PORT" -U bench postgres -c "SE
 
 PC=$(measure portcullis "$PC_PID" "$TOKEN" -h 127.0.0.1 -p "$PC_SQL" -U access_token system)
 PGB=$(measure pgbouncer "$PGB_PID" "$PASS" -h 127.0.0.1 -p "$PGB_PORT" -U bench postgres)
-printf "%-34s %12s %16s %18s %20s\n" "per new connection running SELECT 1" "conns/s" "server CPU us" "system calls" "context switches"
-read -r _ a b c d <<<"$PC"; printf "%-34s %12s %16s %18s %20s\n" "portcullis, RS256 token sign-in" "$a" "$b" "$c" "$d"
-read -r _ e f g h <<<"$PGB"; printf "%-34s %12s %16s %18s %20s\n" "pgbouncer, auth_type plain" "$e" "$f" "$g" "$h"
-awk -v a="$b" -v b="$f" 'BEGIN { printf "server CPU per connection, portcullis / pgbouncer: %.2fx (issue 16 target for portcullis: <= 60 us)\n", a / b }'
+PCU=$(measure portcullis-unix "$PC_PID" "$TOKEN" -h "$WORK/sock" -p "$PC_SQL" -U access_token system)
+PGBU=$(measure pgbouncer-unix "$PGB_PID" "$PASS" -h "$WORK/run" -p "$PGB_PORT" -U bench postgres)
+printf "%-40s %12s %16s %18s %20s\n" "per new connection running SELECT 1" "conns/s" "server CPU us" "system calls" "context switches"
+read -r _ a b c d <<<"$PC"; printf "%-40s %12s %16s %18s %20s\n" "portcullis, RS256 token sign-in, tcp" "$a" "$b" "$c" "$d"
+read -r _ e f g h <<<"$PGB"; printf "%-40s %12s %16s %18s %20s\n" "pgbouncer, auth_type plain, tcp" "$e" "$f" "$g" "$h"
+read -r _ i j k l <<<"$PCU"; printf "%-40s %12s %16s %18s %20s\n" "portcullis, RS256 token sign-in, unix" "$i" "$j" "$k" "$l"
+read -r _ m n o p <<<"$PGBU"; printf "%-40s %12s %16s %18s %20s\n" "pgbouncer, auth_type plain, unix" "$m" "$n" "$o" "$p"
+awk -v a="$b" -v b="$f" -v c="$j" -v d="$n" 'BEGIN { printf "server CPU per connection, portcullis / pgbouncer: %.2fx over tcp, %.2fx over unix sockets (issue 16 target for portcullis: <= 60 us)\n", a / b, c / d }'

@@ -2,6 +2,7 @@
 # Password sign-ins per second: pgbench -C (a new connection, so a full SCRAM-SHA-256 sign-in,
 # per transaction) with 8 clients running SELECT 1, against Portcullis and, in the same run,
 # against a PostgreSQL 15 cluster created here with scram-sha-256 at the same iteration count.
+# Each over TCP and over the servers' Unix-domain sockets.
 # Then token sign-ins: the same load with an RS256 access token from the test OpenID provider
 # (tests/idp) as PGPASSWORD, and the count of requests the server sent to the provider during
 # the measured run (target 0: keys are cached).
@@ -31,7 +32,8 @@ trap cleanup EXIT
 # stays below its 250,000-flow cap; see docs/benchmarks.md. The per-address limit on sign-in
 # starts is off (one load generator on one address measures the server, not the limit), and so
 # is the failed-password throttle's effect (the benchmark's passwords are right).
-PORTCULLIS_SSO_STARTS_PER_SECOND=0 PORTCULLIS_SSO_FLOW_SECONDS=5 PORTCULLIS_ADMIN_PASSWORD=$PASS PORTCULLIS_LOG=warn "$CARGO_TARGET_DIR/release/portcullis" serve \
+mkdir -p "$WORK/sock"
+PORTCULLIS_SQL_SOCKET_DIR=$WORK/sock PORTCULLIS_SSO_STARTS_PER_SECOND=0 PORTCULLIS_SSO_FLOW_SECONDS=5 PORTCULLIS_ADMIN_PASSWORD=$PASS PORTCULLIS_LOG=warn "$CARGO_TARGET_DIR/release/portcullis" serve \
   --data-dir "$WORK/pc" --sql-addr 127.0.0.1:45050 --http-addr 127.0.0.1:49090 >"$WORK/pc.log" 2>&1 &
 PC_PID=$!
 for _ in $(seq 50); do grep -q "listening" "$WORK/pc.log" && break; sleep 0.1; done
@@ -62,6 +64,9 @@ run() { # name server-pid host-args... → "name tps avg-connect-ms server-cpu-m
 }
 PC=$(run portcullis "$PC_PID" -h 127.0.0.1 -p 45050 -U admin@system system)
 PG=$(run postgres "$PG_PID" -h 127.0.0.1 -p 45432 -U bench postgres)
+# The same over each server's Unix-domain socket (libpq's default when no host is given).
+PCU=$(run portcullis-unix "$PC_PID" -h "$WORK/sock" -p 45050 -U admin@system system)
+PGU=$(run postgres-unix "$PG_PID" -h "$WORK/pgrun" -p 45432 -U bench postgres)
 
 # Token sign-ins: the test provider, an integration on `system`, a client-credentials token.
 npm ci --prefix tests/idp --no-audit --no-fund --silent
@@ -79,6 +84,7 @@ metric() { curl -s http://127.0.0.1:49090/metrics | awk -v m="$1" '$1 == m || in
 fetches() { metric portcullis_provider_requests_total | cut -d. -f1; }
 before=$(fetches)
 TK=$(BENCH_PASSWORD=$TOKEN run token "$PC_PID" -h 127.0.0.1 -p 45050 -U access_token system)
+TKU=$(BENCH_PASSWORD=$TOKEN run token-unix "$PC_PID" -h "$WORK/sock" -p 45050 -U access_token system)
 after=$(fetches)
 
 # Browser sign-in: starting flows (no provider involved), then full sign-ins.
@@ -101,18 +107,24 @@ read -r c1 cb1 pv1 <<<"$(snap)"
 read -r _ pc_tps pc_conn pc_cpu <<<"$PC"
 read -r _ pg_tps pg_conn pg_cpu <<<"$PG"
 read -r _ tk_tps tk_conn tk_cpu <<<"$TK"
-printf "%-22s %12s %18s %22s\n" target "sign-ins/s" "avg connect ms" "server CPU ms/sign-in"
-printf "%-22s %12.1f %18s %22s\n" "portcullis password" "$pc_tps" "$pc_conn" "$pc_cpu"
-printf "%-22s %12.1f %18s %22s\n" "portcullis token" "$tk_tps" "$tk_conn" "$tk_cpu"
-printf "%-22s %12.1f %18s %22s\n" "postgresql scram" "$pg_tps" "$pg_conn" "$pg_cpu"
-awk -v a="$pc_tps" -v b="$pg_tps" 'BEGIN { printf "ratio password / postgresql: %.2fx  (target >= 1.5x)\n", a / b }'
-awk -v a="$tk_tps" -v b="$pg_tps" 'BEGIN { printf "ratio token / postgresql:    %.2fx  (target >= 30x)\n", a / b }'
+read -r _ pcu_tps pcu_conn pcu_cpu <<<"$PCU"
+read -r _ pgu_tps pgu_conn pgu_cpu <<<"$PGU"
+read -r _ tku_tps tku_conn tku_cpu <<<"$TKU"
+printf "%-30s %12s %18s %22s\n" target "sign-ins/s" "avg connect ms" "server CPU ms/sign-in"
+printf "%-30s %12.1f %18s %22s\n" "portcullis password, tcp" "$pc_tps" "$pc_conn" "$pc_cpu"
+printf "%-30s %12.1f %18s %22s\n" "portcullis token, tcp" "$tk_tps" "$tk_conn" "$tk_cpu"
+printf "%-30s %12.1f %18s %22s\n" "postgresql scram, tcp" "$pg_tps" "$pg_conn" "$pg_cpu"
+printf "%-30s %12.1f %18s %22s\n" "portcullis password, unix" "$pcu_tps" "$pcu_conn" "$pcu_cpu"
+printf "%-30s %12.1f %18s %22s\n" "portcullis token, unix" "$tku_tps" "$tku_conn" "$tku_cpu"
+printf "%-30s %12.1f %18s %22s\n" "postgresql scram, unix" "$pgu_tps" "$pgu_conn" "$pgu_cpu"
+awk -v a="$pc_tps" -v b="$pg_tps" -v c="$pcu_tps" -v d="$pgu_tps" 'BEGIN { printf "ratio password / postgresql: %.2fx over tcp, %.2fx over unix sockets  (target >= 1.5x)\n", a / b, c / d }'
+awk -v a="$tk_tps" -v b="$pg_tps" -v c="$tku_tps" -v d="$pgu_tps" 'BEGIN { printf "ratio token / postgresql:    %.2fx over tcp, %.2fx over unix sockets  (target >= 30x)\n", a / b, c / d }'
 echo "provider requests during the token run: $((after - before))  (target 0)"
 # One RSA-2048 verification on this machine, now, for scale (the token run's CPU per sign-in
 # includes accepting and closing the TCP connection, the exchange, the session and SELECT 1; a
 # token seen before skips the verification, see docs/benchmarks.md).
 VERIFY_US=$(openssl speed -seconds 2 rsa2048 2>/dev/null | awk '/^rsa 2048/ { sub(/s$/, "", $5); printf "%.1f", $5 * 1e6 }')
-echo "openssl speed rsa2048: one verification ${VERIFY_US} us; token sign-in server CPU ${tk_cpu} ms  (target <= 0.060 ms)"
+echo "openssl speed rsa2048: one verification ${VERIFY_US} us; token sign-in server CPU ${tk_cpu} ms over tcp, ${tku_cpu} ms over a unix socket  (target <= 0.060 ms)"
 echo
 echo "browser sign-in: POST /v1/sso_authentication (wrk -t2 -c8 -d${WRK_SECS}s)"
 echo "  requests/s: $START_RPS  (target >= 10000)   p50: $START_P50   p99: $START_P99  (target <= 5ms)   non-2xx: $START_ERR"

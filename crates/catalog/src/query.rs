@@ -109,7 +109,15 @@ pub struct QueryEngine {
     view: Arc<Mutex<SessionView>>,
     owners: Arc<Owners>,
     time_limit: Duration,
+    /// What each statement in SQLite's statement cache reads: a statement taken from that
+    /// cache is not prepared again, so the authorizer is not asked again either.
+    known_reads: std::collections::HashMap<String, Reads>,
 }
+
+/// Prepared statements kept per engine (and the most remembered reads: past this many, the
+/// memory of them starts over).
+const CACHED_STATEMENTS: usize = 64;
+const KNOWN_READS: usize = 1024;
 
 pub fn timestamp(secs: i64) -> String {
     chrono::DateTime::from_timestamp(secs, 0)
@@ -145,17 +153,26 @@ impl Default for Copy {
 
 /// Which parts of the copy a statement reads, from the authorizer's calls while preparing it
 /// (tables read through a view are reported too).
-#[derive(Debug, Default, Clone, Copy)]
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
 struct Reads {
     catalog: bool,
     sessions: bool,
     events: bool,
+    /// The authorizer was asked anything: SQLite prepared the statement now.
+    asked: bool,
 }
 
 impl Reads {
     fn any(self) -> bool {
         self.catalog || self.sessions || self.events
     }
+
+    const ALL: Self = Self {
+        catalog: true,
+        sessions: true,
+        events: true,
+        asked: false,
+    };
 
     /// Notes a read of a hidden `sys.<name>_all` table.
     fn note(&mut self, table: &str) {
@@ -203,6 +220,7 @@ impl QueryEngine {
         pg_catalog::create_views(&conn).map_err(internal)?;
         limits::apply(&conn);
         conn.set_limit(Limit::SQLITE_LIMIT_ATTACHED, 2);
+        conn.set_prepared_statement_cache_capacity(CACHED_STATEMENTS);
         let refusal: Arc<Mutex<Option<CatalogError>>> = Arc::default();
         let reads: Arc<Mutex<Reads>> = Arc::default();
         let loading: Arc<std::sync::atomic::AtomicBool> = Arc::default();
@@ -228,7 +246,28 @@ impl QueryEngine {
             view,
             owners: Arc::default(),
             time_limit,
+            known_reads: Default::default(),
         })
+    }
+
+    /// What a statement just taken from [`prepare_guarded`] reads: what the authorizer noted
+    /// if SQLite prepared it now (it was asked), else what it noted when SQLite did; a cached
+    /// statement whose reads were forgotten reads everything, to be safe. (The authorizer's
+    /// answers depend on the statement alone.)
+    fn reads_of(
+        noted: &Mutex<Reads>,
+        known_reads: &mut std::collections::HashMap<String, Reads>,
+        sql: &str,
+    ) -> Reads {
+        let noted = *noted.lock();
+        if !noted.asked {
+            return known_reads.get(sql).copied().unwrap_or(Reads::ALL);
+        }
+        if known_reads.len() >= KNOWN_READS {
+            known_reads.clear();
+        }
+        known_reads.insert(sql.to_owned(), noted);
+        noted
     }
 
     /// Describes a query's result columns without running it (needs no copy of the catalog).
@@ -269,7 +308,7 @@ impl QueryEngine {
             Ok(stmt) => stmt,
             Err(e) => return Some(Err(e)),
         };
-        let reads = *self.reads.lock();
+        let reads = Self::reads_of(&self.reads, &mut self.known_reads, &sql);
         if small.is_some() && (reads.any() || self.copy.owners != job.catalog_generation) {
             return None;
         }
@@ -422,16 +461,18 @@ fn write_copy<T>(
     loaded.map_err(internal)
 }
 
-/// Prepares a read of the `sys` views, or says clearly why not.
+/// Prepares a read of the `sys` views, or says clearly why not. A statement prepared before
+/// comes from the connection's statement cache (only statements the authorizer let through
+/// are there).
 fn prepare_guarded<'c>(
     conn: &'c Connection,
     refusal: &Mutex<Option<CatalogError>>,
     sql: &str,
-) -> Result<rusqlite::Statement<'c>, CatalogError> {
+) -> Result<rusqlite::CachedStatement<'c>, CatalogError> {
     limits::check_sql_length(sql)?;
     visibility::check_cte_names(sql)?;
     *refusal.lock() = None;
-    let prepared = conn.prepare(sql);
+    let prepared = conn.prepare_cached(sql);
     let refused = refusal.lock().take();
     // A refusal fails the prepare, with SQLITE_AUTH or a generic error that names it.
     let stmt = prepared.map_err(|e| refused.unwrap_or_else(|| query_error(e)))?;
@@ -450,6 +491,7 @@ fn read_only_sys(
         if loading.load(std::sync::atomic::Ordering::Acquire) {
             return Authorization::Allow;
         }
+        reads.lock().asked = true;
         let decision = match ctx.action {
             AuthAction::Select | AuthAction::Recursive => Ok(()),
             AuthAction::Read { table_name, .. } if ctx.database_name == Some("sys") => {

@@ -162,6 +162,38 @@ fn the_copy_is_loaded_by_what_a_query_reads() {
     assert_eq!(e.copy.catalog, 1);
 }
 
+/// A statement run again comes from SQLite's statement cache, without the authorizer: what it
+/// reads is remembered, so its copy is still brought up to date; forgotten, it loads every
+/// part (never a stale copy); a refused statement is never cached.
+#[test]
+fn a_cached_statement_still_loads_what_it_reads() {
+    let mut e = engine(Duration::from_secs(5));
+    let users = "SELECT count(*) FROM sys.users";
+    let count = |e: &mut QueryEngine, state: &Arc<CatalogState>, generation: u64| {
+        e.run(&job(users, state, generation)).unwrap().rows[0][0].clone()
+    };
+    let three = count(&mut e, &big_state(3), 1);
+    assert!(e.reads.lock().asked && e.known_reads.contains_key(users));
+    // Cached now: the next run asks the authorizer nothing, yet sees the catalog change.
+    let four = count(&mut e, &big_state(4), 2);
+    assert!(!e.reads.lock().asked, "the statement was prepared again");
+    assert_ne!(three, four, "a cached statement read a stale copy");
+    assert_eq!(e.copy.catalog, 2);
+    // Its reads forgotten (many other statements since), it loads everything.
+    e.known_reads.clear();
+    let five = count(&mut e, &big_state(5), 3);
+    assert!(!e.reads.lock().asked);
+    assert_ne!(four, five);
+    assert_eq!(e.copy.catalog, 3);
+    // A refused statement fails every time.
+    for _ in 0..2 {
+        let refused = e
+            .run(&job("SELECT * FROM sqlite_master", &big_state(5), 3))
+            .unwrap_err();
+        assert_eq!(refused.sqlstate, crate::error::sqlstate::INSUFFICIENT_PRIVILEGE, "{refused:?}");
+    }
+}
+
 /// The async side answers only small queries: no sys table, done within the budget. A big one
 /// is declined (and runs in full elsewhere), a wrong one fails at once.
 #[test]
