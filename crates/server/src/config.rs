@@ -204,7 +204,10 @@ pub fn resolve(file: Option<&Path>, flags: Overrides) -> anyhow::Result<Settings
     if let Some(dir) = &sql_socket_dir {
         // sun_path holds 107 bytes; `/.s.PGSQL.65535` takes 15 of them.
         if dir.as_os_str().len() > 92 {
-            bail!("sql_socket_dir {} is too long for a socket path (at most 92 bytes)", dir.display());
+            bail!(
+                "sql_socket_dir {} is too long for a socket path (at most 92 bytes)",
+                dir.display()
+            );
         }
     }
     let scram_iterations = parse_env("PORTCULLIS_SCRAM_ITERATIONS")?

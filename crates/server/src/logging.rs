@@ -14,6 +14,8 @@ use tracing_subscriber::filter::{filter_fn, EnvFilter};
 use parking_lot::Mutex;
 use tracing_subscriber::prelude::*;
 
+mod audit_json;
+
 /// The target of audit events.
 pub const AUDIT: &str = "portcullis::audit";
 
@@ -39,17 +41,10 @@ pub fn init(client: bool, audit_file: Option<&Path>) -> anyhow::Result<Option<Au
         };
         let audit = AuditSink::new(sink);
         guard = Some(audit.clone());
-        let writer = audit;
         Some(
-            tracing_subscriber::fmt::layer()
-                .json()
-                .flatten_event(true)
-                .with_current_span(false)
-                .with_span_list(false)
-                .with_writer(writer)
-                .with_filter(filter_fn(|m| {
-                    m.target() == AUDIT && *m.level() <= tracing::Level::INFO
-                })),
+            audit_json::AuditJson { sink: audit }.with_filter(filter_fn(|m| {
+                m.target() == AUDIT && *m.level() <= tracing::Level::INFO
+            })),
         )
     };
     tracing_subscriber::registry()
@@ -88,26 +83,5 @@ impl AuditSink {
         if let Err(e) = self.0.lock().flush() {
             eprintln!("portcullis: writing the audit log failed: {e}");
         }
-    }
-}
-
-/// One event's line, written into the buffer under its lock.
-pub struct AuditLine<'a>(parking_lot::MutexGuard<'a, std::io::BufWriter<Box<dyn Write + Send>>>);
-
-impl Write for AuditLine<'_> {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.write(buf)
-    }
-
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
-impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for AuditSink {
-    type Writer = AuditLine<'a>;
-
-    fn make_writer(&'a self) -> Self::Writer {
-        AuditLine(self.0.lock())
     }
 }

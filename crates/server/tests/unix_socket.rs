@@ -41,10 +41,18 @@ async fn clients_sign_in_on_the_unix_socket() {
     assert!(path.exists(), "no socket at {}", path.display());
 
     // tokio-postgres, as any libpq-style client: host is the directory.
-    let admin = connect_unix(sockets.path(), port, "admin@system", harness::ADMIN_PASSWORD)
-        .await
-        .unwrap();
-    assert_eq!(rows(&admin, "SELECT CURRENT_USER()").await, ["admin@system"]);
+    let admin = connect_unix(
+        sockets.path(),
+        port,
+        "admin@system",
+        harness::ADMIN_PASSWORD,
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        rows(&admin, "SELECT CURRENT_USER()").await,
+        ["admin@system"]
+    );
 
     // A wrong password: FATAL 28P01, the connection closed, the attempt in the audit trail
     // under the host's own address (port 0: the Unix socket).
@@ -52,7 +60,11 @@ async fn clients_sign_in_on_the_unix_socket() {
         .await
         .err()
         .expect("a wrong password signed in");
-    assert!(db_error(&wrong).starts_with("28P01"), "{}", db_error(&wrong));
+    assert!(
+        db_error(&wrong).starts_with("28P01"),
+        "{}",
+        db_error(&wrong)
+    );
     let events = rows(
         &admin,
         "SELECT result, peer FROM sys.authentication_events \
@@ -72,7 +84,14 @@ async fn clients_sign_in_on_the_unix_socket() {
     let psql = std::process::Command::new("psql")
         .args(["-X", "-A", "-t", "-h"])
         .arg(sockets.path())
-        .args(["-p", &port.to_string(), "-U", "admin@system", "system", "-c"])
+        .args([
+            "-p",
+            &port.to_string(),
+            "-U",
+            "admin@system",
+            "system",
+            "-c",
+        ])
         .arg("SELECT CURRENT_USER()")
         .env("PGPASSWORD", harness::ADMIN_PASSWORD)
         .output()
@@ -87,7 +106,9 @@ async fn clients_sign_in_on_the_unix_socket() {
     // An SSLRequest on the Unix socket: "N" (no TLS there, as in PostgreSQL), then the
     // startup goes on.
     let mut raw = tokio::net::UnixStream::connect(&path).await.unwrap();
-    raw.write_all(&[0, 0, 0, 8, 0x04, 0xd2, 0x16, 0x2f]).await.unwrap();
+    raw.write_all(&[0, 0, 0, 8, 0x04, 0xd2, 0x16, 0x2f])
+        .await
+        .unwrap();
     let mut answer = [0u8; 1];
     raw.read_exact(&mut answer).await.unwrap();
     assert_eq!(&answer, b"N");
@@ -137,13 +158,21 @@ async fn a_socket_another_server_answers_on_is_not_taken() {
     let mut second = settings_in(dir2.path());
     second.sql_addr = format!("127.0.0.2:{port}").parse().unwrap();
     second.sql_socket_dir = Some(sockets.path().to_owned());
-    let refused = start_with(dir2, second).await.err().expect("two servers on one socket");
+    let refused = start_with(dir2, second)
+        .await
+        .err()
+        .expect("two servers on one socket");
     assert!(
         format!("{refused:#}").contains("another server is listening"),
         "{refused:#}"
     );
-    let admin = connect_unix(sockets.path(), port, "admin@system", harness::ADMIN_PASSWORD)
-        .await
-        .unwrap();
+    let admin = connect_unix(
+        sockets.path(),
+        port,
+        "admin@system",
+        harness::ADMIN_PASSWORD,
+    )
+    .await
+    .unwrap();
     assert_eq!(rows(&admin, "SELECT 1").await, ["1"]);
 }

@@ -190,7 +190,11 @@ fn a_cached_statement_still_loads_what_it_reads() {
         let refused = e
             .run(&job("SELECT * FROM sqlite_master", &big_state(5), 3))
             .unwrap_err();
-        assert_eq!(refused.sqlstate, crate::error::sqlstate::INSUFFICIENT_PRIVILEGE, "{refused:?}");
+        assert_eq!(
+            refused.sqlstate,
+            crate::error::sqlstate::INSUFFICIENT_PRIVILEGE,
+            "{refused:?}"
+        );
     }
 }
 

@@ -29,7 +29,11 @@ impl SqlListener {
     pub async fn accept(&self) -> io::Result<(Accepted, SocketAddr)> {
         match self {
             Self::Tcp(l) => l.accept().await.map(|(s, a)| (Accepted::Tcp(s), a)),
-            Self::Unix(u) => u.listener.accept().await.map(|(s, _)| (Accepted::Unix(s), UNIX_PEER)),
+            Self::Unix(u) => u
+                .listener
+                .accept()
+                .await
+                .map(|(s, _)| (Accepted::Unix(s), UNIX_PEER)),
         }
     }
 }

@@ -21,10 +21,10 @@ use pgwire::api::auth::{AuthDriver, DefaultServerParameterProvider};
 use pgwire::api::stmt::NoopQueryParser;
 use pgwire::api::ClientInfo;
 use pgwire::api::PgWireServerHandlers;
+use phase::Phase;
 use portcullis_auth::{DeviceFlow, PasswordAuthenticator, SsoAuthenticator};
 use portcullis_catalog::{Client, Reason, Session};
 use portcullis_gateway::session::UpstreamSession;
-use phase::Phase;
 
 /// Who is connecting: the peer address and the `application_name` it sent.
 pub(crate) fn client_info(c: &impl ClientInfo) -> Client {
