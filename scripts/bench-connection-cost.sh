@@ -30,13 +30,7 @@ npm ci --prefix tests/idp --no-audit --no-fund --silent
 WORK=$(mktemp -d /tmp/portcullis-conncost.XXXX); chmod 755 "$WORK"
 PASS=Bench-pass-1
 echo "SELECT 1;" > "$WORK/select1.sql"
-# Listening ports below the ephemeral range (the first free one from a base): pgbench -C leaves
-# thousands of client ports in TIME_WAIT there, and PostgreSQL could not bind one of those.
-low_port() { for p in $(seq "$1" "$(( $1 + 50 ))"); do python3 - "$p" <<'PY' && { echo "$p"; return; }
-import socket, sys
-s = socket.socket(); s.bind(("127.0.0.1", int(sys.argv[1])))
-PY
-done; return 1; }
+. scripts/ports.sh
 PC_SQL=$(low_port 21050); PC_HTTP=$(low_port 21150); PG_PORT=$(low_port 21250); PGB_PORT=$(low_port 21350); PGBS_PORT=$(low_port 21450)
 cleanup() {
   for p in ${PC_PID:-} ${IDP_PID:-} ${PGB_PID:-} ${PGBS_PID:-}; do kill "$p" 2>/dev/null || true; done

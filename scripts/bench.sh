@@ -26,6 +26,8 @@ PASS=Bench-pass-1
 echo "SELECT 1;" > "$WORK/select1.sql"
 cleanup() { [ -n "${PC_PID:-}" ] && kill "$PC_PID" 2>/dev/null; [ -n "${MEM_PID:-}" ] && kill "$MEM_PID" 2>/dev/null; [ -n "${IDP_PID:-}" ] && kill "$IDP_PID" 2>/dev/null; [ -d "$WORK/pg" ] && su postgres -c "$PGBIN/pg_ctl -D $WORK/pg -m immediate stop" >/dev/null 2>&1; rm -rf "$WORK"; }
 trap cleanup EXIT
+. scripts/ports.sh
+PC_SQL=$(low_port 22050); PC_HTTP=$(low_port 22150); PG_PORT=$(low_port 22250)
 
 # Portcullis
 # Pending browser sign-ins live 5 s here (default 600 s) so that the start benchmark's table
@@ -34,7 +36,7 @@ trap cleanup EXIT
 # is the failed-password throttle's effect (the benchmark's passwords are right).
 mkdir -p "$WORK/sock"
 PORTCULLIS_SQL_SOCKET_DIR=$WORK/sock PORTCULLIS_SSO_STARTS_PER_SECOND=0 PORTCULLIS_SSO_FLOW_SECONDS=5 PORTCULLIS_ADMIN_PASSWORD=$PASS PORTCULLIS_LOG=warn "$CARGO_TARGET_DIR/release/portcullis" serve \
-  --data-dir "$WORK/pc" --sql-addr 127.0.0.1:45050 --http-addr 127.0.0.1:49090 >"$WORK/pc.log" 2>&1 &
+  --data-dir "$WORK/pc" --sql-addr 127.0.0.1:$PC_SQL --http-addr 127.0.0.1:$PC_HTTP >"$WORK/pc.log" 2>&1 &
 PC_PID=$!
 for _ in $(seq 50); do grep -q "listening" "$WORK/pc.log" && break; sleep 0.1; done
 
@@ -43,7 +45,7 @@ id postgres >/dev/null 2>&1 || useradd -r -m postgres
 mkdir -p "$WORK/pg" "$WORK/pgrun"; chown postgres "$WORK/pg" "$WORK/pgrun"
 echo "$PASS" > "$WORK/pgrun/pw"; chown postgres "$WORK/pgrun/pw"
 su postgres -c "$PGBIN/initdb -D $WORK/pg -U bench --auth=scram-sha-256 --pwfile=$WORK/pgrun/pw" >/dev/null
-su postgres -c "$PGBIN/pg_ctl -D $WORK/pg -o '-p 45432 -k $WORK/pgrun -c listen_addresses=127.0.0.1 -c max_connections=50' -l $WORK/pgrun/pg.log -w start" >/dev/null
+su postgres -c "$PGBIN/pg_ctl -D $WORK/pg -o '-p $PG_PORT -k $WORK/pgrun -c listen_addresses=127.0.0.1 -c max_connections=50' -l $WORK/pgrun/pg.log -w start" >/dev/null
 
 # Server CPU: a process's user+system clock ticks, its reaped children's included (PostgreSQL's
 # backends are children of the postmaster, so its count holds theirs once they exit).
@@ -62,29 +64,29 @@ run() { # name server-pid host-args... → "name tps avg-connect-ms server-cpu-m
   local cpu; cpu=$(awk -v d="$((t1 - t0))" -v hz="$HZ" -v n="$done_" 'BEGIN { printf "%.3f", d * 1000 / hz / n }')
   echo "$name $tps $conn $cpu"
 }
-PC=$(run portcullis "$PC_PID" -h 127.0.0.1 -p 45050 -U admin@system system)
-PG=$(run postgres "$PG_PID" -h 127.0.0.1 -p 45432 -U bench postgres)
+PC=$(run portcullis "$PC_PID" -h 127.0.0.1 -p $PC_SQL -U admin@system system)
+PG=$(run postgres "$PG_PID" -h 127.0.0.1 -p $PG_PORT -U bench postgres)
 # The same over each server's Unix-domain socket (libpq's default when no host is given).
-PCU=$(run portcullis-unix "$PC_PID" -h "$WORK/sock" -p 45050 -U admin@system system)
-PGU=$(run postgres-unix "$PG_PID" -h "$WORK/pgrun" -p 45432 -U bench postgres)
+PCU=$(run portcullis-unix "$PC_PID" -h "$WORK/sock" -p $PC_SQL -U admin@system system)
+PGU=$(run postgres-unix "$PG_PID" -h "$WORK/pgrun" -p $PG_PORT -U bench postgres)
 
 # Token sign-ins: the test provider, an integration on `system`, a client-credentials token.
 npm ci --prefix tests/idp --no-audit --no-fund --silent
-node tests/idp/idp.mjs --port 0 --keys "$WORK/jwks.json" --redirect-uri http://127.0.0.1:49090/v1/callback >"$WORK/idp.out" 2>/dev/null &
+node tests/idp/idp.mjs --port 0 --keys "$WORK/jwks.json" --redirect-uri http://127.0.0.1:$PC_HTTP/v1/callback >"$WORK/idp.out" 2>/dev/null &
 IDP_PID=$!
 for _ in $(seq 100); do grep -q IDP_READY "$WORK/idp.out" && break; sleep 0.1; done
 ISSUER=$(awk '/IDP_READY/ {print $2}' "$WORK/idp.out")
-PGPASSWORD=$PASS psql -X -q -h 127.0.0.1 -p 45050 -U admin@system system \
+PGPASSWORD=$PASS psql -X -q -h 127.0.0.1 -p $PC_SQL -U admin@system system \
   -c "CREATE GROUP robots" -c "GRANT USE ON DATABASE system TO GROUP robots" \
   -c "ALTER DATABASE system SET SSO INTEGRATION oidc issuer = \"$ISSUER\", client_id = \"rs256-client\", client_secret = \"rs256-client-secret\", default_group = robots, groups_claim_ids = [groups], additional_scopes = [email, groups]" >/dev/null
 TOKEN=$(node tests/idp/token.mjs --issuer "$ISSUER" --client rs256-client --grant client_credentials | python3 -c 'import json,sys; print(json.load(sys.stdin)["access_token"])')
-PGPASSWORD=$TOKEN psql -X -q -h 127.0.0.1 -p 45050 -U access_token system -c "SELECT 1" >/dev/null  # warms the key cache
+PGPASSWORD=$TOKEN psql -X -q -h 127.0.0.1 -p $PC_SQL -U access_token system -c "SELECT 1" >/dev/null  # warms the key cache
 # metric NAME: the sum of a Prometheus metric's samples at /metrics (0 if none yet).
-metric() { curl -s http://127.0.0.1:49090/metrics | awk -v m="$1" '$1 == m || index($1, m "{") == 1 { s += $2 } END { printf "%.6f\n", s + 0 }'; }
+metric() { curl -s http://127.0.0.1:$PC_HTTP/metrics | awk -v m="$1" '$1 == m || index($1, m "{") == 1 { s += $2 } END { printf "%.6f\n", s + 0 }'; }
 fetches() { metric portcullis_provider_requests_total | cut -d. -f1; }
 before=$(fetches)
-TK=$(BENCH_PASSWORD=$TOKEN run token "$PC_PID" -h 127.0.0.1 -p 45050 -U access_token system)
-TKU=$(BENCH_PASSWORD=$TOKEN run token-unix "$PC_PID" -h "$WORK/sock" -p 45050 -U access_token system)
+TK=$(BENCH_PASSWORD=$TOKEN run token "$PC_PID" -h 127.0.0.1 -p $PC_SQL -U access_token system)
+TKU=$(BENCH_PASSWORD=$TOKEN run token-unix "$PC_PID" -h "$WORK/sock" -p $PC_SQL -U access_token system)
 after=$(fetches)
 
 # Browser sign-in: starting flows (no provider involved), then full sign-ins.
@@ -94,14 +96,14 @@ wrk.body = '{"database":"system","do_redirect":false}'
 wrk.headers["Content-Type"] = "application/json"
 LUA
 WRK_SECS=$SECS
-wrk -t 2 -c 8 -d "${WRK_SECS}s" --latency -s "$WORK/start.lua" http://127.0.0.1:49090/v1/sso_authentication >"$WORK/wrk.out" 2>&1
+wrk -t 2 -c 8 -d "${WRK_SECS}s" --latency -s "$WORK/start.lua" http://127.0.0.1:$PC_HTTP/v1/sso_authentication >"$WORK/wrk.out" 2>&1
 START_RPS=$(awk '/Requests\/sec/ {print $2}' "$WORK/wrk.out")
 START_P99=$(awk '$1 == "99%" {print $2}' "$WORK/wrk.out")
 START_P50=$(awk '$1 == "50%" {print $2}' "$WORK/wrk.out")
 START_ERR=$(grep -Eo 'Non-2xx or 3xx responses: [0-9]+' "$WORK/wrk.out" | grep -Eo '[0-9]+$' || echo 0)
 snap() { echo "$(metric portcullis_sso_callback_seconds_count) $(metric portcullis_sso_callback_seconds_sum) $(metric portcullis_sso_callback_provider_seconds_sum)"; }
 read -r c0 cb0 pv0 <<<"$(snap)"
-FULL=$(node tests/idp/signin-bench.mjs --server http://127.0.0.1:49090 --database system --count 200)
+FULL=$(node tests/idp/signin-bench.mjs --server http://127.0.0.1:$PC_HTTP --database system --count 200)
 read -r c1 cb1 pv1 <<<"$(snap)"
 
 read -r _ pc_tps pc_conn pc_cpu <<<"$PC"
