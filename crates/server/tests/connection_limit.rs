@@ -1,26 +1,36 @@
 //! `max_connections` (issue 16, item 3): a PostgreSQL client over the limit is told so —
 //! `FATAL 53300` in an ErrorResponse, as PostgreSQL says "too many clients" — instead of finding
 //! its socket dropped; the sessions already open go on, and a slot that frees is usable again.
+//! The server runs in the test's process; tokio-postgres is the client (issue 16, item 6).
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod harness;
 
-use std::io::Write;
+use harness::inprocess::{db_error, rows, settings_in, start_with};
+use harness::ADMIN_PASSWORD;
 
-use harness::{LivePsql, Server, ADMIN_PASSWORD};
-
-#[test]
-fn clients_over_the_limit_get_53300() {
-    let server = Server::start_env(&[("PORTCULLIS_MAX_CONNECTIONS", "3")]);
-    let mut held: Vec<LivePsql> = (0..3)
-        .map(|_| LivePsql::connect(&server, "admin@system", "system", ADMIN_PASSWORD))
-        .collect();
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn clients_over_the_limit_get_53300() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut settings = settings_in(dir.path());
+    settings.max_connections = 3;
+    let server = start_with(dir, settings).await.unwrap();
+    let mut held = Vec::new();
+    for _ in 0..3 {
+        held.push(server.admin().await);
+    }
     // A raw client over the limit: its startup is answered with the error, then the end.
-    let mut extra = std::net::TcpStream::connect(("127.0.0.1", server.sql_port)).unwrap();
-    extra
-        .write_all(&harness::wire::startup_packet("admin@system", "system"))
-        .unwrap();
-    let said = harness::wire::read_all(&mut extra);
+    let addr = server.sql_addr();
+    let said = tokio::task::spawn_blocking(move || {
+        use std::io::Write;
+        let mut extra = std::net::TcpStream::connect(addr).unwrap();
+        extra
+            .write_all(&harness::wire::startup_packet("admin@system", "system"))
+            .unwrap();
+        harness::wire::read_all(&mut extra)
+    })
+    .await
+    .unwrap();
     assert_eq!(said.len(), 1, "one message, then the end: {said:?}");
     let (tag, body) = &said[0];
     let fields = String::from_utf8_lossy(body);
@@ -31,24 +41,29 @@ fn clients_over_the_limit_get_53300() {
             && fields.contains("too many clients"),
         "{fields}"
     );
-    // psql over the limit says the same.
-    let (ok, _, err) = server.psql("admin@system", "system", ADMIN_PASSWORD, &["SELECT 1"]);
+    // A client library over the limit reads the same error.
+    let refused = server
+        .connect("admin@system", "system", ADMIN_PASSWORD)
+        .await
+        .err()
+        .expect("a fourth connection signed in");
+    let said = db_error(&refused);
     assert!(
-        !ok && err.contains("sorry, too many clients already"),
-        "{err}"
+        said.starts_with("53300 sorry, too many clients already"),
+        "{said}"
     );
-    // The open sessions go on; a freed slot is usable again.
-    assert_eq!(held[0].run("SELECT 'still here'"), "still here");
-    held.pop();
-    let mut ok = false;
+    // The open sessions go on; a freed slot is usable again (once the server has seen the
+    // client leave).
+    assert_eq!(rows(&held[0], "SELECT 'still here'").await, ["still here"]);
+    drop(held.pop());
+    let mut signed_in = None;
     for _ in 0..50 {
-        let (good, out, _) =
-            server.psql("admin@system", "system", ADMIN_PASSWORD, &["SELECT 'in'"]);
-        if good && out == "in" {
-            ok = true;
+        if let Ok(c) = server.connect("admin@system", "system", ADMIN_PASSWORD).await {
+            signed_in = Some(c);
             break;
         }
-        std::thread::sleep(std::time::Duration::from_millis(100));
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
     }
-    assert!(ok, "the freed slot was never usable");
+    let again = signed_in.expect("the freed slot was never usable");
+    assert_eq!(rows(&again, "SELECT 'in'").await, ["in"]);
 }
