@@ -45,8 +45,7 @@ async fn clients_over_the_limit_get_53300() {
     let refused = server
         .connect("admin@system", "system", ADMIN_PASSWORD)
         .await
-        .err()
-        .expect("a fourth connection signed in");
+        .expect_err("a fourth connection signed in");
     let said = db_error(&refused);
     assert!(
         said.starts_with("53300 sorry, too many clients already"),
@@ -58,7 +57,10 @@ async fn clients_over_the_limit_get_53300() {
     drop(held.pop());
     let mut signed_in = None;
     for _ in 0..50 {
-        if let Ok(c) = server.connect("admin@system", "system", ADMIN_PASSWORD).await {
+        if let Ok(c) = server
+            .connect("admin@system", "system", ADMIN_PASSWORD)
+            .await
+        {
             signed_in = Some(c);
             break;
         }

@@ -33,9 +33,7 @@ async fn example(server: &InProcess) -> tokio_postgres::Client {
 }
 
 /// How the server ended a connection that was idle: the error its connection task ended with.
-async fn ended(
-    connection: tokio::task::JoinHandle<Result<(), tokio_postgres::Error>>,
-) -> String {
+async fn ended(connection: tokio::task::JoinHandle<Result<(), tokio_postgres::Error>>) -> String {
     let result = tokio::time::timeout(std::time::Duration::from_secs(10), connection)
         .await
         .expect("the idle connection was not ended")
@@ -64,7 +62,10 @@ async fn a_token_session_ends_when_the_token_expires() {
         InProcess::connect_at(server.sql_addr(), "id_token", "example_database", &token)
             .await
             .unwrap();
-    assert_eq!(rows(&psql, "SELECT CURRENT_USER()").await, ["u1@example.com"]);
+    assert_eq!(
+        rows(&psql, "SELECT CURRENT_USER()").await,
+        ["u1@example.com"]
+    );
     let web = reqwest::Client::new();
     let r = web
         .post(server.http("/v1/sso_token"))
@@ -88,7 +89,11 @@ async fn a_token_session_ends_when_the_token_expires() {
     // awaited without sending a statement.
     let said = ended(connection).await;
     assert!(said.contains("the sign-in token expired at"), "{said}");
-    assert_eq!(rows(&admin, sso_sessions).await, ["0"], "the sessions outlived the token");
+    assert_eq!(
+        rows(&admin, sso_sessions).await,
+        ["0"],
+        "the sessions outlived the token"
+    );
     assert!(psql.simple_query("SELECT 'still here'").await.is_err());
     assert_eq!(select().await.unwrap().status(), 401);
 }
@@ -122,7 +127,10 @@ async fn an_administrator_ends_a_session_by_id() {
     .remove(0);
     assert_eq!(id.len(), 32, "{id}");
     // Another database's administrator neither ends it nor learns that it exists.
-    let olga = server.connect("olga@other", "other", "Olga-pass-123").await.unwrap();
+    let olga = server
+        .connect("olga@other", "other", "Olga-pass-123")
+        .await
+        .unwrap();
     let err = refused(&olga, &format!("ALTER SYSTEM END SESSION '{id}'")).await;
     assert!(err.contains("does not exist"), "{err}");
     assert_eq!(rows(&alice, "SELECT 'alive'").await, ["alive"]);

@@ -58,8 +58,7 @@ async fn clients_sign_in_on_the_unix_socket() {
     // under the host's own address (port 0: the Unix socket).
     let wrong = connect_unix(sockets.path(), port, "admin@system", "Not-the-password-1")
         .await
-        .err()
-        .expect("a wrong password signed in");
+        .expect_err("a wrong password signed in");
     assert!(
         db_error(&wrong).starts_with("28P01"),
         "{}",
@@ -158,10 +157,9 @@ async fn a_socket_another_server_answers_on_is_not_taken() {
     let mut second = settings_in(dir2.path());
     second.sql_addr = format!("127.0.0.2:{port}").parse().unwrap();
     second.sql_socket_dir = Some(sockets.path().to_owned());
-    let refused = start_with(dir2, second)
-        .await
-        .err()
-        .expect("two servers on one socket");
+    let Err(refused) = start_with(dir2, second).await else {
+        panic!("two servers on one socket");
+    };
     assert!(
         format!("{refused:#}").contains("another server is listening"),
         "{refused:#}"
