@@ -8,6 +8,7 @@ mod copy;
 mod limits;
 mod pg_catalog;
 mod pool;
+mod prepared;
 mod project;
 #[cfg(test)]
 mod tests;
@@ -114,11 +115,6 @@ pub struct QueryEngine {
     known_reads: std::collections::HashMap<String, Reads>,
 }
 
-/// Prepared statements kept per engine (and the most remembered reads: past this many, the
-/// memory of them starts over).
-const CACHED_STATEMENTS: usize = 64;
-const KNOWN_READS: usize = 1024;
-
 pub fn timestamp(secs: i64) -> String {
     chrono::DateTime::from_timestamp(secs, 0)
         .map(|t| t.format("%Y-%m-%d %H:%M:%S+00").to_string())
@@ -220,7 +216,7 @@ impl QueryEngine {
         pg_catalog::create_views(&conn).map_err(internal)?;
         limits::apply(&conn);
         conn.set_limit(Limit::SQLITE_LIMIT_ATTACHED, 2);
-        conn.set_prepared_statement_cache_capacity(CACHED_STATEMENTS);
+        conn.set_prepared_statement_cache_capacity(prepared::CACHED_STATEMENTS);
         let refusal: Arc<Mutex<Option<CatalogError>>> = Arc::default();
         let reads: Arc<Mutex<Reads>> = Arc::default();
         let loading: Arc<std::sync::atomic::AtomicBool> = Arc::default();
@@ -250,30 +246,17 @@ impl QueryEngine {
         })
     }
 
-    /// What a statement just taken from [`prepare_guarded`] reads: what the authorizer noted
-    /// if SQLite prepared it now (it was asked), else what it noted when SQLite did; a cached
-    /// statement whose reads were forgotten reads everything, to be safe. (The authorizer's
-    /// answers depend on the statement alone.)
-    fn reads_of(
-        noted: &Mutex<Reads>,
-        known_reads: &mut std::collections::HashMap<String, Reads>,
-        sql: &str,
-    ) -> Reads {
-        let noted = *noted.lock();
-        if !noted.asked {
-            return known_reads.get(sql).copied().unwrap_or(Reads::ALL);
-        }
-        if known_reads.len() >= KNOWN_READS {
-            known_reads.clear();
-        }
-        known_reads.insert(sql.to_owned(), noted);
-        noted
-    }
-
     /// Describes a query's result columns without running it (needs no copy of the catalog).
     pub fn describe(&self, sql: &str) -> Result<(Vec<Column>, usize), CatalogError> {
         let sql = rewrite_placeholders(&pg_catalog::translate(sql));
-        let stmt = prepare_guarded(&self.conn, &self.refusal, &sql)?;
+        let stmt = prepared::prepare_authorized(
+            &self.conn,
+            &self.refusal,
+            &self.reads,
+            &self.known_reads,
+            &sql,
+        )?
+        .stmt;
         Ok((columns_of(&stmt), stmt.parameter_count()))
     }
 
@@ -303,12 +286,24 @@ impl QueryEngine {
     ) -> Option<Result<QueryResult, CatalogError>> {
         let sql = rewrite_placeholders(&pg_catalog::translate(&job.sql));
         *self.deadline.lock() = None;
-        *self.reads.lock() = Reads::default();
-        let mut stmt = match prepare_guarded(&self.conn, &self.refusal, &sql) {
-            Ok(stmt) => stmt,
+        let prepared = prepared::prepare_authorized(
+            &self.conn,
+            &self.refusal,
+            &self.reads,
+            &self.known_reads,
+            &sql,
+        );
+        let prepared::Authorized {
+            mut stmt,
+            reads,
+            remember,
+        } = match prepared {
+            Ok(p) => p,
             Err(e) => return Some(Err(e)),
         };
-        let reads = Self::reads_of(&self.reads, &mut self.known_reads, &sql);
+        if remember {
+            prepared::remember(&mut self.known_reads, &sql, reads);
+        }
         if small.is_some() && (reads.any() || self.copy.owners != job.catalog_generation) {
             return None;
         }
@@ -459,27 +454,6 @@ fn write_copy<T>(
     let loaded = load(conn);
     loading.store(false, Ordering::Release);
     loaded.map_err(internal)
-}
-
-/// Prepares a read of the `sys` views, or says clearly why not. A statement prepared before
-/// comes from the connection's statement cache (only statements the authorizer let through
-/// are there).
-fn prepare_guarded<'c>(
-    conn: &'c Connection,
-    refusal: &Mutex<Option<CatalogError>>,
-    sql: &str,
-) -> Result<rusqlite::CachedStatement<'c>, CatalogError> {
-    limits::check_sql_length(sql)?;
-    visibility::check_cte_names(sql)?;
-    *refusal.lock() = None;
-    let prepared = conn.prepare_cached(sql);
-    let refused = refusal.lock().take();
-    // A refusal fails the prepare, with SQLITE_AUTH or a generic error that names it.
-    let stmt = prepared.map_err(|e| refused.unwrap_or_else(|| query_error(e)))?;
-    if !stmt.readonly() {
-        return Err(not_a_read());
-    }
-    Ok(stmt)
 }
 
 fn read_only_sys(

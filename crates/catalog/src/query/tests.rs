@@ -179,12 +179,41 @@ fn a_cached_statement_still_loads_what_it_reads() {
     assert!(!e.reads.lock().asked, "the statement was prepared again");
     assert_ne!(three, four, "a cached statement read a stale copy");
     assert_eq!(e.copy.catalog, 2);
-    // Its reads forgotten (many other statements since), it loads everything.
+    // Its reads forgotten (many other statements since), it is prepared again, asked.
     e.known_reads.clear();
     let five = count(&mut e, &big_state(5), 3);
-    assert!(!e.reads.lock().asked);
+    assert!(
+        e.reads.lock().asked,
+        "a statement of unknown reads was used from the cache"
+    );
     assert_ne!(four, five);
     assert_eq!(e.copy.catalog, 3);
+    // The engine's own statements (cached while it writes its copy, the authorizer off) are
+    // not a query's to take: its writes fail the read-only check, and a read of its own
+    // (here, straight from a hidden table) is prepared again for the query, and refused.
+    count(&mut e, &big_state(2), 4);
+    let refused = e
+        .run(&job(
+            "DELETE FROM sys.users_all WHERE rowid = ?1",
+            &big_state(2),
+            4,
+        ))
+        .unwrap_err();
+    assert_eq!(
+        refused.sqlstate,
+        crate::error::sqlstate::INSUFFICIENT_PRIVILEGE,
+        "{refused:?}"
+    );
+    let own = "SELECT count(*) FROM sys.users_all";
+    e.loading.store(true, std::sync::atomic::Ordering::Release);
+    drop(e.conn.prepare_cached(own).unwrap());
+    e.loading.store(false, std::sync::atomic::Ordering::Release);
+    let refused = e.run(&job(own, &big_state(2), 4)).unwrap_err();
+    assert_eq!(
+        refused.sqlstate,
+        crate::error::sqlstate::INSUFFICIENT_PRIVILEGE,
+        "{refused:?}"
+    );
     // A refused statement fails every time.
     for _ in 0..2 {
         let refused = e
