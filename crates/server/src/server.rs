@@ -189,6 +189,7 @@ pub async fn start(
     let sql_socket = match &settings.sql_socket_dir {
         Some(dir) => Some(
             pg::listen::UnixSocket::bind(dir, sql_addr.port())
+                .await
                 .with_context(|| format!("binding a socket in {}", dir.display()))?,
         ),
         None => None,

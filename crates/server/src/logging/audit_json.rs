@@ -24,17 +24,31 @@ thread_local! {
 
 impl<S: tracing::Subscriber> Layer<S> for AuditJson {
     fn on_event(&self, event: &tracing::Event<'_>, _ctx: Context<'_, S>) {
-        LINE.with_borrow_mut(|(line, scratch)| {
-            line.clear();
-            let now = chrono::Utc::now().format("%Y-%m-%dT%H:%M:%S%.6fZ");
-            let _ = write!(line, "{{\"timestamp\":\"{now}\",\"level\":");
-            string(line, event.metadata().level().as_str());
-            event.record(&mut Fields { line, scratch });
-            line.extend_from_slice(b",\"target\":");
-            string(line, event.metadata().target());
-            line.extend_from_slice(b"}\n");
-            let _ = self.sink.0.lock().write_all(line);
+        LINE.with(|buffers| match buffers.try_borrow_mut() {
+            Ok(mut buffers) => {
+                let (line, scratch) = &mut *buffers;
+                self.write(event, line, scratch);
+            }
+            // An audit event raised while this thread writes one (from a value's Display,
+            // say): fresh buffers, not a panic.
+            Err(_) => self.write(event, &mut Vec::new(), &mut String::new()),
         });
+    }
+}
+
+impl AuditJson {
+    fn write(&self, event: &tracing::Event<'_>, line: &mut Vec<u8>, scratch: &mut String) {
+        line.clear();
+        let now = chrono::Utc::now().format("%Y-%m-%dT%H:%M:%S%.6fZ");
+        let _ = write!(line, "{{\"timestamp\":\"{now}\",\"level\":");
+        string(line, event.metadata().level().as_str());
+        event.record(&mut Fields { line, scratch });
+        line.extend_from_slice(b",\"target\":");
+        string(line, event.metadata().target());
+        line.extend_from_slice(b"}\n");
+        if let Err(e) = self.sink.0.lock().write_all(line) {
+            eprintln!("portcullis: writing the audit log failed: {e}");
+        }
     }
 }
 
@@ -160,5 +174,33 @@ mod tests {
             chrono::DateTime::parse_from_rfc3339(stamp).is_ok(),
             "{stamp}"
         );
+    }
+
+    /// A value whose Display raises an audit event itself: no panic, the outer line is whole
+    /// (tracing's own re-entrancy guard drops the inner event before any layer sees it).
+    #[test]
+    fn an_event_raised_while_one_is_written_breaks_nothing() {
+        struct Noisy;
+        impl std::fmt::Display for Noisy {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                tracing::info!(target: "portcullis::audit", "inner");
+                f.write_str("outer value")
+            }
+        }
+        let out = Buffer::default();
+        let sink = AuditSink::new(Box::new(out.clone()));
+        let subscriber = tracing_subscriber::registry().with(AuditJson { sink: sink.clone() });
+        tracing::subscriber::with_default(subscriber, || {
+            tracing::info!(target: "portcullis::audit", value = %Noisy, "outer");
+        });
+        sink.flush();
+        let text = String::from_utf8(out.0.lock().clone()).unwrap();
+        let lines: Vec<serde_json::Value> = text
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect();
+        let outer = lines.last().unwrap();
+        assert_eq!(outer["message"], "outer", "{text}");
+        assert_eq!(outer["value"], "outer value");
     }
 }
