@@ -29,13 +29,18 @@ async fn connect_unix(
     Ok(client)
 }
 
+/// A server in the test's process with its socket in `sockets`.
+async fn start_in(sockets: &Path) -> harness::inprocess::InProcess {
+    let dir = tempfile::tempdir().unwrap();
+    let mut settings = settings_in(dir.path());
+    settings.sql_socket_dir = Some(sockets.to_owned());
+    start_with(dir, settings).await.unwrap()
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn clients_sign_in_on_the_unix_socket() {
-    let dir = tempfile::tempdir().unwrap();
     let sockets = tempfile::tempdir().unwrap();
-    let mut settings = settings_in(dir.path());
-    settings.sql_socket_dir = Some(sockets.path().to_owned());
-    let server = start_with(dir, settings).await.unwrap();
+    let server = start_in(sockets.path()).await;
     let port = server.sql_addr().port();
     let path = sockets.path().join(format!(".s.PGSQL.{port}"));
     assert!(path.exists(), "no socket at {}", path.display());
@@ -145,10 +150,7 @@ async fn clients_sign_in_on_the_unix_socket() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_socket_another_server_answers_on_is_not_taken() {
     let sockets = tempfile::tempdir().unwrap();
-    let dir = tempfile::tempdir().unwrap();
-    let mut settings = settings_in(dir.path());
-    settings.sql_socket_dir = Some(sockets.path().to_owned());
-    let first = start_with(dir, settings).await.unwrap();
+    let first = start_in(sockets.path()).await;
     let port = first.sql_addr().port();
 
     // A second server wanting the same socket name (the first one's port, on another
