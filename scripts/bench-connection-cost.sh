@@ -97,11 +97,16 @@ log_disconnections = 0
 unix_socket_dir = $WORK/run
 INI
 echo "\"bench\" \"$PASS\"" >"$WORK/run/users.txt"
-chown postgres "$WORK/run/pgbouncer.ini" "$WORK/run/users.txt"
-su postgres -s /bin/sh -c "/usr/sbin/pgbouncer -d $WORK/run/pgbouncer.ini"
-for _ in $(seq 50); do [ -s "$WORK/run/pgbouncer.pid" ] && break; sleep 0.1; done
-PGB_PID=$(cat "$WORK/run/pgbouncer.pid")
-PGPASSWORD=$PASS psql -X -q -h 127.0.0.1 -p "$PGB_PORT" -U bench postgres -c "SELECT 1" >/dev/null
+# start_pgbouncer NAME PORT: starts $WORK/run/NAME.ini (pid file $WORK/run/NAME.pid), checks
+# that it answers on PORT, prints its pid.
+start_pgbouncer() {
+  chown postgres "$WORK/run/$1.ini" "$WORK/run/"*.txt
+  su postgres -s /bin/sh -c "/usr/sbin/pgbouncer -d $WORK/run/$1.ini"
+  for _ in $(seq 50); do [ -s "$WORK/run/$1.pid" ] && break; sleep 0.1; done
+  PGPASSWORD=$PASS psql -X -q -h 127.0.0.1 -p "$2" -U bench postgres -c "SELECT 1" >/dev/null
+  cat "$WORK/run/$1.pid"
+}
+PGB_PID=$(start_pgbouncer pgbouncer "$PGB_PORT")
 
 # A second PgBouncer doing SCRAM-SHA-256 from a stored secret (as Portcullis does: no PBKDF2 on
 # the server's side), the anchor for password sign-ins.
@@ -111,11 +116,7 @@ sed -e "s/^auth_type = plain/auth_type = scram-sha-256/" -e "s/^listen_port = .*
   -e "s#^auth_file = .*#auth_file = $WORK/run/scram.txt#" -e "s#^pidfile = .*#pidfile = $WORK/run/pgbouncer-scram.pid#" \
   -e "s#^logfile = .*#logfile = $WORK/run/pgbouncer-scram.log#" "$WORK/run/pgbouncer.ini" >"$WORK/run/pgbouncer-scram.ini"
 echo "\"bench\" \"$SECRET\"" >"$WORK/run/scram.txt"
-chown postgres "$WORK/run/pgbouncer-scram.ini" "$WORK/run/scram.txt"
-su postgres -s /bin/sh -c "/usr/sbin/pgbouncer -d $WORK/run/pgbouncer-scram.ini"
-for _ in $(seq 50); do [ -s "$WORK/run/pgbouncer-scram.pid" ] && break; sleep 0.1; done
-PGBS_PID=$(cat "$WORK/run/pgbouncer-scram.pid")
-PGPASSWORD=$PASS psql -X -q -h 127.0.0.1 -p "$PGBS_PORT" -U bench postgres -c "SELECT 1" >/dev/null
+PGBS_PID=$(start_pgbouncer pgbouncer-scram "$PGBS_PORT")
 
 printf "%-44s %10s %16s %14s %18s\n" "per new connection running SELECT 1" "conns/s" "server CPU us" "system calls" "context switches"
 row() { read -r _ a b c d <<<"$2"; printf "%-44s %10s %16s %14s %18s\n" "$1" "$a" "$b" "$c" "$d"; echo "$b" >"$WORK/cpu-$3"; }
