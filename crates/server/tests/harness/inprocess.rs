@@ -9,6 +9,8 @@ use super::ADMIN_PASSWORD;
 
 pub struct InProcess {
     pub running: portcullis::Running,
+    /// The data directory the server was started with.
+    pub data_dir: std::path::PathBuf,
     _dir: tempfile::TempDir,
 }
 
@@ -16,7 +18,11 @@ pub struct InProcess {
 pub async fn start() -> InProcess {
     let dir = tempfile::tempdir().unwrap();
     let running = run_in(dir.path()).await;
-    InProcess { running, _dir: dir }
+    InProcess {
+        running,
+        data_dir: dir.path().join("data"),
+        _dir: dir,
+    }
 }
 
 async fn run_in(dir: &std::path::Path) -> portcullis::Running {
@@ -60,8 +66,13 @@ pub async fn start_with(
     dir: tempfile::TempDir,
     settings: portcullis::config::Settings,
 ) -> anyhow::Result<InProcess> {
+    let data_dir = settings.data_dir.clone();
     let running = portcullis::start(settings, None, Some(ADMIN_PASSWORD.into())).await?;
-    Ok(InProcess { running, _dir: dir })
+    Ok(InProcess {
+        running,
+        data_dir,
+        _dir: dir,
+    })
 }
 
 impl InProcess {
@@ -87,20 +98,33 @@ impl InProcess {
 
     /// Stops the server gracefully and starts it again on the same data directory (new ports).
     pub async fn restart(self) -> Self {
-        let InProcess { running, _dir } = self;
+        let InProcess {
+            running,
+            data_dir,
+            _dir,
+        } = self;
         running.stop().await;
         let running = run_in(_dir.path()).await;
-        InProcess { running, _dir }
+        InProcess {
+            running,
+            data_dir,
+            _dir,
+        }
     }
 
     /// Stops the server gracefully and starts it again with `settings` (same data directory).
     pub async fn restart_with(self, settings: portcullis::config::Settings) -> Self {
-        let InProcess { running, _dir } = self;
+        let InProcess { running, _dir, .. } = self;
         running.stop().await;
+        let data_dir = settings.data_dir.clone();
         let running = portcullis::start(settings, None, Some(ADMIN_PASSWORD.into()))
             .await
             .unwrap();
-        InProcess { running, _dir }
+        InProcess {
+            running,
+            data_dir,
+            _dir,
+        }
     }
 
     /// Signs in at `addr` (any of the server's PostgreSQL listeners); the connection's own
@@ -135,15 +159,64 @@ impl InProcess {
             .await
             .unwrap()
     }
+
+    /// What `psql -A -t -v ON_ERROR_STOP=1 -c … -c …` would give, for tests written with psql
+    /// in mind: signs in, runs `commands` one after the other as simple queries and stops at
+    /// the first error. (success, the rows — columns joined by `|`, one row a line — and the
+    /// error as [`error_text`] writes it).
+    pub async fn sql(
+        &self,
+        user: &str,
+        database: &str,
+        password: &str,
+        commands: &[&str],
+    ) -> (bool, String, String) {
+        let client = match self.connect(user, database, password).await {
+            Ok(client) => client,
+            Err(e) => return (false, String::new(), error_text(&e)),
+        };
+        let mut out = Vec::new();
+        for command in commands {
+            match client.simple_query(command).await {
+                Ok(messages) => out.extend(row_lines(&messages)),
+                Err(e) => return (false, out.join("\n"), error_text(&e)),
+            }
+        }
+        (true, out.join("\n"), String::new())
+    }
+
+    /// [`Self::sql`] as `admin@system` in `system`; panics on an error.
+    pub async fn admin_sql(&self, commands: &[&str]) -> String {
+        let (ok, out, err) = self
+            .sql("admin@system", "system", ADMIN_PASSWORD, commands)
+            .await;
+        assert!(ok, "{commands:?} as admin@system failed: {err}");
+        out
+    }
+
+    /// [`Self::sql`] as `admin@system` in `system`, `command` expected to fail; the error.
+    pub async fn admin_sql_fails(&self, command: &str) -> String {
+        let (ok, _, err) = self
+            .sql("admin@system", "system", ADMIN_PASSWORD, &[command])
+            .await;
+        assert!(!ok, "{command:?} was accepted");
+        err
+    }
 }
 
-/// The rows of a simple query's answer, columns joined by `|` (NULL as empty); panics on an
-/// error.
-pub async fn rows(client: &tokio_postgres::Client, sql: &str) -> Vec<String> {
-    client
-        .simple_query(sql)
-        .await
-        .unwrap_or_else(|e| panic!("{sql}: {e}"))
+/// `example_database`, alice in it, and a group with USE that holds her ([`super::EXAMPLE`]).
+pub async fn example(server: &InProcess) {
+    server.admin_sql(super::EXAMPLE).await;
+}
+
+/// A snapshot of the catalog's visible state ([`super::CATALOG_DUMP`]), to show that a failed
+/// statement changed nothing.
+pub async fn catalog_dump(server: &InProcess) -> String {
+    server.admin_sql(super::CATALOG_DUMP).await
+}
+
+fn row_lines(messages: &[tokio_postgres::SimpleQueryMessage]) -> Vec<String> {
+    messages
         .iter()
         .filter_map(|m| match m {
             tokio_postgres::SimpleQueryMessage::Row(r) => Some(
@@ -155,6 +228,33 @@ pub async fn rows(client: &tokio_postgres::Client, sql: &str) -> Vec<String> {
             _ => None,
         })
         .collect()
+}
+
+/// A server's error as `SEVERITY SQLSTATE message`, with its `DETAIL:` and `HINT:` lines as
+/// psql prints them; the client's own error text otherwise.
+pub fn error_text(e: &tokio_postgres::Error) -> String {
+    let Some(d) = e.as_db_error() else {
+        return e.to_string();
+    };
+    let mut text = format!("{} {} {}", d.severity(), d.code().code(), d.message());
+    if let Some(detail) = d.detail() {
+        text.push_str(&format!("\nDETAIL:  {detail}"));
+    }
+    if let Some(hint) = d.hint() {
+        text.push_str(&format!("\nHINT:  {hint}"));
+    }
+    text
+}
+
+/// The rows of a simple query's answer, columns joined by `|` (NULL as empty); panics on an
+/// error.
+pub async fn rows(client: &tokio_postgres::Client, sql: &str) -> Vec<String> {
+    row_lines(
+        &client
+            .simple_query(sql)
+            .await
+            .unwrap_or_else(|e| panic!("{sql}: {e}")),
+    )
 }
 
 /// `SQLSTATE message` of a server's error, or the client's own error text.

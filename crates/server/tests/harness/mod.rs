@@ -198,26 +198,32 @@ impl Drop for Server {
 
 /// Creates `example_database`, user alice in it, and a group with USE that holds her.
 pub fn example(server: &Server) {
-    server.admin(&[
-        "CREATE DATABASE example_database",
-        "CREATE USER \"alice@example_database\" PASSWORD = 'Alice-pass-1', FIRST_NAME = 'Alice', EMAIL = 'alice@example.com'",
-        "CREATE GROUP analysts@example_database",
-        "ALTER GROUP analysts@example_database ADD USER alice",
-        "GRANT USE ON DATABASE example_database TO GROUP analysts@example_database",
-    ]);
+    server.admin(EXAMPLE);
 }
+
+/// The statements of [`example`].
+pub const EXAMPLE: &[&str] = &[
+    "CREATE DATABASE example_database",
+    "CREATE USER \"alice@example_database\" PASSWORD = 'Alice-pass-1', FIRST_NAME = 'Alice', EMAIL = 'alice@example.com'",
+    "CREATE GROUP analysts@example_database",
+    "ALTER GROUP analysts@example_database ADD USER alice",
+    "GRANT USE ON DATABASE example_database TO GROUP analysts@example_database",
+];
 
 /// A snapshot of the catalog's visible state, to show that a failed statement changed nothing.
 pub fn catalog_dump(server: &Server) -> String {
-    server.admin(&[
-        "SELECT id, name FROM sys.databases ORDER BY id",
-        "SELECT fqun, state, failed_attempts FROM sys.users ORDER BY id",
-        "SELECT fqgn FROM sys.groups ORDER BY id",
-        "SELECT group_id, user_id FROM sys.group_members ORDER BY 1, 2",
-        "SELECT privilege, object_type, object_id, grantee FROM sys.privileges ORDER BY 1, 2, 3, 4",
-        "SELECT scope, scope_id, name, value FROM sys.password_settings ORDER BY 1, 2, 3",
-    ])
+    server.admin(CATALOG_DUMP)
 }
+
+/// The queries of [`catalog_dump`].
+pub const CATALOG_DUMP: &[&str] = &[
+    "SELECT id, name FROM sys.databases ORDER BY id",
+    "SELECT fqun, state, failed_attempts FROM sys.users ORDER BY id",
+    "SELECT fqgn FROM sys.groups ORDER BY id",
+    "SELECT group_id, user_id FROM sys.group_members ORDER BY 1, 2",
+    "SELECT privilege, object_type, object_id, grantee FROM sys.privileges ORDER BY 1, 2, 3, 4",
+    "SELECT scope, scope_id, name, value FROM sys.password_settings ORDER BY 1, 2, 3",
+];
 
 /// A psql that stays connected: statements go to its stdin one at a time, and each answer
 /// (stdout and stderr together) is read up to a marker.
