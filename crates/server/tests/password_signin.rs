@@ -1,14 +1,23 @@
-//! End to end with the real binary, psql, pgbench and raw sockets: the issue's "done when"
-//! walk-through, bad input that must change nothing, lockout, and FATAL-closes-the-connection.
+//! End to end: the issue's "done when" walk-through with psql and a restart, pgbench, bad
+//! input that must change nothing, lockout, and FATAL-closes-the-connection over raw sockets.
+//! The psql and pgbench tests start the binary (they are about those clients); the others run
+//! the server in the test's process with tokio-postgres as the client (issue 16, item 6).
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod harness;
 
 use std::io::Write;
-use std::net::TcpStream;
+use std::net::{SocketAddr, TcpStream};
+use std::time::{Duration, Instant};
 
+use harness::inprocess::{self, start, InProcess};
 use harness::wire::{message, read_all, read_message, startup_packet};
 use harness::{catalog_dump, example, Server, ADMIN_PASSWORD};
+
+/// Runs blocking raw-socket work off the async workers that serve it.
+async fn blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> T {
+    tokio::task::spawn_blocking(f).await.unwrap()
+}
 
 #[test]
 fn done_when_walkthrough_with_psql_http_and_restart() {
@@ -104,11 +113,11 @@ fn done_when_walkthrough_with_psql_http_and_restart() {
     assert_eq!(out, "alice@example_database");
 }
 
-#[test]
-fn bad_statements_fail_clearly_and_change_nothing() {
-    let server = Server::start();
-    example(&server);
-    let before = catalog_dump(&server);
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_statements_fail_clearly_and_change_nothing() {
+    let server = start().await;
+    inprocess::example(&server).await;
+    let before = inprocess::catalog_dump(&server).await;
     let cases: &[(&str, &str)] = &[
         ("CREATE USR bob PASSWORD 'x'", "42601"),
         ("CREATE USER bob@example_database PASSWORD", "42601"),
@@ -138,33 +147,40 @@ fn bad_statements_fail_clearly_and_change_nothing() {
         ),
     ];
     for (sql, state) in cases {
-        let (ok, _, err) = server.psql(
-            "admin@system",
-            "system",
-            ADMIN_PASSWORD,
-            &["\\set VERBOSITY verbose", sql],
+        let err = server.admin_sql_fails(sql).await;
+        assert!(
+            err.starts_with(&format!("ERROR {state} ")),
+            "{sql}: expected {state}, got {err}"
         );
-        assert!(!ok, "{sql} should fail");
-        assert!(err.contains(state), "{sql}: expected {state}, got {err}");
     }
-    let err = server.admin_fails("CREATE GROUP analysts@example_database extra");
-    assert!(
-        err.contains("expected end of statement") && err.contains("LINE 1"),
-        "{err}"
+    // A syntax error says what was expected, and where (psql's `LINE 1:` and caret).
+    let admin = server.admin().await;
+    let sql = "CREATE GROUP analysts@example_database extra";
+    let e = admin.simple_query(sql).await.unwrap_err();
+    let e = e.as_db_error().unwrap();
+    assert!(e.message().contains("expected end of statement"), "{e:?}");
+    assert_eq!(
+        e.position(),
+        Some(&tokio_postgres::error::ErrorPosition::Original(
+            u32::try_from(sql.find("extra").unwrap() + 1).unwrap()
+        )),
+        "{e:?}"
     );
-    assert_eq!(catalog_dump(&server), before);
+    assert_eq!(inprocess::catalog_dump(&server).await, before);
 }
 
-#[test]
-fn password_settings_and_privileges_are_enforced() {
-    let server = Server::start();
-    example(&server);
-    server.admin(&[
-        "ALTER SYSTEM SET password_minimum_length = 10",
-        "ALTER DATABASE example_database SET password_complexity_level = 2",
-        "ALTER GROUP analysts@example_database SET password_no_repeat_count = 2",
-    ]);
-    let before = catalog_dump(&server);
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn password_settings_and_privileges_are_enforced() {
+    let server = start().await;
+    inprocess::example(&server).await;
+    server
+        .admin_sql(&[
+            "ALTER SYSTEM SET password_minimum_length = 10",
+            "ALTER DATABASE example_database SET password_complexity_level = 2",
+            "ALTER GROUP analysts@example_database SET password_no_repeat_count = 2",
+        ])
+        .await;
+    let before = inprocess::catalog_dump(&server).await;
     for (sql, text) in [
         (
             "CREATE USER bob@example_database PASSWORD 'Sh0rt!'",
@@ -179,107 +195,154 @@ fn password_settings_and_privileges_are_enforced() {
             "used recently",
         ),
     ] {
-        let err = server.admin_fails(sql);
+        let err = server.admin_sql_fails(sql).await;
         assert!(err.contains("28P01") || err.contains(text), "{sql}: {err}");
         assert!(err.contains(text), "{sql}: {err}");
     }
-    assert_eq!(catalog_dump(&server), before);
+    assert_eq!(inprocess::catalog_dump(&server).await, before);
     // A long passphrase is fine.
     let long = format!("Long-{}-1", "x".repeat(300));
-    server.admin(&[&format!(
-        "CREATE USER bob@example_database PASSWORD '{long}'"
-    )]);
+    server
+        .admin_sql(&[&format!(
+            "CREATE USER bob@example_database PASSWORD '{long}'"
+        )])
+        .await;
     // bob has no USE on the database: refused with 28000, connection closed.
-    let (ok, _, err) = server.psql(
-        "bob@example_database",
-        "example_database",
-        &long,
-        &["SELECT 1"],
+    let (ok, _, err) = server
+        .sql(
+            "bob@example_database",
+            "example_database",
+            &long,
+            &["SELECT 1"],
+        )
+        .await;
+    assert!(
+        !ok && err.starts_with("FATAL 28000") && err.contains("USE privilege"),
+        "{err}"
     );
-    assert!(!ok && err.contains("USE privilege"), "{err}");
     // alice is not an administrator.
-    let (ok, _, err) = server.psql(
-        "alice@example_database",
-        "example_database",
-        "Alice-pass-1",
-        &["CREATE DATABASE mine"],
-    );
+    let (ok, _, err) = server
+        .sql(
+            "alice@example_database",
+            "example_database",
+            "Alice-pass-1",
+            &["CREATE DATABASE mine"],
+        )
+        .await;
     assert!(!ok && err.contains("permission denied"), "{err}");
-    let (ok, _, err) = server.psql(
-        "alice@example_database",
-        "example_database",
-        "Alice-pass-1",
-        &["GRANT USE ON DATABASE example_database TO USER bob@example_database"],
-    );
+    let (ok, _, err) = server
+        .sql(
+            "alice@example_database",
+            "example_database",
+            "Alice-pass-1",
+            &["GRANT USE ON DATABASE example_database TO USER bob@example_database"],
+        )
+        .await;
     assert!(!ok && err.contains("permission denied"), "{err}");
     // A role carries the privilege once granted.
-    server.admin(&[
-        "GRANT ROLE database_administrator@example_database TO USER bob@example_database",
-    ]);
-    let (ok, out, err) = server.psql(
-        "bob@example_database",
-        "example_database",
-        &long,
-        &["SELECT CURRENT_USER()"],
-    );
+    server
+        .admin_sql(&[
+            "GRANT ROLE database_administrator@example_database TO USER bob@example_database",
+        ])
+        .await;
+    let (ok, out, err) = server
+        .sql(
+            "bob@example_database",
+            "example_database",
+            &long,
+            &["SELECT CURRENT_USER()"],
+        )
+        .await;
     assert!(ok, "{err}");
     assert_eq!(out, "bob@example_database");
 }
 
-#[test]
-fn too_many_failures_disable_the_user_until_enabled() {
-    let server = Server::start();
-    example(&server);
-    server.admin(&["ALTER DATABASE example_database SET password_invalid_attempt_limit = 2"]);
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn too_many_failures_disable_the_user_until_enabled() {
+    let server = start().await;
+    inprocess::example(&server).await;
+    server
+        .admin_sql(&["ALTER DATABASE example_database SET password_invalid_attempt_limit = 2"])
+        .await;
     for _ in 0..2 {
-        let (ok, _, err) = server.psql(
-            "alice@example_database",
-            "example_database",
-            "bad-guess",
-            &["SELECT 1"],
-        );
+        let (ok, _, err) = server
+            .sql(
+                "alice@example_database",
+                "example_database",
+                "bad-guess",
+                &["SELECT 1"],
+            )
+            .await;
         assert!(
-            !ok && err.contains("password authentication failed"),
+            !ok && err.starts_with("FATAL 28P01") && err.contains("password authentication failed"),
             "{err}"
         );
     }
     // The right password now meets a disabled user and sees exactly what a wrong one sees
     // (no oracle for guessing against a locked account).
-    let (ok, _, err) = server.psql(
-        "alice@example_database",
-        "example_database",
-        "Alice-pass-1",
-        &["SELECT 1"],
-    );
+    let (ok, _, err) = server
+        .sql(
+            "alice@example_database",
+            "example_database",
+            "Alice-pass-1",
+            &["SELECT 1"],
+        )
+        .await;
     assert!(
-        !ok && err.contains("password authentication failed") && !err.contains("disabled"),
+        !ok && err.starts_with("FATAL 28P01")
+            && err.contains("password authentication failed")
+            && !err.contains("disabled"),
         "{err}"
     );
     assert_eq!(
-        server.admin(&["SELECT state FROM sys.users WHERE name = 'alice'"]),
+        server
+            .admin_sql(&["SELECT state FROM sys.users WHERE name = 'alice'"])
+            .await,
         "DISABLED"
     );
-    server.admin(&["ALTER USER alice@example_database ENABLE"]);
-    let (ok, _, err) = server.psql(
-        "alice@example_database",
-        "example_database",
-        "Alice-pass-1",
-        &["SELECT 1"],
-    );
+    server
+        .admin_sql(&["ALTER USER alice@example_database ENABLE"])
+        .await;
+    let (ok, _, err) = server
+        .sql(
+            "alice@example_database",
+            "example_database",
+            "Alice-pass-1",
+            &["SELECT 1"],
+        )
+        .await;
     assert!(ok, "{err}");
 }
 
-#[test]
-fn sessions_are_listed_while_connected() {
-    let server = Server::start();
-    example(&server);
-    let out = server.admin(&["SELECT user, database, authentication_method, protocol FROM sys.sessions WHERE id = CURRENT_SESSION_ID()"]);
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sessions_are_listed_while_connected() {
+    let server = start().await;
+    inprocess::example(&server).await;
+    let (admin, connection) =
+        InProcess::connect_at(server.sql_addr(), "admin@system", "system", ADMIN_PASSWORD)
+            .await
+            .unwrap();
     assert_eq!(
-        out,
-        "admin@system|system|password (SCRAM-SHA-256)|postgresql"
+        inprocess::rows(&admin, "SELECT user, database, authentication_method, protocol FROM sys.sessions WHERE id = CURRENT_SESSION_ID()").await,
+        ["admin@system|system|password (SCRAM-SHA-256)|postgresql"]
     );
-    // After psql exits, its session is gone: only the new one is listed.
-    assert_eq!(server.admin(&["SELECT count(*) FROM sys.sessions"]), "1");
+    // Once that client has gone, its session is gone: only the new one is listed.
+    drop(admin);
+    connection.await.unwrap().unwrap();
+    let started = Instant::now();
+    loop {
+        let count = server
+            .admin_sql(&["SELECT count(*) FROM sys.sessions"])
+            .await;
+        if count == "1" {
+            break;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(5),
+            "{count} sessions listed after the client left"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
 }
 
 #[test]
@@ -326,12 +389,19 @@ fn hmac(key: &[u8], data: &[u8]) -> Vec<u8> {
 
 /// Runs a SCRAM exchange with a wrong password, then sends a query on the same socket: the
 /// server must answer FATAL and close, and the query must never run.
-#[test]
-fn wrong_password_is_fatal_and_the_socket_runs_no_query() {
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn wrong_password_is_fatal_and_the_socket_runs_no_query() {
+    let server = start().await;
+    let addr = server.sql_addr();
+    blocking(move || wrong_proof_then_a_query(addr)).await;
+    // The server goes on.
+    assert_eq!(server.admin_sql(&["SELECT 1"]).await, "1");
+}
+
+fn wrong_proof_then_a_query(addr: SocketAddr) {
     use base64::Engine;
     let b64 = base64::engine::general_purpose::STANDARD;
-    let server = Server::start();
-    let mut s = TcpStream::connect(("127.0.0.1", server.sql_port)).unwrap();
+    let mut s = TcpStream::connect(addr).unwrap();
     s.write_all(&startup_packet("admin@system", "system"))
         .unwrap();
     let (tag, body) = read_message(&mut s);
@@ -403,11 +473,12 @@ fn wrong_password_is_fatal_and_the_socket_runs_no_query() {
     );
 }
 
-#[test]
-fn garbage_oversized_and_silent_clients_do_not_hurt_others() {
-    let server = Server::start();
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn garbage_oversized_and_silent_clients_do_not_hurt_others() {
+    let server = start().await;
+    let addr = server.sql_addr();
     // A client that connects and sends nothing.
-    let silent = TcpStream::connect(("127.0.0.1", server.sql_port)).unwrap();
+    let silent = blocking(move || TcpStream::connect(addr).unwrap()).await;
     // Garbage, an oversized length, non-UTF-8 in the startup parameters, and a query before startup.
     let mut garbage_inputs: Vec<Vec<u8>> = vec![
         b"GET / HTTP/1.1\r\n\r\n".to_vec(),
@@ -423,9 +494,12 @@ fn garbage_oversized_and_silent_clients_do_not_hurt_others() {
     bad_utf8[at] = 0xff;
     garbage_inputs.push(bad_utf8);
     for input in garbage_inputs {
-        let mut s = TcpStream::connect(("127.0.0.1", server.sql_port)).unwrap();
-        let _ = s.write_all(&input);
-        let replies = read_all(&mut s);
+        let replies = blocking(move || {
+            let mut s = TcpStream::connect(addr).unwrap();
+            let _ = s.write_all(&input);
+            read_all(&mut s)
+        })
+        .await;
         assert!(
             !replies
                 .iter()
@@ -433,8 +507,10 @@ fn garbage_oversized_and_silent_clients_do_not_hurt_others() {
             "signed in on garbage"
         );
     }
-    // Non-UTF-8 inside a query from a signed-in client is an error, not a crash.
-    let (ok, out, err) = server.psql("admin@system", "system", ADMIN_PASSWORD, &["SELECT 'ok'"]);
+    // Others still sign in and query, the silent client still connected.
+    let (ok, out, err) = server
+        .sql("admin@system", "system", ADMIN_PASSWORD, &["SELECT 'ok'"])
+        .await;
     assert!(ok, "{err}");
     assert_eq!(out, "ok");
     drop(silent);
