@@ -3,22 +3,41 @@
 //! binding is stored (reachable, the administrator's password right, CREATEROLE and ownership of
 //! the database); the password is sealed, never shown, never in the catalog file; only the
 //! system's administrators may bind — nobody else can make the server connect anywhere.
+//! The first three tests run the server in the test's process with tokio-postgres as the client
+//! (issue 16, item 6); the relay's tests drive it with psql, pgbench and psycopg2, whose own
+//! protocol use (describe commands, COPY, the extended protocol, cancels) they are about.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod harness;
 
-use harness::postgres::{bound, upstream, ADMIN_PASS};
-use harness::Server;
+use harness::inprocess::{settings_in, start_with};
+use harness::postgres::{bound, bound_in_process, upstream, Postgres, ADMIN_PASS};
 
-#[test]
-fn a_database_is_bound_to_a_checked_upstream_whose_password_stays_sealed() {
-    let pg = upstream();
+/// Runs blocking work (psql against the upstream, stopping it) without holding up the async
+/// workers that serve the in-process server.
+fn blocking<T>(f: impl FnOnce() -> T) -> T {
+    tokio::task::block_in_place(f)
+}
+
+/// `psql` against the upstream itself, off the async workers.
+fn upstream_sql(pg: &Postgres, database: &str, sql: &str) -> String {
+    blocking(|| pg.sql(database, &[sql]))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_database_is_bound_to_a_checked_upstream_whose_password_stays_sealed() {
+    let pg = blocking(upstream);
     let dir = tempfile::tempdir().unwrap();
-    let data = dir.path().join("data");
-    let server = Server::start_in(data.clone());
+    let settings = settings_in(dir.path());
+    let data = settings.data_dir.clone();
+    let server = start_with(dir, settings.clone()).await.unwrap();
     let good = pg.url("portcullis_admin", ADMIN_PASS, "sales");
-    server.admin(&[&format!("CREATE DATABASE sales UPSTREAM '{good}'")]);
-    let shown = server.admin(&["SELECT upstream FROM sys.databases WHERE name = 'sales'"]);
+    server
+        .admin_sql(&[&format!("CREATE DATABASE sales UPSTREAM '{good}'")])
+        .await;
+    let shown = server
+        .admin_sql(&["SELECT upstream FROM sys.databases WHERE name = 'sales'"])
+        .await;
     assert_eq!(
         shown,
         format!(
@@ -27,9 +46,11 @@ fn a_database_is_bound_to_a_checked_upstream_whose_password_stays_sealed() {
         )
     );
     // Each bad binding: a clear error, and the binding as it was.
-    let unchanged = || {
+    let unchanged = || async {
         assert_eq!(
-            server.admin(&["SELECT upstream FROM sys.databases WHERE name = 'sales'"]),
+            server
+                .admin_sql(&["SELECT upstream FROM sys.databases WHERE name = 'sales'"])
+                .await,
             shown
         );
     };
@@ -65,12 +86,16 @@ fn a_database_is_bound_to_a_checked_upstream_whose_password_stays_sealed() {
             "not supported",
         ),
     ] {
-        let err = server.admin_fails(&format!("ALTER DATABASE sales SET UPSTREAM '{url}'"));
+        let err = server
+            .admin_sql_fails(&format!("ALTER DATABASE sales SET UPSTREAM '{url}'"))
+            .await;
         assert!(err.contains(needle), "{url}: {err}");
         assert!(!err.contains(ADMIN_PASS), "the password is echoed: {err}");
-        unchanged();
+        unchanged().await;
     }
-    let err = server.admin_fails(&format!("ALTER DATABASE system SET UPSTREAM '{good}'"));
+    let err = server
+        .admin_sql_fails(&format!("ALTER DATABASE system SET UPSTREAM '{good}'"))
+        .await;
     assert!(err.contains("system database"), "{err}");
     // A database's own administrator may not bind it: the server connects nowhere for them.
     let trap = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
@@ -79,26 +104,29 @@ fn a_database_is_bound_to_a_checked_upstream_whose_password_stays_sealed() {
         "postgresql://x:y@127.0.0.1:{}/sales?sslmode=disable",
         trap.local_addr().unwrap().port()
     );
-    server.admin(&[
-        "CREATE USER \"dana@sales\" PASSWORD = 'Dana-pass-123'",
-        "GRANT ROLE database_administrator@sales TO USER dana@sales",
-        "GRANT USE ON DATABASE sales TO USER dana@sales",
-    ]);
-    let (ok, _, err) = server.psql(
-        "dana@sales",
-        "sales",
-        "Dana-pass-123",
-        &[&format!("ALTER DATABASE sales SET UPSTREAM '{trap_url}'")],
-    );
+    server
+        .admin_sql(&[
+            "CREATE USER \"dana@sales\" PASSWORD = 'Dana-pass-123'",
+            "GRANT ROLE database_administrator@sales TO USER dana@sales",
+            "GRANT USE ON DATABASE sales TO USER dana@sales",
+        ])
+        .await;
+    let (ok, _, err) = server
+        .sql(
+            "dana@sales",
+            "sales",
+            "Dana-pass-123",
+            &[&format!("ALTER DATABASE sales SET UPSTREAM '{trap_url}'")],
+        )
+        .await;
     assert!(!ok && err.contains("permission denied"), "{err}");
     assert!(
         trap.accept().is_err(),
         "a connection was made for someone who may not bind"
     );
-    unchanged();
+    unchanged().await;
     // Never in the clear in the catalog file; kept across a restart.
-    std::thread::sleep(std::time::Duration::from_millis(300));
-    drop(server);
+    let dir = server.stop().await;
     let bytes = std::fs::read(data.join("catalog.db")).unwrap();
     let wal = std::fs::read(data.join("catalog.db-wal")).unwrap_or_default();
     for b in [&bytes, &wal] {
@@ -108,41 +136,53 @@ fn a_database_is_bound_to_a_checked_upstream_whose_password_stays_sealed() {
             "the upstream password is in the catalog file"
         );
     }
-    let server = Server::start_in(data);
+    let server = start_with(dir, settings).await.unwrap();
     assert_eq!(
-        server.admin(&["SELECT upstream FROM sys.databases WHERE name = 'sales'"]),
+        server
+            .admin_sql(&["SELECT upstream FROM sys.databases WHERE name = 'sales'"])
+            .await,
         shown
     );
     // Unbinding, then again: the second says there is nothing to remove.
-    server.admin(&["ALTER DATABASE sales REMOVE UPSTREAM"]);
+    server
+        .admin_sql(&["ALTER DATABASE sales REMOVE UPSTREAM"])
+        .await;
     assert_eq!(
         server
-            .admin(&["SELECT coalesce(upstream, 'none') FROM sys.databases WHERE name = 'sales'"]),
+            .admin_sql(&[
+                "SELECT coalesce(upstream, 'none') FROM sys.databases WHERE name = 'sales'"
+            ])
+            .await,
         "none"
     );
-    let err = server.admin_fails("ALTER DATABASE sales REMOVE UPSTREAM");
+    let err = server
+        .admin_sql_fails("ALTER DATABASE sales REMOVE UPSTREAM")
+        .await;
     assert!(err.contains("has no upstream"), "{err}");
 }
 
 /// Item 2, first part: a person who signs in to a bound database gets their own upstream
 /// LOGIN role holding exactly their groups (NOLOGIN roles), revoked when they leave a group;
 /// an upstream role of the same name that Portcullis does not manage is never taken over.
-#[test]
-fn signing_in_gives_the_person_their_own_upstream_role() {
-    let pg = upstream();
-    pg.sql(
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn signing_in_gives_the_person_their_own_upstream_role() {
+    let pg = blocking(upstream);
+    upstream_sql(
+        &pg,
         "postgres",
-        &["CREATE ROLE \"bob@sales\" LOGIN SUPERUSER PASSWORD 'Bobs-own-pass-1'"],
+        "CREATE ROLE \"bob@sales\" LOGIN SUPERUSER PASSWORD 'Bobs-own-pass-1'",
     );
-    let server = bound(&pg);
-    server.admin(&[
-        "CREATE USER \"bob@sales\" PASSWORD = 'Bob-pass-1234'",
-        "CREATE GROUP auditors@sales",
-        "ALTER GROUP auditors@sales ADD USER alice@sales",
-        "GRANT USE ON DATABASE sales TO USER bob@sales",
-    ]);
+    let server = bound_in_process(&pg).await;
+    server
+        .admin_sql(&[
+            "CREATE USER \"bob@sales\" PASSWORD = 'Bob-pass-1234'",
+            "CREATE GROUP auditors@sales",
+            "ALTER GROUP auditors@sales ADD USER alice@sales",
+            "GRANT USE ON DATABASE sales TO USER bob@sales",
+        ])
+        .await;
     let alice = || {
-        server.psql(
+        server.sql(
             "alice@sales",
             "sales",
             "Alice-pass-123",
@@ -150,23 +190,19 @@ fn signing_in_gives_the_person_their_own_upstream_role() {
         )
     };
     // Eight first sign-ins at once (found by the gateway benchmark: they raced on the role).
-    std::thread::scope(|scope| {
-        let runs: Vec<_> = (0..8).map(|_| scope.spawn(alice)).collect();
-        for run in runs {
-            let (ok, out, err) = run.join().unwrap();
-            assert!(ok && out == "alice@sales", "{err}");
-        }
-    });
-    let (ok, out, err) = alice();
+    let at_once: Vec<_> = (0..8).map(|_| alice()).collect();
+    for (ok, out, err) in futures::future::join_all(at_once).await {
+        assert!(ok && out == "alice@sales", "{err}");
+    }
+    let (ok, out, err) = alice().await;
     assert!(ok && out == "alice@sales", "{err}");
     let memberships = || {
-        pg.sql(
+        upstream_sql(
+            &pg,
             "sales",
-            &[
-                "SELECT string_agg(g.rolname, ',' ORDER BY g.rolname) FROM pg_auth_members m \
-               JOIN pg_roles g ON g.oid = m.roleid JOIN pg_roles u ON u.oid = m.member \
-               WHERE u.rolname = 'alice@sales'",
-            ],
+            "SELECT string_agg(g.rolname, ',' ORDER BY g.rolname) FROM pg_auth_members m \
+             JOIN pg_roles g ON g.oid = m.roleid JOIN pg_roles u ON u.oid = m.member \
+             WHERE u.rolname = 'alice@sales'",
         )
     };
     assert_eq!(
@@ -174,42 +210,52 @@ fn signing_in_gives_the_person_their_own_upstream_role() {
         "analysts@sales,auditors@sales,portcullis_managed"
     );
     assert_eq!(
-        pg.sql(
+        upstream_sql(
+            &pg,
             "sales",
-            &["SELECT rolcanlogin || ',' || rolsuper FROM pg_roles WHERE rolname = 'alice@sales'"]
+            "SELECT rolcanlogin || ',' || rolsuper FROM pg_roles WHERE rolname = 'alice@sales'"
         ),
         "true,false"
     );
     assert_eq!(
-        pg.sql(
+        upstream_sql(
+            &pg,
             "sales",
-            &["SELECT rolcanlogin FROM pg_roles WHERE rolname = 'analysts@sales'"]
+            "SELECT rolcanlogin FROM pg_roles WHERE rolname = 'analysts@sales'"
         ),
         "f"
     );
     // Leaving a group upstream too, at the next sign-in.
-    server.admin(&["ALTER GROUP auditors@sales REMOVE USER alice@sales"]);
-    assert!(alice().0);
+    server
+        .admin_sql(&["ALTER GROUP auditors@sales REMOVE USER alice@sales"])
+        .await;
+    assert!(alice().await.0);
     assert_eq!(memberships(), "analysts@sales,portcullis_managed");
     // bob@sales exists upstream as somebody else's superuser: the sign-in is refused and the
     // role is untouched (its own password still works).
-    let (ok, _, err) = server.psql("bob@sales", "sales", "Bob-pass-1234", &["SELECT 1"]);
+    let (ok, _, err) = server
+        .sql("bob@sales", "sales", "Bob-pass-1234", &["SELECT 1"])
+        .await;
     assert!(!ok && err.contains("not managed by Portcullis"), "{err}");
-    let own = std::process::Command::new("psql")
-        .args(["-X", "-A", "-t", "-q", "-c", "SELECT current_user"])
-        .arg(format!(
-            "host=127.0.0.1 port={} user=bob@sales dbname=sales sslmode=disable",
-            pg.port
-        ))
-        .env("PGPASSWORD", "Bobs-own-pass-1")
-        .output()
-        .unwrap();
+    let own = blocking(|| {
+        std::process::Command::new("psql")
+            .args(["-X", "-A", "-t", "-q", "-c", "SELECT current_user"])
+            .arg(format!(
+                "host=127.0.0.1 port={} user=bob@sales dbname=sales sslmode=disable",
+                pg.port
+            ))
+            .env("PGPASSWORD", "Bobs-own-pass-1")
+            .output()
+            .unwrap()
+    });
     assert_eq!(String::from_utf8_lossy(&own.stdout).trim(), "bob@sales");
     assert_eq!(
-        server.admin(&[
-            "SELECT reason FROM sys.authentication_events WHERE event = 'session_end' \
-             AND identity = 'bob@sales'"
-        ]),
+        server
+            .admin_sql(&[
+                "SELECT reason FROM sys.authentication_events WHERE event = 'session_end' \
+                 AND identity = 'bob@sales'"
+            ])
+            .await,
         "upstream"
     );
 }
@@ -217,69 +263,77 @@ fn signing_in_gives_the_person_their_own_upstream_role() {
 /// Item 2, mirroring: catalog changes reach the upstream as they happen — groups, memberships,
 /// dropped users (whose objects pass to the administrator, never dropped) — in a transaction
 /// the catalog commits with; an upstream that refuses (here: down) refuses the change.
-#[test]
-fn catalog_changes_are_mirrored_upstream_or_refused_whole() {
-    let pg = upstream();
-    let server = bound(&pg);
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn catalog_changes_are_mirrored_upstream_or_refused_whole() {
+    let pg = blocking(upstream);
+    let server = bound_in_process(&pg).await;
     assert!(
         server
-            .psql("alice@sales", "sales", "Alice-pass-123", &["SELECT 1"])
+            .sql("alice@sales", "sales", "Alice-pass-123", &["SELECT 1"])
+            .await
             .0
     );
     let of_alice = || {
-        pg.sql(
+        upstream_sql(
+            &pg,
             "sales",
-            &[
-                "SELECT coalesce(string_agg(g.rolname, ',' ORDER BY g.rolname), '') \
-               FROM pg_auth_members m JOIN pg_roles g ON g.oid = m.roleid \
-               JOIN pg_roles u ON u.oid = m.member WHERE u.rolname = 'alice@sales'",
-            ],
+            "SELECT coalesce(string_agg(g.rolname, ',' ORDER BY g.rolname), '') \
+             FROM pg_auth_members m JOIN pg_roles g ON g.oid = m.roleid \
+             JOIN pg_roles u ON u.oid = m.member WHERE u.rolname = 'alice@sales'",
         )
     };
     let exists = |role: &str| {
-        pg.sql(
+        upstream_sql(
+            &pg,
             "sales",
-            &[&format!(
-                "SELECT count(*) FROM pg_roles WHERE rolname = '{role}'"
-            )],
+            &format!("SELECT count(*) FROM pg_roles WHERE rolname = '{role}'"),
         )
     };
-    server.admin(&[
-        "CREATE GROUP writers@sales",
-        "ALTER GROUP writers@sales ADD USER alice@sales",
-        "ALTER GROUP analysts@sales REMOVE USER alice@sales",
-    ]);
+    server
+        .admin_sql(&[
+            "CREATE GROUP writers@sales",
+            "ALTER GROUP writers@sales ADD USER alice@sales",
+            "ALTER GROUP analysts@sales REMOVE USER alice@sales",
+        ])
+        .await;
     assert_eq!(exists("writers@sales"), "1");
     assert_eq!(of_alice(), "portcullis_managed,writers@sales");
-    server.admin(&["DROP GROUP writers@sales"]);
+    server.admin_sql(&["DROP GROUP writers@sales"]).await;
     assert_eq!(exists("writers@sales"), "0");
     // A dropped user's role goes; what it owned passes to the administrator.
-    pg.sql(
-        "sales",
-        &[
-            "CREATE TABLE notes (t text)",
-            "ALTER TABLE notes OWNER TO \"alice@sales\"",
-        ],
-    );
-    server.admin(&["DROP USER alice@sales"]);
-    assert_eq!(exists("alice@sales"), "0");
-    assert_eq!(
+    blocking(|| {
         pg.sql(
             "sales",
-            &["SELECT tableowner FROM pg_tables WHERE tablename = 'notes'"]
+            &[
+                "CREATE TABLE notes (t text)",
+                "ALTER TABLE notes OWNER TO \"alice@sales\"",
+            ],
+        )
+    });
+    server.admin_sql(&["DROP USER alice@sales"]).await;
+    assert_eq!(exists("alice@sales"), "0");
+    assert_eq!(
+        upstream_sql(
+            &pg,
+            "sales",
+            "SELECT tableowner FROM pg_tables WHERE tablename = 'notes'"
         ),
         "portcullis_admin"
     );
     // Upstream down: the change is refused and the catalog is as it was.
-    pg.stop();
-    let err = server.admin_fails("CREATE GROUP late@sales");
+    blocking(|| pg.stop());
+    let err = server.admin_sql_fails("CREATE GROUP late@sales").await;
     assert!(err.contains("could not be reached"), "{err}");
     assert_eq!(
-        server.admin(&["SELECT count(*) FROM sys.groups WHERE name = 'late'"]),
+        server
+            .admin_sql(&["SELECT count(*) FROM sys.groups WHERE name = 'late'"])
+            .await,
         "0"
     );
     // Databases without an upstream are not held up by it.
-    server.admin(&["CREATE DATABASE plain", "CREATE GROUP g@plain"]);
+    server
+        .admin_sql(&["CREATE DATABASE plain", "CREATE GROUP g@plain"])
+        .await;
 }
 
 /// Item 3, the relay (first part): a session in a bound database reaches its upstream as the

@@ -96,6 +96,13 @@ impl InProcess {
             .0)
     }
 
+    /// Stops the server gracefully; its temporary directory (the data directory inside it, as
+    /// [`settings_in`] sets it) is handed back, for a look at the files or [`start_with`].
+    pub async fn stop(self) -> tempfile::TempDir {
+        self.running.stop().await;
+        self._dir
+    }
+
     /// Stops the server gracefully and starts it again on the same data directory (new ports).
     pub async fn restart(self) -> Self {
         let InProcess {

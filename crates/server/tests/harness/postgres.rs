@@ -195,15 +195,29 @@ pub fn upstream() -> Postgres {
 /// may USE it.
 pub fn bound_with(pg: &Postgres, env: &[(&str, &str)]) -> super::Server {
     let server = super::Server::start_env(env);
-    let good = pg.url("portcullis_admin", ADMIN_PASS, "sales");
-    server.admin(&[
-        &format!("CREATE DATABASE sales UPSTREAM '{good}'"),
-        "CREATE USER \"alice@sales\" PASSWORD = 'Alice-pass-123'",
-        "CREATE GROUP analysts@sales",
-        "ALTER GROUP analysts@sales ADD USER alice@sales",
-        "GRANT USE ON DATABASE sales TO GROUP analysts@sales",
-    ]);
+    server.admin(&binding(pg).iter().map(String::as_str).collect::<Vec<_>>());
     server
+}
+
+/// [`bound`] for a server started in the test's process.
+pub async fn bound_in_process(pg: &Postgres) -> super::inprocess::InProcess {
+    let server = super::inprocess::start().await;
+    server
+        .admin_sql(&binding(pg).iter().map(String::as_str).collect::<Vec<_>>())
+        .await;
+    server
+}
+
+/// `sales` bound to `pg`, and alice@sales in analysts@sales, which may USE it.
+fn binding(pg: &Postgres) -> [String; 5] {
+    let good = pg.url("portcullis_admin", ADMIN_PASS, "sales");
+    [
+        format!("CREATE DATABASE sales UPSTREAM '{good}'"),
+        "CREATE USER \"alice@sales\" PASSWORD = 'Alice-pass-123'".into(),
+        "CREATE GROUP analysts@sales".into(),
+        "ALTER GROUP analysts@sales ADD USER alice@sales".into(),
+        "GRANT USE ON DATABASE sales TO GROUP analysts@sales".into(),
+    ]
 }
 
 /// [`bound_with`] and no settings.
