@@ -27,7 +27,9 @@
 
 mod harness;
 
-use harness::idp::{rogue_post, rogue_sign, NodeServer};
+use harness::idp::{
+    rogue_device_integration_in, rogue_example_integration_in, rogue_post, rogue_sign, NodeServer,
+};
 use harness::inprocess::{
     catalog_dump, error_text, example, rows, settings_in, start, start_with, InProcess,
 };
@@ -72,56 +74,6 @@ async fn tom(server: &InProcess, commands: &[&str]) -> (bool, String, String) {
     server
         .sql("tom@tenant", "tenant", "Tom-pass-12", commands)
         .await
-}
-
-/// `example_database`'s own integration on the rogue issuer (client `app`, `default_group`),
-/// set by admin@system; `extra` is appended to its properties (`, name = value …`). (As
-/// `harness::idp::rogue_example_integration` does for the process.)
-async fn rogue_example_integration(
-    server: &InProcess,
-    rogue: &NodeServer,
-    default_group: &str,
-    extra: &str,
-) {
-    let sql = format!(
-        "ALTER DATABASE example_database SET SSO INTEGRATION oidc issuer = \"{}\", \
-         client_id = app, default_group = {default_group}{extra}",
-        rogue.url
-    );
-    let (ok, _, err) = admin_in(server, "example_database", &[&sql]).await;
-    assert!(ok, "{err}");
-}
-
-/// Integration `rogue_sso` of `example_database` on the rogue issuer (default group analysts),
-/// assigned to the database, whose device grant answers each poll with the next of `answers`
-/// ("token" signs in as device@example.com). (As `harness::idp::rogue_device_integration`
-/// does for the process.)
-async fn rogue_device_integration(server: &InProcess, rogue: &NodeServer, answers: &[&str]) {
-    let sql = format!(
-        "CREATE SSO INTEGRATION IF NOT EXISTS rogue_sso PROTOCOL oidc issuer = \"{}\", \
-         client_id = \"rogue-client\", default_group = analysts",
-        rogue.url
-    );
-    let (ok, _, err) = admin_in(
-        server,
-        "example_database",
-        &[
-            &sql,
-            "ALTER DATABASE example_database SET SSO INTEGRATION rogue_sso",
-        ],
-    )
-    .await;
-    assert!(ok, "{err}");
-    let n = now();
-    rogue_post(
-        rogue,
-        "/device/script",
-        json!({
-            "answers": answers,
-            "claims": {"iss": rogue.url, "aud": "rogue-client", "sub": "device-1",
-                       "email": "device@example.com", "iat": n, "exp": n + 600}
-        }),
-    );
 }
 
 /// What a client kept connected sees once its session has ended, when it sends `sql`: the
@@ -794,7 +746,7 @@ async fn another_clients_access_token_is_no_id_token() {
     let rogue = NodeServer::rogue(&[]);
     let server = start().await;
     example(&server).await;
-    rogue_example_integration(
+    rogue_example_integration_in(
         &server,
         &rogue,
         "analysts",
@@ -946,7 +898,7 @@ async fn edge_values_are_refused_cleanly() {
     let rogue = NodeServer::rogue(&[]);
     let server = start().await;
     example(&server).await;
-    rogue_example_integration(&server, &rogue, "analysts", "").await;
+    rogue_example_integration_in(&server, &rogue, "analysts", "").await;
     server
         .admin_sql(&["GRANT CREATE DATABASE ON SYSTEM TO GROUP analysts@example_database"])
         .await;
@@ -1171,7 +1123,7 @@ async fn a_terminal_sign_in_cannot_be_handed_a_victims_session() {
     let rogue = NodeServer::rogue(&[]);
     let server = start().await;
     example(&server).await;
-    rogue_device_integration(&server, &rogue, &["token"]).await;
+    rogue_device_integration_in(&server, &rogue, &["token"]).await;
     let mut cmd = std::process::Command::new("psql");
     cmd.arg(format!(
         "{} options='-c ssoOAuthFlow=authenticationCode'",
@@ -1197,7 +1149,7 @@ async fn a_terminal_sign_in_cannot_be_handed_a_victims_session() {
 
     // HTTP: whoever knows only the user code (shown on a screen, typed at the provider) gets
     // nothing; the handle from the start call claims the session.
-    rogue_device_integration(&server, &rogue, &["token"]).await;
+    rogue_device_integration_in(&server, &rogue, &["token"]).await;
     let web = Web::new();
     blocking(|| {
         let start = web.post_json(
@@ -1244,7 +1196,7 @@ async fn key_rotation_is_not_blocked_and_withdrawn_keys_expire() {
     settings.jwks_max_age_seconds = 5;
     let server = start_with(dir, settings).await.unwrap();
     example(&server).await;
-    rogue_example_integration(&server, &rogue, "analysts", "").await;
+    rogue_example_integration_in(&server, &rogue, "analysts", "").await;
     let n = now();
     let claims = json!({"iss": rogue.url, "aud": "app", "sub": "u1", "email": "u1@example.com", "exp": n + 300, "iat": n});
     let sign = |key: &str, kid: &str| {
@@ -1577,7 +1529,7 @@ async fn a_waiting_terminal_sign_in_gives_its_connection_back() {
     settings.sso_flow_seconds = 2;
     let server = start_with(dir, settings).await.unwrap();
     example(&server).await;
-    rogue_device_integration(&server, &rogue, &["authorization_pending"; 20]).await;
+    rogue_device_integration_in(&server, &rogue, &["authorization_pending"; 20]).await;
     let out = blocking(|| {
         std::process::Command::new("psql")
             .arg(conninfo(&server, "@example_database", "example_database"))

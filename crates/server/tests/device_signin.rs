@@ -17,7 +17,7 @@ use std::net::{SocketAddr, TcpStream};
 use std::process::Command;
 use std::time::Duration;
 
-use harness::idp::{approve_device_at, idp_dir, rogue_post, NodeServer};
+use harness::idp::{approve_device_at, idp_dir, NodeServer};
 use harness::inprocess::{error_text, rows, start, InProcess};
 use harness::process::Watched;
 use harness::wire::{message, read_all, read_message, startup_with};
@@ -609,39 +609,11 @@ async fn slow_down_lengthens_every_later_poll() {
     let server = start().await;
     let rogue = blocking(|| NodeServer::rogue(&[])).await;
     harness::inprocess::example(&server).await;
-    // Integration rogue_sso of example_database on the rogue issuer (default group analysts),
-    // assigned, whose device grant answers each poll with the next of these answers ("token"
-    // signs in as device@example.com).
-    let sql = format!(
-        "CREATE SSO INTEGRATION IF NOT EXISTS rogue_sso PROTOCOL oidc issuer = \"{}\", \
-         client_id = \"rogue-client\", default_group = analysts",
-        rogue.url
-    );
-    let (ok, _, err) = server
-        .sql(
-            "admin@system",
-            "example_database",
-            ADMIN_PASSWORD,
-            &[
-                &sql,
-                "ALTER DATABASE example_database SET SSO INTEGRATION rogue_sso",
-            ],
-        )
-        .await;
-    assert!(ok, "{err}");
-    let now = harness::now();
-    let rogue = blocking(move || {
-        rogue_post(
-            &rogue,
-            "/device/script",
-            json!({
-                "answers": ["slow_down", "authorization_pending", "token"],
-                "claims": {"iss": rogue.url, "aud": "rogue-client", "sub": "device-1",
-                           "email": "device@example.com", "iat": now, "exp": now + 600}
-            }),
-        );
-        rogue
-    })
+    harness::idp::rogue_device_integration_in(
+        &server,
+        &rogue,
+        &["slow_down", "authorization_pending", "token"],
+    )
     .await;
     let addr = server.sql_addr();
     let mut config = tokio_postgres::Config::new();

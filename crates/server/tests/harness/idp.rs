@@ -185,29 +185,23 @@ pub fn free_port() -> u16 {
 }
 
 /// Integration `rogue_sso` of `example_database` on the rogue issuer (default group analysts),
-/// assigned to the database (only assigned integrations sign anyone in),
-/// whose device grant answers each poll with the next of `answers` ("token" signs in as
-/// device@example.com).
-pub fn rogue_device_integration(server: &super::Server, rogue: &NodeServer, answers: &[&str]) {
-    let sql = format!(
-        "CREATE SSO INTEGRATION IF NOT EXISTS rogue_sso PROTOCOL oidc issuer = \"{}\", \
-         client_id = \"rogue-client\", default_group = analysts",
-        rogue.url
-    );
-    let (ok, _, err) = server.psql(
-        "admin@system",
-        "example_database",
-        super::ADMIN_PASSWORD,
-        &[
-            &sql,
-            "ALTER DATABASE example_database SET SSO INTEGRATION rogue_sso",
-        ],
-    );
-    assert!(ok, "{err}");
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_secs();
+/// assigned to the database (only assigned integrations sign anyone in), whose device grant
+/// answers each poll with the next of `answers` ("token" signs in as device@example.com): the
+/// statements, as admin@system runs them in `example_database`.
+fn rogue_device_sql(rogue: &NodeServer) -> [String; 2] {
+    [
+        format!(
+            "CREATE SSO INTEGRATION IF NOT EXISTS rogue_sso PROTOCOL oidc issuer = \"{}\", \
+             client_id = \"rogue-client\", default_group = analysts",
+            rogue.url
+        ),
+        "ALTER DATABASE example_database SET SSO INTEGRATION rogue_sso".into(),
+    ]
+}
+
+/// Scripts the rogue issuer's device grant to answer each poll with the next of `answers`.
+fn script_rogue_device(rogue: &NodeServer, answers: &[&str]) {
+    let now = super::now();
     rogue_post(
         rogue,
         "/device/script",
@@ -219,24 +213,80 @@ pub fn rogue_device_integration(server: &super::Server, rogue: &NodeServer, answ
     );
 }
 
-/// `example_database`'s own integration on the rogue issuer (client `app`, `default_group`),
-/// set by admin@system; `extra` is appended to its properties (`, name = value …`).
+/// [`rogue_device_sql`] and [`script_rogue_device`], through psql (the binary).
+pub fn rogue_device_integration(server: &super::Server, rogue: &NodeServer, answers: &[&str]) {
+    let sql = rogue_device_sql(rogue);
+    let (ok, _, err) = server.psql(
+        "admin@system",
+        "example_database",
+        super::ADMIN_PASSWORD,
+        &[&sql[0], &sql[1]],
+    );
+    assert!(ok, "{err}");
+    script_rogue_device(rogue, answers);
+}
+
+/// [`rogue_device_integration`] on a server in the test's process.
+pub async fn rogue_device_integration_in(
+    server: &super::inprocess::InProcess,
+    rogue: &NodeServer,
+    answers: &[&str],
+) {
+    let sql = rogue_device_sql(rogue);
+    let (ok, _, err) = server
+        .sql(
+            "admin@system",
+            "example_database",
+            super::ADMIN_PASSWORD,
+            &[&sql[0], &sql[1]],
+        )
+        .await;
+    assert!(ok, "{err}");
+    tokio::task::block_in_place(|| script_rogue_device(rogue, answers));
+}
+
+/// The statement that gives `example_database` its own integration on the rogue issuer
+/// (client `app`, `default_group`); `extra` is appended to its properties (`, name = value …`).
+fn rogue_example_sql(rogue: &NodeServer, default_group: &str, extra: &str) -> String {
+    format!(
+        "ALTER DATABASE example_database SET SSO INTEGRATION oidc issuer = \"{}\", \
+         client_id = app, default_group = {default_group}{extra}",
+        rogue.url
+    )
+}
+
+/// [`rogue_example_sql`], run by admin@system (psql, the binary).
 pub fn rogue_example_integration(
     server: &super::Server,
     rogue: &NodeServer,
     default_group: &str,
     extra: &str,
 ) {
-    let sql = format!(
-        "ALTER DATABASE example_database SET SSO INTEGRATION oidc issuer = \"{}\", \
-         client_id = app, default_group = {default_group}{extra}",
-        rogue.url
-    );
+    let sql = rogue_example_sql(rogue, default_group, extra);
     let (ok, _, err) = server.psql(
         "admin@system",
         "example_database",
         super::ADMIN_PASSWORD,
         &[&sql],
     );
+    assert!(ok, "{err}");
+}
+
+/// [`rogue_example_sql`], run by admin@system on a server in the test's process.
+pub async fn rogue_example_integration_in(
+    server: &super::inprocess::InProcess,
+    rogue: &NodeServer,
+    default_group: &str,
+    extra: &str,
+) {
+    let sql = rogue_example_sql(rogue, default_group, extra);
+    let (ok, _, err) = server
+        .sql(
+            "admin@system",
+            "example_database",
+            super::ADMIN_PASSWORD,
+            &[&sql],
+        )
+        .await;
     assert!(ok, "{err}");
 }
