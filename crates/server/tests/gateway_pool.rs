@@ -330,6 +330,34 @@ async fn upstream_sessions_are_freed_when_clients_vanish_or_sit_idle() {
         upstream_sql(&pg, "sales", "SELECT count(*) FROM notes"),
         "0"
     );
+    // A COPY that ends cleanly leaves the session at rest, and it goes back to the pool. (The
+    // batch's first Sync reaches PostgreSQL in copy-in mode, which answers nothing for it: a
+    // relay owing it a ReadyForQuery kept no such session.)
+    let copier = server
+        .connect("carol@sales", "sales", "Carol-pass-123")
+        .await
+        .unwrap();
+    let sink = copier
+        .copy_in::<_, std::io::Cursor<Vec<u8>>>("COPY notes FROM STDIN")
+        .await
+        .unwrap();
+    let mut sink = Box::pin(sink);
+    sink.send(std::io::Cursor::new(b"7\n".to_vec()))
+        .await
+        .unwrap();
+    assert_eq!(sink.as_mut().finish().await.unwrap(), 1);
+    let counted_rows = copier
+        .query_one("SELECT count(*)::int4 FROM notes", &[])
+        .await
+        .unwrap();
+    assert_eq!(counted_rows.get::<_, i32>(0), 1);
+    drop(copier);
+    pooled(&pg, "carol@sales");
+    assert_eq!(
+        counted.metric("portcullis_upstream_pool_total{result=not_at_rest}"),
+        1.0,
+        "the cleanly ended COPY's session was not kept"
+    );
     // An idle session is closed after upstream_pool_idle_seconds.
     let (ok, _, err) = server
         .sql("carol@sales", "sales", "Carol-pass-123", &["SELECT 1"])
