@@ -156,6 +156,7 @@ pub async fn start(
     catalog.set_upstream_checker(gateway.clone());
     catalog.set_upstream_mirror(gateway.clone());
     if catalog.is_empty() {
+        let given = admin_password.is_some();
         let (password, generated) = match admin_password {
             Some(p) => (p, false),
             None => self::admin_password(),
@@ -164,6 +165,8 @@ pub async fn start(
         if generated {
             // Printed once, on first start only; never logged.
             println!("Created admin@system with password: {password}\nStore it now; it will not be shown again.");
+        } else if given {
+            println!("Created admin@system with the password the server was started with.");
         } else {
             println!("Created admin@system with the password from PORTCULLIS_ADMIN_PASSWORD.");
         }
