@@ -4,13 +4,13 @@
 //! transaction status. Only a session at rest — nothing owed, nothing half-sent, no message
 //! half-read, no COPY open — may be reset and kept for the next sign-in; any other is closed.
 //!
-//! COPY FROM STDIN: PostgreSQL ignores a Sync that reaches it in copy-in mode, so such a Sync
-//! is owed nothing. A client of the extended protocol sends Bind, Execute, Sync before it learns
-//! (CopyInResponse) that the Execute began a COPY: when that answer comes, the Syncs sent after
-//! the COPY began and before the client's CopyDone or CopyFail are taken back. A Sync sent in
-//! the middle of the data, before the COPY's end, leaves it unknowable whether PostgreSQL will
-//! answer it (an error may have ended copy-in mode first): the flow is then in doubt, the
-//! session is never kept, and no query of Portcullis's own is sent on it.
+//! COPY FROM STDIN: PostgreSQL ignores a Sync that reaches it in copy-in mode — but answers
+//! one that reaches it after an error ended copy-in mode, and the relay cannot tell which
+//! happened. So a COPY is followed exactly only when no Sync can be caught in it: begun by a
+//! simple Query with no Sync sent after it. A Sync owed when copy-in begins (the extended
+//! protocol's Bind, Execute, Sync, as tokio-postgres sends it) or sent before the client ends
+//! the COPY leaves the flow **in doubt**: the session is never kept, and no query of
+//! Portcullis's own is sent on it again.
 //!
 //! Queries Portcullis sends of its own (the creator group's role switch) are followed too:
 //! their answers, up to and including their ReadyForQuery, are taken out of what the client
@@ -27,18 +27,16 @@ enum Sent {
     Query { own: bool },
     /// A Sync (answered by a ReadyForQuery, unless PostgreSQL was in copy-in mode).
     Sync,
-    /// The client's CopyDone or CopyFail: the end of a COPY's data.
-    CopyEnd,
 }
 
 /// The conversation's state.
 #[derive(Debug, Clone)]
 pub struct Flow {
-    /// Sent and not yet answered (a CopyEnd stays until what precedes it is answered).
+    /// Sent and not yet answered.
     pending: VecDeque<Sent>,
     /// How many of `pending` are queries of Portcullis's own.
     own_pending: usize,
-    /// PostgreSQL is taking a COPY's data and the client has not ended it yet.
+    /// PostgreSQL began taking a COPY's data and the client has not ended it since.
     copying: bool,
     /// The count of what is owed is lost (see the module's doc).
     doubt: bool,
@@ -110,10 +108,7 @@ impl Flow {
                     self.unsynced = false;
                 }
                 // CopyDone, CopyFail.
-                b'c' | b'f' => {
-                    self.pending.push_back(Sent::CopyEnd);
-                    self.copying = false;
-                }
+                b'c' | b'f' => self.copying = false,
                 // Parse, Bind, Describe, Execute, Close, Flush.
                 b'P' | b'B' | b'D' | b'E' | b'C' | b'H' => self.unsynced = true,
                 _ => {}
@@ -147,52 +142,27 @@ impl Flow {
         out
     }
 
-    /// What the next ReadyForQuery answers (CopyEnd marks whose COPY is over are dropped).
-    fn owed(&mut self) -> Option<Sent> {
-        while self.pending.front() == Some(&Sent::CopyEnd) {
-            self.pending.pop_front();
-        }
+    /// What the next ReadyForQuery answers.
+    fn owed(&self) -> Option<Sent> {
         self.pending.front().copied()
     }
 
     /// A ReadyForQuery came: what it answers is no longer owed.
     fn answered(&mut self) {
-        match self.owed() {
-            Some(Sent::Query { own }) => {
-                self.own_pending -= usize::from(own);
-                self.pending.pop_front();
-            }
-            Some(Sent::Sync) => {
-                self.pending.pop_front();
-            }
+        match self.pending.pop_front() {
+            Some(Sent::Query { own }) => self.own_pending -= usize::from(own),
+            Some(Sent::Sync) => {}
             // Nothing sent asked for it.
-            Some(Sent::CopyEnd) | None => self.doubt = true,
+            None => self.doubt = true,
         }
     }
 
-    /// A CopyInResponse (or CopyBothResponse) came: PostgreSQL is in copy-in mode, begun by the
-    /// first Query still owed or, if a Sync comes first, by an Execute before it. The Syncs
-    /// sent after that and before the COPY's end reach it in copy-in mode: none is answered.
+    /// A CopyInResponse (or CopyBothResponse) came: PostgreSQL is in copy-in mode. Followed
+    /// exactly only if no Sync is owed now (see the module's doc).
     fn copy_began(&mut self) {
-        let by_query = matches!(self.owed(), Some(Sent::Query { .. }));
-        let from = usize::from(by_query);
-        let mut kept = VecDeque::with_capacity(self.pending.len());
-        let (mut ended, mut sync_after_end) = (false, false);
-        for (i, sent) in self.pending.drain(..).enumerate() {
-            match sent {
-                // Reaches PostgreSQL in copy-in mode: ignored, never answered.
-                Sent::Sync if i >= from && !ended => continue,
-                Sent::CopyEnd if i >= from => ended = true,
-                Sent::Sync if ended => sync_after_end = true,
-                _ => {}
-            }
-            kept.push_back(sent);
-        }
-        self.pending = kept;
-        self.copying = !ended;
-        if !by_query {
-            // Begun by an Execute: its batch is open until a Sync after the COPY's end.
-            self.unsynced = !sync_after_end;
+        self.copying = true;
+        if self.pending.contains(&Sent::Sync) {
+            self.doubt = true;
         }
     }
 
@@ -262,7 +232,7 @@ impl Flow {
     /// At rest — nothing owed, nothing half-sent or half-read, no COPY open, nothing in
     /// doubt — with this transaction status.
     pub fn at_rest(&self) -> Option<u8> {
-        (self.pending.iter().all(|s| *s == Sent::CopyEnd)
+        (self.pending.is_empty()
             && !self.copying
             && !self.doubt
             && !self.unsynced
@@ -360,71 +330,132 @@ mod tests {
         }
     }
 
-    /// What tokio-postgres's `copy_in` sends: Bind, Execute, Sync, then (once the
-    /// CopyInResponse came) the data, CopyDone and Sync. PostgreSQL ignores the first Sync (it
-    /// arrives in copy-in mode) and answers one ReadyForQuery for the two.
-    fn extended_copy(flow: &mut Flow, pipelined: bool) {
-        let batch = [
-            frame(b'B', b"\0\0\0\0\0\0\0"),
-            frame(b'E', b"\0\0\0\0\0"),
-            frame(b'S', b""),
-        ]
-        .concat();
-        let data = [frame(b'd', b"1\n"), frame(b'c', b""), frame(b'S', b"")].concat();
-        flow.sent(&batch);
+    fn receive(flow: &mut Flow, frames: &[Vec<u8>]) -> Vec<u8> {
+        flow.received(BytesMut::from(&frames.concat()[..])).to_vec()
+    }
+
+    /// `COPY t FROM STDIN` by simple Query, its data and its end, pipelined or not.
+    fn simple_copy(flow: &mut Flow, pipelined: bool) {
+        let data = [frame(b'd', b"1\n"), frame(b'c', b"")].concat();
+        flow.sent(&frame(b'Q', b"COPY t FROM STDIN\0"));
         if pipelined {
             flow.sent(&data);
         }
-        flow.received(BytesMut::from(
-            &[frame(b'2', b""), frame(b'G', b"\0\0\0")].concat()[..],
-        ));
+        receive(flow, &[frame(b'G', b"\0\0\0")]);
         if !pipelined {
             assert_eq!(flow.at_rest(), None, "in the middle of the COPY");
+            assert!(
+                !flow.may_send_own(),
+                "a query now would be the COPY's error"
+            );
             flow.sent(&data);
         }
-        assert_eq!(flow.at_rest(), None, "the COPY's answer is owed");
-        flow.received(BytesMut::from(
-            &[frame(b'C', b"COPY 1\0"), frame(b'Z', b"I")].concat()[..],
-        ));
+        receive(flow, &[frame(b'C', b"COPY 1\0"), frame(b'Z', b"I")]);
     }
 
     #[test]
-    fn a_sync_that_reaches_postgresql_during_copy_in_is_owed_nothing() {
-        for pipelined in [false, true] {
-            let mut flow = Flow::default();
-            extended_copy(&mut flow, pipelined);
-            assert_eq!(flow.at_rest(), Some(b'I'), "pipelined: {pipelined}");
-            // A COPY by simple Query is unchanged: one Query, one ReadyForQuery.
-            flow.sent(&frame(b'Q', b"COPY t FROM STDIN\0"));
-            flow.received(BytesMut::from(&frame(b'G', b"\0\0\0")[..]));
-            flow.sent(&[frame(b'd', b"1\n"), frame(b'c', b"")].concat());
-            assert_eq!(flow.at_rest(), None);
-            flow.received(BytesMut::from(
-                &[frame(b'C', b"COPY 1\0"), frame(b'Z', b"I")].concat()[..],
-            ));
-            assert_eq!(flow.at_rest(), Some(b'I'), "pipelined: {pipelined}");
-        }
-        // The extended COPY's batch stays open until a Sync after its end.
+    fn a_copy_by_simple_query_is_followed_exactly() {
         let mut flow = Flow::default();
-        flow.sent(&[frame(b'B', b""), frame(b'E', b""), frame(b'S', b"")].concat());
-        flow.received(BytesMut::from(&frame(b'G', b"\0\0\0")[..]));
-        flow.sent(&frame(b'c', b""));
-        flow.received(BytesMut::from(&frame(b'C', b"COPY 0\0")[..]));
-        assert_eq!(flow.at_rest(), None, "no Sync after the COPY yet");
-        assert!(!flow.synced());
-    }
-
-    #[test]
-    fn after_a_copy_our_answers_are_still_told_from_the_clients() {
-        let mut flow = Flow::default();
-        extended_copy(&mut flow, false);
+        simple_copy(&mut flow, false);
+        assert_eq!(flow.at_rest(), Some(b'I'));
+        // Our queries after it are still told from the client's.
         flow.sent_own(&frame(b'Q', b"SELECT set_config(...)\0"));
         flow.sent(&frame(b'Q', b"CREATE TABLE t ()\0"));
-        let ours = [frame(b'C', b"SELECT 1\0"), frame(b'Z', b"I")].concat();
-        let theirs = [frame(b'C', b"CREATE TABLE\0"), frame(b'Z', b"I")].concat();
-        let got = flow.received(BytesMut::from(&[ours, theirs.clone()].concat()[..]));
-        assert_eq!(&got[..], &theirs[..]);
+        let theirs = [frame(b'C', b"CREATE TABLE\0"), frame(b'Z', b"I")];
+        let got = receive(
+            &mut flow,
+            &[
+                frame(b'C', b"SELECT 1\0"),
+                frame(b'Z', b"I"),
+                theirs[0].clone(),
+                theirs[1].clone(),
+            ],
+        );
+        assert_eq!(got, theirs.concat());
         assert_eq!(flow.at_rest(), Some(b'I'));
+        // Two COPYs in one Query, each ended by the client in turn.
+        let mut flow = Flow::default();
+        flow.sent(&frame(b'Q', b"COPY t FROM STDIN; COPY t FROM STDIN\0"));
+        receive(&mut flow, &[frame(b'G', b"\0\0\0")]);
+        flow.sent(&frame(b'c', b""));
+        receive(
+            &mut flow,
+            &[frame(b'C', b"COPY 0\0"), frame(b'G', b"\0\0\0")],
+        );
+        assert_eq!(flow.at_rest(), None, "the second COPY is open");
+        flow.sent(&frame(b'c', b""));
+        receive(&mut flow, &[frame(b'C', b"COPY 0\0"), frame(b'Z', b"I")]);
+        assert_eq!(flow.at_rest(), Some(b'I'));
+        // A COPY that fails on its data: PostgreSQL answers the Query at once and drops the
+        // rest of the data; the session is at rest once the client has ended the COPY.
+        let mut flow = Flow::default();
+        flow.sent(&frame(b'Q', b"COPY t FROM STDIN\0"));
+        receive(&mut flow, &[frame(b'G', b"\0\0\0")]);
+        flow.sent(&frame(b'd', b"x\n"));
+        receive(&mut flow, &[frame(b'E', b"SERROR\0\0"), frame(b'Z', b"I")]);
+        assert_eq!(flow.at_rest(), None, "the client has not ended the COPY");
+        flow.sent(&frame(b'c', b""));
+        assert_eq!(flow.at_rest(), Some(b'I'));
+    }
+
+    #[test]
+    fn a_sync_that_may_be_caught_in_a_copy_leaves_the_session_in_doubt() {
+        // tokio-postgres's copy_in: Bind, Execute, Sync, then (after the CopyInResponse) the
+        // data, CopyDone, Sync. PostgreSQL answers the first Sync only if an error ended
+        // copy-in mode before it was read.
+        let batch = [frame(b'B', b""), frame(b'E', b""), frame(b'S', b"")].concat();
+        let end = [frame(b'c', b""), frame(b'S', b"")].concat();
+        let mut flow = Flow::default();
+        flow.sent(&batch);
+        receive(&mut flow, &[frame(b'2', b""), frame(b'G', b"\0\0\0")]);
+        flow.sent(&end);
+        receive(&mut flow, &[frame(b'C', b"COPY 0\0"), frame(b'Z', b"I")]);
+        assert_eq!(flow.at_rest(), None);
+        assert!(!flow.may_send_own() && !flow.synced());
+        // The same COPY with no Sync before its end is followed exactly.
+        let mut flow = Flow::default();
+        flow.sent(&[frame(b'B', b""), frame(b'E', b""), frame(b'H', b"")].concat());
+        receive(&mut flow, &[frame(b'2', b""), frame(b'G', b"\0\0\0")]);
+        flow.sent(&end);
+        receive(&mut flow, &[frame(b'C', b"COPY 0\0"), frame(b'Z', b"I")]);
+        assert_eq!(flow.at_rest(), Some(b'I'));
+        // Pipelined ahead of the CopyInResponse (a review's attacks): Syncs, a CopyDone and
+        // queries behind a simple-Query COPY, or behind an Execute.
+        for sent in [
+            [
+                frame(b'Q', b"COPY t FROM STDIN\0"),
+                frame(b'd', b"x\n"),
+                frame(b'S', b""),
+                frame(b'S', b""),
+                frame(b'c', b""),
+                frame(b'Q', b"SELECT 1\0"),
+            ]
+            .concat(),
+            [
+                frame(b'B', b""),
+                frame(b'E', b""),
+                frame(b'c', b""),
+                frame(b'S', b""),
+                frame(b'S', b""),
+                frame(b'Q', b"SELECT 1\0"),
+            ]
+            .concat(),
+        ] {
+            let mut flow = Flow::default();
+            flow.sent(&sent);
+            receive(&mut flow, &[frame(b'G', b"\0\0\0")]);
+            assert!(!flow.may_send_own());
+            receive(
+                &mut flow,
+                &[
+                    frame(b'E', b"SERROR\0\0"),
+                    frame(b'Z', b"I"),
+                    frame(b'Z', b"I"),
+                    frame(b'Z', b"I"),
+                ],
+            );
+            assert_eq!(flow.at_rest(), None, "{sent:?}");
+        }
     }
 
     #[test]

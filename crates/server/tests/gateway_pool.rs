@@ -330,13 +330,14 @@ async fn upstream_sessions_are_freed_when_clients_vanish_or_sit_idle() {
         upstream_sql(&pg, "sales", "SELECT count(*) FROM notes"),
         "0"
     );
-    // A COPY that ends cleanly leaves the session at rest, and it goes back to the pool. (The
-    // batch's first Sync reaches PostgreSQL in copy-in mode, which answers nothing for it: a
-    // relay owing it a ReadyForQuery kept no such session.)
-    let copier = server
-        .connect("carol@sales", "sales", "Carol-pass-123")
-        .await
-        .unwrap();
+    // A COPY through the extended protocol (tokio-postgres: Bind, Execute, Sync, the data,
+    // CopyDone, Sync) that ends cleanly: whether PostgreSQL answers the first Sync depends on
+    // whether an error ended copy-in mode before it, which the relay cannot tell. The session
+    // works on, and is closed when its client leaves, never kept.
+    let (copier, connection) =
+        InProcess::connect_at(server.sql_addr(), "carol@sales", "sales", "Carol-pass-123")
+            .await
+            .unwrap();
     let sink = copier
         .copy_in::<_, std::io::Cursor<Vec<u8>>>("COPY notes FROM STDIN")
         .await
@@ -352,11 +353,15 @@ async fn upstream_sessions_are_freed_when_clients_vanish_or_sit_idle() {
         .unwrap();
     assert_eq!(counted_rows.get::<_, i32>(0), 1);
     drop(copier);
-    pooled(&pg, "carol@sales");
+    connection.await.unwrap().unwrap();
+    assert_eq!(
+        backends_gone(&pg, "carol@sales"),
+        "0",
+        "the session of an extended-protocol COPY was kept"
+    );
     assert_eq!(
         counted.metric("portcullis_upstream_pool_total{result=not_at_rest}"),
-        1.0,
-        "the cleanly ended COPY's session was not kept"
+        2.0
     );
     // An idle session is closed after upstream_pool_idle_seconds.
     let (ok, _, err) = server

@@ -143,7 +143,7 @@ pub async fn send_message(
 ) -> std::io::Result<()> {
     let frames = encode(msg)?;
     let wrap = match msg {
-        PgWireFrontendMessage::Query(q) if up.flow.may_send_own() => up.creator.wrap(&q.query),
+        PgWireFrontendMessage::Query(q) if up.flow.synced() => up.creator.wrap(&q.query),
         _ => None,
     };
     let out = match wrap {
