@@ -23,7 +23,8 @@ use bytes::BytesMut;
 /// What was sent that matters for what the upstream answers, in the order sent.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Sent {
-    /// A simple Query (answered up to a ReadyForQuery); `own` if Portcullis sent it.
+    /// A simple Query or a FunctionCall (answered up to a ReadyForQuery); `own` if Portcullis
+    /// sent it.
     Query { own: bool },
     /// A Sync (answered by a ReadyForQuery, unless PostgreSQL was in copy-in mode).
     Sync,
@@ -98,7 +99,12 @@ impl Flow {
         let mut i = 0;
         while i + 5 <= frames.len() {
             match frames[i] {
-                b'Q' => {
+                // Query, FunctionCall: each answered up to a ReadyForQuery — unless an error
+                // in an open extended batch has PostgreSQL discard it until the next Sync.
+                b'Q' | b'F' => {
+                    if self.unsynced {
+                        self.doubt = true;
+                    }
                     self.pending.push_back(Sent::Query { own });
                     self.own_pending += usize::from(own);
                 }
@@ -132,8 +138,9 @@ impl Flow {
     /// Notes bytes received from the upstream (any split across reads) and gives back what
     /// the client gets of them: all of it, but for the answers to Portcullis's own queries.
     pub fn received(&mut self, bytes: BytesMut) -> BytesMut {
-        if self.own_pending == 0 && !self.hiding {
-            // Nothing to take out (nothing of ours is owed): the bytes go as they are.
+        if self.own_pending == 0 && !self.hiding && self.head_shown == self.head_len {
+            // Nothing to take out (nothing of ours is owed, no header bytes held back): the
+            // bytes go as they are.
             self.walk(&bytes, None);
             return bytes;
         }
@@ -477,5 +484,46 @@ mod tests {
         let mut flow = Flow::default();
         flow.received(BytesMut::from(&frame(b'Z', b"I")[..]));
         assert_eq!(flow.at_rest(), None);
+    }
+
+    #[test]
+    fn function_calls_are_owed_queries_in_an_open_batch_doubt_and_held_bytes_reach_the_client() {
+        // A FunctionCall is owed a ReadyForQuery like a Query.
+        let mut flow = Flow::default();
+        flow.sent(&[frame(b'F', b"\0\0\0\0"), frame(b'Q', b"SELECT 1\0")].concat());
+        receive(
+            &mut flow,
+            &[frame(b'V', b"\xff\xff\xff\xff"), frame(b'Z', b"I")],
+        );
+        assert_eq!(flow.at_rest(), None, "the Query's answer is still owed");
+        receive(&mut flow, &[frame(b'C', b"SELECT 1\0"), frame(b'Z', b"I")]);
+        assert_eq!(flow.at_rest(), Some(b'I'));
+        // A Query inside an open extended batch may be discarded by PostgreSQL (an error in
+        // the batch): in doubt.
+        let mut flow = Flow::default();
+        flow.sent(
+            &[
+                frame(b'P', b"\0SELEC 1\0\0\0"),
+                frame(b'Q', b"SELECT 1\0"),
+                frame(b'S', b""),
+            ]
+            .concat(),
+        );
+        assert!(!flow.synced());
+        receive(&mut flow, &[frame(b'E', b"SERROR\0\0"), frame(b'Z', b"I")]);
+        assert_eq!(flow.at_rest(), None);
+        // Header bytes held back at the end of our answers reach the client with the rest.
+        let mut flow = Flow::default();
+        flow.sent_own(&frame(b'Q', b"SELECT set_config(...)\0"));
+        flow.sent(&frame(b'Q', b"SELECT 2\0"));
+        let ours = [frame(b'C', b"SELECT 1\0"), frame(b'Z', b"I")].concat();
+        let theirs = [frame(b'C', b"SELECT 1\0"), frame(b'Z', b"I")].concat();
+        let upstream = [ours.clone(), theirs.clone()].concat();
+        for cut in ours.len() + 1..ours.len() + 5 {
+            let mut f = flow.clone();
+            let mut got = f.received(BytesMut::from(&upstream[..cut])).to_vec();
+            got.extend(f.received(BytesMut::from(&upstream[cut..])));
+            assert_eq!(got, theirs, "cut at {cut}");
+        }
     }
 }

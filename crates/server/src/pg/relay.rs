@@ -269,7 +269,11 @@ pub async fn send_frames(
             o.extend_from_slice(frame);
         }
         if frame[0] == b'S' {
-            if let Some(after) = up.creator.after_sync.take() {
+            // The switch back only if this Sync is owed its answer (not caught in a COPY): an
+            // own query's answers must be told from the client's. A session in doubt is never
+            // kept; it goes on in the group's role, one of the person's own.
+            let after = up.creator.after_sync.take();
+            if let Some(after) = after.filter(|_| up.flow.may_send_own()) {
                 let after = query_frame(&after)?;
                 up.flow.sent_own(&after);
                 out.get_or_insert_with(|| BytesMut::from(&frames[..i + 1 + len]))
