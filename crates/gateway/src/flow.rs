@@ -341,29 +341,24 @@ mod tests {
         flow.received(BytesMut::from(&frames.concat()[..])).to_vec()
     }
 
-    /// `COPY t FROM STDIN` by simple Query, its data and its end, pipelined or not.
-    fn simple_copy(flow: &mut Flow, pipelined: bool) {
-        let data = [frame(b'd', b"1\n"), frame(b'c', b"")].concat();
+    /// `COPY t FROM STDIN` by simple Query, its data sent once the CopyInResponse came, and
+    /// its end.
+    fn simple_copy(flow: &mut Flow) {
         flow.sent(&frame(b'Q', b"COPY t FROM STDIN\0"));
-        if pipelined {
-            flow.sent(&data);
-        }
         receive(flow, &[frame(b'G', b"\0\0\0")]);
-        if !pipelined {
-            assert_eq!(flow.at_rest(), None, "in the middle of the COPY");
-            assert!(
-                !flow.may_send_own(),
-                "a query now would be the COPY's error"
-            );
-            flow.sent(&data);
-        }
+        assert_eq!(flow.at_rest(), None, "in the middle of the COPY");
+        assert!(
+            !flow.may_send_own(),
+            "a query now would be the COPY's error"
+        );
+        flow.sent(&[frame(b'd', b"1\n"), frame(b'c', b"")].concat());
         receive(flow, &[frame(b'C', b"COPY 1\0"), frame(b'Z', b"I")]);
     }
 
     #[test]
     fn a_copy_by_simple_query_is_followed_exactly() {
         let mut flow = Flow::default();
-        simple_copy(&mut flow, false);
+        simple_copy(&mut flow);
         assert_eq!(flow.at_rest(), Some(b'I'));
         // Our queries after it are still told from the client's.
         flow.sent_own(&frame(b'Q', b"SELECT set_config(...)\0"));

@@ -280,6 +280,30 @@ async fn idle_upstream_sessions_go_back_only_to_their_person_and_reset() {
     );
 }
 
+/// carol@sales signed in, in the middle of `COPY notes FROM STDIN` (tokio-postgres's: the
+/// extended protocol), `data` sent: her client, its connection task and the open COPY.
+async fn carol_copies(
+    server: &InProcess,
+    data: Vec<u8>,
+) -> (
+    tokio_postgres::Client,
+    tokio::task::JoinHandle<Result<(), tokio_postgres::Error>>,
+    std::pin::Pin<Box<tokio_postgres::CopyInSink<std::io::Cursor<Vec<u8>>>>>,
+) {
+    let (copier, connection) =
+        InProcess::connect_at(server.sql_addr(), "carol@sales", "sales", "Carol-pass-123")
+            .await
+            .unwrap();
+    let mut sink = Box::pin(
+        copier
+            .copy_in::<_, std::io::Cursor<Vec<u8>>>("COPY notes FROM STDIN")
+            .await
+            .unwrap(),
+    );
+    sink.send(std::io::Cursor::new(data)).await.unwrap();
+    (copier, connection, sink)
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn upstream_sessions_are_freed_when_clients_vanish_or_sit_idle() {
     let counted = Counted::start().await;
@@ -295,19 +319,8 @@ async fn upstream_sessions_are_freed_when_clients_vanish_or_sit_idle() {
     // A client that vanishes in the middle of a COPY: its upstream connection is closed, not
     // kept, and nothing it sent is committed. (tokio-postgres's COPY is the extended
     // protocol's — Bind, Execute, Sync, then the data — where psql's was a simple Query.)
-    let (copier, connection) =
-        InProcess::connect_at(server.sql_addr(), "carol@sales", "sales", "Carol-pass-123")
-            .await
-            .unwrap();
-    let sink = copier
-        .copy_in::<_, std::io::Cursor<Vec<u8>>>("COPY notes FROM STDIN")
-        .await
-        .unwrap();
-    let mut sink = Box::pin(sink);
     let lines: String = (0..1000).map(|i| format!("{i}\n")).collect();
-    sink.send(std::io::Cursor::new(lines.into_bytes()))
-        .await
-        .unwrap();
+    let (copier, connection, sink) = carol_copies(&server, lines.into_bytes()).await;
     let copying = "SELECT count(*) FROM pg_stat_activity WHERE usename = 'carol@sales' \
         AND query = 'COPY notes FROM STDIN' AND state = 'active'";
     assert_eq!(blocking(|| pg.wait_for("sales", copying, "1")), "1");
@@ -334,18 +347,7 @@ async fn upstream_sessions_are_freed_when_clients_vanish_or_sit_idle() {
     // CopyDone, Sync) that ends cleanly: whether PostgreSQL answers the first Sync depends on
     // whether an error ended copy-in mode before it, which the relay cannot tell. The session
     // works on, and is closed when its client leaves, never kept.
-    let (copier, connection) =
-        InProcess::connect_at(server.sql_addr(), "carol@sales", "sales", "Carol-pass-123")
-            .await
-            .unwrap();
-    let sink = copier
-        .copy_in::<_, std::io::Cursor<Vec<u8>>>("COPY notes FROM STDIN")
-        .await
-        .unwrap();
-    let mut sink = Box::pin(sink);
-    sink.send(std::io::Cursor::new(b"7\n".to_vec()))
-        .await
-        .unwrap();
+    let (copier, connection, mut sink) = carol_copies(&server, b"7\n".to_vec()).await;
     assert_eq!(sink.as_mut().finish().await.unwrap(), 1);
     let counted_rows = copier
         .query_one("SELECT count(*)::int4 FROM notes", &[])
